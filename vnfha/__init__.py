@@ -1,0 +1,41 @@
+"""vnfha: high availability for telecom VNFs.
+
+Roles elected through etcd, state checkpointed to standbys over gRPC, sub-second failover,
+health checks with an escalation ladder, and a gRPC bridge to the NFVI. The public API is this
+flat namespace; submodules are private unless documented otherwise (``vnfha.testing`` is public).
+"""
+
+from vnfha.errors import (
+    Compacted,
+    ConfigError,
+    EtcdLaunchError,
+    LeaseNotFound,
+    NotActive,
+    SessionLost,
+    StoreAuthError,
+    StoreError,
+    StoreRequestError,
+    StoreUnavailable,
+    VnfhaError,
+)
+from vnfha.model import Ack, Recovery, Redundancy, Role
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Ack",
+    "Compacted",
+    "ConfigError",
+    "EtcdLaunchError",
+    "LeaseNotFound",
+    "NotActive",
+    "Recovery",
+    "Redundancy",
+    "Role",
+    "SessionLost",
+    "StoreAuthError",
+    "StoreError",
+    "StoreRequestError",
+    "StoreUnavailable",
+    "VnfhaError",
+]

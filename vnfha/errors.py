@@ -1,0 +1,149 @@
+"""The one exception tree of vnfha.
+
+Every error vnfha raises on purpose derives from :class:`VnfhaError`, carries the ids involved as
+attributes (not only in its message), and keeps its cause (``raise X(...) from e``)::
+
+    VnfhaError
+    ├── ConfigError              a config value is invalid or two values contradict each other
+    ├── StoreError               talking to the coordination store (etcd) failed
+    │   ├── StoreUnavailable     no endpoint answered in time; ``outcome_unknown`` for writes
+    │   ├── StoreAuthError       credentials refused, or the user lacks a permission
+    │   ├── StoreRequestError    the store refused the request itself (bad argument, too large)
+    │   ├── LeaseNotFound        the lease expired or was revoked
+    │   └── Compacted            a watch asked for history the store has compacted away
+    ├── SessionLost              the session's lease is gone, or its local deadline has passed
+    ├── EtcdLaunchError          the local etcd could not be started (no binary, port taken, ...)
+    └── NotActive                a write was attempted by a member that does not hold ACTIVE
+
+``ConfigError`` is also a ``ValueError``, and ``StoreUnavailable`` also a ``ConnectionError``, so
+code that already catches the built-in kinds keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Compacted",
+    "ConfigError",
+    "EtcdLaunchError",
+    "LeaseNotFound",
+    "NotActive",
+    "SessionLost",
+    "StoreAuthError",
+    "StoreError",
+    "StoreRequestError",
+    "StoreUnavailable",
+    "VnfhaError",
+]
+
+
+class VnfhaError(Exception):
+    """Root of every error vnfha raises on purpose."""
+
+
+class ConfigError(VnfhaError, ValueError):
+    """A configuration value is invalid, or two values contradict each other.
+
+    ``field`` names the offending setting (for relations, the first of them) and ``value`` holds
+    what was given, so a caller can point the operator at the exact line to fix.
+    """
+
+    def __init__(self, field: str, value: object, problem: str) -> None:
+        self.field = field
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{field}={value!r}: {problem}")
+
+
+class StoreError(VnfhaError):
+    """Talking to the coordination store failed. ``endpoint`` is the one involved, if known."""
+
+    def __init__(self, message: str, *, endpoint: str | None = None) -> None:
+        self.endpoint = endpoint
+        suffix = f" (endpoint {endpoint})" if endpoint else ""
+        super().__init__(message + suffix)
+
+
+class StoreUnavailable(StoreError, ConnectionError):
+    """No endpoint answered within the deadline.
+
+    ``outcome_unknown`` is true for a write (put, delete, txn) that may have been applied before
+    the connection failed: vnfha never retries such a write blindly, the caller must read back.
+    ``endpoints`` lists every endpoint tried.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str | None = None,
+        endpoints: tuple[str, ...] = (),
+        outcome_unknown: bool = False,
+    ) -> None:
+        self.endpoints = endpoints
+        self.outcome_unknown = outcome_unknown
+        super().__init__(message, endpoint=endpoint)
+
+
+class StoreAuthError(StoreError):
+    """The store refused the credentials, or the authenticated user lacks a permission."""
+
+
+class StoreRequestError(StoreError):
+    """The store refused the request itself (invalid argument, request too large, ...)."""
+
+
+class LeaseNotFound(StoreError):
+    """The lease ``lease_id`` does not exist any more: it expired or was revoked."""
+
+    def __init__(self, lease_id: int, *, endpoint: str | None = None) -> None:
+        self.lease_id = lease_id
+        super().__init__(f"lease {lease_id:#x} not found (expired or revoked)", endpoint=endpoint)
+
+
+class Compacted(StoreError):
+    """A watch asked to start at a revision older than ``compact_revision``.
+
+    The history before ``compact_revision`` is gone; the watcher must re-read the current state
+    and watch again from the revision of that read.
+    """
+
+    def __init__(
+        self, requested_revision: int, compact_revision: int, *, endpoint: str | None = None
+    ) -> None:
+        self.requested_revision = requested_revision
+        self.compact_revision = compact_revision
+        super().__init__(
+            f"revision {requested_revision} is compacted (oldest kept is {compact_revision})",
+            endpoint=endpoint,
+        )
+
+
+class SessionLost(VnfhaError):
+    """The session's lease ``lease_id`` is gone, or its local deadline has passed.
+
+    Nothing held through the session (the active role above all) may be assumed valid any more.
+    """
+
+    def __init__(self, lease_id: int, reason: str) -> None:
+        self.lease_id = lease_id
+        self.reason = reason
+        super().__init__(f"session lease {lease_id:#x} lost: {reason}")
+
+
+class EtcdLaunchError(VnfhaError):
+    """A local etcd could not be started. ``log_tail`` holds the end of its log, if it ran."""
+
+    def __init__(self, message: str, *, log_tail: str = "") -> None:
+        self.log_tail = log_tail
+        text = message if not log_tail else f"{message}\n--- etcd log (tail) ---\n{log_tail}"
+        super().__init__(text)
+
+
+class NotActive(VnfhaError):
+    """A write was attempted by ``member``, which does not hold the ACTIVE role (now ``role``)."""
+
+    def __init__(self, member: str, role: str, epoch: int) -> None:
+        self.member = member
+        self.role = role
+        self.epoch = epoch
+        super().__init__(f"member {member!r} is not active (role {role}, epoch {epoch})")
