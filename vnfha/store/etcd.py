@@ -102,7 +102,7 @@ class _Connection:
     async def close(self) -> None:
         """Close the channel: every call still running on it ends with an error."""
         self.closed = True
-        self.keepalive.fail(StoreUnavailable("connection closed", endpoint=self.endpoint))
+        await self.keepalive.close()
         await self.channel.close(grace=None)
 
 
@@ -161,6 +161,15 @@ class _KeepAliveStream:
             if self._call is call:
                 self._call = None
             self.fail(error)
+
+    async def close(self) -> None:
+        """Fail waiting renewals, cancel the stream and wait for its reader to finish."""
+        self.fail(StoreUnavailable("connection closed", endpoint=self._conn.endpoint))
+        reader, self._reader = self._reader, None
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
 
     def fail(self, error: StoreError) -> None:
         """Fail every waiting renewal with ``error`` and drop the stream."""
