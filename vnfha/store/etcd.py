@@ -106,6 +106,13 @@ class _Connection:
         await self.channel.close(grace=None)
 
 
+def _task_is_cancelling() -> bool:
+    """True when the running task itself is being cancelled (as opposed to a grpc call that was
+    cancelled under it because its channel closed)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class _KeepAliveStream:
     """The connection's one LeaseKeepAlive stream: requests out, replies matched by lease id."""
 
@@ -135,6 +142,12 @@ class _KeepAliveStream:
             raise conv.translate_error(e, endpoint=self._conn.endpoint, write=False) from e
         except (asyncio.InvalidStateError, grpc.aio.UsageError) as e:
             raise StoreUnavailable("keepalive stream closed", endpoint=self._conn.endpoint) from e
+        except asyncio.CancelledError:
+            if _task_is_cancelling():
+                raise
+            raise StoreUnavailable(
+                "keepalive stream closed", endpoint=self._conn.endpoint
+            ) from None
         finally:
             queue = self._pending.get(lease_id)
             if queue is not None and fut in queue:
@@ -343,6 +356,18 @@ class EtcdStore:
                 return await getattr(conn.stubs, method)(
                     request, timeout=timeout, metadata=conn.metadata
                 )
+            except asyncio.CancelledError:
+                # Another task closed this connection (rotate) under our call: grpc reports
+                # that as a cancellation. Only a cancellation of *this* task propagates.
+                if _task_is_cancelling() or not conn.closed:
+                    raise
+                lost = StoreUnavailable(f"{method}: connection closed under the call",
+                                        endpoint=conn.endpoint, outcome_unknown=write)
+                if write:
+                    raise lost from None
+                tried.append(conn.endpoint)
+                last = (lost, lost)
+                continue
             except grpc.aio.AioRpcError as e:
                 if conv.is_auth_token_invalid(e) and not reauthed:
                     reauthed = True
