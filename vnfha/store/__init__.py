@@ -26,6 +26,7 @@ from vnfha.store.base import (
     encode_key,
     prefix_end,
 )
+from vnfha.store.memory import MemoryStore
 
 __all__ = [
     "Compare",
@@ -37,6 +38,7 @@ __all__ = [
     "KeyValue",
     "Lease",
     "LeaseInfo",
+    "MemoryStore",
     "Op",
     "PutResult",
     "RangeResult",
