@@ -5,6 +5,7 @@ health checks with an escalation ladder, and a gRPC bridge to the NFVI. The publ
 flat namespace; submodules are private unless documented otherwise (``vnfha.testing`` is public).
 """
 
+from vnfha.config import Config, load_config
 from vnfha.errors import (
     Compacted,
     ConfigError,
@@ -16,6 +17,7 @@ from vnfha.errors import (
     StoreError,
     StoreRequestError,
     StoreUnavailable,
+    SwitchoverError,
     VnfhaError,
 )
 from vnfha.model import Ack, Recovery, Redundancy, Role
@@ -25,6 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Ack",
     "Compacted",
+    "Config",
     "ConfigError",
     "EtcdLaunchError",
     "LeaseNotFound",
@@ -37,5 +40,7 @@ __all__ = [
     "StoreError",
     "StoreRequestError",
     "StoreUnavailable",
+    "SwitchoverError",
     "VnfhaError",
+    "load_config",
 ]

@@ -13,7 +13,8 @@ attributes (not only in its message), and keeps its cause (``raise X(...) from e
     │   └── Compacted            a watch asked for history the store has compacted away
     ├── SessionLost              the session's lease is gone, or its local deadline has passed
     ├── EtcdLaunchError          the local etcd could not be started (no binary, port taken, ...)
-    └── NotActive                a write was attempted by a member that does not hold ACTIVE
+    ├── NotActive                a write was attempted by a member that does not hold ACTIVE
+    └── SwitchoverError          a switchover was refused (no eligible target) or did not finish
 
 ``ConfigError`` is also a ``ValueError``, and ``StoreUnavailable`` also a ``ConnectionError``, so
 code that already catches the built-in kinds keeps working.
@@ -32,6 +33,7 @@ __all__ = [
     "StoreError",
     "StoreRequestError",
     "StoreUnavailable",
+    "SwitchoverError",
     "VnfhaError",
 ]
 
@@ -147,3 +149,15 @@ class NotActive(VnfhaError):
         self.role = role
         self.epoch = epoch
         super().__init__(f"member {member!r} is not active (role {role}, epoch {epoch})")
+
+
+class SwitchoverError(VnfhaError):
+    """A switchover in ``group`` was refused or did not complete; ``target`` is the member asked
+    for (None for "the best standby")."""
+
+    def __init__(self, group: str, target: str | None, problem: str) -> None:
+        self.group = group
+        self.target = target
+        self.problem = problem
+        to = f" to {target!r}" if target else ""
+        super().__init__(f"switchover of group {group!r}{to}: {problem}")
