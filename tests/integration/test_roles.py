@@ -1,0 +1,142 @@
+"""Roles with real member processes on a real 3-member etcd: election, crash, switchover, clean
+stop, N_WAY ranking, N_WAY_ACTIVE, a frozen active demoting itself, misbehaving callbacks."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from vnfha.testing.etcd import EtcdCluster
+from vnfha.testing.member_proc import MemberProcess
+
+pytestmark = pytest.mark.etcd
+
+_groups = itertools.count()
+
+
+@pytest.fixture
+def group() -> str:
+    return f"g{next(_groups)}-{int(time.time() * 1000) % 100000}"
+
+
+@pytest.fixture
+def spawn(etcd3: EtcdCluster, group: str) -> Iterator[Any]:
+    procs: list[MemberProcess] = []
+
+    def start(name: str, *extra: str) -> MemberProcess:
+        proc = MemberProcess(group, name, etcd3.endpoints, *extra)
+        procs.append(proc)
+        proc.wait_for(lambda e: e["event"] == "ready", 20, "ready")
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.kill()
+
+
+def role_is(role: str, epoch_above: int = 0) -> Any:
+    return lambda e: e["event"] == "role" and e["role"] == role and e["epoch"] > epoch_above
+
+
+def test_two_members_elect_exactly_one_active(spawn: Any) -> None:
+    a = spawn("a")
+    first = a.wait_for(role_is("active"), 10, "a active")
+    b = spawn("b")
+    b.wait_for(role_is("standby"), 10, "b standby")
+    time.sleep(0.5)
+    assert a.role() == "active" and b.role() == "standby"
+    assert not any(e["event"] == "act" for e in b.events)
+    # the standby knows the active's epoch
+    assert b.wait_for(role_is("standby"), 1)["epoch"] == first["epoch"]
+
+
+def test_sigkill_of_the_active_fails_over_within_ttl_plus_one_second(spawn: Any) -> None:
+    a = spawn("a")
+    first = a.wait_for(role_is("active"), 10, "a active")
+    b = spawn("b")
+    b.wait_for(role_is("standby"), 10, "b standby")
+    killed_at = time.time()
+    a.kill()
+    took_over = b.wait_for(role_is("active", first["epoch"]), 2 + 1 + 2, "b active")
+    assert took_over["t"] - killed_at <= 2 + 1, took_over["t"] - killed_at
+    assert took_over["epoch"] > first["epoch"]
+    # and again: a restarted a joins as standby; killing b hands it back with a higher epoch
+    a2 = spawn("a")
+    a2.wait_for(role_is("standby"), 10, "a2 standby")
+    b.kill()
+    back = a2.wait_for(role_is("active", took_over["epoch"]), 5, "a2 active")
+    assert back["epoch"] > took_over["epoch"]
+
+
+def test_clean_stop_hands_over_well_under_a_second(spawn: Any) -> None:
+    a = spawn("a")
+    first = a.wait_for(role_is("active"), 10, "a active")
+    b = spawn("b")
+    b.wait_for(role_is("standby"), 10, "b standby")
+    stop_at = time.time()
+    assert a.terminate() == 0
+    assert a.events[-1]["event"] == "stopped"
+    assert any(e["event"] == "callback" and e["name"] == "on_quiesce" for e in a.events)
+    took_over = b.wait_for(role_is("active", first["epoch"]), 5, "b active")
+    assert took_over["t"] - stop_at < 0.5, took_over["t"] - stop_at
+    # a acted for the last time before b's first action
+    last_a = max(e["t"] for e in a.events if e["event"] == "act")
+    b.wait_for(lambda e: e["event"] == "act", 2, "b acts")
+    first_b = min(e["t"] for e in b.events if e["event"] == "act")
+    assert last_a < first_b
+
+
+def test_n_way_keeps_one_active_and_ranked_standbys(spawn: Any) -> None:
+    nway = ("--redundancy", "n-way")
+    a = spawn("a", *nway, "--priority", "1")
+    first = a.wait_for(role_is("active"), 10, "a active")
+    b = spawn("b", *nway, "--priority", "5")
+    c = spawn("c", *nway, "--priority", "3")
+    b.wait_for(role_is("standby"), 10)
+    c.wait_for(role_is("standby"), 10)
+    a.kill()
+    # b has the higher priority, so it is ranked first and takes over; c stays standby
+    b_active = b.wait_for(role_is("active", first["epoch"]), 5, "b active")
+    c.wait_for(lambda e: e["event"] == "role" and e["role"] == "standby"
+               and e["epoch"] == b_active["epoch"], 5, "c follows b")
+    time.sleep(0.3)
+    assert c.role() == "standby"
+
+
+def test_n_way_active_keeps_every_member_active(spawn: Any) -> None:
+    opts = ("--redundancy", "n-way-active")
+    members = [spawn(n, *opts) for n in ("a", "b", "c")]
+    for m in members:
+        m.wait_for(role_is("active"), 10)
+    members[0].kill()
+    time.sleep(0.5)
+    assert [m.role() for m in members[1:]] == ["active", "active"]
+
+
+def test_a_paused_active_demotes_itself_before_acting_when_resumed(spawn: Any) -> None:
+    a = spawn("a")
+    first = a.wait_for(role_is("active"), 10, "a active")
+    b = spawn("b")
+    b.wait_for(role_is("standby"), 10)
+    a.pause()
+    paused_at = time.time()
+    try:
+        took_over = b.wait_for(role_is("active", first["epoch"]), 6, "b active")
+        time.sleep(0.2)
+    finally:
+        a.resume()
+    resumed_at = time.time()
+    assert took_over["t"] - paused_at <= 2 + 1
+    demoted = a.wait_for(lambda e: e["event"] == "role" and e["previous"] == "active", 5,
+                         "a demotes")
+    assert resumed_at > took_over["t"]
+    # the first thing a did after it was resumed was to demote itself: no act of the old epoch
+    after = [e for e in a.events if e["t"] > took_over["t"]]
+    assert after[0] is demoted, after[:5]
+    assert not [e for e in after if e["event"] == "act" and e["epoch"] == first["epoch"]]
+    assert "session lost" in demoted["reason"] or "taken" in demoted["reason"], demoted
+    a.wait_for(role_is("standby", first["epoch"]), 10, "a rejoins as standby")

@@ -1,0 +1,150 @@
+"""The pure role policy: table-driven cases and hypothesis properties."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vnfha.model import Redundancy, Role
+from vnfha.roles.policy import (
+    Action,
+    ActiveInfo,
+    GroupView,
+    MemberInfo,
+    decide,
+    eligible,
+    rank,
+)
+
+A, B, C = MemberInfo("a", lease=1), MemberInfo("b", lease=2), MemberInfo("c", lease=3)
+
+
+def view(me: str, *, model: Redundancy = Redundancy.TWO_N, members: tuple[MemberInfo, ...] = (A, B),
+         active: ActiveInfo | None = None, valid: bool = True,
+         handover_to: str | None = None) -> GroupView:
+    lease = next((m.lease for m in members if m.name == me), 99)
+    return GroupView(me=me, my_lease=lease, session_valid=valid, redundancy=model,
+                     members=members, active=active, handover_to=handover_to)
+
+
+@pytest.mark.parametrize(
+    ("v", "role", "action", "delay"),
+    [
+        # no active: the best-ranked campaigns at once, the next after one step
+        (view("a"), Role.STANDBY, Action.CAMPAIGN, 0),
+        (view("b"), Role.SPARE, Action.CAMPAIGN, 1),  # TWO_N: b ranks below a, so a spare
+        # the holder of the key with its own lease is active; others follow it
+        (view("a", active=ActiveInfo("a", 1, 7)), Role.ACTIVE, Action.NONE, 0),
+        (view("b", active=ActiveInfo("a", 1, 7)), Role.STANDBY, Action.NONE, 0),
+        # the key under our name but another lease (an earlier incarnation): wait, not active
+        (view("a", active=ActiveInfo("a", 55, 7)), Role.STANDBY, Action.NONE, 0),
+        # a lost session quiesces, whatever the key says
+        (view("a", active=ActiveInfo("a", 1, 7), valid=False), Role.QUIESCED, Action.NONE, 0),
+        # handover: the target campaigns first, even when ranked lower
+        (view("b", handover_to="b"), Role.SPARE, Action.CAMPAIGN, 0),
+        (view("a", handover_to="b"), Role.STANDBY, Action.CAMPAIGN, 1),
+        # TWO_N with three: the third is spare
+        (view("c", members=(A, B, C), active=ActiveInfo("a", 1, 7)), Role.SPARE, Action.NONE, 0),
+        # N_WAY: every non-active is a standby
+        (view("c", model=Redundancy.N_WAY, members=(A, B, C), active=ActiveInfo("a", 1, 7)),
+         Role.STANDBY, Action.NONE, 0),
+        (view("c", model=Redundancy.N_WAY, members=(A, B, C)), Role.STANDBY, Action.CAMPAIGN, 2),
+        # N_WAY_ACTIVE: all active, no campaign; unless the session is gone
+        (view("b", model=Redundancy.N_WAY_ACTIVE, active=ActiveInfo("a", 1, 7)),
+         Role.ACTIVE, Action.NONE, 0),
+        (view("b", model=Redundancy.N_WAY_ACTIVE, valid=False), Role.QUIESCED, Action.NONE, 0),
+        # NO_REDUNDANCY: one active, the others spares that take over cold
+        (view("b", model=Redundancy.NO_REDUNDANCY, active=ActiveInfo("a", 1, 7)),
+         Role.SPARE, Action.NONE, 0),
+        (view("b", model=Redundancy.NO_REDUNDANCY), Role.SPARE, Action.CAMPAIGN, 1),
+    ],
+)
+def test_table(v: GroupView, role: Role, action: Action, delay: int) -> None:
+    d = decide(v)
+    assert (d.role, d.action, d.delay_steps) == (role, action, delay), d.reason
+    assert d.reason
+
+
+def test_no_failover_and_out_of_sync_members_do_not_campaign() -> None:
+    members = (MemberInfo("a", lease=1, no_failover=True), MemberInfo("b", lease=2, in_sync=False),
+               MemberInfo("c", lease=3))
+    for me, why in (("a", "no-failover"), ("b", "not in sync")):
+        d = decide(view(me, model=Redundancy.N_WAY, members=members))
+        assert d.action is Action.NONE and why in d.reason
+    d = decide(view("c", model=Redundancy.N_WAY, members=members))
+    assert (d.action, d.delay_steps) == (Action.CAMPAIGN, 0)
+
+
+def test_epoch_reported_from_the_active_key() -> None:
+    assert decide(view("b", active=ActiveInfo("a", 1, 41))).epoch == 41
+    assert decide(view("a", active=ActiveInfo("a", 1, 41))).epoch == 41
+
+
+def test_rank_prefers_sync_then_checkpoint_then_priority_then_name() -> None:
+    members = [
+        MemberInfo("z", priority=9, applied=(3, 1)),
+        MemberInfo("y", applied=(3, 5)),
+        MemberInfo("x", priority=100, in_sync=False, applied=(9, 9)),
+        MemberInfo("w", applied=(3, 5)),
+        MemberInfo("v", priority=5, applied=(2, 99)),
+    ]
+    assert [m.name for m in rank(members)] == ["w", "y", "z", "v", "x"]
+    assert [m.name for m in eligible(members)] == ["w", "y", "z", "v"]
+
+
+# -- properties ----------------------------------------------------------------------------------
+
+names = st.sampled_from(["a", "b", "c", "d", "e"])
+member_infos = st.builds(
+    MemberInfo, name=names, priority=st.integers(0, 3), no_failover=st.booleans(),
+    applied=st.tuples(st.integers(0, 3), st.integers(0, 3)), in_sync=st.booleans(),
+    lease=st.integers(1, 6),
+)
+groups = st.lists(member_infos, min_size=1, max_size=5, unique_by=lambda m: m.name)
+
+
+@given(groups, st.randoms())
+def test_ranking_is_independent_of_input_order(members: list[MemberInfo], rnd: object) -> None:
+    shuffled = list(members)
+    rnd.shuffle(shuffled)  # type: ignore[attr-defined]
+    assert rank(shuffled) == rank(members)
+
+
+@given(
+    groups,
+    st.sampled_from(list(Redundancy)),
+    st.one_of(st.none(), st.builds(ActiveInfo, member=names, lease=st.integers(1, 6),
+                                   epoch=st.integers(1, 100))),
+    st.one_of(st.none(), names),
+    st.lists(st.booleans(), min_size=5, max_size=5),
+)
+def test_never_two_actives(
+    members: list[MemberInfo], model: Redundancy, active: ActiveInfo | None,
+    handover: str | None, valid: list[bool],
+) -> None:
+    """Every member decides from the same view; only the model's allowed actives result."""
+    decisions = {
+        m.name: decide(GroupView(me=m.name, my_lease=m.lease, session_valid=valid[i],
+                                 redundancy=model, members=tuple(members), active=active,
+                                 handover_to=handover))
+        for i, m in enumerate(members)
+    }
+    actives = [n for n, d in decisions.items() if d.role is Role.ACTIVE]
+    if model is Redundancy.N_WAY_ACTIVE:
+        assert actives == [m.name for i, m in enumerate(members) if valid[i]]
+    else:
+        assert len(actives) <= 1
+        for n in actives:
+            assert active is not None and active.member == n
+    # nobody without a valid session does anything
+    for i, m in enumerate(members):
+        if not valid[i]:
+            assert decisions[m.name].role is Role.QUIESCED
+            assert decisions[m.name].action is Action.NONE
+    # campaigners are eligible and have distinct delays (the best one first)
+    delays = [d.delay_steps for d in decisions.values() if d.action is Action.CAMPAIGN]
+    assert len(delays) == len(set(delays))
+    if model is Redundancy.TWO_N:
+        standbys = [n for n, d in decisions.items() if d.role is Role.STANDBY]
+        assert len(standbys) <= 1

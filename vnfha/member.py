@@ -1,0 +1,673 @@
+"""A member of a group: joins through etcd, holds the role :mod:`vnfha.roles.policy` decides,
+and runs the component's callbacks.
+
+How it works (the keys are drawn in :mod:`vnfha.roles.keys`):
+
+- **Join.** Open a :class:`~vnfha.store.session.Session` (a lease with a local deadline),
+  publish ``members/{me}`` bound to it, read the group, and watch it from the revision read.
+- **Decide.** On every change the policy decides from a snapshot; the runtime executes and logs
+  the decision's reason. A campaign is one transaction, "create the active key bound to my lease
+  if it does not exist"; the transaction's revision is the new **epoch**, so epochs only grow.
+- **Stop acting first.** The active demotes itself *synchronously*, before any other await,
+  when its watch shows the active key deleted or taken, or when its session is LOST (deadline
+  passed: checked by the session's timer and again on every read of :attr:`Member.role`, so a
+  process resumed after SIGSTOP sees it before its next action).
+- **Hand over gracefully.** :meth:`Member.switchover` and a clean stop run ``on_quiesce``,
+  then in one transaction delete the active key (only if it is still ours, same epoch) and
+  write a handover hint naming the successor, which campaigns first; the others wait backoff
+  steps (``2 x heartbeat_interval_s`` each) by rank.
+- **Callbacks never crash the loop.** They run one at a time in order, each bounded by
+  ``callback_timeout_s``; failures and overruns are logged, counted and sent to listeners.
+- **A lost session is not the end.** The member goes QUIESCED at once, then opens a new session
+  and rejoins as a standby.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from vnfha.clock import Clock, SystemClock
+from vnfha.component import Assignment, Component
+from vnfha.config import Config
+from vnfha.errors import (
+    Compacted,
+    NotActive,
+    StoreError,
+    StoreUnavailable,
+    SwitchoverError,
+)
+from vnfha.model import Redundancy, Role
+from vnfha.roles.keys import (
+    ActiveRecord,
+    GroupKeys,
+    GroupState,
+    Handover,
+    MemberRecord,
+    SwitchoverRequest,
+    SwitchoverResult,
+    check_name,
+)
+from vnfha.roles.policy import Action, ActiveInfo, Decision, decide, eligible
+from vnfha.store.base import Compare, EventType, Op, Store, TxnDelete, TxnPut, Watch
+from vnfha.store.session import Session, SessionState
+from vnfha.store.session_state import SessionView
+
+__all__ = ["CallbackFailed", "Member", "MemberEvent", "RoleChanged", "store_from_config"]
+
+log = logging.getLogger("vnfha.member")
+
+
+@dataclass(frozen=True, slots=True)
+class RoleChanged:
+    """The member's role or epoch changed."""
+
+    member: str
+    role: Role
+    previous: Role
+    epoch: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackFailed:
+    """A component callback raised (``error``) or overran ``callback_timeout_s``."""
+
+    member: str
+    callback: str
+    error: str
+    timed_out: bool
+
+
+MemberEvent = RoleChanged | CallbackFailed
+
+
+def store_from_config(config: Config, clock: Clock | None = None) -> Store:
+    """The EtcdStore the config describes."""
+    from vnfha.store.etcd import EtcdOptions, EtcdStore  # noqa: PLC0415 - the etcd adapter
+
+    return EtcdStore(
+        EtcdOptions(
+            endpoints=config.etcd_endpoints, tls=config.etcd_tls,
+            ca_file=config.etcd_ca_file, cert_file=config.etcd_cert_file,
+            key_file=config.etcd_key_file, username=config.etcd_username,
+            password=config.etcd_password_effective,
+            request_timeout_s=config.etcd_request_timeout_s,
+            connect_timeout_s=config.etcd_connect_timeout_s,
+        ),
+        clock=clock,
+    )
+
+
+_BARRIER = ""  # a queue entry that calls nothing: when it is done, everything before it is
+
+_CALLBACK_ROLES = {Role.ACTIVE: "on_active", Role.STANDBY: "on_standby", Role.SPARE: "on_standby"}
+
+
+class Member:
+    """One member of ``config.group``, running ``component``. Use ``async with``.
+
+    ``store`` and ``clock`` are for tests (a MemoryStore on a FakeClock); by default the member
+    talks to the etcd the config names, on the system clock, and closes that store on stop.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        component: object | None = None,
+        *,
+        store: Store | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config
+        self.component = component if component is not None else Component()
+        self._clock: Clock = clock or SystemClock()
+        self._own_store = store is None
+        self._store: Store = store if store is not None else store_from_config(config, clock)
+        self._keys = GroupKeys(config.key_prefix, config.group)
+        self._state = GroupState(self._keys)
+        self._step_s = 2 * config.heartbeat_interval_s
+        self._role = Role.SPARE
+        self._epoch = 0
+        self._session: Session | None = None
+        self._listeners: list[Callable[[MemberEvent], None]] = []
+        self._published: MemberRecord | None = None
+        self._handled_requests: set[str] = set()
+        self._resigning = False
+        self._stopping = False
+        self._started = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._orphans: set[asyncio.Task[Any]] = set()
+        self._changed: asyncio.Event | None = None
+        self._role_event: asyncio.Event | None = None
+        self._callbacks: asyncio.Queue[tuple[str, tuple[Any, ...], asyncio.Future[None]]] | None
+        self._callbacks = None
+        self._all_active = config.redundancy is Redundancy.N_WAY_ACTIVE
+        self._joined_revision = 0
+        self.callback_failures = 0
+        """How many callbacks raised or overran since start."""
+
+    # -- public state ----------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.config.member
+
+    @property
+    def group(self) -> str:
+        return self.config.group
+
+    @property
+    def role(self) -> Role:
+        """The current role. An active past its lease deadline demotes itself on this read."""
+        self._check_deadline()
+        return self._role
+
+    @property
+    def epoch(self) -> int:
+        """The epoch of the current active grant (this member's own when it is active)."""
+        return self._epoch
+
+    @property
+    def lease_id(self) -> int:
+        """The current session's lease (0 before joining)."""
+        return self._session.lease_id if self._session is not None else 0
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def is_active(self) -> bool:
+        """True only while this member holds the active key with a valid session: the check
+        every externally visible action of an active must pass first."""
+        return self.role is Role.ACTIVE
+
+    def check_active(self) -> int:
+        """The epoch, or NotActive if this member may not act as the active right now."""
+        if not self.is_active():
+            raise NotActive(self.name, self._role.value, self._epoch)
+        return self._epoch
+
+    def add_listener(self, listener: Callable[[MemberEvent], None]) -> None:
+        """Call ``listener(event)`` for every role change and callback failure (synchronously)."""
+        self._listeners.append(listener)
+
+    async def wait_for_role(self, role: Role, timeout_s: float) -> None:
+        """Return once the member holds ``role``; TimeoutError after ``timeout_s``."""
+        async def wait() -> None:
+            while self.role is not role:
+                assert self._role_event is not None
+                self._role_event.clear()
+                await self._role_event.wait()
+
+        await self._clock.wait_for(wait(), timeout_s)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Join the group: returns once this member's record is published (its role may still be
+        SPARE; use :meth:`wait_for_role`). Raises StoreError if etcd cannot be reached at all."""
+        if self._started:
+            raise RuntimeError(f"member {self.name} already started")
+        self._started = True
+        self._changed = asyncio.Event()
+        self._role_event = asyncio.Event()
+        self._callbacks = asyncio.Queue()
+        self._runner = asyncio.create_task(self._run_callbacks(), name=f"{self.name}-callbacks")
+        try:
+            await self._join()
+        except BaseException:
+            await self.stop()
+            raise
+        self._loop_task = asyncio.create_task(self._run(), name=f"{self.name}-roles")
+
+    async def stop(self) -> None:
+        """Leave the group. An active hands over to its best standby first (``on_quiesce``,
+        then the key is released with a hint). Idempotent; never raises for a lost etcd."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._role is Role.ACTIVE and self._session is not None and self._session.valid():
+            with contextlib.suppress(SwitchoverError, StoreError):
+                await self._resign(self._best_target(), "member stopping")
+        for task in (self._loop_task, self._watch_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._session is not None:
+            await self._session.close(revoke=True)
+        if self._role is not Role.QUIESCED:
+            self._set_role(Role.QUIESCED, self._epoch, "member stopped", callback=False)
+        await self._drain_callbacks()
+        if self._own_store:
+            await self._store.close()
+
+    # -- switchover ------------------------------------------------------------------------------
+
+    async def switchover(self, to: str | None = None, *, timeout_s: float | None = None) -> int:
+        """Hand the active role to ``to`` (or the best-ranked eligible standby) gracefully:
+        ``on_quiesce``, release the key with a hint, wait for the successor. Returns the new
+        epoch. NotActive if this member is not active; SwitchoverError if there is no eligible
+        target or nobody took over within ``timeout_s`` (default: the lease TTL)."""
+        self.check_active()
+        await self._read_members()  # choose from etcd's current list, not a lagging watch
+        target = self._choose_target(to)
+        old_epoch = self._epoch
+        await self._resign(target, f"switchover to {target}")
+        return await self._wait_new_active(target, old_epoch, timeout_s)
+
+    async def _read_members(self) -> None:
+        result = await self._store.range(self._keys.members, prefix=True)
+        if result.revision <= self._state.revision:
+            return
+        fresh = GroupState(self._keys)
+        for kv in result.kvs:
+            fresh.apply(kv.key, kv, result.revision)
+        self._state.members = fresh.members
+
+    def _choose_target(self, to: str | None) -> str:
+        if to is None:
+            best = self._best_target()
+            if best is None:
+                raise SwitchoverError(self.group, None, "no eligible standby")
+            return best
+        check_name("to", to)
+        if to == self.name:
+            raise SwitchoverError(self.group, to, "that member is already active")
+        entry = self._state.members.get(to)
+        if entry is None:
+            raise SwitchoverError(self.group, to, "no such member in the group")
+        if entry[0].no_failover:
+            raise SwitchoverError(self.group, to, "that member is tagged no-failover")
+        if not entry[0].in_sync:
+            raise SwitchoverError(self.group, to, "that member is not in sync")
+        return to
+
+    def _best_target(self) -> str | None:
+        view = self._state.view(self.name, self.lease_id, True, self.config.redundancy)
+        others = [m for m in view.members if m.name != self.name]
+        ranked = eligible(others)
+        return ranked[0].name if ranked else None
+
+    async def _resign(self, target: str | None, reason: str,
+                      request: SwitchoverRequest | None = None) -> bool:
+        """Quiesce, then release the active key if it is still ours; True if we released it."""
+        epoch, lease = self._epoch, self.lease_id
+        self._resigning = True
+        try:
+            self._set_role(Role.QUIESCED, epoch, reason, callback=False)
+            await self._call_and_wait("on_quiesce")
+            ops: list[Op] = [TxnDelete(self._keys.active)]
+            if target is not None:
+                ops.append(TxnPut(self._keys.handover, Handover(target, self.name, epoch).encode()))
+            if request is not None:
+                ops.append(TxnDelete(self._keys.switchover_request))
+                result = SwitchoverResult(request.id, True, reason, self.name, target or "", epoch)
+                ops.append(TxnPut(self._keys.switchover_result, result.encode()))
+            res = await self._store.txn(
+                [Compare.create_revision(self._keys.active, "==", epoch),
+                 Compare.lease(self._keys.active, "==", lease)],
+                ops,
+            )
+            if not res.succeeded:
+                log.warning("%s: active key was no longer ours (epoch %d) when resigning",
+                            self.name, epoch)
+            return res.succeeded
+        finally:
+            self._resigning = False
+            self._poke()
+
+    async def _wait_new_active(self, target: str, old_epoch: int, timeout_s: float | None) -> int:
+        limit = timeout_s if timeout_s is not None else float(self.config.lease_ttl_s)
+
+        async def wait() -> int:
+            while True:
+                active = self._state.active
+                if active is not None and active[1].epoch > old_epoch:
+                    return active[1].epoch
+                assert self._role_event is not None
+                self._role_event.clear()
+                await self._role_event.wait()
+
+        try:
+            return await self._clock.wait_for(wait(), limit)
+        except TimeoutError:
+            raise SwitchoverError(self.group, target,
+                                  f"no member took the active role within {limit} s") from None
+
+    # -- joining and the role loop ---------------------------------------------------------------
+
+    async def _join(self) -> None:
+        """Open a session, publish our record, read the group and start watching it."""
+        cfg = self.config
+        session = Session(
+            self._store, ttl_s=cfg.lease_ttl_s,
+            keepalive_interval_s=cfg.keepalive_interval_s_effective,
+            margin_s=cfg.lease_margin_s, clock=self._clock,
+            request_timeout_s=cfg.etcd_request_timeout_s,
+        )
+        await session.open()
+        self._session = session
+        session.add_listener(self._on_session)
+        self._published = None
+        await self._publish()
+        await self._resync()
+
+    async def _resync(self) -> None:
+        """Watch the group from now, then read it, then apply only newer events.
+
+        Watching first matters for speed, not only for correctness: etcd serves a watch that
+        starts in the past from a catch-up loop that runs every 100 ms, while a watch from "now"
+        is served at once. Events at or below the read's revision are already in the read.
+        """
+        watch = self._store.watch(self._keys.root, prefix=True)
+        await watch.__aenter__()
+        try:
+            result = await self._store.range(self._keys.root, prefix=True)
+        except BaseException:
+            await watch.cancel()
+            raise
+        state = GroupState(self._keys)
+        for kv in result.kvs:
+            problem = state.apply(kv.key, kv, result.revision)
+            if problem:
+                log.warning("%s: %s", self.name, problem)
+        state.revision = result.revision
+        self._state = state
+        if self._watch_task is not None and self._watch_task is not asyncio.current_task():
+            self._watch_task.cancel()
+        self._watch_task = asyncio.create_task(self._watch(watch, result.revision),
+                                               name=f"{self.name}-watch")
+        self._after_change()
+
+    async def _watch(self, watch: Watch, floor: int) -> None:
+        """Apply the group's events above ``floor`` in order; re-watch if the stream is lost
+        for good, re-read if the history it needs was compacted."""
+        while True:
+            try:
+                async with watch:
+                    async for batch in watch:
+                        for ev in batch.events:
+                            if ev.kv.mod_revision <= floor:
+                                continue
+                            kv = ev.kv if ev.type is EventType.PUT else None
+                            problem = self._state.apply(ev.kv.key, kv, ev.kv.mod_revision)
+                            if problem:
+                                log.warning("%s: %s", self.name, problem)
+                        self._state.revision = max(self._state.revision, batch.revision)
+                        self._after_change()
+                return
+            except Compacted:
+                log.warning("%s: group history compacted; re-reading the group", self.name)
+                await self._resync()
+                return
+            except StoreError as e:
+                log.warning("%s: group watch failed (%s); retrying", self.name, e)
+                await self._clock.sleep(self._step_s)
+                floor = self._state.revision
+                watch = self._store.watch(self._keys.root, prefix=True,
+                                          start_revision=floor + 1)
+
+    def _after_change(self) -> None:
+        """Runs synchronously after every batch: an active that lost the key stops at once."""
+        if self._role is Role.ACTIVE and not self._holds_key():
+            active = self._state.active
+            why = (f"active key taken by {active[0].member} (epoch {active[1].epoch})"
+                   if active else "active key deleted")
+            self._set_role(Role.QUIESCED, self._epoch, why)
+        self._poke()
+
+    def _holds_key(self) -> bool:
+        active = self._state.active
+        return (active is not None and active[1].member == self.name
+                and active[1].lease == self.lease_id and active[1].epoch == self._epoch)
+
+    def _on_session(self, view: SessionView) -> None:
+        if view.state is SessionState.LOST and self._role is not Role.QUIESCED:
+            self._set_role(Role.QUIESCED, self._epoch, f"session lost: {view.reason}")
+        self._poke()
+
+    def _check_deadline(self) -> None:
+        if self._role is Role.ACTIVE and self._session is not None:
+            self._session.valid()  # re-evaluates against the clock; LOST calls _on_session
+
+    def _poke(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+
+    async def _run(self) -> None:
+        """Decide and act on every change; rejoin with a new session after losing one."""
+        while not self._stopping:
+            try:
+                await self._reconcile()
+            except StoreError as e:
+                log.warning("%s: %s; retrying", self.name, e)
+                await self._clock.sleep(self._step_s)
+                continue
+            # the session is lost: rejoin as a new incarnation
+            if self._watch_task is not None:
+                self._watch_task.cancel()
+            old = self._session
+            if old is not None:
+                await old.close(revoke=False)
+            while not self._stopping:
+                try:
+                    await self._join()
+                    break
+                except StoreError as e:
+                    log.warning("%s: rejoin failed (%s); retrying", self.name, e)
+                    await self._clock.sleep(self._step_s)
+
+    async def _reconcile(self) -> None:
+        """Until the session is lost: decide from the latest snapshot and act."""
+        assert self._changed is not None and self._session is not None
+        session = self._session
+        while True:
+            self._changed.clear()
+            if session.state is SessionState.LOST:
+                return
+            if self._resigning:
+                await self._changed.wait()
+                continue
+            decision = decide(self._state.view(self.name, session.lease_id, session.valid(),
+                                               self.config.redundancy))
+            self._apply(decision)
+            await self._publish()
+            if self._role is Role.ACTIVE:
+                await self._serve_switchover_request()
+            if decision.action is Action.CAMPAIGN:
+                if decision.delay_steps and await self._wait_changed(
+                        decision.delay_steps * self._step_s):
+                    continue
+                if not self._changed.is_set():
+                    await self._campaign(session)
+                continue
+            await self._changed.wait()
+
+    async def _wait_changed(self, timeout_s: float) -> bool:
+        assert self._changed is not None
+        try:
+            await self._clock.wait_for(self._changed.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    def _apply(self, d: Decision) -> None:
+        """Hold the decided role. The policy says ACTIVE under a single-active model only when
+        the key carries this session's lease, which only this session's campaign can have put
+        there. Under N_WAY_ACTIVE the epoch is the revision at which this session joined."""
+        epoch = self._joined_revision if self._all_active else d.epoch
+        self._set_role(d.role, epoch, d.reason)
+
+    async def _campaign(self, session: Session) -> None:
+        """One CAS on the active key's absence; on success this member is active."""
+        if not session.valid():
+            return
+        lease = session.lease_id
+        record = ActiveRecord(self.name, self.config.listen).encode()
+        try:
+            res = await self._store.txn(
+                [Compare.create_revision(self._keys.active, "==", 0)],
+                [TxnPut(self._keys.active, record, lease=lease), TxnDelete(self._keys.handover)],
+            )
+            won, epoch = res.succeeded, res.revision
+        except StoreUnavailable as e:
+            if not e.outcome_unknown:
+                raise
+            kv = await self._store.get(self._keys.active)  # did it apply? read back
+            won = kv is not None and kv.lease == lease
+            epoch = kv.create_revision if kv is not None else 0
+        if not won or not session.valid():  # lost, or the deadline passed while we waited
+            return
+        if self._state.revision < epoch:  # the watch has not caught up yet: take our own word
+            self._state.active = (ActiveRecord(self.name, self.config.listen),
+                                  ActiveInfo(self.name, lease, epoch))
+        self._set_role(Role.ACTIVE, epoch, f"won the campaign for the active key (epoch {epoch})")
+        await self._publish()
+
+    async def _serve_switchover_request(self) -> None:
+        request = self._state.switchover
+        if request is None or request.id in self._handled_requests:
+            return
+        self._handled_requests.add(request.id)
+        try:
+            target = self._choose_target(request.to)
+        except SwitchoverError as e:
+            result = SwitchoverResult(request.id, False, e.problem, self.name, request.to or "",
+                                      self._epoch)
+            await self._store.txn([], [TxnDelete(self._keys.switchover_request),
+                                       TxnPut(self._keys.switchover_result, result.encode())])
+            log.warning("%s: refused switchover request %s: %s", self.name, request.id, e)
+            return
+        await self._resign(target, f"switchover to {target} requested by an operator", request)
+
+    async def _publish(self) -> None:
+        """Write our record if it changed (bound to the session's lease)."""
+        session = self._session
+        if session is None or not session.valid():
+            return
+        cfg = self.config
+        record = MemberRecord(
+            member=self.name, redundancy=cfg.redundancy.value, role=self._role.value,
+            epoch=self._epoch, priority=cfg.priority, no_failover=cfg.no_failover,
+            listen=cfg.listen, etcd_endpoint=self._store.endpoint, pid=os.getpid(),
+            host=socket.gethostname(),
+        )
+        if record == self._published:
+            return
+        res = await self._store.put(self._keys.member(self.name), record.encode(),
+                                    lease=session.lease_id)
+        if self._published is None:
+            self._joined_revision = res.revision
+        self._published = record
+
+    # -- roles and callbacks ---------------------------------------------------------------------
+
+    def _set_role(self, role: Role, epoch: int, reason: str, *, callback: bool = True) -> None:
+        previous = self._role
+        if role is previous and epoch == self._epoch:
+            return
+        self._role, self._epoch = role, epoch
+        log.info("member=%s group=%s role=%s previous=%s epoch=%d reason=%r", self.name,
+                 self.group, role.value, previous.value, epoch, reason)
+        self._emit(RoleChanged(self.name, role, previous, epoch, reason))
+        if self._role_event is not None:
+            self._role_event.set()
+        if not callback or role is previous:
+            return
+        active = self._state.active[1].member if self._state.active else None
+        assignment = Assignment(role, epoch, previous, active, reason)
+        if role in _CALLBACK_ROLES:
+            self._enqueue(_CALLBACK_ROLES[role], assignment)
+        elif role is Role.QUIESCED and previous is Role.ACTIVE:  # deposed: stop serving now
+            self._enqueue("on_standby", assignment)
+
+    def _emit(self, event: MemberEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("%s: member listener %r failed", self.name, listener)
+
+    def _enqueue(self, name: str, *args: Any) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._callbacks is None:
+            fut.set_result(None)
+        else:
+            self._callbacks.put_nowait((name, args, fut))
+        return fut
+
+    async def _call_and_wait(self, name: str, *args: Any) -> None:
+        await self._enqueue(name, *args)
+
+    async def _run_callbacks(self) -> None:
+        assert self._callbacks is not None
+        while True:
+            name, args, fut = await self._callbacks.get()
+            try:
+                await self._invoke(name, args)
+            finally:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def _invoke(self, name: str, args: tuple[Any, ...]) -> None:
+        method: Callable[..., Awaitable[None]] | None = getattr(self.component, name, None)
+        if method is None:
+            return
+        task = asyncio.ensure_future(method(*args))
+        timeout = self.config.callback_timeout_s
+        try:
+            await self._clock.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            task.cancel()
+            self._orphans.add(task)
+            task.add_done_callback(self._orphans.discard)
+            self._report(name, f"did not return within callback_timeout_s={timeout}", True)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        except Exception as e:  # a component bug must not stop the member
+            self._report(name, f"{type(e).__name__}: {e}", False)
+            log.debug("%s: %s traceback", self.name, name, exc_info=True)
+
+    def _report(self, name: str, error: str, timed_out: bool) -> None:
+        self.callback_failures += 1
+        log.error("member=%s callback=%s failed: %s", self.name, name, error)
+        self._emit(CallbackFailed(self.name, name, error, timed_out))
+
+    async def _drain_callbacks(self) -> None:
+        if self._callbacks is not None and self._runner is not None:
+            # the queue is finite: let it run out, bounded by one timeout per queued callback
+            limit = self.config.callback_timeout_s * (self._callbacks.qsize() + 1)
+            with contextlib.suppress(TimeoutError):
+                await self._clock.wait_for(self._wait_idle(), limit)
+        for task in [self._runner, *self._orphans]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _wait_idle(self) -> None:
+        await self._enqueue(_BARRIER)

@@ -1,0 +1,1 @@
+"""Role management: the pure policy, the etcd key layout, and the member runtime."""

@@ -1,0 +1,262 @@
+"""Where a group lives in etcd, what its records say, and a snapshot built from them. Pure.
+
+Layout under ``{key_prefix}/{group}/`` (JSON values, UTF-8):
+
+=========================  =================================  =================================
+key                        value                              bound to
+=========================  =================================  =================================
+``members/{member}``       :class:`MemberRecord`              the member's session lease
+``active``                 :class:`ActiveRecord`              the active's session lease; its
+                                                              *create revision is the epoch*
+``handover``               :class:`Handover` (a hint)         no lease; deleted by the next
+                                                              active's campaign
+``admin/switchover``       :class:`SwitchoverRequest`         no lease; consumed by the active
+``admin/switchover-result`` :class:`SwitchoverResult`         no lease; overwritten each time
+=========================  =================================  =================================
+
+Records that do not parse are ignored by readers (and reported by :meth:`GroupState.apply`),
+never fatal: a foreign or future writer must not crash a member.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from vnfha.errors import ConfigError
+from vnfha.model import Redundancy, Role
+from vnfha.roles.policy import ActiveInfo, GroupView, MemberInfo
+from vnfha.store.base import KeyValue
+
+__all__ = [
+    "ActiveRecord",
+    "GroupKeys",
+    "GroupState",
+    "Handover",
+    "MemberRecord",
+    "SwitchoverRequest",
+    "SwitchoverResult",
+    "check_name",
+]
+
+NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def check_name(field_name: str, value: object) -> str:
+    """``value`` if it is a valid group or member name (a DNS label: 1-63 of ``a-z 0-9 -``,
+    not starting or ending with ``-``), else ConfigError naming the field and the value."""
+    if not isinstance(value, str) or not NAME_PATTERN.match(value):
+        raise ConfigError(field_name, value, "must be 1-63 characters of a-z, 0-9 and '-', "
+                          "starting and ending with a letter or digit")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class GroupKeys:
+    """The keys of one group."""
+
+    prefix: str
+    group: str
+
+    @property
+    def root(self) -> str:
+        return f"{self.prefix}/{self.group}/"
+
+    @property
+    def members(self) -> str:
+        return f"{self.root}members/"
+
+    def member(self, name: str) -> str:
+        return f"{self.members}{name}"
+
+    @property
+    def active(self) -> str:
+        return f"{self.root}active"
+
+    @property
+    def handover(self) -> str:
+        return f"{self.root}handover"
+
+    @property
+    def switchover_request(self) -> str:
+        return f"{self.root}admin/switchover"
+
+    @property
+    def switchover_result(self) -> str:
+        return f"{self.root}admin/switchover-result"
+
+
+def _dump(record: object) -> bytes:
+    return json.dumps(asdict(record), separators=(",", ":"), sort_keys=True).encode()  # type: ignore[call-overload]
+
+
+def _load(raw: bytes) -> dict[str, Any]:
+    data = json.loads(raw.decode("utf-8"))
+    if not isinstance(data, dict):
+        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    """What a member publishes about itself; rewritten on every role change."""
+
+    member: str
+    redundancy: str
+    role: str = Role.SPARE.value
+    epoch: int = 0
+    priority: int = 0
+    no_failover: bool = False
+    listen: str = ""
+    etcd_endpoint: str = ""
+    applied: tuple[int, int] = (0, 0)
+    in_sync: bool = True
+    pid: int = 0
+    host: str = ""
+
+    def encode(self) -> bytes:
+        return _dump(self)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> MemberRecord:
+        d = _load(raw)
+        applied = d.get("applied", (0, 0))
+        return cls(
+            member=str(d["member"]), redundancy=str(d.get("redundancy", "")),
+            role=str(d.get("role", Role.SPARE.value)), epoch=int(d.get("epoch", 0)),
+            priority=int(d.get("priority", 0)), no_failover=bool(d.get("no_failover", False)),
+            listen=str(d.get("listen", "")), etcd_endpoint=str(d.get("etcd_endpoint", "")),
+            applied=(int(applied[0]), int(applied[1])), in_sync=bool(d.get("in_sync", True)),
+            pid=int(d.get("pid", 0)), host=str(d.get("host", "")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveRecord:
+    """The active key's value. The epoch is not in it: it is the key's create revision."""
+
+    member: str
+    listen: str = ""
+
+    def encode(self) -> bytes:
+        return _dump(self)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ActiveRecord:
+        d = _load(raw)
+        return cls(member=str(d["member"]), listen=str(d.get("listen", "")))
+
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """A resigning active's choice of successor (``to``), written as it deletes the active key."""
+
+    to: str
+    from_member: str
+    from_epoch: int
+
+    def encode(self) -> bytes:
+        return _dump(self)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Handover:
+        d = _load(raw)
+        return cls(to=str(d["to"]), from_member=str(d.get("from_member", "")),
+                   from_epoch=int(d.get("from_epoch", 0)))
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchoverRequest:
+    """An operator's request (``vnfha switchover``): hand over to ``to`` or to the best standby."""
+
+    id: str
+    to: str | None = None
+
+    def encode(self) -> bytes:
+        return _dump(self)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> SwitchoverRequest:
+        d = _load(raw)
+        to = d.get("to")
+        return cls(id=str(d["id"]), to=None if to is None else str(to))
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchoverResult:
+    """The active's answer to a :class:`SwitchoverRequest` with the same ``id``."""
+
+    id: str
+    ok: bool
+    detail: str
+    from_member: str = ""
+    to: str = ""
+    from_epoch: int = 0
+
+    def encode(self) -> bytes:
+        return _dump(self)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> SwitchoverResult:
+        d = _load(raw)
+        return cls(id=str(d["id"]), ok=bool(d["ok"]), detail=str(d.get("detail", "")),
+                   from_member=str(d.get("from_member", "")), to=str(d.get("to", "")),
+                   from_epoch=int(d.get("from_epoch", 0)))
+
+
+@dataclass
+class GroupState:
+    """A group as read from etcd, kept current by applying watch events in order.
+
+    ``apply`` returns a description of a record it had to ignore (bad JSON, wrong name), or None.
+    """
+
+    keys: GroupKeys
+    members: dict[str, tuple[MemberRecord, int]] = field(default_factory=dict)
+    active: tuple[ActiveRecord, ActiveInfo] | None = None
+    handover: Handover | None = None
+    switchover: SwitchoverRequest | None = None
+    revision: int = 0
+
+    def apply(self, key: str, kv: KeyValue | None, revision: int) -> str | None:
+        """Take in ``key``'s new value (``kv``) or its deletion (``kv`` None) at ``revision``."""
+        self.revision = max(self.revision, revision)
+        try:
+            if key.startswith(self.keys.members):
+                name = key[len(self.keys.members):]
+                if kv is None:
+                    self.members.pop(name, None)
+                    return None
+                record = MemberRecord.decode(kv.value)
+                if record.member != name:
+                    return f"{key}: record names {record.member!r}, ignored"
+                self.members[name] = (record, kv.lease)
+            elif key == self.keys.active:
+                if kv is None:
+                    self.active = None
+                else:
+                    rec = ActiveRecord.decode(kv.value)
+                    self.active = (rec, ActiveInfo(rec.member, kv.lease, kv.create_revision))
+            elif key == self.keys.handover:
+                self.handover = None if kv is None else Handover.decode(kv.value)
+            elif key == self.keys.switchover_request:
+                self.switchover = None if kv is None else SwitchoverRequest.decode(kv.value)
+        except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError) as e:
+            return f"{key}: unreadable record ignored ({e})"
+        return None
+
+    def view(self, me: str, my_lease: int, session_valid: bool,
+             redundancy: Redundancy) -> GroupView:
+        """The policy's input for member ``me``."""
+        infos = tuple(
+            MemberInfo(name=rec.member, priority=rec.priority, no_failover=rec.no_failover,
+                       applied=rec.applied, in_sync=rec.in_sync, lease=lease)
+            for rec, lease in self.members.values()
+        )
+        return GroupView(
+            me=me, my_lease=my_lease, session_valid=session_valid, redundancy=redundancy,
+            members=infos, active=self.active[1] if self.active else None,
+            handover_to=self.handover.to if self.handover else None, revision=self.revision,
+        )

@@ -1,0 +1,181 @@
+"""Who should hold which role: pure decisions from a snapshot of the group.
+
+Nothing here does I/O or reads a clock. :func:`decide` takes a :class:`GroupView` (what etcd
+said, plus whether this member's session is still valid) and returns a frozen
+:class:`Decision` whose ``reason`` the runtime logs verbatim.
+
+Invariants (tested table-driven and with hypothesis in ``tests/unit/test_policy.py``):
+
+- **One active per group** under TWO_N, N_WAY and NO_REDUNDANCY: a member decides ACTIVE only
+  when the view's active key names it with its own current lease, so at most one member can,
+  whatever the views say about everything else.
+- **No action without a valid session**: with ``session_valid`` false the decision is QUIESCED
+  and nothing else, under every model.
+- **Ranking is a total order** on distinct names, so it does not depend on the order members
+  were listed in: every member computes the same ranking from the same view.
+- **Only eligible members campaign** (not tagged no-failover, and in sync where the view says
+  sync matters); the best-ranked campaigns at once, the k-th after k backoff steps, and the
+  target of a handover first of all.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from vnfha.model import Redundancy, Role
+
+__all__ = [
+    "Action",
+    "ActiveInfo",
+    "Decision",
+    "GroupView",
+    "MemberInfo",
+    "decide",
+    "eligible",
+    "rank",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    """What a member published about itself (its record under ``members/``).
+
+    ``applied`` is the (epoch, sequence) of the last checkpoint it applied; ``in_sync`` whether
+    the active counts it as in sync. Both are (0, 0) / True until replication exists.
+    """
+
+    name: str
+    priority: int = 0
+    no_failover: bool = False
+    applied: tuple[int, int] = (0, 0)
+    in_sync: bool = True
+    lease: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveInfo:
+    """The active key: who holds it, under which lease, and its create revision (the epoch)."""
+
+    member: str
+    lease: int
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    """One member's snapshot of its group, as of etcd ``revision``.
+
+    ``handover_to`` names the member a resigning active chose (switchover), if any.
+    """
+
+    me: str
+    my_lease: int
+    session_valid: bool
+    redundancy: Redundancy
+    members: tuple[MemberInfo, ...]
+    active: ActiveInfo | None = None
+    handover_to: str | None = None
+    revision: int = 0
+
+    def member(self, name: str) -> MemberInfo | None:
+        """The named member's record, or None."""
+        return next((m for m in self.members if m.name == name), None)
+
+
+class Action(enum.Enum):
+    """What the runtime should do besides holding the role."""
+
+    NONE = "none"
+    CAMPAIGN = "campaign"
+    """Try to create the active key (compare-and-swap on its absence) after ``delay_steps``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The role this member should hold now, what to do about it, and why."""
+
+    role: Role
+    action: Action = Action.NONE
+    delay_steps: int = 0
+    epoch: int = 0
+    reason: str = ""
+
+
+def _rank_key(m: MemberInfo) -> tuple[int, int, int, int, str]:
+    # best first: in sync, latest applied checkpoint, higher priority, then name (a total order)
+    return (0 if m.in_sync else 1, -m.applied[0], -m.applied[1], -m.priority, m.name)
+
+
+def rank(members: Iterable[MemberInfo]) -> tuple[MemberInfo, ...]:
+    """Members best first: in sync, then the most recent applied checkpoint (epoch, sequence),
+    then the higher ``priority``, then the name. Independent of input order."""
+    return tuple(sorted(members, key=_rank_key))
+
+
+def eligible(members: Iterable[MemberInfo], *, require_sync: bool = True) -> tuple[MemberInfo, ...]:
+    """Members that may take the active role, ranked: not tagged no-failover and, when
+    ``require_sync``, in sync."""
+    return rank(m for m in members if not m.no_failover and (m.in_sync or not require_sync))
+
+
+def _holds_active(view: GroupView) -> bool:
+    a = view.active
+    return a is not None and a.member == view.me and a.lease == view.my_lease
+
+
+def _standby_or_spare(view: GroupView, others: Sequence[MemberInfo]) -> Role:
+    """STANDBY, or SPARE when the model has no room for this member as a standby."""
+    if view.redundancy is Redundancy.NO_REDUNDANCY:
+        return Role.SPARE
+    if view.redundancy is Redundancy.TWO_N:
+        ranked = rank(others)
+        if ranked and ranked[0].name != view.me:
+            return Role.SPARE
+    return Role.STANDBY
+
+
+def decide(view: GroupView) -> Decision:
+    """This member's role and next action from ``view`` (see the module invariants)."""
+    if not view.session_valid:
+        return Decision(Role.QUIESCED, reason="session lost or past its deadline: stop acting")
+    if view.redundancy is Redundancy.N_WAY_ACTIVE:
+        return Decision(Role.ACTIVE, reason="n-way-active: every member with a session is active")
+
+    active = view.active
+    if _holds_active(view):
+        assert active is not None
+        return Decision(Role.ACTIVE, epoch=active.epoch,
+                        reason=f"holds the active key (epoch {active.epoch})")
+    # the holder is the member whose *current* lease the key carries; a record of an earlier
+    # incarnation under the same name is not it, so every member computes the same set here
+    non_active = [m for m in view.members
+                  if active is None or (m.name, m.lease) != (active.member, active.lease)]
+    if view.member(view.me) is None:
+        non_active.append(MemberInfo(view.me, lease=view.my_lease))
+    role = _standby_or_spare(view, non_active)
+
+    if active is not None:
+        if active.member == view.me:  # our name, but an old lease: a previous incarnation
+            return Decision(role, reason=f"active key held by an earlier session of {view.me} "
+                            f"(lease {active.lease:x}); waiting for it to expire")
+        return Decision(role, epoch=active.epoch,
+                        reason=f"{active.member} is active (epoch {active.epoch})")
+
+    candidates = eligible(non_active, require_sync=view.redundancy is not Redundancy.NO_REDUNDANCY)
+    names = [m.name for m in candidates]
+    if view.me not in names:
+        me = view.member(view.me)
+        why = "tagged no-failover" if me is not None and me.no_failover else "not in sync"
+        return Decision(role, reason=f"no active, and this member may not take over ({why})")
+    target = view.handover_to
+    if target is not None and target in names:
+        if target == view.me:
+            return Decision(role, Action.CAMPAIGN, 0, reason="handover names this member")
+        names.remove(target)
+        names.insert(0, target)
+    position = names.index(view.me)
+    why = (f"no active; ranked {position + 1} of {len(names)} eligible"
+           + (f" after handover target {target}" if target in names and target != view.me else ""))
+    return Decision(role, Action.CAMPAIGN, position, reason=why)

@@ -1,0 +1,219 @@
+"""A member in its own process, for tests that kill and pause members: ``python -m
+vnfha.testing.member_proc --group g --member a --etcd 127.0.0.1:2379``.
+
+It prints one JSON object per line on stdout, each with ``t`` (``time.time()``) and ``pid``:
+
+- ``{"event": "ready"}`` once joined;
+- ``{"event": "role", "role", "previous", "epoch", "reason"}`` on every role change;
+- ``{"event": "callback", "name", "epoch"}`` when a component callback starts;
+- ``{"event": "callback_failed", "callback", "error", "timed_out"}``;
+- ``{"event": "act", "epoch"}`` every ``--act-interval-s`` while active: the stand-in for a VNF
+  serving traffic, which must never appear for an epoch after the member was deposed;
+- ``{"event": "stopped"}`` after a clean stop (SIGTERM or SIGINT).
+
+``--fail CALLBACK`` makes that callback raise; ``--hang CALLBACK`` makes it sleep forever.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from vnfha.component import Assignment, Component
+from vnfha.config import Config
+from vnfha.member import CallbackFailed, Member, MemberEvent, RoleChanged
+from vnfha.model import Redundancy
+
+
+class MemberProcess:
+    """Runs this module in a child process and collects its events (for tests).
+
+    ``kill`` (SIGKILL), ``pause`` (SIGSTOP), ``resume`` and ``terminate`` (SIGTERM: a clean
+    stop) act on the child's pid only. ``events`` grows as the child prints.
+    """
+
+    def __init__(self, group: str, member: str, endpoints: Sequence[str], *extra: str) -> None:
+        self.member = member
+        cmd = [sys.executable, "-m", "vnfha.testing.member_proc", "--group", group,
+               "--member", member, "--etcd", ",".join(endpoints), *extra]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, start_new_session=True)
+        self.events: list[dict[str, Any]] = []
+        self.stderr: list[str] = []
+        self._cond = threading.Condition()
+        self._threads = [threading.Thread(target=self._read_stdout, daemon=True),
+                         threading.Thread(target=self._read_stderr, daemon=True)]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with contextlib.suppress(ValueError), self._cond:
+                self.events.append(json.loads(line))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout_s: float,
+                 what: str = "event") -> dict[str, Any]:
+        """The first event (already seen or to come) matching ``predicate``."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                for ev in self.events:
+                    if predicate(ev):
+                        return ev
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._threads[0].is_alive()):
+                    raise AssertionError(
+                        f"{self.member}: no {what} within {timeout_s} s; exit={self.proc.poll()} "
+                        f"events={self.events[-5:]} stderr={''.join(self.stderr[-20:])}")
+                self._cond.wait(min(left, 0.1))
+
+    def role(self) -> str | None:
+        """The last role the child reported."""
+        roles = [e["role"] for e in self.events if e["event"] == "role"]
+        return roles[-1] if roles else None
+
+    def kill(self) -> None:
+        """SIGKILL, reap, and close the pipes once everything printed has been read."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for thread in self._threads:
+            thread.join(5)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+    def pause(self) -> None:
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def terminate(self, timeout_s: float = 15.0) -> int:
+        """SIGTERM (a clean stop) and wait; SIGKILL if it does not exit in time."""
+        if self.proc.poll() is None:
+            self.resume()
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._close_pipes()
+        return self.proc.returncode
+
+
+def emit(event: str, **fields: Any) -> None:
+    """One JSON line on stdout, flushed."""
+    line = {"event": event, "t": time.time(), "pid": os.getpid(), **fields}
+    sys.stdout.write(json.dumps(line) + "\n")
+    sys.stdout.flush()
+
+
+class Scripted(Component):
+    """Reports every callback; raises or hangs in the ones it is told to."""
+
+    def __init__(self, fail: set[str], hang: set[str]) -> None:
+        self.fail = fail
+        self.hang = hang
+
+    async def _run(self, name: str, epoch: int) -> None:
+        emit("callback", name=name, epoch=epoch)
+        if name in self.fail:
+            raise RuntimeError(f"scripted failure in {name}")
+        if name in self.hang:
+            await asyncio.Event().wait()
+
+    async def on_active(self, a: Assignment) -> None:
+        await self._run("on_active", a.epoch)
+
+    async def on_standby(self, a: Assignment) -> None:
+        await self._run("on_standby", a.epoch)
+
+    async def on_quiesce(self) -> None:
+        await self._run("on_quiesce", 0)
+
+
+def on_event(event: MemberEvent) -> None:
+    if isinstance(event, RoleChanged):
+        emit("role", role=event.role.value, previous=event.previous.value, epoch=event.epoch,
+             reason=event.reason)
+    elif isinstance(event, CallbackFailed):
+        emit("callback_failed", callback=event.callback, error=event.error,
+             timed_out=event.timed_out)
+
+
+async def run(args: argparse.Namespace) -> None:
+    config = Config(
+        group=args.group, member=args.member, etcd_endpoints=tuple(args.etcd.split(",")),
+        redundancy=Redundancy(args.redundancy), priority=args.priority,
+        lease_ttl_s=args.lease_ttl_s, callback_timeout_s=args.callback_timeout_s,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    member = Member(config, Scripted(set(args.fail), set(args.hang)))
+    member.add_listener(on_event)
+    async with member:
+        emit("ready", lease=member.lease_id)
+        while not stop.is_set():
+            if member.is_active():  # the deadline check comes before every action
+                emit("act", epoch=member.epoch)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), args.act_interval_s)
+    emit("stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m vnfha.testing.member_proc")
+    p.add_argument("--group", required=True)
+    p.add_argument("--member", required=True)
+    p.add_argument("--etcd", required=True, help="comma-separated endpoints")
+    p.add_argument("--redundancy", default=Redundancy.TWO_N.value,
+                   choices=[r.value for r in Redundancy])
+    p.add_argument("--priority", type=int, default=0)
+    p.add_argument("--lease-ttl-s", type=int, default=2)
+    p.add_argument("--callback-timeout-s", type=float, default=5.0)
+    p.add_argument("--act-interval-s", type=float, default=0.02)
+    p.add_argument("--fail", action="append", default=[], choices=_CALLBACKS)
+    p.add_argument("--hang", action="append", default=[], choices=_CALLBACKS)
+    p.add_argument("--log-level", default="WARNING")
+    args = p.parse_args(argv)
+    import logging  # noqa: PLC0415
+
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(run(args))
+
+
+_CALLBACKS = ("on_active", "on_standby", "on_quiesce")
+
+if __name__ == "__main__":
+    main()
