@@ -5,6 +5,7 @@ health checks with an escalation ladder, and a gRPC bridge to the NFVI. The publ
 flat namespace; submodules are private unless documented otherwise (``vnfha.testing`` is public).
 """
 
+from vnfha.component import Assignment, Component
 from vnfha.config import Config, load_config
 from vnfha.errors import (
     Compacted,
@@ -20,17 +21,21 @@ from vnfha.errors import (
     SwitchoverError,
     VnfhaError,
 )
+from vnfha.member import Member
 from vnfha.model import Ack, Recovery, Redundancy, Role
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Ack",
+    "Assignment",
     "Compacted",
+    "Component",
     "Config",
     "ConfigError",
     "EtcdLaunchError",
     "LeaseNotFound",
+    "Member",
     "NotActive",
     "Recovery",
     "Redundancy",

@@ -1,27 +1,47 @@
 """The ``vnfha`` command (also ``python -m vnfha``).
 
-Exit codes, for every subcommand: 0 success; 1 the operation ran and failed (e.g. the local etcd
-died); 2 bad usage or an environment that cannot work (a taken port, no etcd binary, an
-unreachable etcd), with a one-line ``vnfha <cmd>: error: ...`` on stderr naming the value.
+Exit codes, for every subcommand, with a one-line ``vnfha <cmd>: error: ...`` on stderr that
+names the offending value:
+
+- 0 success;
+- 1 the request was understood and failed: unknown group or member, a switchover refused or not
+  completed, the local etcd died;
+- 2 bad usage or input: a bad flag, a bad group or member name, a taken port, no etcd binary;
+- 3 etcd could not be reached, or refused the credentials.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
-from vnfha.errors import EtcdLaunchError
+from vnfha.errors import (
+    ConfigError,
+    EtcdLaunchError,
+    StoreAuthError,
+    StoreError,
+    StoreUnavailable,
+    SwitchoverError,
+)
+
+if TYPE_CHECKING:
+    from vnfha.store.base import Store
 
 __all__ = ["main"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
 
 
 class CliError(Exception):
@@ -138,10 +158,156 @@ def _cmd_etcd(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
 
 
+# -- talking to a group's etcd -------------------------------------------------------------------
+
+
+def _add_etcd_flags(p: argparse.ArgumentParser) -> None:
+    default = os.environ.get("VNFHA_ETCD_ENDPOINTS", "127.0.0.1:2379")
+    p.add_argument("--etcd", default=default, metavar="ENDPOINTS",
+                   help="comma-separated etcd endpoints (default: $VNFHA_ETCD_ENDPOINTS or "
+                   "127.0.0.1:2379)")
+    p.add_argument("--prefix", default=os.environ.get("VNFHA_KEY_PREFIX", "/vnfha"),
+                   help="the key prefix the group uses (default: %(default)s)")
+    p.add_argument("--cacert", help="CA file: talk TLS to etcd")
+    p.add_argument("--cert", help="client certificate file (with --key)")
+    p.add_argument("--key", help="client key file (with --cert)")
+    p.add_argument("--user", help="etcd user; the password is read from $VNFHA_ETCD_PASSWORD")
+    p.add_argument("--request-timeout-s", type=float, default=2.0,
+                   help="per etcd request (default: %(default)s)")
+
+
+def _store_from_args(args: argparse.Namespace) -> Store:
+    from vnfha.store.etcd import EtcdOptions, EtcdStore  # noqa: PLC0415
+
+    endpoints = tuple(e.strip() for e in args.etcd.split(",") if e.strip())
+    if not endpoints:
+        raise CliError(f"--etcd {args.etcd!r}: no endpoint given")
+    password = os.environ.get("VNFHA_ETCD_PASSWORD") if args.user else None
+    if args.user and password is None:
+        raise CliError(f"--user {args.user!r} needs the password in $VNFHA_ETCD_PASSWORD")
+    try:
+        options = EtcdOptions(
+            endpoints=endpoints, tls=args.cacert is not None, ca_file=args.cacert,
+            cert_file=args.cert, key_file=args.key, username=args.user, password=password,
+            request_timeout_s=args.request_timeout_s,
+            connect_timeout_s=args.request_timeout_s,
+        )
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    return EtcdStore(options)
+
+
+def _run_against_etcd(args: argparse.Namespace,
+                      action: Callable[[Store], Awaitable[int]]) -> int:
+    """Run ``action(store)``, mapping etcd and input failures to exit codes."""
+    store = _store_from_args(args)
+
+    async def run() -> int:
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except ConfigError as e:
+        raise CliError(str(e)) from None
+    except StoreAuthError as e:
+        raise CliError(f"etcd refused the credentials: {e}", EXIT_UNREACHABLE) from None
+    except StoreUnavailable as e:
+        raise CliError(f"etcd unreachable at {args.etcd}: {e}", EXIT_UNREACHABLE) from None
+    except StoreError as e:
+        raise CliError(f"etcd error: {e}", EXIT_FAILED) from None
+
+
+# -- vnfha status --------------------------------------------------------------------------------
+
+
+def _add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("status", help="show a group's members, roles and epoch",
+                       description="Show a group's members, their roles, the epoch of the "
+                       "active grant and where each member talks to etcd.")
+    p.add_argument("group")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_etcd_flags(p)
+    p.set_defaults(func=_cmd_status)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from vnfha.admin import GroupNotFound, group_status  # noqa: PLC0415
+
+    async def action(store: Store) -> int:
+        try:
+            status = await group_status(store, args.prefix, args.group)
+        except GroupNotFound as e:
+            raise CliError(str(e), EXIT_FAILED) from None
+        if args.json:
+            print(json.dumps(status.as_json(), indent=2))
+            return EXIT_OK
+        active = f"{status.active} (epoch {status.epoch})" if status.active else "none"
+        print(f"group {status.group}  redundancy {status.redundancy}  active {active}  "
+              f"etcd {status.etcd_endpoint} @ revision {status.revision}")
+        rows = [("MEMBER", "ROLE", "EPOCH", "PRIO", "LISTEN", "ETCD", "PID", "HOST")]
+        for m in status.members:
+            role = m.role + ("*" if m.holds_active_key else "")
+            flags = " no-failover" if m.no_failover else ""
+            rows.append((m.member, role, str(m.epoch), f"{m.priority}{flags}", m.listen,
+                         m.etcd_endpoint, str(m.pid), m.host))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        return EXIT_OK
+
+    return _run_against_etcd(args, action)
+
+
+# -- vnfha switchover ----------------------------------------------------------------------------
+
+
+def _add_switchover(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("switchover", help="hand a group's active role over gracefully",
+                       description="Ask the group's active member to hand over (on_quiesce, "
+                       "then release the active key) to --to, or to its best standby, and wait "
+                       "until the new active holds the role.")
+    p.add_argument("group")
+    p.add_argument("--to", metavar="MEMBER", help="the member to hand over to")
+    p.add_argument("--timeout-s", type=float, default=10.0,
+                   help="how long to wait for the handover (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    _add_etcd_flags(p)
+    p.set_defaults(func=_cmd_switchover)
+
+
+def _cmd_switchover(args: argparse.Namespace) -> int:
+    from vnfha.admin import GroupNotFound, request_switchover  # noqa: PLC0415
+
+    async def action(store: Store) -> int:
+        try:
+            out = await request_switchover(store, args.prefix, args.group, args.to,
+                                           timeout_s=args.timeout_s)
+        except (GroupNotFound, SwitchoverError) as e:
+            raise CliError(str(e), EXIT_FAILED) from None
+        fields: dict[str, Any] = {
+            "group": args.group, "from": out.from_member, "to": out.to,
+            "from_epoch": out.from_epoch, "to_epoch": out.to_epoch,
+            "ms": round(out.seconds * 1000, 1),
+        }
+        if args.json:
+            print(json.dumps(fields))
+        else:
+            print(f"switchover of {args.group}: {out.from_member} (epoch {out.from_epoch}) -> "
+                  f"{out.to} (epoch {out.to_epoch}) in {fields['ms']} ms")
+        return EXIT_OK
+
+    return _run_against_etcd(args, action)
+
+
 # -- entry point ---------------------------------------------------------------------------------
 
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_etcd,
+    _add_status,
+    _add_switchover,
 ]
 
 

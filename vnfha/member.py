@@ -492,7 +492,7 @@ class Member:
                 await self._changed.wait()
                 continue
             decision = decide(self._state.view(self.name, session.lease_id, session.valid(),
-                                               self.config.redundancy))
+                                               self.config.redundancy, self._role))
             self._apply(decision)
             await self._publish()
             if self._role is Role.ACTIVE:
@@ -517,9 +517,10 @@ class Member:
     def _apply(self, d: Decision) -> None:
         """Hold the decided role. The policy says ACTIVE under a single-active model only when
         the key carries this session's lease, which only this session's campaign can have put
-        there. Under N_WAY_ACTIVE the epoch is the revision at which this session joined."""
+        there. Under N_WAY_ACTIVE the epoch is the revision at which this session joined.
+        While there is no active the member keeps the last epoch it knew."""
         epoch = self._joined_revision if self._all_active else d.epoch
-        self._set_role(d.role, epoch, d.reason)
+        self._set_role(d.role, epoch or self._epoch, d.reason)  # never back to 0 or lower
 
     async def _campaign(self, session: Session) -> None:
         """One CAS on the active key's absence; on success this member is active."""

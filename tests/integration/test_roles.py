@@ -3,39 +3,12 @@ stop, N_WAY ranking, N_WAY_ACTIVE, a frozen active demoting itself, misbehaving 
 
 from __future__ import annotations
 
-import itertools
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from vnfha.testing.etcd import EtcdCluster
-from vnfha.testing.member_proc import MemberProcess
-
 pytestmark = pytest.mark.etcd
-
-_groups = itertools.count()
-
-
-@pytest.fixture
-def group() -> str:
-    return f"g{next(_groups)}-{int(time.time() * 1000) % 100000}"
-
-
-@pytest.fixture
-def spawn(etcd3: EtcdCluster, group: str) -> Iterator[Any]:
-    procs: list[MemberProcess] = []
-
-    def start(name: str, *extra: str) -> MemberProcess:
-        proc = MemberProcess(group, name, etcd3.endpoints, *extra)
-        procs.append(proc)
-        proc.wait_for(lambda e: e["event"] == "ready", 20, "ready")
-        return proc
-
-    yield start
-    for proc in procs:
-        proc.kill()
 
 
 def role_is(role: str, epoch_above: int = 0) -> Any:
@@ -140,3 +113,19 @@ def test_a_paused_active_demotes_itself_before_acting_when_resumed(spawn: Any) -
     assert not [e for e in after if e["event"] == "act" and e["epoch"] == first["epoch"]]
     assert "session lost" in demoted["reason"] or "taken" in demoted["reason"], demoted
     a.wait_for(role_is("standby", first["epoch"]), 10, "a rejoins as standby")
+
+
+def test_callbacks_that_raise_or_hang_are_reported_and_the_member_goes_on(spawn: Any) -> None:
+    a = spawn("a", "--fail", "on_active", "--callback-timeout-s", "0.5")
+    first = a.wait_for(role_is("active"), 10, "a active")
+    failed = a.wait_for(lambda e: e["event"] == "callback_failed", 5, "failure report")
+    assert failed["callback"] == "on_active" and "scripted failure" in failed["error"]
+    assert not failed["timed_out"]
+    b = spawn("b", "--hang", "on_standby", "--callback-timeout-s", "0.5")
+    hung = b.wait_for(lambda e: e["event"] == "callback_failed", 5, "overrun report")
+    assert hung["callback"] == "on_standby" and hung["timed_out"]
+    # both keep running their roles: a crash of a still fails over to b
+    a.wait_for(lambda e: e["event"] == "act", 2, "a acts despite its failed callback")
+    a.kill()
+    b.wait_for(role_is("active", first["epoch"]), 5, "b active")
+    b.wait_for(lambda e: e["event"] == "act", 2, "b acts")

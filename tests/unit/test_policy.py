@@ -22,10 +22,11 @@ A, B, C = MemberInfo("a", lease=1), MemberInfo("b", lease=2), MemberInfo("c", le
 
 def view(me: str, *, model: Redundancy = Redundancy.TWO_N, members: tuple[MemberInfo, ...] = (A, B),
          active: ActiveInfo | None = None, valid: bool = True,
-         handover_to: str | None = None) -> GroupView:
+         handover_to: str | None = None, current: Role | None = None) -> GroupView:
     lease = next((m.lease for m in members if m.name == me), 99)
     return GroupView(me=me, my_lease=lease, session_valid=valid, redundancy=model,
-                     members=members, active=active, handover_to=handover_to)
+                     members=members, active=active, handover_to=handover_to,
+                     current_role=current)
 
 
 @pytest.mark.parametrize(
@@ -58,6 +59,10 @@ def view(me: str, *, model: Redundancy = Redundancy.TWO_N, members: tuple[Member
         (view("b", model=Redundancy.NO_REDUNDANCY, active=ActiveInfo("a", 1, 7)),
          Role.SPARE, Action.NONE, 0),
         (view("b", model=Redundancy.NO_REDUNDANCY), Role.SPARE, Action.CAMPAIGN, 1),
+        # between two actives a standby stays a standby (no flip to spare and back) ...
+        (view("b", current=Role.STANDBY), Role.STANDBY, Action.CAMPAIGN, 1),
+        # ... but a resigning active takes the role its rank gives
+        (view("b", current=Role.QUIESCED), Role.SPARE, Action.CAMPAIGN, 1),
     ],
 )
 def test_table(v: GroupView, role: Role, action: Action, delay: int) -> None:
@@ -118,16 +123,17 @@ def test_ranking_is_independent_of_input_order(members: list[MemberInfo], rnd: o
                                    epoch=st.integers(1, 100))),
     st.one_of(st.none(), names),
     st.lists(st.booleans(), min_size=5, max_size=5),
+    st.lists(st.one_of(st.none(), st.sampled_from(list(Role))), min_size=5, max_size=5),
 )
 def test_never_two_actives(
     members: list[MemberInfo], model: Redundancy, active: ActiveInfo | None,
-    handover: str | None, valid: list[bool],
+    handover: str | None, valid: list[bool], current: list[Role | None],
 ) -> None:
     """Every member decides from the same view; only the model's allowed actives result."""
     decisions = {
         m.name: decide(GroupView(me=m.name, my_lease=m.lease, session_valid=valid[i],
                                  redundancy=model, members=tuple(members), active=active,
-                                 handover_to=handover))
+                                 handover_to=handover, current_role=current[i]))
         for i, m in enumerate(members)
     }
     actives = [n for n, d in decisions.items() if d.role is Role.ACTIVE]
@@ -145,6 +151,6 @@ def test_never_two_actives(
     # campaigners are eligible and have distinct delays (the best one first)
     delays = [d.delay_steps for d in decisions.values() if d.action is Action.CAMPAIGN]
     assert len(delays) == len(set(delays))
-    if model is Redundancy.TWO_N:
+    if model is Redundancy.TWO_N and active is not None:
         standbys = [n for n, d in decisions.items() if d.role is Role.STANDBY]
         assert len(standbys) <= 1

@@ -248,7 +248,7 @@ class GroupState:
         return None
 
     def view(self, me: str, my_lease: int, session_valid: bool,
-             redundancy: Redundancy) -> GroupView:
+             redundancy: Redundancy, current_role: Role | None = None) -> GroupView:
         """The policy's input for member ``me``."""
         infos = tuple(
             MemberInfo(name=rec.member, priority=rec.priority, no_failover=rec.no_failover,
@@ -259,4 +259,5 @@ class GroupState:
             me=me, my_lease=my_lease, session_valid=session_valid, redundancy=redundancy,
             members=infos, active=self.active[1] if self.active else None,
             handover_to=self.handover.to if self.handover else None, revision=self.revision,
+            current_role=current_role,
         )

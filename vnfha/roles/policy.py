@@ -67,7 +67,8 @@ class ActiveInfo:
 class GroupView:
     """One member's snapshot of its group, as of etcd ``revision``.
 
-    ``handover_to`` names the member a resigning active chose (switchover), if any.
+    ``handover_to`` names the member a resigning active chose (switchover), if any;
+    ``current_role`` is the role this member holds now (None before its first decision).
     """
 
     me: str
@@ -78,6 +79,7 @@ class GroupView:
     active: ActiveInfo | None = None
     handover_to: str | None = None
     revision: int = 0
+    current_role: Role | None = None
 
     def member(self, name: str) -> MemberInfo | None:
         """The named member's record, or None."""
@@ -155,6 +157,8 @@ def decide(view: GroupView) -> Decision:
     if view.member(view.me) is None:
         non_active.append(MemberInfo(view.me, lease=view.my_lease))
     role = _standby_or_spare(view, non_active)
+    if active is None and view.current_role in (Role.STANDBY, Role.SPARE):
+        role = view.current_role  # between two actives, nobody flips standby <-> spare
 
     if active is not None:
         if active.member == view.me:  # our name, but an old lease: a previous incarnation

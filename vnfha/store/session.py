@@ -194,7 +194,8 @@ class Session:
             return
         if view.state is SessionState.LOST:
             self._lost.set()
-        log_fn = log.info if view.state is SessionState.CONNECTED else log.warning
+        quiet = view.state is SessionState.CONNECTED or self._closed  # a close is not news
+        log_fn = log.info if quiet else log.warning
         log_fn("lease %#x: %s (%s)", view.lease_id, view.state.value, view.reason)
         for listener in list(self._listeners):
             try:

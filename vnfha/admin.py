@@ -1,0 +1,195 @@
+"""Operator actions through etcd, used by ``vnfha status`` and ``vnfha switchover``.
+
+They need only etcd access: the status is read from the group's keys, and a switchover is a
+request key that the active member consumes (see :mod:`vnfha.roles.keys`). Guarantees:
+
+- :func:`group_status` is one consistent read (a single range at one revision).
+- :func:`request_switchover` never leaves its request behind: it is consumed by the active, or
+  withdrawn (only if still the same request) when the active does not answer in time. At most
+  one request is pending per group; a second is refused, not queued.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass
+
+from vnfha.clock import Clock, SystemClock
+from vnfha.errors import StoreError, SwitchoverError
+from vnfha.roles.keys import (
+    GroupKeys,
+    GroupState,
+    SwitchoverRequest,
+    SwitchoverResult,
+    check_name,
+)
+from vnfha.store.base import Compare, EventType, Store, TxnDelete, TxnPut
+
+__all__ = ["GroupNotFound", "GroupStatus", "MemberStatus", "SwitchoverOutcome", "group_status",
+           "request_switchover"]
+
+
+class GroupNotFound(LookupError):
+    """No member of ``group`` is registered under ``root``."""
+
+    def __init__(self, group: str, root: str, endpoint: str) -> None:
+        self.group = group
+        super().__init__(f"group {group!r} not found: no members under {root} (etcd {endpoint})")
+
+
+@dataclass(frozen=True, slots=True)
+class MemberStatus:
+    """One member as it published itself."""
+
+    member: str
+    role: str
+    epoch: int
+    holds_active_key: bool
+    priority: int
+    no_failover: bool
+    listen: str
+    etcd_endpoint: str
+    pid: int
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupStatus:
+    """A group at one etcd ``revision``: its members, the active and its epoch."""
+
+    group: str
+    redundancy: str
+    active: str | None
+    epoch: int
+    members: tuple[MemberStatus, ...]
+    revision: int
+    etcd_endpoint: str
+
+    def as_json(self) -> dict[str, object]:
+        """A plain dict for ``--json`` output (stable field names)."""
+        return {
+            "group": self.group, "redundancy": self.redundancy, "active": self.active,
+            "epoch": self.epoch, "revision": self.revision, "etcd_endpoint": self.etcd_endpoint,
+            "members": [
+                {"member": m.member, "role": m.role, "epoch": m.epoch,
+                 "holds_active_key": m.holds_active_key, "priority": m.priority,
+                 "no_failover": m.no_failover, "listen": m.listen,
+                 "etcd_endpoint": m.etcd_endpoint, "pid": m.pid, "host": m.host}
+                for m in self.members
+            ],
+        }
+
+
+async def _read(store: Store, keys: GroupKeys) -> GroupState:
+    result = await store.range(keys.root, prefix=True)
+    state = GroupState(keys)
+    for kv in result.kvs:
+        state.apply(kv.key, kv, result.revision)
+    state.revision = result.revision
+    return state
+
+
+async def group_status(store: Store, prefix: str, group: str) -> GroupStatus:
+    """The group's status; GroupNotFound when it has no members, ConfigError for a bad name."""
+    check_name("group", group)
+    keys = GroupKeys(prefix, group)
+    state = await _read(store, keys)
+    if not state.members:
+        raise GroupNotFound(group, keys.root, store.endpoint)
+    active = state.active[1] if state.active else None
+    members = tuple(
+        MemberStatus(
+            member=rec.member, role=rec.role, epoch=rec.epoch,
+            holds_active_key=active is not None and active.member == rec.member
+            and active.lease == lease,
+            priority=rec.priority, no_failover=rec.no_failover, listen=rec.listen,
+            etcd_endpoint=rec.etcd_endpoint, pid=rec.pid, host=rec.host,
+        )
+        for rec, lease in sorted(state.members.values(), key=lambda x: x[0].member)
+    )
+    redundancy = next(iter(state.members.values()))[0].redundancy
+    return GroupStatus(group, redundancy, active.member if active else None,
+                       active.epoch if active else 0, members, state.revision, store.endpoint)
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchoverOutcome:
+    """A completed switchover: who handed over to whom, the epochs, how long it took."""
+
+    from_member: str
+    to: str
+    from_epoch: int
+    to_epoch: int
+    seconds: float
+
+
+async def request_switchover(
+    store: Store, prefix: str, group: str, to: str | None = None, *, timeout_s: float = 10.0,
+    clock: Clock | None = None,
+) -> SwitchoverOutcome:
+    """Ask the group's active to hand over (to ``to``, or to its best standby) and wait until
+    a new active holds the key. Raises GroupNotFound, ConfigError (bad names) or
+    SwitchoverError (no active, unknown target, refused by the active, or not done in time)."""
+    clock = clock or SystemClock()
+    check_name("group", group)
+    if to is not None:
+        check_name("to", to)
+    keys = GroupKeys(prefix, group)
+    state = await _read(store, keys)
+    if not state.members:
+        raise GroupNotFound(group, keys.root, store.endpoint)
+    if state.active is None:
+        raise SwitchoverError(group, to, "the group has no active member")
+    old = state.active[1]
+    if to is not None and to not in state.members:
+        raise SwitchoverError(group, to, f"no such member (members: {sorted(state.members)})")
+    if to == old.member:
+        raise SwitchoverError(group, to, "that member is already active")
+
+    started = time.monotonic()
+    request = SwitchoverRequest(uuid.uuid4().hex, to)
+    async with store.watch(keys.root, prefix=True, start_revision=state.revision + 1) as watch:
+        put = await store.txn([Compare.create_revision(keys.switchover_request, "==", 0)],
+                              [TxnPut(keys.switchover_request, request.encode())])
+        if not put.succeeded:
+            raise SwitchoverError(group, to, "another switchover request is pending")
+        result: SwitchoverResult | None = None
+        try:
+            async def wait() -> SwitchoverOutcome:
+                nonlocal result
+                async for batch in watch:
+                    for ev in batch.events:
+                        if ev.type is EventType.PUT and ev.kv.key == keys.switchover_result:
+                            got = SwitchoverResult.decode(ev.kv.value)
+                            if got.id == request.id:
+                                result = got
+                                if not got.ok:
+                                    raise SwitchoverError(group, to,
+                                                          f"refused by {got.from_member}: "
+                                                          f"{got.detail}")
+                        if (ev.type is EventType.PUT and ev.kv.key == keys.active
+                                and ev.kv.create_revision > old.epoch and result is not None):
+                            state.apply(ev.kv.key, ev.kv, ev.kv.mod_revision)
+                            assert state.active is not None
+                            return SwitchoverOutcome(old.member, state.active[1].member,
+                                                     old.epoch, ev.kv.create_revision,
+                                                     time.monotonic() - started)
+                raise SwitchoverError(group, to, "watch ended")
+
+            return await clock.wait_for(wait(), timeout_s)
+        except TimeoutError:
+            if result is None:  # withdraw our request, and only ours
+                await _withdraw(store, keys, request)
+                raise SwitchoverError(group, to, f"the active ({old.member}) did not answer "
+                                      f"within {timeout_s} s; request withdrawn") from None
+            raise SwitchoverError(group, to, f"{old.member} released the active role but no "
+                                  f"member took it within {timeout_s} s") from None
+
+
+async def _withdraw(store: Store, keys: GroupKeys, request: SwitchoverRequest) -> None:
+    # if this fails the request stays; the next active consumes it or an operator deletes it
+    with contextlib.suppress(StoreError):
+        await store.txn([Compare.value_of(keys.switchover_request, "==", request.encode())],
+                        [TxnDelete(keys.switchover_request)])
