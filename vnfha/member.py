@@ -432,7 +432,7 @@ class Member:
 
     def _after_change(self) -> None:
         """Runs synchronously after every batch: an active that lost the key stops at once."""
-        if self._role is Role.ACTIVE and not self._holds_key():
+        if self._role is Role.ACTIVE and not self._all_active and not self._holds_key():
             active = self._state.active
             why = (f"active key taken by {active[0].member} (epoch {active[1].epoch})"
                    if active else "active key deleted")
@@ -464,6 +464,14 @@ class Member:
                 await self._reconcile()
             except StoreError as e:
                 log.warning("%s: %s; retrying", self.name, e)
+                await self._clock.sleep(self._step_s)
+                continue
+            except Exception:  # a bug here must not leave an active acting unsupervised
+                log.exception("%s: role loop failed; stepping down and retrying", self.name)
+                if self._role is Role.ACTIVE:
+                    self._set_role(Role.QUIESCED, self._epoch, "role loop failed")
+                    with contextlib.suppress(StoreError):
+                        await self._resign(self._best_target(), "role loop failed")
                 await self._clock.sleep(self._step_s)
                 continue
             # the session is lost: rejoin as a new incarnation

@@ -180,10 +180,16 @@ async def test_misbehaving_callbacks_are_reported_and_do_not_stop_the_member(
 
 async def test_n_way_active_and_no_redundancy(clock: FakeClock, store: MemoryStore) -> None:
     nwa = Redundancy.N_WAY_ACTIVE
-    async with (Member(config("a", redundancy=nwa), store=store, clock=clock) as a,
-                Member(config("b", redundancy=nwa), store=store, clock=clock) as b):
-        await until(clock, lambda: a.role is Role.ACTIVE and b.role is Role.ACTIVE)
-        assert a.epoch != b.epoch
+    changes: list[MemberEvent] = []
+    async with Member(config("a", redundancy=nwa), store=store, clock=clock) as a:
+        a.add_listener(changes.append)
+        await until(clock, lambda: a.role is Role.ACTIVE)
+        async with Member(config("b", redundancy=nwa), store=store, clock=clock) as b:
+            await until(clock, lambda: b.role is Role.ACTIVE)
+            await clock.advance(1.0)
+            assert a.role is Role.ACTIVE and a.epoch != b.epoch
+        # others joining and leaving never disturb an all-active member
+        assert [e.role for e in changes if isinstance(e, RoleChanged)] == [Role.ACTIVE]
     async with MemoryStore(clock) as other:
         nr = Redundancy.NO_REDUNDANCY
         async with (Member(config("a", redundancy=nr), store=other, clock=clock) as a,
