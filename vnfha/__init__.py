@@ -8,6 +8,9 @@ flat namespace; submodules are private unless documented otherwise (``vnfha.test
 from vnfha.component import Assignment, Component
 from vnfha.config import Config, load_config
 from vnfha.errors import (
+    AckTimeout,
+    CheckpointError,
+    CheckpointLimitError,
     Compacted,
     ConfigError,
     EtcdLaunchError,
@@ -28,7 +31,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Ack",
+    "AckTimeout",
     "Assignment",
+    "CheckpointError",
+    "CheckpointLimitError",
     "Compacted",
     "Component",
     "Config",

@@ -51,7 +51,8 @@ _HOST_RE: Final = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?")
 _PORT_RE: Final = re.compile(r"[0-9]{1,5}")
 _INT_RE: Final = re.compile(r"[+-]?[0-9]+")
 _TLS_FILES: Final = ("etcd_ca_file", "etcd_cert_file", "etcd_key_file")
-_FILE_FIELDS: Final = (*_TLS_FILES, "etcd_password_file")
+_FILE_FIELDS: Final = (*_TLS_FILES, "etcd_password_file", "replication_ca_file",
+                       "replication_cert_file", "replication_key_file")
 _BOOLS: Final = {"true": True, "yes": True, "on": True, "1": True,
                  "false": False, "no": False, "off": False, "0": False}
 
@@ -119,6 +120,31 @@ class Config:
     """Longest any one component callback (``on_active``, ``health_check``, ...) may run."""
     metrics_port: int | None = None
     """Port of the Prometheus metrics endpoint, 0..65535 (0: any free port); None: no endpoint."""
+    checkpoint_ack_timeout_s: float = 1.0
+    """How long an ``Ack.ONE`` / ``Ack.ALL`` checkpoint write waits for its standbys."""
+    checkpoint_degrade_ack: bool = False
+    """When no standby acknowledges in time, return as ``Ack.NONE`` would (counted and logged)
+    instead of raising AckTimeout."""
+    checkpoint_max_key_bytes: int = 1024
+    """Largest checkpoint key, in UTF-8 bytes."""
+    checkpoint_max_value_bytes: int = 1 << 20
+    """Largest checkpoint value, in bytes (1 MiB)."""
+    checkpoint_max_section_bytes: int = 64 << 20
+    """Largest checkpoint section (keys plus values), in bytes (64 MiB)."""
+    checkpoint_max_message_bytes: int = 4 << 20
+    """Largest replication message, in bytes (4 MiB, gRPC's default); batches and snapshot
+    chunks are cut to fit."""
+    checkpoint_max_backlog_entries: int = 100_000
+    """Changes the active keeps for standbys that are behind; one that needs an older change
+    gets a snapshot instead, so a slow standby never grows the active's memory without bound."""
+    replication_ca_file: str | None = None
+    """CA that signs the members' replication certificates. With ``replication_cert_file`` and
+    ``replication_key_file`` it makes replication mutual TLS: the active then accepts only peers
+    whose certificate's common name is a member of its group."""
+    replication_cert_file: str | None = None
+    """This member's replication certificate (server and client), PEM."""
+    replication_key_file: str | None = None
+    """The key of ``replication_cert_file``, PEM."""
 
     _password_from_file: str | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -126,6 +152,7 @@ class Config:
         for name, check in _CHECKS.items():
             object.__setattr__(self, name, check(name, getattr(self, name)))
         self._check_etcd_security()
+        self._check_replication()
         if self.etcd_password_file is not None:
             object.__setattr__(self, "_password_from_file",
                                _read_password_file(self.etcd_password_file))
@@ -226,6 +253,24 @@ class Config:
             shown = _MASK if name == "etcd_password" else self.etcd_password_file
             raise ConfigError(name, shown, "needs etcd_username")
 
+    def _check_replication(self) -> None:
+        """Replication TLS: all three files or none, each readable; limits that fit together."""
+        files = {name: getattr(self, name) for name in _REPLICATION_FILES}
+        given = [name for name, path in files.items() if path is not None]
+        if given and len(given) != len(files):
+            missing = [name for name in files if name not in given]
+            raise ConfigError(given[0], files[given[0]], f"replication TLS needs all of "
+                              f"{', '.join(files)} (missing: {', '.join(missing)})")
+        for name in given:
+            if not (os.path.isfile(files[name]) and os.access(files[name], os.R_OK)):
+                raise ConfigError(name, files[name], "no such readable file")
+        need = self.checkpoint_max_key_bytes + self.checkpoint_max_value_bytes + 1024
+        if self.checkpoint_max_message_bytes < need:
+            raise ConfigError("checkpoint_max_message_bytes", self.checkpoint_max_message_bytes,
+                              f"must hold one change of the largest key and value: at least "
+                              f"checkpoint_max_key_bytes + checkpoint_max_value_bytes + 1024 "
+                              f"= {need}")
+
     def _check_timing(self) -> None:
         """Every violated relation of :mod:`vnfha.timing`, in one error."""
         problems = check_timing(
@@ -258,7 +303,7 @@ def load_config(
     """A Config from a flat TOML file, then ``VNFHA_<FIELD>`` environment overrides.
 
     The file holds top-level ``field = value`` lines only (no tables); relative paths in its
-    ``etcd_*_file`` fields are relative to the file's directory. ``path=None`` reads only the
+    ``*_file`` fields are relative to the file's directory. ``path=None`` reads only the
     environment. ``environ`` defaults to ``os.environ``; a variable ``VNFHA_LEASE_TTL_S=3``
     overrides ``lease_ttl_s``, and an empty value unsets an optional field. ``VNFHA_*`` variables
     that are neither fields nor in :data:`OTHER_ENV_VARS` are refused, with a suggestion.
@@ -517,6 +562,8 @@ def _read_password_file(path: str) -> str:
     return text
 
 
+_REPLICATION_FILES = ("replication_ca_file", "replication_cert_file", "replication_key_file")
+
 _CHECKS: Final[dict[str, Callable[[str, object], object]]] = {
     "group": _name,
     "member": _name,
@@ -542,6 +589,16 @@ _CHECKS: Final[dict[str, Callable[[str, object], object]]] = {
     "lease_margin_s": _duration,
     "callback_timeout_s": _duration,
     "metrics_port": _optional(_int_in(0, 65535)),
+    "checkpoint_ack_timeout_s": _duration,
+    "checkpoint_degrade_ack": _bool,
+    "checkpoint_max_key_bytes": _int_in(1, None),
+    "checkpoint_max_value_bytes": _int_in(1, None),
+    "checkpoint_max_section_bytes": _int_in(1, None),
+    "checkpoint_max_message_bytes": _int_in(1, None),
+    "checkpoint_max_backlog_entries": _int_in(1, None),
+    "replication_ca_file": _optional(_text),
+    "replication_cert_file": _optional(_text),
+    "replication_key_file": _optional(_text),
 }
 """One check per field, in declaration order (the order errors are found in)."""
 

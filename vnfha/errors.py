@@ -14,7 +14,10 @@ attributes (not only in its message), and keeps its cause (``raise X(...) from e
     ├── SessionLost              the session's lease is gone, or its local deadline has passed
     ├── EtcdLaunchError          the local etcd could not be started (no binary, port taken, ...)
     ├── NotActive                a write was attempted by a member that does not hold ACTIVE
-    └── SwitchoverError          a switchover was refused (no eligible target) or did not finish
+    ├── SwitchoverError          a switchover was refused (no eligible target) or did not finish
+    └── CheckpointError          a checkpoint write was refused or not acknowledged
+        ├── CheckpointLimitError a key, value, section or message over its configured limit
+        └── AckTimeout           an Ack.ONE / Ack.ALL write not acknowledged in time
 
 ``ConfigError`` is also a ``ValueError``, and ``StoreUnavailable`` also a ``ConnectionError``, so
 code that already catches the built-in kinds keeps working.
@@ -23,6 +26,9 @@ code that already catches the built-in kinds keeps working.
 from __future__ import annotations
 
 __all__ = [
+    "AckTimeout",
+    "CheckpointError",
+    "CheckpointLimitError",
     "Compacted",
     "ConfigError",
     "EtcdLaunchError",
@@ -161,3 +167,36 @@ class SwitchoverError(VnfhaError):
         self.problem = problem
         to = f" to {target!r}" if target else ""
         super().__init__(f"switchover of group {group!r}{to}: {problem}")
+
+
+class CheckpointError(VnfhaError):
+    """A checkpoint write was refused or not acknowledged; nothing was lost by the refusal."""
+
+
+class CheckpointLimitError(CheckpointError, ValueError):
+    """``what`` (e.g. "value of sessions/k1") is ``size`` bytes, over ``limit`` = ``maximum``."""
+
+    def __init__(self, limit: str, what: str, size: int, maximum: int) -> None:
+        self.limit = limit
+        self.what = what
+        self.size = size
+        self.maximum = maximum
+        super().__init__(f"{what} is {size} bytes, over {limit}={maximum}")
+
+
+class AckTimeout(CheckpointError):
+    """Write ``sequence`` of ``epoch`` was applied on the active but not acknowledged as ``ack``
+    asks within ``timeout_s``; ``in_sync`` lists the standbys that counted. The write stays in
+    the active's state and is still replicated: the caller learns only that it is not (yet)
+    protected against a failover."""
+
+    def __init__(self, ack: str, epoch: int, sequence: int, timeout_s: float,
+                 in_sync: tuple[str, ...]) -> None:
+        self.ack = ack
+        self.epoch = epoch
+        self.sequence = sequence
+        self.timeout_s = timeout_s
+        self.in_sync = in_sync
+        who = ", ".join(in_sync) if in_sync else "no standby is in sync"
+        super().__init__(f"checkpoint write {epoch}/{sequence} not acknowledged (ack={ack}) "
+                         f"within {timeout_s} s ({who})")

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
+from vnfha.checkpoint import Checkpoint
 from vnfha.clock import Clock, SystemClock
 from vnfha.component import Assignment, Component
 from vnfha.config import Config
@@ -45,6 +46,10 @@ from vnfha.errors import (
     SwitchoverError,
 )
 from vnfha.model import Redundancy, Role
+from vnfha.replication.active import Primary, ReplicationServer
+from vnfha.replication.standby import Replica, stop_task
+from vnfha.replication.state import CheckpointData, Limits
+from vnfha.replication.wire import channel_credentials, server_credentials
 from vnfha.roles.keys import (
     ActiveRecord,
     GroupKeys,
@@ -53,6 +58,7 @@ from vnfha.roles.keys import (
     MemberRecord,
     SwitchoverRequest,
     SwitchoverResult,
+    SyncRecord,
     check_name,
 )
 from vnfha.roles.policy import Action, ActiveInfo, Decision, decide, eligible
@@ -152,6 +158,29 @@ class Member:
         self._callbacks: asyncio.Queue[tuple[str, tuple[Any, ...], asyncio.Future[None]]] | None
         self._callbacks = None
         self._all_active = config.redundancy is Redundancy.N_WAY_ACTIVE
+        limits = Limits(
+            max_key_bytes=config.checkpoint_max_key_bytes,
+            max_value_bytes=config.checkpoint_max_value_bytes,
+            max_section_bytes=config.checkpoint_max_section_bytes,
+            max_message_bytes=config.checkpoint_max_message_bytes,
+            max_backlog_entries=config.checkpoint_max_backlog_entries,
+        )
+        self._limits = limits
+        self._replica = Replica(group=config.group, member=config.member, data=CheckpointData(),
+                                limits=limits, clock=self._clock,
+                                credentials=channel_credentials(config), retry_s=self._step_s)
+        self.checkpoint = Checkpoint(self, self._replica, limits)
+        """The replicated state (:class:`vnfha.checkpoint.Checkpoint`)."""
+        mtls = config.replication_ca_file is not None
+        self._server = ReplicationServer(
+            listen=config.listen, group=config.group, member=config.member, limits=limits,
+            credentials=server_credentials(config), primary=lambda: self.checkpoint._primary,
+            allowed_peers=(lambda: frozenset(self._state.members)) if mtls else None,
+            on_stale=lambda epoch: self._poke(),
+        )
+        self._listen = config.listen
+        self._following: tuple[str, int] | None = None
+        self._follow_task: asyncio.Task[None] | None = None
         self._joined_revision = 0
         self.callback_failures = 0
         """How many callbacks raised or overran since start."""
@@ -185,6 +214,16 @@ class Member:
     @property
     def store(self) -> Store:
         return self._store
+
+    @property
+    def listen(self) -> str:
+        """The replication endpoint actually bound (``config.listen`` with its port resolved)."""
+        return self._listen
+
+    @property
+    def replica(self) -> Replica:
+        """Replication statistics of this member as a standby (for tests and metrics)."""
+        return self._replica
 
     def is_active(self) -> bool:
         """True only while this member holds the active key with a valid session: the check
@@ -236,6 +275,7 @@ class Member:
         self._callbacks = asyncio.Queue()
         self._runner = asyncio.create_task(self._run_callbacks(), name=f"{self.name}-callbacks")
         try:
+            self._listen = await self._server.start()
             await self._join()
         except BaseException:
             await self.stop()
@@ -260,6 +300,9 @@ class Member:
             await self._session.close(revoke=True)
         if self._role is not Role.QUIESCED:
             self._set_role(Role.QUIESCED, self._epoch, "member stopped", callback=False)
+        await stop_task(self._follow_task)
+        self.checkpoint._demote()
+        await self._server.stop()
         await self._drain_callbacks()
         if self._own_store:
             await self._store.close()
@@ -296,12 +339,13 @@ class Member:
         check_name("to", to)
         if to == self.name:
             raise SwitchoverError(self.group, to, "that member is already active")
-        entry = self._state.members.get(to)
-        if entry is None:
+        view = self._state.view(self.name, self.lease_id, True, self.config.redundancy)
+        info = view.member(to)
+        if info is None:
             raise SwitchoverError(self.group, to, "no such member in the group")
-        if entry[0].no_failover:
+        if info.no_failover:
             raise SwitchoverError(self.group, to, "that member is tagged no-failover")
-        if not entry[0].in_sync:
+        if not info.in_sync:
             raise SwitchoverError(self.group, to, "that member is not in sync")
         return to
 
@@ -319,6 +363,7 @@ class Member:
         try:
             self._set_role(Role.QUIESCED, epoch, reason, callback=False)
             await self._call_and_wait("on_quiesce")
+            await self._hand_over_checkpoint(target)
             ops: list[Op] = [TxnDelete(self._keys.active)]
             if target is not None:
                 ops.append(TxnPut(self._keys.handover, Handover(target, self.name, epoch).encode()))
@@ -338,6 +383,24 @@ class Member:
         finally:
             self._resigning = False
             self._poke()
+
+    async def _hand_over_checkpoint(self, target: str | None) -> None:
+        """Before releasing the key, wait (bounded) until ``target`` has applied every change
+        of this epoch, on_quiesce's last writes included: it takes over with all of them."""
+        primary = self.checkpoint._primary
+        if primary is None or target is None or target not in primary.peers:
+            return
+        last = primary.log.last_sequence
+
+        async def caught_up() -> None:
+            while primary.tracker.acked.get(target, 0) < last and not primary.closed:
+                await self._clock.sleep(self.config.heartbeat_interval_s / 10)
+
+        try:
+            await self._clock.wait_for(caught_up(), self.config.checkpoint_ack_timeout_s)
+        except TimeoutError:
+            log.warning("%s: %s had not applied sequence %d of epoch %d when handing over",
+                        self.name, target, last, primary.epoch)
 
     async def _wait_new_active(self, target: str, old_epoch: int, timeout_s: float | None) -> int:
         limit = timeout_s if timeout_s is not None else float(self.config.lease_ttl_s)
@@ -432,6 +495,8 @@ class Member:
 
     def _after_change(self) -> None:
         """Runs synchronously after every batch: an active that lost the key stops at once."""
+        if self._state.active is not None and not self._all_active:
+            self._replica.observe_epoch(self._state.active[1].epoch)
         if self._role is Role.ACTIVE and not self._all_active and not self._holds_key():
             active = self._state.active
             why = (f"active key taken by {active[0].member} (epoch {active[1].epoch})"
@@ -529,17 +594,37 @@ class Member:
         While there is no active the member keeps the last epoch it knew."""
         epoch = self._joined_revision if self._all_active else d.epoch
         self._set_role(d.role, epoch or self._epoch, d.reason)  # never back to 0 or lower
+        self._follow()
+
+    def _follow(self) -> None:
+        """Replicate from the active while this member is its standby (not as a spare)."""
+        want: tuple[str, int] | None = None
+        active = self._state.active
+        if (self._role is Role.STANDBY and active is not None and active[1].member != self.name
+                and active[0].listen and self.config.redundancy in (Redundancy.TWO_N,
+                                                                      Redundancy.N_WAY)):
+            want = (active[0].listen, active[1].epoch)
+        if want == self._following:
+            return
+        if self._follow_task is not None:
+            self._follow_task.cancel()
+            self._follow_task = None
+        self._following = want
+        if want is not None:
+            self._follow_task = asyncio.create_task(self._replica.follow(*want),
+                                                    name=f"{self.name}-follow")
 
     async def _campaign(self, session: Session) -> None:
         """One CAS on the active key's absence; on success this member is active."""
         if not session.valid():
             return
         lease = session.lease_id
-        record = ActiveRecord(self.name, self.config.listen).encode()
+        record = ActiveRecord(self.name, self._listen).encode()
         try:
             res = await self._store.txn(
                 [Compare.create_revision(self._keys.active, "==", 0)],
-                [TxnPut(self._keys.active, record, lease=lease), TxnDelete(self._keys.handover)],
+                [TxnPut(self._keys.active, record, lease=lease), TxnDelete(self._keys.handover),
+                 TxnPut(self._keys.sync, SyncRecord(self.name).encode())],
             )
             won, epoch = res.succeeded, res.revision
         except StoreUnavailable as e:
@@ -551,7 +636,7 @@ class Member:
         if not won or not session.valid():  # lost, or the deadline passed while we waited
             return
         if self._state.revision < epoch:  # the watch has not caught up yet: take our own word
-            self._state.active = (ActiveRecord(self.name, self.config.listen),
+            self._state.active = (ActiveRecord(self.name, self._listen),
                                   ActiveInfo(self.name, lease, epoch))
         self._set_role(Role.ACTIVE, epoch, f"won the campaign for the active key (epoch {epoch})")
         await self._publish()
@@ -581,7 +666,7 @@ class Member:
         record = MemberRecord(
             member=self.name, redundancy=cfg.redundancy.value, role=self._role.value,
             epoch=self._epoch, priority=cfg.priority, no_failover=cfg.no_failover,
-            listen=cfg.listen, etcd_endpoint=self._store.endpoint, pid=os.getpid(),
+            listen=self._listen, etcd_endpoint=self._store.endpoint, pid=os.getpid(),
             host=socket.gethostname(),
         )
         if record == self._published:
@@ -598,6 +683,10 @@ class Member:
         previous = self._role
         if role is previous and epoch == self._epoch:
             return
+        if previous is Role.ACTIVE and (role is not Role.ACTIVE or epoch != self._epoch):
+            self.checkpoint._demote()  # from here on, writes of the old epoch are refused
+        if role is Role.ACTIVE and (previous is not Role.ACTIVE or epoch != self._epoch):
+            self._promote(epoch)
         self._role, self._epoch = role, epoch
         log.info("member=%s group=%s role=%s previous=%s epoch=%d reason=%r", self.name,
                  self.group, role.value, previous.value, epoch, reason)
@@ -612,6 +701,39 @@ class Member:
             self._enqueue(_CALLBACK_ROLES[role], assignment)
         elif role is Role.QUIESCED and previous is Role.ACTIVE:  # deposed: stop serving now
             self._enqueue("on_standby", assignment)
+
+    def _promote(self, epoch: int) -> None:
+        """Start replicating as the active of ``epoch``, on top of what this member has."""
+        if self._follow_task is not None:
+            self._follow_task.cancel()
+            self._follow_task, self._following = None, None
+        lease = self.lease_id
+
+        async def publish(members: frozenset[str]) -> frozenset[str]:
+            return await self._publish_sync(epoch, lease, members)
+
+        self.checkpoint._promote(Primary(
+            member=self.name, epoch=epoch, data=self._replica.data, limits=self._limits,
+            base=self._replica.applied, clock=self._clock,
+            heartbeat_s=self.config.heartbeat_interval_s, publish_sync=publish,
+        ))
+
+    async def _publish_sync(self, epoch: int, lease: int, members: frozenset[str]
+                            ) -> frozenset[str]:
+        """Write the in-sync set, only while the active key is still ours; returns what was
+        published (members whose lease is known)."""
+        entries = tuple(sorted((m, self._state.members[m][1]) for m in members
+                               if m in self._state.members))
+        if self._all_active:
+            return frozenset()
+        res = await self._store.txn(
+            [Compare.create_revision(self._keys.active, "==", epoch),
+             Compare.lease(self._keys.active, "==", lease)],
+            [TxnPut(self._keys.sync, SyncRecord(self.name, entries).encode())],
+        )
+        if not res.succeeded:
+            raise NotActive(self.name, "deposed", epoch)
+        return frozenset(m for m, _ in entries)
 
     def _emit(self, event: MemberEvent) -> None:
         for listener in list(self._listeners):

@@ -271,10 +271,20 @@ BAD_VALUES: list[tuple[str, object, str]] = [
     ("metrics_port", 65536, "0..65535"),
     ("metrics_port", -1, "0..65535"),
     ("metrics_port", "9400", "expected an integer"),
+    ("checkpoint_degrade_ack", "maybe", "expected true or false"),
+    ("checkpoint_max_key_bytes", 0, "at least 1"),
+    ("checkpoint_max_value_bytes", 1.5, "expected an integer"),
+    ("checkpoint_max_section_bytes", -1, "at least 1"),
+    ("checkpoint_max_message_bytes", 100, "must hold one change"),
+    ("checkpoint_max_backlog_entries", 0, "at least 1"),
+    ("replication_ca_file", 3, "expected a string"),
+    ("replication_cert_file", "/no/such/cert.pem", "replication TLS needs all of"),
+    ("replication_key_file", "", "empty"),
 ]
 
 DURATIONS = ["etcd_request_timeout_s", "etcd_connect_timeout_s", "heartbeat_interval_s",
-             "suspicion_s", "lease_margin_s", "callback_timeout_s", "keepalive_interval_s"]
+             "suspicion_s", "lease_margin_s", "callback_timeout_s", "keepalive_interval_s",
+             "checkpoint_ack_timeout_s"]
 BAD_VALUES += [(name, bad, "greater than 0") for name in DURATIONS
                for bad in (0, 0.0, -0.5, math.inf, math.nan)]
 BAD_VALUES += [(name, bad, "expected a number of seconds") for name in DURATIONS

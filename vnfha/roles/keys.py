@@ -12,6 +12,8 @@ key                        value                              bound to
                                                               active's campaign
 ``admin/switchover``       :class:`SwitchoverRequest`         no lease; consumed by the active
 ``admin/switchover-result`` :class:`SwitchoverResult`         no lease; overwritten each time
+``sync``                   :class:`SyncRecord`                no lease; written by the active,
+                                                              fenced by its epoch
 =========================  =================================  =================================
 
 Records that do not parse are ignored by readers (and reported by :meth:`GroupState.apply`),
@@ -38,6 +40,7 @@ __all__ = [
     "MemberRecord",
     "SwitchoverRequest",
     "SwitchoverResult",
+    "SyncRecord",
     "check_name",
 ]
 
@@ -78,6 +81,10 @@ class GroupKeys:
     @property
     def handover(self) -> str:
         return f"{self.root}handover"
+
+    @property
+    def sync(self) -> str:
+        return f"{self.root}sync"
 
     @property
     def switchover_request(self) -> str:
@@ -168,6 +175,26 @@ class Handover:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncRecord:
+    """The standbys the active counts as in sync, as (member, lease) of the incarnation that
+    synced. Written by the active only, fenced by its epoch; not bound to a lease, so it
+    outlives the active and tells the survivors which of them may take over."""
+
+    active: str
+    members: tuple[tuple[str, int], ...] = ()
+
+    def encode(self) -> bytes:
+        return json.dumps({"active": self.active, "members": [list(m) for m in self.members]},
+                          separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> SyncRecord:
+        d = _load(raw)
+        return cls(active=str(d["active"]),
+                   members=tuple((str(n), int(lease)) for n, lease in d.get("members", [])))
+
+
+@dataclass(frozen=True, slots=True)
 class SwitchoverRequest:
     """An operator's request (``vnfha switchover``): hand over to ``to`` or to the best standby."""
 
@@ -218,6 +245,7 @@ class GroupState:
     active: tuple[ActiveRecord, ActiveInfo] | None = None
     handover: Handover | None = None
     switchover: SwitchoverRequest | None = None
+    sync: SyncRecord | None = None
     revision: int = 0
 
     def apply(self, key: str, kv: KeyValue | None, revision: int) -> str | None:
@@ -241,18 +269,32 @@ class GroupState:
                     self.active = (rec, ActiveInfo(rec.member, kv.lease, kv.create_revision))
             elif key == self.keys.handover:
                 self.handover = None if kv is None else Handover.decode(kv.value)
+            elif key == self.keys.sync:
+                self.sync = None if kv is None else SyncRecord.decode(kv.value)
             elif key == self.keys.switchover_request:
                 self.switchover = None if kv is None else SwitchoverRequest.decode(kv.value)
         except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError) as e:
             return f"{key}: unreadable record ignored ({e})"
         return None
 
+    def in_sync(self) -> frozenset[str] | None:
+        """The live members the sync record lists (same name *and* lease), or None when it
+        lists none that is alive (or there is none): then there is no replicated state to
+        protect, and every member counts as in sync."""
+        if self.sync is None:
+            return None
+        alive = {name: lease for name, (_, lease) in self.members.items()}
+        listed = frozenset(n for n, lease in self.sync.members if alive.get(n) == lease)
+        return listed or None
+
     def view(self, me: str, my_lease: int, session_valid: bool,
              redundancy: Redundancy, current_role: Role | None = None) -> GroupView:
         """The policy's input for member ``me``."""
+        in_sync = self.in_sync()
         infos = tuple(
             MemberInfo(name=rec.member, priority=rec.priority, no_failover=rec.no_failover,
-                       applied=rec.applied, in_sync=rec.in_sync, lease=lease)
+                       applied=rec.applied, in_sync=in_sync is None or rec.member in in_sync,
+                       lease=lease)
             for rec, lease in self.members.values()
         )
         return GroupView(

@@ -1,0 +1,130 @@
+"""``member.checkpoint``: the VNF's replicated state (OpenSAF CKPT's role).
+
+Sections of key -> bytes. Only the active writes; every member reads its own copy. Guarantees:
+
+- ``put``/``delete`` on a member that is not ACTIVE, or whose epoch has ended (deposed, lease
+  deadline passed), raise :class:`vnfha.NotActive` and change nothing.
+- ``Ack.NONE`` returns once applied on the active. ``Ack.ONE`` once at least one standby that
+  etcd lists as in sync has applied it, ``Ack.ALL`` once every such standby has. Only in-sync
+  standbys may take over, so a write acknowledged with ONE/ALL survives a failover to one of
+  them. With no standby in sync, ONE/ALL raise :class:`vnfha.AckTimeout` after
+  ``checkpoint_ack_timeout_s`` (the write stays applied on the active) unless
+  ``checkpoint_degrade_ack`` is set, which returns instead and counts it in ``degraded_acks``.
+- Bad section names, empty keys and values over the limits raise ConfigError /
+  CheckpointLimitError naming the limit, before anything is applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from vnfha.errors import AckTimeout, ConfigError, NotActive
+from vnfha.model import Ack
+from vnfha.replication.active import Primary
+from vnfha.replication.standby import Applied, Replica
+from vnfha.replication.state import Change, CheckpointData, Limits
+
+if TYPE_CHECKING:
+    from vnfha.member import Member
+
+__all__ = ["Applied", "Checkpoint"]
+
+log = logging.getLogger("vnfha.checkpoint")
+
+
+class Checkpoint:
+    """The member's checkpoint (see the module docstring)."""
+
+    def __init__(self, member: Member, replica: Replica, limits: Limits) -> None:
+        self._member = member
+        self._replica = replica
+        self._data: CheckpointData = replica.data
+        self._limits = limits
+        self._primary: Primary | None = None
+        self.degraded_acks = 0
+        """ONE/ALL writes returned unprotected because ``checkpoint_degrade_ack`` is set."""
+
+    # -- writes (active only) --------------------------------------------------------------------
+
+    async def put(self, section: str, key: str, value: bytes, *, ack: Ack = Ack.NONE,
+                  timeout_s: float | None = None) -> int:
+        """Set ``section``/``key`` to ``value``; returns the write's sequence in this epoch."""
+        if not isinstance(value, bytes):
+            raise ConfigError("value", type(value).__name__, "must be bytes")
+        return await self._write(Change(section, key, value), ack, timeout_s)
+
+    async def delete(self, section: str, key: str, *, ack: Ack = Ack.NONE,
+                     timeout_s: float | None = None) -> int:
+        """Remove ``section``/``key`` (a no-op change if absent, still replicated)."""
+        return await self._write(Change(section, key, None), ack, timeout_s)
+
+    async def _write(self, change: Change, ack: Ack, timeout_s: float | None) -> int:
+        if not isinstance(ack, Ack):
+            raise ConfigError("ack", ack, f"must be one of {', '.join(a.name for a in Ack)}")
+        epoch = self._member.check_active()
+        primary = self._primary
+        if primary is None or primary.closed or primary.epoch != epoch:
+            raise NotActive(self._member.name, self._member.role.value, epoch)
+        self._data.check(change, self._limits)
+        seq = primary.write(change)
+        if ack is Ack.NONE:
+            return seq
+        timeout = timeout_s if timeout_s is not None else \
+            self._member.config.checkpoint_ack_timeout_s
+        if await primary.wait_protected(seq, ack, timeout):
+            return seq
+        if primary.closed or not self._member.is_active():
+            raise NotActive(self._member.name, self._member.role.value, epoch)
+        if self._member.config.checkpoint_degrade_ack:
+            self.degraded_acks += 1
+            log.warning("checkpoint write %d/%d returned unprotected (ack=%s, in sync: %s)",
+                        epoch, seq, ack.value, ", ".join(primary.in_sync) or "none")
+            return seq
+        raise AckTimeout(ack.value, epoch, seq, timeout, primary.in_sync)
+
+    # -- reads (any member) ----------------------------------------------------------------------
+
+    def get(self, section: str, key: str) -> bytes | None:
+        """This member's copy of ``section``/``key``, or None."""
+        return self._data.get(section, key)
+
+    def items(self, section: str) -> Iterator[tuple[str, bytes]]:
+        """This member's copy of the section, as (key, value) pairs."""
+        return self._data.items(section)
+
+    def sections(self) -> list[str]:
+        return self._data.sections()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """(epoch, sequence) of the last change in this member's copy."""
+        if self._primary is not None and not self._primary.closed:
+            return (self._primary.epoch, self._primary.log.last_sequence)
+        return self._replica.applied
+
+    @property
+    def in_sync(self) -> tuple[str, ...]:
+        """On the active: the standbys published as in sync (their acks count)."""
+        return self._primary.in_sync if self._primary is not None else ()
+
+    def track(self, callback: Callable[[Applied], None]) -> None:
+        """On a standby, call ``callback(applied)`` after every batch of changes it applies
+        (and after a snapshot replaced its state); synchronously, so keep it short."""
+        self._replica.listeners.append(callback)
+
+    # -- role changes (called by the member) -----------------------------------------------------
+
+    def _promote(self, primary: Primary) -> None:
+        self._primary = primary
+
+    def _demote(self) -> None:
+        primary, self._primary = self._primary, None
+        if primary is not None:
+            self._replica.applied = (primary.epoch, primary.log.last_sequence)
+            self._replica.observe_epoch(primary.epoch)
+            primary.close()

@@ -1,0 +1,1 @@
+"""Checkpoint replication: the pure state and log, the gRPC stream between active and standbys."""

@@ -1,0 +1,210 @@
+"""The standby side of replication: follow the active's stream, apply, acknowledge.
+
+Guarantees:
+
+- Changes of an epoch are applied in sequence order, each exactly once (duplicates skipped, a
+  gap answered with a resync); a snapshot replaces the state whole, atomically.
+- A message of an epoch lower than the highest this standby has seen is never applied: the
+  stream is rejected (FAILED_PRECONDITION) and the rejection counted.
+- The standby acknowledges only what it has applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from vnfha.clock import Clock
+from vnfha.errors import CheckpointLimitError, ConfigError
+from vnfha.replication import wire
+from vnfha.replication.state import (
+    Change,
+    CheckpointData,
+    Limits,
+    Verdict,
+    check_deltas,
+    check_shape,
+)
+from vnfha.replication.wire import pb
+
+__all__ = ["Applied", "Replica"]
+
+log = logging.getLogger("vnfha.replication")
+
+_FAILED_PRECONDITION = 9
+_INVALID_ARGUMENT = 3
+_OUT_OF_RANGE = 11
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """Changes a standby applied: a batch of deltas ending at ``sequence``, or a whole
+    snapshot (``snapshot`` true: the state was replaced by ``changes``)."""
+
+    epoch: int
+    sequence: int
+    changes: tuple[Change, ...]
+    snapshot: bool = False
+
+
+class _Reject(Exception):
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+class Replica:
+    """A standby's copy of the checkpoint and its position."""
+
+    def __init__(self, *, group: str, member: str, data: CheckpointData, limits: Limits,
+                 clock: Clock, credentials: grpc.ChannelCredentials | None,
+                 retry_s: float) -> None:
+        self.group = group
+        self.member = member
+        self.data = data
+        self.limits = limits
+        self.applied: tuple[int, int] = (0, 0)
+        self.highest_epoch = 0
+        self.listeners: list[Callable[[Applied], None]] = []
+        self.last_heard = 0.0
+        self.connected = False
+        self.stale_rejections = 0
+        self.resyncs = 0
+        self._clock = clock
+        self._credentials = credentials
+        self._retry_s = retry_s
+
+    def observe_epoch(self, epoch: int) -> None:
+        """An epoch seen elsewhere (etcd): anything older is stale from now on."""
+        self.highest_epoch = max(self.highest_epoch, epoch)
+
+    async def follow(self, target: str, epoch: int) -> None:
+        """Replicate from the active at ``target`` (epoch ``epoch``) until cancelled."""
+        self.observe_epoch(epoch)
+        while True:
+            try:
+                await self._session(target)
+            except grpc.aio.AioRpcError as e:
+                log.info("%s: replication from %s: %s %s", self.member, target, e.code().name,
+                         e.details())
+            finally:
+                self.connected = False
+            await self._clock.sleep(self._retry_s)
+
+    def _channel(self, target: str) -> grpc.aio.Channel:
+        options = wire.message_options(self.limits.max_message_bytes)
+        if self._credentials is None:
+            return grpc.aio.insecure_channel(target, options=options)
+        return grpc.aio.secure_channel(target, self._credentials, options=options)
+
+    async def _session(self, target: str) -> None:
+        async with self._channel(target) as channel:
+            call = wire.open_stream(channel)
+            epoch, seq = self.applied
+            await call.write(pb.StandbyMessage(hello=pb.Hello(
+                group=self.group, member=self.member, epoch=epoch, sequence=seq,
+                highest_epoch=self.highest_epoch)))
+            parts: list[Change] = []
+            try:
+                while True:
+                    msg = await call.read()
+                    if msg is wire.EOF:
+                        return
+                    self.connected = True
+                    self.last_heard = self._clock.monotonic()
+                    ack = self._handle(msg, parts)
+                    if ack is not None:
+                        await call.write(pb.StandbyMessage(ack=pb.Ack(epoch=ack[0],
+                                                                      sequence=ack[1])))
+            except _Reject as r:
+                log.warning("%s: rejecting the stream from %s: %s", self.member, target,
+                            r.detail)
+                with contextlib.suppress(grpc.aio.AioRpcError, grpc.aio.UsageError):
+                    await call.write(pb.StandbyMessage(reject=pb.Reject(code=r.code,
+                                                                        detail=r.detail)))
+                call.cancel()
+
+    def _handle(self, msg: Any, parts: list[Change]) -> tuple[int, int] | None:
+        """Apply one message; the position to acknowledge, if any."""
+        kind = msg.WhichOneof("kind")
+        if kind == "deltas":
+            d = msg.deltas
+            self._check_epoch(d.epoch)
+            verdict, skip = check_deltas(self.applied, self.highest_epoch, d.epoch,
+                                         d.first_sequence, len(d.changes))
+            if verdict is Verdict.DUPLICATE:
+                return None
+            if verdict is Verdict.GAP:
+                self.resyncs += 1
+                raise _Reject(_OUT_OF_RANGE, f"gap: have {self.applied}, got epoch {d.epoch} "
+                              f"from sequence {d.first_sequence}")
+            changes = tuple(self._checked(c) for c in d.changes[skip:])
+            for change in changes:
+                self.data.apply(change)
+            self.applied = (d.epoch, d.first_sequence + len(d.changes) - 1)
+            self._notify(Applied(d.epoch, self.applied[1], changes))
+            return self.applied
+        if kind == "snapshot":
+            s = msg.snapshot
+            self._check_epoch(s.epoch)
+            parts.extend(self._checked(c) for c in s.entries)
+            if not s.last:
+                return None
+            self.data.replace(parts)
+            self.applied = (s.epoch, s.sequence)
+            self.highest_epoch = max(self.highest_epoch, s.epoch)
+            self._notify(Applied(s.epoch, s.sequence, tuple(parts), snapshot=True))
+            parts.clear()
+            return self.applied
+        if kind == "rebase":
+            r = msg.rebase
+            self._check_epoch(r.epoch)
+            if self.applied != (r.base_epoch, r.base_sequence):
+                self.resyncs += 1
+                raise _Reject(_OUT_OF_RANGE, f"rebase from {(r.base_epoch, r.base_sequence)} "
+                              f"but this standby is at {self.applied}")
+            self.applied = (r.epoch, 0)
+            return self.applied
+        if kind == "heartbeat":
+            self._check_epoch(msg.heartbeat.epoch)
+            return None
+        raise _Reject(_INVALID_ARGUMENT, f"unknown message kind {kind!r}")
+
+    def _check_epoch(self, epoch: int) -> None:
+        if epoch < self.highest_epoch:
+            self.stale_rejections += 1
+            raise _Reject(_FAILED_PRECONDITION, f"epoch {epoch} is stale: this standby has "
+                          f"seen epoch {self.highest_epoch}")
+        self.highest_epoch = epoch
+
+    def _checked(self, m: Any) -> Change:
+        change = wire.change_from_pb(m)
+        try:
+            check_shape(change, self.limits)
+        except (ConfigError, CheckpointLimitError) as e:
+            raise _Reject(_INVALID_ARGUMENT, f"bad change from the active: {e}") from e
+        return change
+
+    def _notify(self, applied: Applied) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(applied)
+            except Exception:
+                log.exception("%s: checkpoint tracking callback %r failed", self.member,
+                              listener)
+
+
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task`` and wait for it."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

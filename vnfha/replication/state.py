@@ -1,0 +1,286 @@
+"""Checkpoint state and replication bookkeeping. Pure: no I/O, no clock, no asyncio.
+
+- :class:`CheckpointData` holds sections of key -> bytes and enforces the size limits.
+- :class:`ReplicationLog` is the active's bounded log of one epoch: sequences start at 1 and
+  have no gaps; old entries are dropped beyond the backlog limits, and a standby that needs a
+  dropped entry gets a snapshot instead (:meth:`ReplicationLog.since` returns None).
+- :func:`check_deltas` is the standby's verdict on a batch of deltas (apply, duplicate, gap,
+  stale epoch), so a standby applies each epoch's sequence in order, without gaps or repeats.
+- :class:`AckTracker` knows which standbys are in sync and what each has acknowledged, and so
+  which sequence is protected under ``Ack.ONE`` and ``Ack.ALL``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from vnfha.errors import CheckpointLimitError, ConfigError
+from vnfha.model import Ack
+
+__all__ = [
+    "AckTracker",
+    "Change",
+    "CheckpointData",
+    "Limits",
+    "ReplicationLog",
+    "Verdict",
+    "check_deltas",
+    "check_section",
+    "check_shape",
+]
+
+_SECTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+CHANGE_OVERHEAD_BYTES = 16
+"""Wire bytes a change costs besides its section, key and value (tags, lengths): used to keep
+batches under the message limit without serialising twice."""
+
+
+def check_section(section: object) -> str:
+    """A section name: 1-63 of ``A-Z a-z 0-9 _ . -``, starting with a letter or digit."""
+    if not isinstance(section, str) or not _SECTION.match(section):
+        raise ConfigError("section", section, "must be 1-63 characters of letters, digits, "
+                          "'_', '.' and '-', starting with a letter or digit")
+    return section
+
+
+def check_shape(change: Change, limits: Limits) -> int:
+    """Check the names and sizes of one change on its own; returns the key's size in bytes."""
+    check_section(change.section)
+    key = change.key
+    if not isinstance(key, str) or not key:
+        raise ConfigError("key", key, "must be a non-empty string")
+    key_bytes = len(key.encode("utf-8", "surrogateescape"))
+    where = f"{change.section}/{key[:64]}"
+    if key_bytes > limits.max_key_bytes:
+        raise CheckpointLimitError("max_key_bytes", f"key {where}", key_bytes,
+                                   limits.max_key_bytes)
+    if change.value is not None:
+        if not isinstance(change.value, bytes):
+            raise ConfigError("value", type(change.value).__name__, "must be bytes")
+        if len(change.value) > limits.max_value_bytes:
+            raise CheckpointLimitError("max_value_bytes", f"value of {where}",
+                                       len(change.value), limits.max_value_bytes)
+    return key_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Set ``section``/``key`` to ``value``, or delete it when ``value`` is None."""
+
+    section: str
+    key: str
+    value: bytes | None
+
+    @property
+    def wire_bytes(self) -> int:
+        """An upper estimate of the change's size in a message."""
+        value = len(self.value) if self.value is not None else 0
+        return len(self.section) + len(self.key.encode("utf-8", "surrogateescape")) + value + \
+            CHANGE_OVERHEAD_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits, each named in the error that enforces it."""
+
+    max_key_bytes: int = 1024
+    max_value_bytes: int = 1 << 20
+    max_section_bytes: int = 64 << 20
+    max_message_bytes: int = 4 << 20
+    max_backlog_entries: int = 100_000
+    max_backlog_bytes: int = 64 << 20
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(name, value, "must be a positive integer")
+        need = self.max_key_bytes + self.max_value_bytes + 64 + CHANGE_OVERHEAD_BYTES
+        if self.max_message_bytes < need:
+            raise ConfigError("max_message_bytes", self.max_message_bytes,
+                              f"must hold one change of the largest key and value ({need})")
+
+
+class CheckpointData:
+    """Sections of key -> bytes, with per-section byte accounting (keys plus values)."""
+
+    def __init__(self) -> None:
+        self._sections: dict[str, dict[str, bytes]] = {}
+        self._bytes: dict[str, int] = {}
+
+    def check(self, change: Change, limits: Limits) -> None:
+        """Raise ConfigError (bad name) or CheckpointLimitError if ``change`` is refused."""
+        key_bytes = check_shape(change, limits)
+        if change.value is None:
+            return
+        size = len(change.value)
+        key = change.key
+        old = self._sections.get(change.section, {}).get(key)
+        grown = self._bytes.get(change.section, 0) + size + key_bytes - (
+            len(old) + key_bytes if old is not None else 0)
+        if grown > limits.max_section_bytes:
+            raise CheckpointLimitError("max_section_bytes", f"section {change.section}", grown,
+                                       limits.max_section_bytes)
+
+    def apply(self, change: Change) -> None:
+        """Apply without checks (the active checked before logging it)."""
+        section = self._sections.get(change.section)
+        key_bytes = len(change.key.encode("utf-8", "surrogateescape"))
+        if change.value is None:
+            if section is not None:
+                old = section.pop(change.key, None)
+                if old is not None:
+                    self._bytes[change.section] -= len(old) + key_bytes
+                    if not section:
+                        del self._sections[change.section]
+                        del self._bytes[change.section]
+            return
+        if section is None:
+            section = self._sections[change.section] = {}
+            self._bytes[change.section] = 0
+        old = section.get(change.key)
+        delta = len(change.value) + (key_bytes if old is None else -len(old))
+        section[change.key] = change.value
+        self._bytes[change.section] += delta
+
+    def get(self, section: str, key: str) -> bytes | None:
+        s = self._sections.get(section)
+        return s.get(key) if s is not None else None
+
+    def items(self, section: str) -> Iterator[tuple[str, bytes]]:
+        """The section's entries in insertion order (a copy: safe to write while iterating)."""
+        return iter(list(self._sections.get(section, {}).items()))
+
+    def sections(self) -> list[str]:
+        return sorted(self._sections)
+
+    def section_bytes(self, section: str) -> int:
+        return self._bytes.get(section, 0)
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self._sections.values())
+
+    def entries(self) -> list[Change]:
+        """Every entry as a put, for a snapshot (a copy taken now)."""
+        return [Change(name, k, v) for name, s in self._sections.items() for k, v in s.items()]
+
+    def replace(self, entries: Iterable[Change]) -> None:
+        """Become exactly ``entries`` (a snapshot)."""
+        self._sections.clear()
+        self._bytes.clear()
+        for change in entries:
+            self.apply(change)
+
+
+class ReplicationLog:
+    """The active's log for one ``epoch``, on top of ``base`` = the (epoch, sequence) its state
+    had when the epoch began (a standby at exactly ``base`` can take the deltas from 1)."""
+
+    def __init__(self, epoch: int, limits: Limits, base: tuple[int, int] = (0, 0)) -> None:
+        self.epoch = epoch
+        self.base = base
+        self.limits = limits
+        self.last_sequence = 0
+        self._entries: deque[tuple[int, Change, int]] = deque()
+        self._bytes = 0
+
+    @property
+    def first_retained(self) -> int:
+        """The oldest sequence still in the log (last + 1 when it is empty)."""
+        return self._entries[0][0] if self._entries else self.last_sequence + 1
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def append(self, change: Change) -> int:
+        """Log ``change``; returns its sequence. Drops the oldest entries beyond the limits."""
+        self.last_sequence += 1
+        size = change.wire_bytes
+        self._entries.append((self.last_sequence, change, size))
+        self._bytes += size
+        limits = self.limits
+        while len(self._entries) > limits.max_backlog_entries or (
+                self._bytes > limits.max_backlog_bytes and len(self._entries) > 1):
+            _, _, dropped = self._entries.popleft()
+            self._bytes -= dropped
+        return self.last_sequence
+
+    def since(self, sequence: int, max_bytes: int | None = None) -> list[Change] | None:
+        """The changes after ``sequence`` (in order, at most ``max_bytes`` of them on the wire,
+        at least one), or None if some are no longer in the log: that standby needs a snapshot."""
+        if sequence >= self.last_sequence:
+            return []
+        if sequence + 1 < self.first_retained:
+            return None
+        start = sequence + 1 - self.first_retained
+        budget = max_bytes if max_bytes is not None else self.limits.max_message_bytes
+        out: list[Change] = []
+        for i in range(start, len(self._entries)):
+            _, change, size = self._entries[i]
+            if out and size > budget:
+                break
+            out.append(change)
+            budget -= size
+        return out
+
+
+class Verdict(enum.Enum):
+    """What a standby does with a batch of deltas."""
+
+    APPLY = "apply"
+    DUPLICATE = "duplicate"
+    """Everything in it is applied already: ignore."""
+    GAP = "gap"
+    """It starts after the next expected sequence, or is of an epoch the standby has no base
+    for: resync (a snapshot)."""
+    STALE = "stale"
+    """Its epoch is lower than the highest the standby has seen: a deposed active. Reject."""
+
+
+def check_deltas(applied: tuple[int, int], highest_epoch: int, epoch: int, first: int,
+                 count: int) -> tuple[Verdict, int]:
+    """The verdict on ``count`` deltas of ``epoch`` starting at sequence ``first``, for a
+    standby that has applied ``applied`` = (epoch, sequence) and seen ``highest_epoch``; with
+    APPLY, how many leading deltas to skip (already applied)."""
+    if epoch < highest_epoch:
+        return Verdict.STALE, 0
+    applied_epoch, applied_seq = applied
+    if epoch != applied_epoch or first < 1 or count < 1:
+        return Verdict.GAP, 0
+    if first > applied_seq + 1:
+        return Verdict.GAP, 0
+    last = first + count - 1
+    if last <= applied_seq:
+        return Verdict.DUPLICATE, 0
+    return Verdict.APPLY, applied_seq + 1 - first
+
+
+class AckTracker:
+    """Which sequence of ``epoch`` each standby has acknowledged, and which standbys are in
+    sync (published in etcd: only their acknowledgements count)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.in_sync: frozenset[str] = frozenset()
+        self.acked: dict[str, int] = {}
+
+    def on_ack(self, member: str, sequence: int) -> None:
+        """Record an ack; acknowledgements never go backwards."""
+        if sequence > self.acked.get(member, 0):
+            self.acked[member] = sequence
+
+    def forget(self, member: str) -> None:
+        self.acked.pop(member, None)
+
+    def protected(self, ack: Ack) -> int:
+        """The highest sequence protected under ``ack``: every write up to it is applied on at
+        least one in-sync standby (ONE) or on every in-sync standby (ALL). 0 when no standby is
+        in sync; NONE protects nothing beyond the active (returns 0 too: callers do not wait)."""
+        if ack is Ack.NONE or not self.in_sync:
+            return 0
+        acks = [self.acked.get(m, 0) for m in self.in_sync]
+        return max(acks) if ack is Ack.ONE else min(acks)

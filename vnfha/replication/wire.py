@@ -1,0 +1,102 @@
+"""The replication wire: messages <-> values, the method bound by hand, TLS credentials.
+
+Only this package's runtime modules import the generated messages. The service is bound by
+hand (as etcd's is) so grpc's generated-stub version check never applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from vnfha.config import Config
+from vnfha.replication.state import Change
+from vnfha.replication.v1 import replication_pb2 as pb
+
+__all__ = [
+    "EOF",
+    "STREAM_METHOD",
+    "change_from_pb",
+    "change_to_pb",
+    "channel_credentials",
+    "generic_handler",
+    "message_options",
+    "open_stream",
+    "pb",
+    "server_credentials",
+]
+
+SERVICE = "vnfha.replication.v1.Replication"
+STREAM_METHOD = f"/{SERVICE}/Stream"
+EOF: object = grpc.aio.EOF  # type: ignore[attr-defined]
+
+
+def change_to_pb(c: Change) -> Any:
+    if c.value is None:
+        return pb.Change(section=c.section, key=c.key, delete=True)
+    return pb.Change(section=c.section, key=c.key, value=c.value)
+
+
+def change_from_pb(m: Any) -> Change:
+    return Change(m.section, m.key, None if m.delete else m.value)
+
+
+def message_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """Channel and server options: message size limits, and no HTTP/2 pings of our own (the
+    heartbeats on the stream are the liveness signal)."""
+    limit = max_message_bytes + 1024  # framing slack over the payload budget
+    return [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]
+
+
+def _read(path: str | None) -> bytes | None:
+    return Path(path).read_bytes() if path else None
+
+
+def server_credentials(config: Config) -> grpc.ServerCredentials | None:
+    """Mutual TLS when the config names replication files, else None (plaintext)."""
+    if config.replication_cert_file is None or config.replication_key_file is None:
+        return None
+    key = Path(config.replication_key_file).read_bytes()
+    cert = Path(config.replication_cert_file).read_bytes()
+    return grpc.ssl_server_credentials(
+        [(key, cert)],
+        root_certificates=_read(config.replication_ca_file),
+        require_client_auth=True,
+    )
+
+
+def channel_credentials(config: Config) -> grpc.ChannelCredentials | None:
+    """The client side of :func:`server_credentials`."""
+    if config.replication_cert_file is None:
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=_read(config.replication_ca_file),
+        private_key=_read(config.replication_key_file),
+        certificate_chain=_read(config.replication_cert_file),
+    )
+
+
+def open_stream(channel: grpc.aio.Channel) -> Any:
+    """Start the Stream call on ``channel``."""
+    method = channel.stream_stream(
+        STREAM_METHOD,
+        request_serializer=pb.StandbyMessage.SerializeToString,
+        response_deserializer=pb.ActiveMessage.FromString,
+    )
+    return method()  # type: ignore[call-arg]  # a streaming call takes its requests later
+
+
+def generic_handler(stream: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]
+                    ) -> grpc.GenericRpcHandler[Any, Any]:
+    """The server's handler for the one method."""
+    return grpc.method_handlers_generic_handler(SERVICE, {
+        "Stream": grpc.stream_stream_rpc_method_handler(
+            stream,
+            request_deserializer=pb.StandbyMessage.FromString,
+            response_serializer=pb.ActiveMessage.SerializeToString,
+        ),
+    })
