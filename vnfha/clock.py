@@ -53,5 +53,10 @@ class SystemClock:
         await asyncio.sleep(max(0.0, seconds))
 
     async def wait_for(self, aw: Awaitable[T], timeout_s: float) -> T:
-        """``asyncio.wait_for``; raises the built-in ``TimeoutError``."""
-        return await asyncio.wait_for(aw, timeout=max(0.0, timeout_s))
+        """Await ``aw`` under ``asyncio.timeout``; raises the built-in ``TimeoutError``.
+
+        Not ``asyncio.wait_for``: on Python 3.11 it swallows a cancellation of the caller that
+        arrives as ``aw`` completes (fixed in 3.12), which leaves a cancelled task running.
+        """
+        async with asyncio.timeout(max(0.0, timeout_s)):
+            return await aw

@@ -231,10 +231,19 @@ class Member:
         return self.role is Role.ACTIVE
 
     def check_active(self) -> int:
-        """The epoch, or NotActive if this member may not act as the active right now."""
-        if not self.is_active():
-            raise NotActive(self.name, self._role.value, self._epoch)
-        return self._epoch
+        """The epoch, or NotActive if this member may not act as the active right now.
+
+        While it quiesces for a graceful handover (``on_quiesce``) the member is QUIESCED but
+        still holds the key: checkpoint writes pass this check then, so the last state reaches
+        the successor; ``is_active()`` is already False, so it takes no new work.
+        """
+        if self.is_active():
+            return self._epoch
+        primary = self.checkpoint._primary
+        if (self._resigning and primary is not None and not primary.closed
+                and self._session is not None and self._session.valid()):
+            return self._epoch
+        raise NotActive(self.name, self._role.value, self._epoch)
 
     def add_listener(self, listener: Callable[[MemberEvent], None]) -> None:
         """Call ``listener(event)`` for every role change and callback failure (synchronously)."""
@@ -361,7 +370,7 @@ class Member:
         epoch, lease = self._epoch, self.lease_id
         self._resigning = True
         try:
-            self._set_role(Role.QUIESCED, epoch, reason, callback=False)
+            self._set_role(Role.QUIESCED, epoch, reason, callback=False, keep_primary=True)
             await self._call_and_wait("on_quiesce")
             await self._hand_over_checkpoint(target)
             ops: list[Op] = [TxnDelete(self._keys.active)]
@@ -382,6 +391,7 @@ class Member:
             return res.succeeded
         finally:
             self._resigning = False
+            self.checkpoint._demote()
             self._poke()
 
     async def _hand_over_checkpoint(self, target: str | None) -> None:
@@ -497,6 +507,9 @@ class Member:
         """Runs synchronously after every batch: an active that lost the key stops at once."""
         if self._state.active is not None and not self._all_active:
             self._replica.observe_epoch(self._state.active[1].epoch)
+        if self.checkpoint._primary is not None and not self._all_active and \
+                not self._holds_key():
+            self.checkpoint._demote()  # the key is gone: no write of this epoch from now on
         if self._role is Role.ACTIVE and not self._all_active and not self._holds_key():
             active = self._state.active
             why = (f"active key taken by {active[0].member} (epoch {active[1].epoch})"
@@ -510,8 +523,10 @@ class Member:
                 and active[1].lease == self.lease_id and active[1].epoch == self._epoch)
 
     def _on_session(self, view: SessionView) -> None:
-        if view.state is SessionState.LOST and self._role is not Role.QUIESCED:
-            self._set_role(Role.QUIESCED, self._epoch, f"session lost: {view.reason}")
+        if view.state is SessionState.LOST:
+            self.checkpoint._demote()
+            if self._role is not Role.QUIESCED:
+                self._set_role(Role.QUIESCED, self._epoch, f"session lost: {view.reason}")
         self._poke()
 
     def _check_deadline(self) -> None:
@@ -679,11 +694,13 @@ class Member:
 
     # -- roles and callbacks ---------------------------------------------------------------------
 
-    def _set_role(self, role: Role, epoch: int, reason: str, *, callback: bool = True) -> None:
+    def _set_role(self, role: Role, epoch: int, reason: str, *, callback: bool = True,
+                  keep_primary: bool = False) -> None:
         previous = self._role
         if role is previous and epoch == self._epoch:
             return
-        if previous is Role.ACTIVE and (role is not Role.ACTIVE or epoch != self._epoch):
+        if previous is Role.ACTIVE and (role is not Role.ACTIVE or epoch != self._epoch) and \
+                not keep_primary:
             self.checkpoint._demote()  # from here on, writes of the old epoch are refused
         if role is Role.ACTIVE and (previous is not Role.ACTIVE or epoch != self._epoch):
             self._promote(epoch)

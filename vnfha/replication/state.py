@@ -184,7 +184,8 @@ class ReplicationLog:
         self.epoch = epoch
         self.base = base
         self.limits = limits
-        self.last_sequence = 0
+        # the same epoch resumed (a handover that did not happen): sequences carry on
+        self.last_sequence = base[1] if base[0] == epoch else 0
         self._entries: deque[tuple[int, Change, int]] = deque()
         self._bytes = 0
 

@@ -20,19 +20,24 @@ __all__ = ["TestPki", "make_test_pki"]
 
 @dataclass(frozen=True, slots=True)
 class TestPki:
-    """PEM file paths: the CA, the server's pair (also usable as a client, e.g. by etcdctl)
-    and one pair per client name (its certificate's CN is the name)."""
+    """PEM file paths: the CA, the server's pair (also usable as a client, e.g. by etcdctl),
+    one pair per client name (its certificate's CN is the name), and one per member name (CN
+    the name, valid as server on loopback and as client: what a vnfha member uses for mTLS
+    replication)."""
 
     __test__ = False  # not a pytest test class
 
     ca_file: str
     server: TlsFiles
     clients: dict[str, TlsFiles] = field(default_factory=dict)
+    members: dict[str, TlsFiles] = field(default_factory=dict)
 
 
-def make_test_pki(directory: str, *, clients: Sequence[str] = ()) -> TestPki:
-    """Write a CA, a server certificate for ``localhost``/``127.0.0.1``/``::1`` and a client
-    certificate per name in ``clients`` into ``directory``; return their paths."""
+def make_test_pki(directory: str, *, clients: Sequence[str] = (),
+                  members: Sequence[str] = ()) -> TestPki:
+    """Write a CA, a server certificate for ``localhost``/``127.0.0.1``/``::1``, a client
+    certificate per name in ``clients`` and a server-and-client certificate per name in
+    ``members`` into ``directory``; return their paths."""
     from cryptography import x509  # noqa: PLC0415 - a dev dependency, imported when used
     from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
     from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
@@ -104,4 +109,5 @@ def make_test_pki(directory: str, *, clients: Sequence[str] = ()) -> TestPki:
 
     server_files = write("server", *issue("localhost", server=True))
     client_files = {cn: write(f"client-{cn}", *issue(cn, server=False)) for cn in clients}
-    return TestPki(str(out / "ca.crt"), server_files, client_files)
+    member_files = {cn: write(f"member-{cn}", *issue(cn, server=True)) for cn in members}
+    return TestPki(str(out / "ca.crt"), server_files, client_files, member_files)
