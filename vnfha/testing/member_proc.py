@@ -9,7 +9,13 @@ It prints one JSON object per line on stdout, each with ``t`` (``time.time()``) 
 - ``{"event": "callback_failed", "callback", "error", "timed_out"}``;
 - ``{"event": "act", "epoch"}`` every ``--act-interval-s`` while active: the stand-in for a VNF
   serving traffic, which must never appear for an epoch after the member was deposed;
-- ``{"event": "stopped"}`` after a clean stop (SIGTERM or SIGINT).
+- ``{"event": "stopped"}`` after a clean stop (SIGTERM or SIGINT);
+- ``{"event": "checkpoint", "count", "first_missing", "position"}`` in ``on_active``: what the
+  new active found in section ``data`` (``first_missing``: the lowest ``k<i>`` it lacks);
+- ``{"event": "status", "role", "count", "position"}`` every ``--status-interval-s``;
+- with ``--write N``, once active: ``{"event": "acked", "index"}`` every ``--report-every``
+  writes of ``data/k<i>`` (acknowledged as ``--ack`` asks), ``{"event": "ack_timeout",
+  "index"}`` when one was not (it is retried), and ``{"event": "written", "count"}`` at the end.
 
 ``--fail CALLBACK`` makes that callback raise; ``--hang CALLBACK`` makes it sleep forever.
 """
@@ -31,8 +37,9 @@ from typing import Any
 
 from vnfha.component import Assignment, Component
 from vnfha.config import Config
+from vnfha.errors import AckTimeout, NotActive
 from vnfha.member import CallbackFailed, Member, MemberEvent, RoleChanged
-from vnfha.model import Redundancy
+from vnfha.model import Ack, Redundancy
 
 
 class MemberProcess:
@@ -142,6 +149,7 @@ class Scripted(Component):
     def __init__(self, fail: set[str], hang: set[str]) -> None:
         self.fail = fail
         self.hang = hang
+        self.member: Member | None = None
 
     async def _run(self, name: str, epoch: int) -> None:
         emit("callback", name=name, epoch=epoch)
@@ -151,6 +159,12 @@ class Scripted(Component):
             await asyncio.Event().wait()
 
     async def on_active(self, a: Assignment) -> None:
+        if self.member is not None:
+            cp = self.member.checkpoint
+            keys = {k for k, _ in cp.items("data")}
+            first_missing = next(i for i in range(len(keys) + 1) if f"k{i}" not in keys)
+            emit("checkpoint", count=len(keys), first_missing=first_missing,
+                 position=list(cp.position))
         await self._run("on_active", a.epoch)
 
     async def on_standby(self, a: Assignment) -> None:
@@ -179,16 +193,49 @@ async def run(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    member = Member(config, Scripted(set(args.fail), set(args.hang)))
+    component = Scripted(set(args.fail), set(args.hang))
+    member = Member(config, component)
+    component.member = member
     member.add_listener(on_event)
+    writer: asyncio.Task[None] | None = None
+    next_status = 0.0
     async with member:
-        emit("ready", lease=member.lease_id)
+        emit("ready", lease=member.lease_id, listen=member.listen)
         while not stop.is_set():
             if member.is_active():  # the deadline check comes before every action
-                emit("act", epoch=member.epoch)
+                if not args.quiet_acts:
+                    emit("act", epoch=member.epoch)
+                if args.write and writer is None:
+                    writer = asyncio.create_task(write(member, args))
+            now = time.monotonic()
+            if args.status_interval_s and now >= next_status:
+                next_status = now + args.status_interval_s
+                emit("status", role=member.role.value, count=len(member.checkpoint),
+                     position=list(member.checkpoint.position))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), args.act_interval_s)
+        if writer is not None:
+            writer.cancel()
     emit("stopped")
+
+
+async def write(member: Member, args: argparse.Namespace) -> None:
+    """Write data/k0 .. k<N-1>, each acknowledged as --ack asks (retried on AckTimeout)."""
+    ack = Ack(args.ack)
+    payload = b"x" * args.value_bytes
+    i = 0
+    while i < args.write:
+        try:
+            await member.checkpoint.put("data", f"k{i}", payload, ack=ack)
+        except AckTimeout:
+            emit("ack_timeout", index=i)
+            continue
+        except NotActive:
+            return
+        if i % args.report_every == 0 or i == args.write - 1:
+            emit("acked", index=i)
+        i += 1
+    emit("written", count=args.write)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -204,6 +251,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--act-interval-s", type=float, default=0.02)
     p.add_argument("--fail", action="append", default=[], choices=_CALLBACKS)
     p.add_argument("--hang", action="append", default=[], choices=_CALLBACKS)
+    p.add_argument("--write", type=int, default=0, help="checkpoint writes once active")
+    p.add_argument("--ack", default="one", choices=[a.value for a in Ack])
+    p.add_argument("--value-bytes", type=int, default=100)
+    p.add_argument("--report-every", type=int, default=100)
+    p.add_argument("--status-interval-s", type=float, default=0.0)
+    p.add_argument("--quiet-acts", action="store_true", help="do not print act events")
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)
     import logging  # noqa: PLC0415
