@@ -47,6 +47,7 @@ class MemberStatus:
     role: str
     epoch: int
     holds_active_key: bool
+    in_sync: bool
     priority: int
     no_failover: bool
     listen: str
@@ -74,7 +75,8 @@ class GroupStatus:
             "epoch": self.epoch, "revision": self.revision, "etcd_endpoint": self.etcd_endpoint,
             "members": [
                 {"member": m.member, "role": m.role, "epoch": m.epoch,
-                 "holds_active_key": m.holds_active_key, "priority": m.priority,
+                 "holds_active_key": m.holds_active_key, "in_sync": m.in_sync,
+                 "priority": m.priority,
                  "no_failover": m.no_failover, "listen": m.listen,
                  "etcd_endpoint": m.etcd_endpoint, "pid": m.pid, "host": m.host}
                 for m in self.members
@@ -99,11 +101,13 @@ async def group_status(store: Store, prefix: str, group: str) -> GroupStatus:
     if not state.members:
         raise GroupNotFound(group, keys.root, store.endpoint)
     active = state.active[1] if state.active else None
+    synced = state.in_sync()
     members = tuple(
         MemberStatus(
             member=rec.member, role=rec.role, epoch=rec.epoch,
             holds_active_key=active is not None and active.member == rec.member
             and active.lease == lease,
+            in_sync=synced is None or rec.member in synced,
             priority=rec.priority, no_failover=rec.no_failover, listen=rec.listen,
             etcd_endpoint=rec.etcd_endpoint, pid=rec.pid, host=rec.host,
         )

@@ -42,8 +42,11 @@ def test_status_and_switchover(etcd3: EtcdCluster, spawn: Spawn, group: str) -> 
     status = json.loads(done.stdout)
     assert status["active"] == "a" and status["epoch"] == first["epoch"]
     assert status["redundancy"] == "2n"
-    roles = {m["member"]: (m["role"], m["holds_active_key"]) for m in status["members"]}
-    assert roles == {"a": ("active", True), "b": ("standby", False)}
+    roles = {m["member"]: (m["role"], m["holds_active_key"], m["in_sync"])
+             for m in status["members"]}
+    assert roles == {"a": ("active", True, False), "b": ("standby", False, True)}
+    assert all(m["listen"].startswith("127.0.0.1:") and not m["listen"].endswith(":0")
+               for m in status["members"])
     assert all(m["etcd_endpoint"] in etcd3.endpoints for m in status["members"])
 
     table = vnfha("status", group, "--etcd", etcd)
