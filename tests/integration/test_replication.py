@@ -68,3 +68,48 @@ def test_a_standby_restarted_mid_stream_resyncs(spawn: Spawn) -> None:
     a.wait_for(lambda e: e["event"] == "written", 60, "a finished once b2 synced")
     assert stalled["index"] >= 1000
     b2.wait_for(count_at_least(6000), 10, "b2 has everything")
+
+
+async def test_a_real_active_refuses_stale_and_malformed_streams_and_keeps_serving(
+    spawn: Spawn, group: str,
+) -> None:
+    import grpc  # noqa: PLC0415
+
+    from vnfha.clock import SystemClock  # noqa: PLC0415
+    from vnfha.replication import wire  # noqa: PLC0415
+    from vnfha.replication.standby import Replica  # noqa: PLC0415
+    from vnfha.replication.state import CheckpointData, Limits  # noqa: PLC0415
+
+    a = spawn("a", *QUIET, "--write", "500", "--ack", "none")
+    ready = a.wait_for(lambda e: e["event"] == "ready", 5)
+    first = a.wait_for(role_is("active"), 10)
+    b = spawn("b", *QUIET)
+    b.wait_for(role_is("standby"), 10)
+
+    def replica(group: str) -> Replica:
+        return Replica(group=group, member="probe", data=CheckpointData(), limits=Limits(),
+                       clock=SystemClock(), credentials=None, retry_s=1)
+
+    # a standby that has seen a later epoch: the active is stale for it, and says so
+    stale = replica(group)
+    stale.observe_epoch(first["epoch"] + 100)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stale._session(ready["listen"])
+    assert info.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "is stale" in (info.value.details() or "")
+
+    # the wrong group, and a first message that is not a Hello
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await replica("other-group")._session(ready["listen"])
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    async with grpc.aio.insecure_channel(ready["listen"]) as channel:
+        call = wire.open_stream(channel)
+        await call.write(wire.pb.StandbyMessage(ack=wire.pb.Ack(epoch=1, sequence=1)))
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call.read()
+        assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+    # none of that disturbed the pair
+    b.wait_for(count_at_least(500), 10, "b still replicates")
+    assert a.role() == "active"
+
