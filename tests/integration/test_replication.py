@@ -44,6 +44,30 @@ def test_no_acknowledged_write_is_lost_when_the_active_is_killed(spawn: Spawn) -
     b.wait_for(lambda e: e["event"] == "written", 60, "b finishes")
 
 
+def test_all_10000_acknowledged_writes_survive_sigkill(spawn: Spawn) -> None:
+    a = spawn("a", *QUIET, "--write", "10000", "--ack", "one", "--report-every", "1000")
+    first = a.wait_for(role_is("active"), 10, "a active")
+    b = spawn("b", *QUIET)
+    b.wait_for(role_is("standby"), 10, "b standby")
+    a.wait_for(lambda e: e["event"] == "written", 60, "10,000 acknowledged")
+    a.kill()
+    b.wait_for(role_is("active", first["epoch"]), 10, "b active")
+    found = b.wait_for(lambda e: e["event"] == "checkpoint", 5)
+    assert (found["count"], found["first_missing"]) == (10000, 10000)
+
+
+def test_limits_and_bad_names_are_refused_and_the_member_keeps_serving(spawn: Spawn) -> None:
+    a = spawn("a", *QUIET, "--probe-limits", "--write", "200", "--ack", "none")
+    a.wait_for(role_is("active"), 10)
+    a.wait_for(lambda e: e["event"] == "written", 20, "writes after the refusals")
+    refused = [e for e in a.events if e["event"] == "refused"]
+    assert [e["type"] for e in refused] == ["CheckpointLimitError", "ConfigError", "ConfigError"]
+    assert "over max_value_bytes=1048576" in refused[0]["error"]
+    assert "section='bad name'" in refused[1]["error"]
+    assert "key=''" in refused[2]["error"]
+    assert a.role() == "active"
+
+
 def test_late_standby_gets_the_full_state(spawn: Spawn) -> None:
     a = spawn("a", *QUIET, "--write", "3000", "--ack", "none")
     a.wait_for(role_is("active"), 10)

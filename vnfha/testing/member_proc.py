@@ -17,6 +17,9 @@ It prints one JSON object per line on stdout, each with ``t`` (``time.time()``) 
   writes of ``data/k<i>`` (acknowledged as ``--ack`` asks), ``{"event": "ack_timeout",
   "index"}`` when one was not (it is retried), and ``{"event": "written", "count"}`` at the end.
 
+``--probe-limits`` makes the active first try an oversize value, a bad section name and an
+empty key, emitting ``{"event": "refused", "error", "type"}`` for each.
+
 ``--fail CALLBACK`` makes that callback raise; ``--hang CALLBACK`` makes it sleep forever.
 """
 
@@ -37,7 +40,7 @@ from typing import Any
 
 from vnfha.component import Assignment, Component
 from vnfha.config import Config
-from vnfha.errors import AckTimeout, NotActive
+from vnfha.errors import AckTimeout, CheckpointLimitError, ConfigError, NotActive
 from vnfha.member import CallbackFailed, Member, MemberEvent, RoleChanged
 from vnfha.model import Ack, Redundancy
 
@@ -222,6 +225,14 @@ async def run(args: argparse.Namespace) -> None:
 async def write(member: Member, args: argparse.Namespace) -> None:
     """Write data/k0 .. k<N-1>, each acknowledged as --ack asks (retried on AckTimeout)."""
     ack = Ack(args.ack)
+    if args.probe_limits:
+        too_big = b"x" * (member.config.checkpoint_max_value_bytes + 1)
+        for section, key, value in (("data", "big", too_big), ("bad name", "k", b"x"),
+                                    ("data", "", b"x")):
+            try:
+                await member.checkpoint.put(section, key, value)
+            except (CheckpointLimitError, ConfigError) as e:
+                emit("refused", error=str(e), type=type(e).__name__)
     payload = b"x" * args.value_bytes
     i = 0
     while i < args.write:
@@ -257,6 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--report-every", type=int, default=100)
     p.add_argument("--status-interval-s", type=float, default=0.0)
     p.add_argument("--quiet-acts", action="store_true", help="do not print act events")
+    p.add_argument("--probe-limits", action="store_true")
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)
     import logging  # noqa: PLC0415
