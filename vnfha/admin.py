@@ -174,11 +174,11 @@ async def request_switchover(
                                                           f"refused by {got.from_member}: "
                                                           f"{got.detail}")
                         if (ev.type is EventType.PUT and ev.kv.key == keys.active
-                                and ev.kv.create_revision > old.epoch and result is not None):
+                                and ev.kv.mod_revision > old.epoch and result is not None):
                             state.apply(ev.kv.key, ev.kv, ev.kv.mod_revision)
                             assert state.active is not None
                             return SwitchoverOutcome(old.member, state.active[1].member,
-                                                     old.epoch, ev.kv.create_revision,
+                                                     old.epoch, ev.kv.mod_revision,
                                                      time.monotonic() - started)
                 raise SwitchoverError(group, to, "watch ended")
 

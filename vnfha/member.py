@@ -169,6 +169,8 @@ class Member:
         self._replica = Replica(group=config.group, member=config.member, data=CheckpointData(),
                                 limits=limits, clock=self._clock,
                                 credentials=channel_credentials(config), retry_s=self._step_s)
+        self._replica.on_gone = self._on_active_gone
+        self._gone_epoch = 0
         self.checkpoint = Checkpoint(self, self._replica, limits)
         """The replicated state (:class:`vnfha.checkpoint.Checkpoint`)."""
         mtls = config.replication_ca_file is not None
@@ -381,7 +383,7 @@ class Member:
                 result = SwitchoverResult(request.id, True, reason, self.name, target or "", epoch)
                 ops.append(TxnPut(self._keys.switchover_result, result.encode()))
             res = await self._store.txn(
-                [Compare.create_revision(self._keys.active, "==", epoch),
+                [Compare.mod_revision(self._keys.active, "==", epoch),
                  Compare.lease(self._keys.active, "==", lease)],
                 ops,
             )
@@ -580,17 +582,19 @@ class Member:
                 await self._changed.wait()
                 continue
             decision = decide(self._state.view(self.name, session.lease_id, session.valid(),
-                                               self.config.redundancy, self._role))
+                                               self.config.redundancy, self._role,
+                                               gone_epoch=self._gone_epoch))
             self._apply(decision)
             await self._publish()
             if self._role is Role.ACTIVE:
                 await self._serve_switchover_request()
-            if decision.action is Action.CAMPAIGN:
+            if decision.action in (Action.CAMPAIGN, Action.TAKEOVER):
                 if decision.delay_steps and await self._wait_changed(
                         decision.delay_steps * self._step_s):
                     continue
                 if not self._changed.is_set():
-                    await self._campaign(session)
+                    await self._campaign(session, replace_epoch=decision.epoch
+                                         if decision.action is Action.TAKEOVER else 0)
                 continue
             await self._changed.wait()
 
@@ -629,15 +633,27 @@ class Member:
             self._follow_task = asyncio.create_task(self._replica.follow(*want),
                                                     name=f"{self.name}-follow")
 
-    async def _campaign(self, session: Session) -> None:
-        """One CAS on the active key's absence; on success this member is active."""
+    def _on_active_gone(self, epoch: int, evidence: str) -> None:
+        """The replica has proof that the active of ``epoch`` is dead."""
+        active = self._state.active
+        if active is not None and active[1].epoch == epoch and self._gone_epoch != epoch:
+            log.warning("%s: active %s (epoch %d) is gone: %s", self.name, active[1].member,
+                        epoch, evidence)
+            self._gone_epoch = epoch
+            self._poke()
+
+    async def _campaign(self, session: Session, *, replace_epoch: int = 0) -> None:
+        """One CAS: create the active key if it is absent, or (``replace_epoch``) replace the
+        key of a dead active if it is still that epoch's. On success this member is active."""
         if not session.valid():
             return
         lease = session.lease_id
         record = ActiveRecord(self.name, self._listen).encode()
+        compare = (Compare.mod_revision(self._keys.active, "==", replace_epoch) if replace_epoch
+                   else Compare.create_revision(self._keys.active, "==", 0))
         try:
             res = await self._store.txn(
-                [Compare.create_revision(self._keys.active, "==", 0)],
+                [compare],
                 [TxnPut(self._keys.active, record, lease=lease), TxnDelete(self._keys.handover),
                  TxnPut(self._keys.sync, SyncRecord(self.name).encode())],
             )
@@ -647,13 +663,15 @@ class Member:
                 raise
             kv = await self._store.get(self._keys.active)  # did it apply? read back
             won = kv is not None and kv.lease == lease
-            epoch = kv.create_revision if kv is not None else 0
+            epoch = kv.mod_revision if kv is not None else 0
         if not won or not session.valid():  # lost, or the deadline passed while we waited
             return
         if self._state.revision < epoch:  # the watch has not caught up yet: take our own word
             self._state.active = (ActiveRecord(self.name, self._listen),
                                   ActiveInfo(self.name, lease, epoch))
-        self._set_role(Role.ACTIVE, epoch, f"won the campaign for the active key (epoch {epoch})")
+        how = f"took over from the dead active of epoch {replace_epoch}" if replace_epoch \
+            else "won the campaign for the active key"
+        self._set_role(Role.ACTIVE, epoch, f"{how} (epoch {epoch})")
         await self._publish()
 
     async def _serve_switchover_request(self) -> None:
@@ -744,7 +762,7 @@ class Member:
         if self._all_active:
             return frozenset()
         res = await self._store.txn(
-            [Compare.create_revision(self._keys.active, "==", epoch),
+            [Compare.mod_revision(self._keys.active, "==", epoch),
              Compare.lease(self._keys.active, "==", lease)],
             [TxnPut(self._keys.sync, SyncRecord(self.name, entries).encode())],
         )

@@ -78,6 +78,9 @@ class Replica:
         self.connected = False
         self.stale_rejections = 0
         self.resyncs = 0
+        self.on_gone: Callable[[int, str], None] | None = None
+        """Called with (epoch, evidence) when the active's endpoint refuses connections: its
+        process is gone (a live process on a live host accepts, a frozen one does not answer)."""
         self._clock = clock
         self._credentials = credentials
         self._retry_s = retry_s
@@ -87,17 +90,27 @@ class Replica:
         self.highest_epoch = max(self.highest_epoch, epoch)
 
     async def follow(self, target: str, epoch: int) -> None:
-        """Replicate from the active at ``target`` (epoch ``epoch``) until cancelled."""
+        """Replicate from the active at ``target`` (epoch ``epoch``) until cancelled. After a
+        stream that was delivering breaks, it reconnects at once: a refusal then is the proof
+        the active's process died (a live process accepts; a frozen one does not answer)."""
         self.observe_epoch(epoch)
         while True:
             try:
                 await self._session(target)
             except grpc.aio.AioRpcError as e:
-                log.info("%s: replication from %s: %s %s", self.member, target, e.code().name,
-                         e.details())
+                details = e.details() or ""
+                if e.code() is grpc.StatusCode.UNAVAILABLE and "refused" in details.lower():
+                    log.warning("%s: the active's endpoint %s refuses connections (epoch %d)",
+                                self.member, target, epoch)
+                    if self.on_gone is not None:
+                        self.on_gone(epoch, f"{target} refused the connection")
+                else:
+                    log.info("%s: replication from %s: %s %s", self.member, target,
+                             e.code().name, details)
             finally:
-                self.connected = False
-            await self._clock.sleep(self._retry_s)
+                was_streaming, self.connected = self.connected, False
+            if not was_streaming:
+                await self._clock.sleep(self._retry_s)
 
     def _channel(self, target: str) -> grpc.aio.Channel:
         options = wire.message_options(self.limits.max_message_bytes)

@@ -7,7 +7,7 @@ key                        value                              bound to
 =========================  =================================  =================================
 ``members/{member}``       :class:`MemberRecord`              the member's session lease
 ``active``                 :class:`ActiveRecord`              the active's session lease; its
-                                                              *create revision is the epoch*
+                                                              *mod revision is the epoch*
 ``handover``               :class:`Handover` (a hint)         no lease; deleted by the next
                                                               active's campaign
 ``admin/switchover``       :class:`SwitchoverRequest`         no lease; consumed by the active
@@ -142,7 +142,9 @@ class MemberRecord:
 
 @dataclass(frozen=True, slots=True)
 class ActiveRecord:
-    """The active key's value. The epoch is not in it: it is the key's create revision."""
+    """The active key's value. The epoch is not in it: it is the revision of the write that
+    made this member active (the key's mod revision: only a campaign or a takeover writes the
+    key, so epochs only grow)."""
 
     member: str
     listen: str = ""
@@ -266,7 +268,7 @@ class GroupState:
                     self.active = None
                 else:
                     rec = ActiveRecord.decode(kv.value)
-                    self.active = (rec, ActiveInfo(rec.member, kv.lease, kv.create_revision))
+                    self.active = (rec, ActiveInfo(rec.member, kv.lease, kv.mod_revision))
             elif key == self.keys.handover:
                 self.handover = None if kv is None else Handover.decode(kv.value)
             elif key == self.keys.sync:
@@ -288,7 +290,8 @@ class GroupState:
         return listed or None
 
     def view(self, me: str, my_lease: int, session_valid: bool,
-             redundancy: Redundancy, current_role: Role | None = None) -> GroupView:
+             redundancy: Redundancy, current_role: Role | None = None, *,
+             gone_epoch: int = 0) -> GroupView:
         """The policy's input for member ``me``."""
         in_sync = self.in_sync()
         infos = tuple(
@@ -302,4 +305,5 @@ class GroupState:
             members=infos, active=self.active[1] if self.active else None,
             handover_to=self.handover.to if self.handover else None, revision=self.revision,
             current_role=current_role,
+            active_gone=self.active is not None and self.active[1].epoch == gone_epoch,
         )

@@ -15,7 +15,8 @@ Invariants (tested table-driven and with hypothesis in ``tests/unit/test_policy.
   were listed in: every member computes the same ranking from the same view.
 - **Only eligible members campaign** (not tagged no-failover, and in sync where the view says
   sync matters); the best-ranked campaigns at once, the k-th after k backoff steps, and the
-  target of a handover first of all.
+  target of a handover first of all. The same holds for a **takeover** of an active whose
+  process is known to be gone, which only a member with that proof attempts.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class MemberInfo:
 
 @dataclass(frozen=True, slots=True)
 class ActiveInfo:
-    """The active key: who holds it, under which lease, and its create revision (the epoch)."""
+    """The active key: who holds it, under which lease, and the revision that wrote it (the
+    epoch)."""
 
     member: str
     lease: int
@@ -68,7 +70,9 @@ class GroupView:
     """One member's snapshot of its group, as of etcd ``revision``.
 
     ``handover_to`` names the member a resigning active chose (switchover), if any;
-    ``current_role`` is the role this member holds now (None before its first decision).
+    ``current_role`` is the role this member holds now (None before its first decision);
+    ``active_gone`` says this member has proof that the active's *process* is gone (its
+    replication endpoint refused a connection), which allows a takeover before its lease ends.
     """
 
     me: str
@@ -80,6 +84,7 @@ class GroupView:
     handover_to: str | None = None
     revision: int = 0
     current_role: Role | None = None
+    active_gone: bool = False
 
     def member(self, name: str) -> MemberInfo | None:
         """The named member's record, or None."""
@@ -92,6 +97,9 @@ class Action(enum.Enum):
     NONE = "none"
     CAMPAIGN = "campaign"
     """Try to create the active key (compare-and-swap on its absence) after ``delay_steps``."""
+    TAKEOVER = "takeover"
+    """Replace the active key of a dead active (compare-and-swap on its epoch) after
+    ``delay_steps``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +172,15 @@ def decide(view: GroupView) -> Decision:
         if active.member == view.me:  # our name, but an old lease: a previous incarnation
             return Decision(role, reason=f"active key held by an earlier session of {view.me} "
                             f"(lease {active.lease:x}); waiting for it to expire")
+        if view.active_gone:
+            ranked = [m.name for m in eligible(
+                non_active, require_sync=view.redundancy is not Redundancy.NO_REDUNDANCY)]
+            if view.me in ranked:
+                position = ranked.index(view.me)
+                return Decision(role, Action.TAKEOVER, position, epoch=active.epoch,
+                                reason=f"{active.member}'s process is gone (epoch "
+                                f"{active.epoch}); take over, ranked {position + 1} of "
+                                f"{len(ranked)} eligible")
         return Decision(role, epoch=active.epoch,
                         reason=f"{active.member} is active (epoch {active.epoch})")
 
