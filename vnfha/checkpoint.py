@@ -16,6 +16,7 @@ Sections of key -> bytes. Only the active writes; every member reads its own cop
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -33,6 +34,9 @@ __all__ = ["Applied", "Checkpoint"]
 
 log = logging.getLogger("vnfha.checkpoint")
 
+_YIELD_EVERY = 1024
+"""Ack.NONE writes between two yields to the event loop."""
+
 
 class Checkpoint:
     """The member's checkpoint (see the module docstring)."""
@@ -43,6 +47,7 @@ class Checkpoint:
         self._data: CheckpointData = replica.data
         self._limits = limits
         self._primary: Primary | None = None
+        self._unyielded = 0
         self.degraded_acks = 0
         """ONE/ALL writes returned unprotected because ``checkpoint_degrade_ack`` is set."""
 
@@ -70,6 +75,12 @@ class Checkpoint:
         self._data.check(change, self._limits)
         seq = primary.write(change)
         if ack is Ack.NONE:
+            self._unyielded += 1
+            if self._unyielded >= _YIELD_EVERY:
+                # a burst of NONE writes never suspends otherwise, and would starve the
+                # keepalives and the replication streams on the same loop
+                self._unyielded = 0
+                await asyncio.sleep(0)
             return seq
         timeout = timeout_s if timeout_s is not None else \
             self._member.config.checkpoint_ack_timeout_s
