@@ -108,6 +108,10 @@ class Checkpoint:
     def sections(self) -> list[str]:
         return self._data.sections()
 
+    def count(self, section: str) -> int:
+        """How many keys this member's copy of ``section`` has."""
+        return self._data.count(section)
+
     def __len__(self) -> int:
         return len(self._data)
 

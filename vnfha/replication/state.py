@@ -158,6 +158,10 @@ class CheckpointData:
     def sections(self) -> list[str]:
         return sorted(self._sections)
 
+    def count(self, section: str) -> int:
+        """How many keys ``section`` has."""
+        return len(self._sections.get(section, ()))
+
     def section_bytes(self, section: str) -> int:
         return self._bytes.get(section, 0)
 

@@ -13,7 +13,8 @@ It prints one JSON object per line on stdout, each with ``t`` (``time.time()``) 
 - ``{"event": "checkpoint", "count", "first_missing", "position"}`` in ``on_active``: what the
   new active found in section ``data`` (``first_missing``: the lowest ``k<i>`` it lacks);
 - ``{"event": "status", "role", "count", "position"}`` every ``--status-interval-s``;
-- with ``--write N``, once active: ``{"event": "acked", "index"}`` every ``--report-every``
+- with ``--write N``, once active: ``{"event": "acked", "index", "section", "epoch",
+  "first"}`` for the first write of each epoch and every ``--report-every``
   writes of ``data/k<i>`` (acknowledged as ``--ack`` asks), ``{"event": "ack_timeout",
   "index"}`` when one was not (it is retried), and ``{"event": "written", "count"}`` at the end.
 
@@ -154,21 +155,30 @@ class Scripted(Component):
         self.hang = hang
         self.member: Member | None = None
 
-    async def _run(self, name: str, epoch: int) -> None:
-        emit("callback", name=name, epoch=epoch)
+    async def _run(self, name: str, epoch: int, *, announced: bool = False) -> None:
+        if not announced:
+            emit("callback", name=name, epoch=epoch)
         if name in self.fail:
             raise RuntimeError(f"scripted failure in {name}")
         if name in self.hang:
             await asyncio.Event().wait()
 
     async def on_active(self, a: Assignment) -> None:
+        emit("callback", name="on_active", epoch=a.epoch)
         if self.member is not None:
             cp = self.member.checkpoint
             keys = {k for k, _ in cp.items("data")}
             first_missing = next(i for i in range(len(keys) + 1) if f"k{i}" not in keys)
+            # with --rewrite, each writer process has its own section w<pid> of --window keys,
+            # each value the index of the write that set it: the highest index present is the
+            # last write that reached this member (writes are applied in order)
+            per_writer = {
+                section: max((int(v.split(b"|")[0]) for _, v in cp.items(section)), default=-1)
+                for section in cp.sections() if section.startswith("w")
+            }
             emit("checkpoint", count=len(keys), first_missing=first_missing,
-                 position=list(cp.position))
-        await self._run("on_active", a.epoch)
+                 position=list(cp.position), writers=per_writer)
+        await self._run("on_active", a.epoch, announced=True)
 
     async def on_standby(self, a: Assignment) -> None:
         await self._run("on_standby", a.epoch)
@@ -208,7 +218,7 @@ async def run(args: argparse.Namespace) -> None:
             if member.is_active():  # the deadline check comes before every action
                 if not args.quiet_acts:
                     emit("act", epoch=member.epoch)
-                if args.write and writer is None:
+                if args.write and (writer is None or (args.rewrite and writer.done())):
                     writer = asyncio.create_task(write(member, args))
             now = time.monotonic()
             if args.status_interval_s and now >= next_status:
@@ -234,19 +244,35 @@ async def write(member: Member, args: argparse.Namespace) -> None:
             except (CheckpointLimitError, ConfigError) as e:
                 emit("refused", error=str(e), type=type(e).__name__)
     payload = b"x" * args.value_bytes
-    i = 0
+    section = f"w{os.getpid()}" if args.rewrite else "data"
+    i = _progress.get(section, 0)
+    first = True
     while i < args.write:
+        # with --rewrite, a lone active writes unprotected (NONE), paced, rather than stall
+        used = ack if not args.rewrite or member.checkpoint.in_sync else Ack.NONE
+        key, value = f"k{i}", payload
+        if args.rewrite:
+            key, value = f"k{i % args.window}", f"{i}|".encode() + payload
+            if used is Ack.NONE:
+                await asyncio.sleep(0.001)
         try:
-            await member.checkpoint.put("data", f"k{i}", payload, ack=ack)
+            await member.checkpoint.put(section, key, value, ack=used)
         except AckTimeout:
             emit("ack_timeout", index=i)
             continue
         except NotActive:
             return
-        if i % args.report_every == 0 or i == args.write - 1:
-            emit("acked", index=i)
+        if first or i % args.report_every == 0 or i == args.write - 1:
+            emit("acked", index=i, section=section, epoch=member.epoch, first=first,
+                 protected=used is not Ack.NONE)
+            first = False
         i += 1
+        _progress[section] = i
     emit("written", count=args.write)
+
+
+_progress: dict[str, int] = {}
+"""The next index per section, so a writer restarted in a later epoch (--rewrite) goes on."""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -269,6 +295,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--status-interval-s", type=float, default=0.0)
     p.add_argument("--quiet-acts", action="store_true", help="do not print act events")
     p.add_argument("--probe-limits", action="store_true")
+    p.add_argument("--rewrite", action="store_true",
+                   help="write to section w<pid>, keys k<i %% window> = b'<i>|...', and start "
+                   "writing again in every epoch in which this member is active")
+    p.add_argument("--window", type=int, default=1000)
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)
     import logging  # noqa: PLC0415
