@@ -86,11 +86,7 @@ class GroupStatus:
 
 async def _read(store: Store, keys: GroupKeys) -> GroupState:
     result = await store.range(keys.root, prefix=True)
-    state = GroupState(keys)
-    for kv in result.kvs:
-        state.apply(kv.key, kv, result.revision)
-    state.revision = result.revision
-    return state
+    return GroupState.read(keys, result)[0]
 
 
 async def group_status(store: Store, prefix: str, group: str) -> GroupStatus:

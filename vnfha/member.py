@@ -336,10 +336,7 @@ class Member:
         result = await self._store.range(self._keys.members, prefix=True)
         if result.revision <= self._state.revision:
             return
-        fresh = GroupState(self._keys)
-        for kv in result.kvs:
-            fresh.apply(kv.key, kv, result.revision)
-        self._state.members = fresh.members
+        self._state.members = GroupState.read(self._keys, result)[0].members
 
     def _choose_target(self, to: str | None) -> str:
         if to is None:
@@ -464,13 +461,9 @@ class Member:
         except BaseException:
             await watch.cancel()
             raise
-        state = GroupState(self._keys)
-        for kv in result.kvs:
-            problem = state.apply(kv.key, kv, result.revision)
-            if problem:
-                log.warning("%s: %s", self.name, problem)
-        state.revision = result.revision
-        self._state = state
+        self._state, problems = GroupState.read(self._keys, result)
+        for problem in problems:
+            log.warning("%s: %s", self.name, problem)
         if self._watch_task is not None and self._watch_task is not asyncio.current_task():
             self._watch_task.cancel()
         self._watch_task = asyncio.create_task(self._watch(watch, result.revision),

@@ -30,7 +30,7 @@ from typing import Any
 from vnfha.errors import ConfigError
 from vnfha.model import Redundancy, Role
 from vnfha.roles.policy import ActiveInfo, GroupView, MemberInfo
-from vnfha.store.base import KeyValue
+from vnfha.store.base import KeyValue, RangeResult
 
 __all__ = [
     "ActiveRecord",
@@ -249,6 +249,14 @@ class GroupState:
     switchover: SwitchoverRequest | None = None
     sync: SyncRecord | None = None
     revision: int = 0
+
+    @classmethod
+    def read(cls, keys: GroupKeys, result: RangeResult) -> tuple[GroupState, list[str]]:
+        """The group as one range read of its root returned it, and the records it ignored."""
+        state = cls(keys)
+        problems = [p for kv in result.kvs if (p := state.apply(kv.key, kv, result.revision))]
+        state.revision = result.revision
+        return state, problems
 
     def apply(self, key: str, kv: KeyValue | None, revision: int) -> str | None:
         """Take in ``key``'s new value (``kv``) or its deletion (``kv`` None) at ``revision``."""
