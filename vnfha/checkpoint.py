@@ -106,6 +106,7 @@ class Checkpoint:
         return self._data.items(section)
 
     def sections(self) -> list[str]:
+        """The names of this member's non-empty sections, sorted."""
         return self._data.sections()
 
     def count(self, section: str) -> int:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
+from vnfha._tasks import stop_task
 from vnfha.checkpoint import Checkpoint
 from vnfha.clock import Clock, SystemClock
 from vnfha.component import Assignment, Component
@@ -47,7 +48,7 @@ from vnfha.errors import (
 )
 from vnfha.model import Redundancy, Role
 from vnfha.replication.active import Primary, ReplicationServer
-from vnfha.replication.standby import Replica, stop_task
+from vnfha.replication.standby import Replica
 from vnfha.replication.state import CheckpointData, Limits
 from vnfha.replication.wire import channel_credentials, server_credentials
 from vnfha.roles.keys import (
@@ -191,10 +192,12 @@ class Member:
 
     @property
     def name(self) -> str:
+        """This member's name (``config.member``)."""
         return self.config.member
 
     @property
     def group(self) -> str:
+        """The group's name (``config.group``)."""
         return self.config.group
 
     @property
@@ -215,6 +218,7 @@ class Member:
 
     @property
     def store(self) -> Store:
+        """The coordination store this member talks to."""
         return self._store
 
     @property
@@ -302,11 +306,8 @@ class Member:
         if self._role is Role.ACTIVE and self._session is not None and self._session.valid():
             with contextlib.suppress(SwitchoverError, StoreError):
                 await self._resign(self._best_target(), "member stopping")
-        for task in (self._loop_task, self._watch_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await stop_task(self._loop_task)
+        await stop_task(self._watch_task)
         if self._session is not None:
             await self._session.close(revoke=True)
         if self._role is not Role.QUIESCED:
@@ -370,7 +371,7 @@ class Member:
         self._resigning = True
         try:
             self._set_role(Role.QUIESCED, epoch, reason, callback=False, keep_primary=True)
-            await self._call_and_wait("on_quiesce")
+            await self._enqueue("on_quiesce")
             await self._hand_over_checkpoint(target)
             ops: list[Op] = [TxnDelete(self._keys.active)]
             if target is not None:
@@ -777,9 +778,6 @@ class Member:
         else:
             self._callbacks.put_nowait((name, args, fut))
         return fut
-
-    async def _call_and_wait(self, name: str, *args: Any) -> None:
-        await self._enqueue(name, *args)
 
     async def _run_callbacks(self) -> None:
         assert self._callbacks is not None

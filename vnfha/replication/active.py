@@ -16,7 +16,6 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import logging
@@ -26,6 +25,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from vnfha._tasks import stop_task
 from vnfha.clock import Clock
 from vnfha.errors import NotActive, StoreError
 from vnfha.model import Ack
@@ -219,9 +219,7 @@ class Primary:
                     await context.write(pb.ActiveMessage(heartbeat=pb.Heartbeat(
                         epoch=self.epoch, sequence=self.log.last_sequence)))
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await stop_task(reader)
             if self._peers.get(member) is peer:
                 del self._peers[member]
                 self.tracker.forget(member)

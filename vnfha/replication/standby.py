@@ -11,7 +11,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -222,11 +221,3 @@ class Replica:
             except Exception:
                 log.exception("%s: checkpoint tracking callback %r failed", self.member,
                               listener)
-
-
-async def stop_task(task: asyncio.Task[None] | None) -> None:
-    """Cancel ``task`` and wait for it."""
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -37,6 +37,7 @@ from typing import Any, Self
 import grpc
 import grpc.aio
 
+from vnfha._tasks import stop_task
 from vnfha.clock import Clock, SystemClock
 from vnfha.errors import LeaseNotFound, StoreError, StoreRequestError, StoreUnavailable
 from vnfha.store import _etcdconv as conv
@@ -179,10 +180,7 @@ class _KeepAliveStream:
         """Fail waiting renewals, cancel the stream and wait for its reader to finish."""
         self.fail(StoreUnavailable("connection closed", endpoint=self._conn.endpoint))
         reader, self._reader = self._reader, None
-        if reader is not None and reader is not asyncio.current_task():
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+        await stop_task(reader)
 
     def fail(self, error: StoreError) -> None:
         """Fail every waiting renewal with ``error`` and drop the stream."""

@@ -23,12 +23,12 @@ after ``retry_interval_s`` instead, and never later than the deadline.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
+from vnfha._tasks import stop_task
 from vnfha.clock import Clock, SystemClock
 from vnfha.errors import LeaseNotFound, SessionLost, StoreError
 from vnfha.store.base import Store
@@ -119,10 +119,7 @@ class Session:
         if self._closed:
             return
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
         view = self._view
         if view is None:
             return
