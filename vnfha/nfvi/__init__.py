@@ -1,0 +1,1 @@
+"""The NFVI side of vnfha: the bridge's driver interface, server, drivers and the SDK client."""
