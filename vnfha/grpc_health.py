@@ -195,7 +195,7 @@ class HealthService:
             async with self._changed:
                 await self._changed.wait()
 
-    def handler(self) -> grpc.GenericRpcHandler:
+    def handler(self) -> grpc.GenericRpcHandler[bytes, bytes]:
         """The generic handler to add to a ``grpc.aio`` server."""
         return grpc.method_handlers_generic_handler(SERVICE_NAME, {
             "Check": grpc.unary_unary_rpc_method_handler(
