@@ -15,9 +15,11 @@ attributes (not only in its message), and keeps its cause (``raise X(...) from e
     ├── EtcdLaunchError          the local etcd could not be started (no binary, port taken, ...)
     ├── NotActive                a write was attempted by a member that does not hold ACTIVE
     ├── SwitchoverError          a switchover was refused (no eligible target) or did not finish
-    └── CheckpointError          a checkpoint write was refused or not acknowledged
-        ├── CheckpointLimitError a key, value, section or message over its configured limit
-        └── AckTimeout           an Ack.ONE / Ack.ALL write not acknowledged in time
+    ├── CheckpointError          a checkpoint write was refused or not acknowledged
+    │   ├── CheckpointLimitError a key, value, section or message over its configured limit
+    │   └── AckTimeout           an Ack.ONE / Ack.ALL write not acknowledged in time
+    ├── HealthCheckFailed        a health check found its target unhealthy (``check``, ``reason``)
+    └── LadderStateError         stored escalation-ladder counters are unreadable (bad bytes)
 
 ``ConfigError`` is also a ``ValueError``, and ``StoreUnavailable`` also a ``ConnectionError``, so
 code that already catches the built-in kinds keeps working.
@@ -200,3 +202,27 @@ class AckTimeout(CheckpointError):
         who = ", ".join(in_sync) if in_sync else "no standby is in sync"
         super().__init__(f"checkpoint write {epoch}/{sequence} not acknowledged (ack={ack}) "
                          f"within {timeout_s} s ({who})")
+
+
+# -- health checks and the escalation ladder (vnfha.health) ----------------------------------
+
+
+class HealthCheckFailed(VnfhaError):
+    """The health check ``check`` found its target unhealthy; ``reason`` says how (it is what
+    the monitor logs and what the ladder's fault carries)."""
+
+    def __init__(self, check: str, reason: str) -> None:
+        self.check = check
+        self.reason = reason
+        super().__init__(f"health check {check!r} failed: {reason}")
+
+
+class LadderStateError(VnfhaError, ValueError):
+    """Stored ladder counters (``key``, if known) could not be decoded: ``problem`` says what is
+    wrong with them. The runtime starts from empty counters and overwrites the key."""
+
+    def __init__(self, problem: str, *, key: str | None = None) -> None:
+        self.problem = problem
+        self.key = key
+        where = f" at {key!r}" if key else ""
+        super().__init__(f"unreadable ladder counters{where}: {problem}")
