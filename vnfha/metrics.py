@@ -1,0 +1,579 @@
+"""A member's Prometheus metrics: every metric defined once, on a registry of its own.
+
+This is the only module that imports ``prometheus_client``. The runtime records through the
+typed methods of :class:`Metrics`: :class:`MemberMetrics` records them, :class:`NullMetrics`
+(for a member configured without metrics) only checks them; nothing else touches a metric
+object.
+
+Guarantees:
+
+- **One registry per member.** Each :class:`MemberMetrics` owns a ``CollectorRegistry``, so
+  several members in one process (tests, demos) never collide, and every series carries the
+  ``group`` and ``member`` labels, so one Prometheus can scrape a whole group.
+- **Bounded label values.** Every label value a caller passes comes from a fixed vocabulary
+  (the enums below, :class:`~vnfha.model.Role` and :class:`~vnfha.model.Ack`) or is a member
+  name checked like the group's own; anything else raises :class:`~vnfha.errors.ConfigError`
+  (a ``ValueError``) naming the label and the value, and records nothing. Free text, such as a
+  role change's reason, never becomes a label.
+- **Series exist before their first event.** Labels drawn from one small enum are created at
+  zero, so ``increase()`` sees the first escalation and an alert can tell "zero" from "absent".
+- **The exporter is owned.** :meth:`MemberMetrics.serve` starts one HTTP endpoint in a daemon
+  thread; :meth:`MemberMetrics.close` stops it and releases the port, and is idempotent.
+
+:data:`SPECS` lists every metric (name as exposed, type, labels, meaning): the operations
+guide's table and the Grafana dashboard are checked against it by the unit tests.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib.metadata
+import platform
+import socket
+import socketserver
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import generate_latest
+
+from vnfha.errors import ConfigError
+from vnfha.model import Ack, Role
+from vnfha.roles.keys import check_name
+
+__all__ = [
+    "SPECS",
+    "CheckKind",
+    "LadderAction",
+    "MemberMetrics",
+    "MetricSpec",
+    "Metrics",
+    "NfviMethod",
+    "NullMetrics",
+    "ReasonKind",
+    "Rung",
+    "StaleSide",
+    "WriteResult",
+    "sample_names",
+]
+
+
+# -- the label vocabulary ------------------------------------------------------------------------
+
+
+class ReasonKind(enum.StrEnum):
+    """Why a member's role changed, as a bounded label (the free-text reason goes to the log)."""
+
+    ELECTED = "elected"
+    """Won the campaign for a free active key (first start, after a handover or a lease expiry)."""
+    TAKEOVER = "takeover"
+    """Replaced the key of an active proven dead (the fast failover path)."""
+    SWITCHOVER = "switchover"
+    """A graceful handover: the old active quiesced and released the key, the successor took it."""
+    DEPOSED = "deposed"
+    """The active key was taken or deleted by someone else while this member was active."""
+    SESSION_LOST = "session-lost"
+    """The lease expired or its local deadline passed: the member stopped acting on its own."""
+    ASSIGNED = "assigned"
+    """The redundancy policy assigned a standby or spare role (joining, ranking changes)."""
+    STOPPED = "stopped"
+    """The member is leaving the group."""
+    FAULT = "fault"
+    """A fault made the member step down (the ladder's failover rung, a failed role loop)."""
+
+
+_FAILOVER_KINDS = frozenset({ReasonKind.ELECTED, ReasonKind.TAKEOVER, ReasonKind.SWITCHOVER})
+"""The reason kinds with which a member becomes active: the paths a failover duration can take."""
+
+
+class CheckKind(enum.StrEnum):
+    """Which health check failed."""
+
+    APP = "app"
+    """The component's own ``health_check``."""
+    PROCESS = "process"
+    """The built-in process-alive check."""
+    TCP = "tcp"
+    """The built-in TCP connect check."""
+    GRPC_HEALTH = "grpc-health"
+    """The built-in grpc.health.v1 probe."""
+    CALLBACK = "callback"
+    """A component callback (``on_active``, ...) raised or overran ``callback_timeout_s``."""
+    FAULT_REPORT = "fault-report"
+    """The component reported a fault itself (``member.report_fault``)."""
+
+
+class Rung(enum.StrEnum):
+    """A rung of the escalation ladder (the values of :class:`vnfha.health.ladder.Rung`)."""
+
+    RESTART = "restart"
+    """Restart the component in place."""
+    FAILOVER = "failover"
+    """Give up the active role to a standby."""
+    REBOOT_VM = "reboot-vm"
+    """Ask the NFVI to reboot the instance."""
+    EVACUATE_VM = "evacuate-vm"
+    """Ask the NFVI to rebuild the instance, on another host if its own is suspect."""
+    ALARM = "alarm"
+    """No automatic recovery left: an alarm for an operator."""
+
+
+class LadderAction(enum.StrEnum):
+    """What one decision of the ladder does (the values of :class:`vnfha.health.ladder.Action`)."""
+
+    RESTART = "restart"
+    FAILOVER = "failover"
+    ESCALATE = "escalate"
+    """Ask the NFVI bridge for a repair (the REBOOT_VM or EVACUATE_VM rung)."""
+    ALARM = "alarm"
+    WAIT = "wait"
+    """Nothing: the NFVI bridge owns an open repair of this instance."""
+
+
+class WriteResult(enum.StrEnum):
+    """How one checkpoint write ended."""
+
+    OK = "ok"
+    """Applied, and protected as its ack mode asked."""
+    DEGRADED = "degraded"
+    """Applied on the active but returned unprotected (``checkpoint_degrade_ack``)."""
+    TIMEOUT = "timeout"
+    """Applied on the active, not acknowledged in time: ``AckTimeout`` was raised."""
+    NOT_ACTIVE = "not-active"
+    """Refused or abandoned because the member was not (or stopped being) the active."""
+    REJECTED = "rejected"
+    """Refused before applying: a bad name or a value over a limit."""
+
+
+class NfviMethod(enum.StrEnum):
+    """The NFVI bridge's RPCs (``proto/vnfha/nfvi/v1/nfvi.proto``), by method name."""
+
+    ARM = "Arm"
+    KICK = "Kick"
+    DISARM = "Disarm"
+    GET_PLACEMENT = "GetPlacement"
+    CHECK_POLICY = "CheckPolicy"
+    FENCE = "Fence"
+    ESCALATE = "Escalate"
+    WATCH_REPAIR = "WatchRepair"
+    WATCH_EVENTS = "WatchEvents"
+
+
+class StaleSide(enum.StrEnum):
+    """Where a stale epoch was refused."""
+
+    STANDBY = "standby"
+    """This member, as a standby, refused a message from an epoch lower than one it has seen."""
+    ACTIVE = "active"
+    """A standby told this member, as the active, that its epoch is stale (it was deposed)."""
+
+
+_GRPC_CODES = frozenset({
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+    "UNAUTHENTICATED",
+})
+"""gRPC's status code names (``grpc.StatusCode.X.name``), the values of the ``code`` label."""
+
+
+# -- the metrics ---------------------------------------------------------------------------------
+
+Kind = Literal["counter", "gauge", "histogram"]
+
+_FAILOVER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 1.5, 2.3, 3.5, 5.0)
+"""10 ms .. 5 s; the failover budgets (100 ms, 250 ms, 600 ms, TTL + 300 ms at the default TTL)
+are bucket bounds, so "the fraction within budget" is exact."""
+_ACK_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                0.5, 1.0)
+"""0.1 ms .. 1 s: a loopback ack takes about a millisecond, one over a WAN tens of them."""
+_RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""1 ms .. 10 s: a Kick is a loopback round trip, a Fence may wait for a VM to power off."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """One metric: its ``name`` as it appears in the exposition (counters end in ``_total``),
+    its ``kind``, the ``labels`` after ``group`` and ``member``, and what it means."""
+
+    name: str
+    kind: Kind
+    labels: tuple[str, ...]
+    meaning: str
+    buckets: tuple[float, ...] = ()
+
+
+BUILD_INFO = MetricSpec("vnfha_build_info", "gauge", ("version", "python"),
+                        "Always 1; the labels say which vnfha and Python the member runs.")
+ROLE = MetricSpec("vnfha_role", "gauge", ("role",),
+                  "1 for the member's current role, 0 for the three others.")
+TRANSITIONS = MetricSpec("vnfha_role_transitions_total", "counter",
+                         ("from", "to", "reason_kind"), "Role changes, by why they happened.")
+EPOCH = MetricSpec("vnfha_epoch", "gauge", (),
+                   "The epoch of the active grant this member knows (its own when active).")
+FAILOVER = MetricSpec("vnfha_failover_duration_seconds", "histogram", ("reason_kind",),
+                      "On the new active: from noticing the old active gone (or the handover) "
+                      "to holding the role.", _FAILOVER_BUCKETS)
+LAG_ENTRIES = MetricSpec("vnfha_checkpoint_lag_entries", "gauge", ("standby",),
+                         "On the active: changes of the epoch a standby has not acknowledged.")
+LAG_SECONDS = MetricSpec("vnfha_checkpoint_lag_seconds", "gauge", ("standby",),
+                         "On the active: age of the oldest change a standby has not "
+                         "acknowledged (0 when caught up).")
+WRITES = MetricSpec("vnfha_checkpoint_writes_total", "counter", ("ack", "result"),
+                    "Checkpoint writes (put and delete), by ack mode and outcome.")
+ACK_LATENCY = MetricSpec("vnfha_checkpoint_ack_latency_seconds", "histogram", ("ack",),
+                         "From a write to its acknowledgement as its ack mode asks.",
+                         _ACK_BUCKETS)
+IN_SYNC = MetricSpec("vnfha_in_sync_standbys", "gauge", (),
+                     "On the active: standbys published as in sync (whose acks count).")
+HEALTH_FAILURES = MetricSpec("vnfha_health_check_failures_total", "counter", ("check",),
+                             "Failed health checks and fault reports, by check.")
+ESCALATIONS = MetricSpec("vnfha_escalations_total", "counter", ("rung",),
+                         "Recoveries the escalation ladder chose, by rung.")
+DECISIONS = MetricSpec("vnfha_ladder_decisions_total", "counter", ("action",),
+                       "Decisions of the escalation ladder, by the action taken.")
+NFVI_RPC = MetricSpec("vnfha_nfvi_rpc_duration_seconds", "histogram", ("method", "code"),
+                      "NFVI bridge calls, by method and gRPC status code.", _RPC_BUCKETS)
+STALE = MetricSpec("vnfha_stale_epoch_rejections_total", "counter", ("side",),
+                   "Messages refused because they carried a stale epoch.")
+
+SPECS: tuple[MetricSpec, ...] = (
+    BUILD_INFO, ROLE, TRANSITIONS, EPOCH, FAILOVER, LAG_ENTRIES, LAG_SECONDS, WRITES,
+    ACK_LATENCY, IN_SYNC, HEALTH_FAILURES, ESCALATIONS, DECISIONS, NFVI_RPC, STALE,
+)
+"""Every metric a member exposes, in the order of the operations guide's table."""
+
+_SUFFIXES: dict[Kind, tuple[str, ...]] = {
+    "counter": ("",),  # the spec's name already ends in _total
+    "gauge": ("",),
+    "histogram": ("_bucket", "_count", "_sum"),
+}
+
+
+def sample_names(specs: Iterable[MetricSpec] = SPECS) -> frozenset[str]:
+    """Every series name a query may use: gauges and counters by their name, histograms by
+    ``_bucket``, ``_count`` and ``_sum`` (``_created`` series are left out on purpose)."""
+    return frozenset(s.name + suffix for s in specs for suffix in _SUFFIXES[s.kind])
+
+
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+def _label(vocabulary: type[_E], label: str, value: object) -> _E:
+    """``value`` as a member of ``vocabulary`` (a member or its string value), else ConfigError
+    naming the label, the value and the allowed values."""
+    try:
+        return vocabulary(value)
+    except ValueError:
+        allowed = ", ".join(str(v.value) for v in vocabulary)
+        raise ConfigError(label, value, f"must be one of {allowed}") from None
+
+
+def _grpc_code(code: str) -> str:
+    if code not in _GRPC_CODES:
+        raise ConfigError("code", code, "must be a gRPC status code name, such as OK or "
+                          "UNAVAILABLE (grpc.StatusCode.X.name)")
+    return code
+
+
+def _non_negative(field: str, value: float) -> float:
+    if not value >= 0:  # also refuses NaN
+        raise ConfigError(field, value, "must be >= 0")
+    return value
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("vnfha")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# -- recording -----------------------------------------------------------------------------------
+
+
+class Metrics:
+    """What the runtime records, method by method. This base validates every argument exactly
+    as :class:`MemberMetrics` does and records nothing, so a wrong call fails in every test,
+    with metrics configured or without. Type a member's metrics as ``Metrics``."""
+
+    def role_changed(self, previous: Role | str, role: Role | str, epoch: int,
+                     reason_kind: ReasonKind | str) -> None:
+        """On every role or epoch change (each ``RoleChanged`` event): set ``vnfha_role`` and
+        ``vnfha_epoch``; count a transition when the role differs. Leaving ACTIVE clears the
+        per-standby lag series and the in-sync count (only an active has standbys)."""
+        _label(Role, "previous", previous)
+        _label(Role, "role", role)
+        _label(ReasonKind, "reason_kind", reason_kind)
+        _non_negative("epoch", epoch)
+
+    def failover_completed(self, reason_kind: ReasonKind | str, seconds: float) -> None:
+        """On the new active, once it holds the role: how long the failover took.
+        ``reason_kind`` is how it became active (elected, takeover or switchover)."""
+        kind = _label(ReasonKind, "reason_kind", reason_kind)
+        if kind not in _FAILOVER_KINDS:
+            raise ConfigError("reason_kind", reason_kind, "must be how a member becomes "
+                              "active: elected, takeover or switchover")
+        _non_negative("seconds", seconds)
+
+    def checkpoint_lag(self, standby: str, entries: int, seconds: float) -> None:
+        """On the active: how far ``standby`` is behind, in changes and in seconds."""
+        check_name("standby", standby)
+        _non_negative("entries", entries)
+        _non_negative("seconds", seconds)
+
+    def standby_gone(self, standby: str) -> None:
+        """On the active: ``standby`` no longer follows; drop its lag series."""
+        check_name("standby", standby)
+
+    def in_sync_standbys(self, count: int) -> None:
+        """On the active, after each publication of the in-sync set: its size."""
+        _non_negative("count", count)
+
+    def checkpoint_write(self, ack: Ack | str, result: WriteResult | str,
+                         ack_latency_s: float | None = None) -> None:
+        """After each checkpoint write: count it; ``ack_latency_s`` (from the write to its
+        acknowledgement, for ONE/ALL writes that were acknowledged) feeds the latency
+        histogram."""
+        _label(Ack, "ack", ack)
+        _label(WriteResult, "result", result)
+        if ack_latency_s is not None:
+            _non_negative("ack_latency_s", ack_latency_s)
+
+    def health_check_failed(self, check: CheckKind | str) -> None:
+        """After each failed health check, callback failure or fault report."""
+        _label(CheckKind, "check", check)
+
+    def escalated(self, rung: Rung | str) -> None:
+        """After each decision of the ladder that uses a rung (every action but WAIT)."""
+        _label(Rung, "rung", rung)
+
+    def ladder_decided(self, action: LadderAction | str) -> None:
+        """After each decision of the ladder, with its action (WAIT included)."""
+        _label(LadderAction, "action", action)
+
+    def nfvi_rpc(self, method: NfviMethod | str, code: str, seconds: float) -> None:
+        """After each NFVI bridge call: its method, gRPC status code name and duration (for a
+        stream, the time to its first message or its end)."""
+        _label(NfviMethod, "method", method)
+        _grpc_code(code)
+        _non_negative("seconds", seconds)
+
+    def stale_epoch_rejected(self, side: StaleSide | str) -> None:
+        """When a stale epoch is refused (see :class:`StaleSide`)."""
+        _label(StaleSide, "side", side)
+
+    def serve(self, port: int, host: str = "127.0.0.1", *, poll_s: float = 0.05) -> int:
+        """Serves nothing: returns 0 (no port is bound)."""
+        return 0
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class NullMetrics(Metrics):
+    """The metrics of a member configured without them: validates, records nothing, serves
+    nothing (the null object)."""
+
+
+class MemberMetrics(Metrics):
+    """The metrics of member ``member`` of ``group``, on :attr:`registry`, starting in
+    ``role`` (a member joins as SPARE). ``version`` defaults to the installed vnfha's.
+
+    Thread-safe (``prometheus_client`` metrics are): the runtime records from the event loop
+    while the exporter thread reads.
+    """
+
+    def __init__(self, group: str, member: str, *, version: str | None = None,
+                 role: Role | str = Role.SPARE) -> None:
+        self.group = check_name("group", group)
+        self.member = check_name("member", member)
+        self.registry = CollectorRegistry(auto_describe=True)
+        """This member's registry: every metric of :data:`SPECS`, and nothing else."""
+        self._server: _Exporter | None = None
+        self._lagging: set[str] = set()
+        self._lock = threading.Lock()
+        self._gauge(BUILD_INFO).labels(group, member, version or _version(),
+                                       platform.python_version()).set(1)
+        self._role = self._gauge(ROLE)
+        self._transitions = self._counter(TRANSITIONS)
+        self._epoch = self._gauge(EPOCH).labels(group, member)
+        self._failover = self._histogram(FAILOVER)
+        self._lag_entries = self._gauge(LAG_ENTRIES)
+        self._lag_seconds = self._gauge(LAG_SECONDS)
+        self._writes = self._counter(WRITES)
+        self._ack_latency = self._histogram(ACK_LATENCY)
+        self._in_sync = self._gauge(IN_SYNC).labels(group, member)
+        self._health = self._counter(HEALTH_FAILURES)
+        self._escalations = self._counter(ESCALATIONS)
+        self._decisions = self._counter(DECISIONS)
+        self._nfvi = self._histogram(NFVI_RPC)
+        self._stale = self._counter(STALE)
+        for counter, vocabulary in ((self._health, CheckKind), (self._escalations, Rung),
+                                    (self._decisions, LadderAction), (self._stale, StaleSide)):
+            for value in vocabulary:
+                counter.labels(group, member, value.value)
+        self._set_role(_label(Role, "role", role))
+        self._in_sync.set(0)
+
+    def _labels(self, spec: MetricSpec) -> tuple[str, ...]:
+        return ("group", "member", *spec.labels)
+
+    def _gauge(self, spec: MetricSpec) -> Gauge:
+        return Gauge(spec.name, spec.meaning, self._labels(spec), registry=self.registry)
+
+    def _counter(self, spec: MetricSpec) -> Counter:
+        return Counter(spec.name, spec.meaning, self._labels(spec), registry=self.registry)
+
+    def _histogram(self, spec: MetricSpec) -> Histogram:
+        return Histogram(spec.name, spec.meaning, self._labels(spec), registry=self.registry,
+                         buckets=spec.buckets)
+
+    def _set_role(self, role: Role) -> None:
+        for r in Role:
+            self._role.labels(self.group, self.member, r.value).set(1 if r is role else 0)
+
+    # -- recording (each validates first, through Metrics, then records) ---------------------
+
+    def role_changed(self, previous: Role | str, role: Role | str, epoch: int,
+                     reason_kind: ReasonKind | str) -> None:
+        super().role_changed(previous, role, epoch, reason_kind)
+        before, after = Role(previous), Role(role)
+        self._set_role(after)
+        self._epoch.set(epoch)
+        if after is not before:
+            self._transitions.labels(self.group, self.member, before.value, after.value,
+                                     ReasonKind(reason_kind).value).inc()
+        if before is Role.ACTIVE and after is not Role.ACTIVE:
+            with self._lock:
+                lagging, self._lagging = self._lagging, set()
+            for standby in lagging:
+                self._drop_lag(standby)
+            self._in_sync.set(0)
+
+    def failover_completed(self, reason_kind: ReasonKind | str, seconds: float) -> None:
+        super().failover_completed(reason_kind, seconds)
+        self._failover.labels(self.group, self.member,
+                              ReasonKind(reason_kind).value).observe(seconds)
+
+    def checkpoint_lag(self, standby: str, entries: int, seconds: float) -> None:
+        super().checkpoint_lag(standby, entries, seconds)
+        with self._lock:
+            self._lagging.add(standby)
+        self._lag_entries.labels(self.group, self.member, standby).set(entries)
+        self._lag_seconds.labels(self.group, self.member, standby).set(seconds)
+
+    def standby_gone(self, standby: str) -> None:
+        super().standby_gone(standby)
+        with self._lock:
+            known = standby in self._lagging
+            self._lagging.discard(standby)
+        if known:
+            self._drop_lag(standby)
+
+    def _drop_lag(self, standby: str) -> None:
+        self._lag_entries.remove(self.group, self.member, standby)
+        self._lag_seconds.remove(self.group, self.member, standby)
+
+    def in_sync_standbys(self, count: int) -> None:
+        super().in_sync_standbys(count)
+        self._in_sync.set(count)
+
+    def checkpoint_write(self, ack: Ack | str, result: WriteResult | str,
+                         ack_latency_s: float | None = None) -> None:
+        super().checkpoint_write(ack, result, ack_latency_s)
+        mode = Ack(ack).value
+        self._writes.labels(self.group, self.member, mode, WriteResult(result).value).inc()
+        if ack_latency_s is not None:
+            self._ack_latency.labels(self.group, self.member, mode).observe(ack_latency_s)
+
+    def health_check_failed(self, check: CheckKind | str) -> None:
+        super().health_check_failed(check)
+        self._health.labels(self.group, self.member, CheckKind(check).value).inc()
+
+    def escalated(self, rung: Rung | str) -> None:
+        super().escalated(rung)
+        self._escalations.labels(self.group, self.member, Rung(rung).value).inc()
+
+    def ladder_decided(self, action: LadderAction | str) -> None:
+        super().ladder_decided(action)
+        self._decisions.labels(self.group, self.member, LadderAction(action).value).inc()
+
+    def nfvi_rpc(self, method: NfviMethod | str, code: str, seconds: float) -> None:
+        super().nfvi_rpc(method, code, seconds)
+        self._nfvi.labels(self.group, self.member, NfviMethod(method).value,
+                          code).observe(seconds)
+
+    def stale_epoch_rejected(self, side: StaleSide | str) -> None:
+        super().stale_epoch_rejected(side)
+        self._stale.labels(self.group, self.member, StaleSide(side).value).inc()
+
+    # -- exposition ------------------------------------------------------------------------------
+
+    def exposition(self) -> str:
+        """The registry in Prometheus' text format, as a scrape would see it."""
+        return generate_latest(self.registry).decode()
+
+    def serve(self, port: int, host: str = "127.0.0.1", *, poll_s: float = 0.05) -> int:
+        """Serve this registry over HTTP on ``host``:``port`` (0: any free port) at every path
+        (``/metrics`` by convention), in a daemon thread; returns the port bound.
+
+        ConfigError if already serving or the port is out of range; OSError (``EADDRINUSE``)
+        if the port is taken. ``poll_s`` bounds how long :meth:`close` blocks.
+        """
+        if self._server is not None:
+            raise ConfigError("metrics_port", port, f"already serving on port {self._server.port}")
+        if not 0 <= port <= 65535:
+            raise ConfigError("metrics_port", port, "must be 0..65535 (0: any free port)")
+        self._server = _Exporter(self.registry, host, port, poll_s)
+        return self._server.port
+
+    @property
+    def port(self) -> int | None:
+        """The port being served, or None."""
+        return self._server.port if self._server is not None else None
+
+    def close(self) -> None:
+        """Stop serving and release the port (waits at most about ``poll_s``). Idempotent;
+        recording keeps working after it."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+
+
+# -- the exporter --------------------------------------------------------------------------------
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """Scrapes are not logged (one line per scrape would drown the member's log)."""
+
+
+class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    """A scrape in progress never delays the process's exit."""
+
+
+class _Exporter:
+    """A WSGI server for one registry, on its own thread. It is built from the standard library
+    and ``make_wsgi_app`` (the exposition, content negotiation and compression), not
+    ``start_http_server``, which returns no handle to stop it before prometheus-client 0.20."""
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int, poll_s: float) -> None:
+        family, _, _, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        server_class = type("_Server", (_ThreadingServer,), {"address_family": family})
+        self._httpd: WSGIServer = server_class((address[0], port), _QuietHandler)
+        self._httpd.set_app(make_wsgi_app(registry))
+        self.port: int = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(poll_s,),
+                                        name=f"vnfha-metrics-{self.port}", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join()
