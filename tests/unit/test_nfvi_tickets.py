@@ -1,0 +1,110 @@
+"""Repair tickets: who repairs what, idempotency keys, one owner per instance, bounded memory."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vnfha.nfvi.model import RepairAction as A
+from vnfha.nfvi.model import RepairOwner, RepairState
+from vnfha.nfvi.tickets import Busy, KeyConflict, Opened, RepairPlan, TicketBook, plan_repair
+
+
+@pytest.mark.parametrize(("requested", "tried", "host_up", "action", "owner", "why"), [
+    (A.NONE, [], True, A.NONE, RepairOwner.VNF, "VNF owns"),
+    (A.REBOOT, [], True, A.REBOOT, RepairOwner.NFVI, "reboot requested"),
+    (A.REBOOT, [A.RESTART_COMPONENT, A.FAILOVER], True, A.REBOOT, RepairOwner.NFVI, "reboot"),
+    (A.REBOOT, [A.REBOOT], True, A.EVACUATE, RepairOwner.NFVI, "already tried"),
+    (A.REBOOT, [], False, A.EVACUATE, RepairOwner.NFVI, "host h1 is down"),
+    (A.EVACUATE, [], False, A.EVACUATE, RepairOwner.NFVI, "evacuation requested"),
+])
+def test_who_repairs_what(requested: A, tried: list[A], host_up: bool, action: A,
+                          owner: RepairOwner, why: str) -> None:
+    plan = plan_repair(requested, tried, host="h1", host_up=host_up)
+    assert (plan.action, plan.owner) == (action, owner)
+    assert why in plan.reason
+
+
+@pytest.mark.parametrize("requested", [A.RESTART_COMPONENT, A.FAILOVER])
+def test_the_vnf_rungs_cannot_be_requested(requested: A) -> None:
+    with pytest.raises(ValueError, match=str(requested)):
+        plan_repair(requested, [], host="h", host_up=True)
+
+
+REBOOT = RepairPlan(A.REBOOT, RepairOwner.NFVI, "reboot requested")
+RECORD = RepairPlan(A.NONE, RepairOwner.VNF, "report only")
+
+
+def escalate(book: TicketBook, key: str, member: str = "a", plan: RepairPlan = REBOOT,
+             group: str = "g") -> Opened | Busy | KeyConflict:
+    return book.open(key=key, group=group, member=member, instance=f"vm-{member}", host="h1",
+                     epoch=3, plan=plan, owner_name="nfvi:sim")
+
+
+def test_same_key_same_ticket_other_key_busy_then_free() -> None:
+    book = TicketBook()
+    first = escalate(book, "k1")
+    assert isinstance(first, Opened) and first.new
+    assert first.ticket.state is RepairState.QUEUED and first.ticket.owner is RepairOwner.NFVI
+    again = escalate(book, "k1")
+    assert isinstance(again, Opened) and not again.new and again.ticket == first.ticket
+    busy = escalate(book, "k2")
+    assert isinstance(busy, Busy) and busy.ticket.ticket_id == first.ticket.ticket_id
+    assert isinstance(escalate(book, "k1", member="b"), KeyConflict)
+    assert isinstance(escalate(book, "k1", group="other"), Busy)  # keys are per group
+    book.update(first.ticket.ticket_id, RepairState.IN_PROGRESS, "rebooting")
+    done = book.update(first.ticket.ticket_id, RepairState.SUCCEEDED, "running", host="h2")
+    assert done.version == 3 and done.host == "h2"
+    assert book.open_for("vm-a") is None
+    later = escalate(book, "k2")
+    assert isinstance(later, Opened) and later.new
+    assert later.ticket.ticket_id != first.ticket.ticket_id
+    with pytest.raises(ValueError, match="cannot change"):
+        book.update(first.ticket.ticket_id, RepairState.FAILED, "no")
+
+
+def test_recorded_tickets_belong_to_the_vnf_and_never_block() -> None:
+    book = TicketBook()
+    rec = escalate(book, "k1", plan=RECORD)
+    assert isinstance(rec, Opened) and rec.ticket.state is RepairState.RECORDED
+    assert rec.ticket.owner is RepairOwner.VNF
+    assert isinstance(escalate(book, "k2"), Opened)
+
+
+def test_memory_is_bounded_by_forgetting_old_terminal_tickets() -> None:
+    book = TicketBook(max_tickets=3)
+    ids = []
+    for i in range(5):
+        opened = escalate(book, f"k{i}", member=f"m{i}", plan=RECORD)
+        assert isinstance(opened, Opened)
+        ids.append(opened.ticket.ticket_id)
+    assert len(book) == 3
+    assert book.get(ids[0]) is None and book.get(ids[4]) is not None
+    again = escalate(book, "k0", member="m0", plan=RECORD)
+    assert isinstance(again, Opened) and again.new  # forgotten key: a new ticket
+
+
+@given(st.lists(st.tuples(st.sampled_from(["k1", "k2", "k3", "k4"]),
+                          st.sampled_from(["a", "b"]), st.booleans()), max_size=40))
+def test_never_two_open_nfvi_tickets_for_one_instance(
+        ops: list[tuple[str, str, bool]]) -> None:
+    book = TicketBook()
+    keys: dict[str, str] = {}
+    for key, member, finish in ops:
+        out = escalate(book, key, member=member)
+        if isinstance(out, Opened):
+            keys.setdefault(key, out.ticket.ticket_id)
+            assert out.ticket.ticket_id == keys[key]
+            if out.new:
+                assert out.ticket.state is RepairState.QUEUED
+        elif isinstance(out, KeyConflict):
+            assert out.ticket.member != member
+        else:  # Busy: the one open ticket of that instance, and a new key
+            assert out.ticket == book.open_for(f"vm-{member}")
+            assert key not in keys
+        if finish:
+            for inst in ("vm-a", "vm-b"):
+                ticket = book.open_for(inst)
+                if ticket is not None:
+                    book.update(ticket.ticket_id, RepairState.SUCCEEDED, "done")

@@ -1,0 +1,233 @@
+"""Frozen values of the NFVI bridge API, shared by the client, the server and the pure modules.
+
+Each enum mirrors one enum of ``proto/vnfha/nfvi/v1/nfvi.proto`` without its ``*_UNSPECIFIED``
+value (the wire module maps between them and refuses unspecified or unknown numbers).
+Instance states and event kinds are the driver's (:mod:`vnfha.nfvi.driver`), so one name
+means one thing from the hypervisor up to the VNF.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from vnfha.nfvi.driver import EventKind, InstanceState
+
+__all__ = [
+    "BridgeEvent",
+    "EventKind",
+    "FenceMode",
+    "FenceResult",
+    "HostStatus",
+    "InstanceState",
+    "MemberPlacement",
+    "PlacementPolicy",
+    "PlacementView",
+    "PolicyReport",
+    "RepairAction",
+    "RepairOwner",
+    "RepairState",
+    "RepairTicket",
+    "Violation",
+    "WatchdogAction",
+    "WatchdogStatus",
+]
+
+
+class WatchdogAction(enum.StrEnum):
+    """What the bridge does to an instance whose watchdog expires."""
+
+    RESET = "reset"
+    """Hard reset: stop it however it is, start it again."""
+    POWEROFF = "poweroff"
+    """Hard power off: it stays down."""
+    PAUSE = "pause"
+    """Freeze it in memory."""
+    NONE = "none"
+    """Only report ``WATCHDOG_FIRED``."""
+
+
+class PlacementPolicy(enum.StrEnum):
+    """How a group's members are spread over hosts."""
+
+    AFFINITY = "affinity"
+    """Every member on one host."""
+    ANTI_AFFINITY = "anti-affinity"
+    """No two members on one host."""
+    SOFT_AFFINITY = "soft-affinity"
+    """AFFINITY where possible."""
+    SOFT_ANTI_AFFINITY = "soft-anti-affinity"
+    """ANTI_AFFINITY where possible."""
+
+    @property
+    def hard(self) -> bool:
+        """True for the policies a placement must never break."""
+        return self in (PlacementPolicy.AFFINITY, PlacementPolicy.ANTI_AFFINITY)
+
+    @property
+    def spreads(self) -> bool:
+        """True for the anti-affinity policies (hard or soft)."""
+        return self in (PlacementPolicy.ANTI_AFFINITY, PlacementPolicy.SOFT_ANTI_AFFINITY)
+
+
+class FenceMode(enum.StrEnum):
+    """How to fence an instance."""
+
+    KILL = "kill"
+    """Power it off (SIGKILL; libvirt destroy)."""
+    STOP = "stop"
+    """Freeze it (SIGSTOP; libvirt suspend), keeping its memory."""
+
+
+class RepairAction(enum.StrEnum):
+    """A recovery action: the VNF's own rungs, the NFVI's repairs, or none."""
+
+    RESTART_COMPONENT = "restart-component"
+    """The VNF restarted its component (reported as tried, never requested)."""
+    FAILOVER = "failover"
+    """The VNF failed over (reported as tried, never requested)."""
+    REBOOT = "reboot"
+    """Reboot the instance in place."""
+    EVACUATE = "evacuate"
+    """Move the instance to another host, keeping the placement policy."""
+    NONE = "none"
+    """Record the fault only: the VNF keeps the repair."""
+
+    @property
+    def by_nfvi(self) -> bool:
+        """True for the actions the bridge performs."""
+        return self in (RepairAction.REBOOT, RepairAction.EVACUATE)
+
+
+class RepairOwner(enum.StrEnum):
+    """Who repairs a ticket's fault."""
+
+    NFVI = "nfvi"
+    """The bridge; the VNF waits for the ticket to end."""
+    VNF = "vnf"
+    """The VNF; the bridge only recorded the fault."""
+
+
+class RepairState(enum.StrEnum):
+    """Where a repair ticket is."""
+
+    QUEUED = "queued"
+    IN_PROGRESS = "in-progress"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RECORDED = "recorded"
+    """Recorded only: the VNF owns the repair."""
+
+    @property
+    def terminal(self) -> bool:
+        """True once the ticket will not change again."""
+        return self in (RepairState.SUCCEEDED, RepairState.FAILED, RepairState.RECORDED)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchdogStatus:
+    """A watchdog after an Arm, Kick or Disarm. ``timeout_s``, ``action`` and ``remaining_s``
+    are None when it is disarmed."""
+
+    instance: str
+    armed: bool
+    timeout_s: float | None = None
+    action: WatchdogAction | None = None
+    remaining_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FenceResult:
+    """A confirmed fence: ``state`` is never RUNNING. ``applied`` is None when the instance was
+    already unable to act (nothing was done)."""
+
+    instance: str
+    host: str
+    applied: FenceMode | None
+    state: InstanceState
+
+
+@dataclass(frozen=True, slots=True)
+class MemberPlacement:
+    """One member of a group and where its instance runs."""
+
+    member: str
+    instance: str
+    host: str
+    state: InstanceState
+
+
+@dataclass(frozen=True, slots=True)
+class HostStatus:
+    """One host; ``up`` is False after a HOST_DOWN and until a HOST_UP."""
+
+    host: str
+    up: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementView:
+    """A group's members (sorted by member) and every host (sorted)."""
+
+    members: tuple[MemberPlacement, ...]
+    hosts: tuple[HostStatus, ...]
+
+    def host_of(self, member: str) -> str | None:
+        """The host ``member`` runs on, or None if it is not in the group."""
+        return next((m.host for m in self.members if m.member == member), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One way a placement breaks a policy: ``members`` on ``host`` (sorted)."""
+
+    host: str
+    members: tuple[str, ...]
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyReport:
+    """The result of checking a placement against ``policy``."""
+
+    policy: PlacementPolicy
+    violations: tuple[Violation, ...]
+
+    @property
+    def satisfied(self) -> bool:
+        """True when nothing breaks the policy."""
+        return not self.violations
+
+
+@dataclass(frozen=True, slots=True)
+class RepairTicket:
+    """One escalation's repair: who owns it, what is done, where it stands (``version`` grows
+    with every change)."""
+
+    ticket_id: str
+    idempotency_key: str
+    group: str
+    member: str
+    instance: str
+    action: RepairAction
+    owner: RepairOwner
+    owner_name: str
+    state: RepairState
+    detail: str
+    host: str
+    epoch: int
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeEvent:
+    """An infrastructure event as it concerns one group (see ``nfvi.proto``'s ``Event``)."""
+
+    kind: EventKind
+    instance: str = ""
+    member: str = ""
+    host: str = ""
+    members: tuple[str, ...] = ()
+    deadline_unix_s: float | None = None
+    detail: str = ""
+    sequence: int = 0

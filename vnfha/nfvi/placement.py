@@ -1,0 +1,108 @@
+"""PURE: placement policy checks and the choice of a host for an evacuation.
+
+A group's placement is a mapping member -> host. Policies:
+
+==================== =======================================================================
+AFFINITY             every member on one host; violations: the hosts holding members apart
+                     from the *main host* (the one with the most members; ties: first name)
+ANTI_AFFINITY        no two members on one host; violations: each host with two or more
+SOFT_*               the same violations, as advice: an evacuation may break a soft policy
+                     when no host keeps it, never a hard one
+==================== =======================================================================
+
+Choosing an evacuation host (:func:`choose_host`): the candidates are the hosts that are up,
+other than the member's current host; among those that keep the policy, the least loaded (fewest
+instances of any group), then the first by name. If none keeps it: a soft policy takes the
+least loaded candidate anyway (the decision says so), a hard one refuses. No asyncio here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from vnfha.nfvi.model import PlacementPolicy, PolicyReport, Violation
+
+__all__ = ["HostChoice", "check_policy", "choose_host", "main_host"]
+
+
+def main_host(placement: Mapping[str, str]) -> str | None:
+    """The host with the most members (ties: the first by name); None for an empty group."""
+    counts = Counter(placement.values())
+    if not counts:
+        return None
+    return min(counts, key=lambda h: (-counts[h], h))
+
+
+def _by_host(placement: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    hosts: dict[str, list[str]] = {}
+    for member, host in placement.items():
+        hosts.setdefault(host, []).append(member)
+    return {h: tuple(sorted(ms)) for h, ms in sorted(hosts.items())}
+
+
+def check_policy(policy: PlacementPolicy, placement: Mapping[str, str]) -> PolicyReport:
+    """Every violation of ``policy`` by ``placement`` (member -> host), sorted by host."""
+    by_host = _by_host(placement)
+    violations: list[Violation] = []
+    if policy.spreads:
+        for host, members in by_host.items():
+            if len(members) > 1:
+                violations.append(Violation(host, members, f"{policy}: members "
+                                            f"{', '.join(members)} share host {host}"))
+    else:
+        main = main_host(placement)
+        for host, members in by_host.items():
+            if host != main:
+                violations.append(Violation(host, members, f"{policy}: members "
+                                            f"{', '.join(members)} run on {host}, apart from "
+                                            f"the group's main host {main}"))
+    return PolicyReport(policy, tuple(violations))
+
+
+@dataclass(frozen=True, slots=True)
+class HostChoice:
+    """Where to evacuate ``member``: ``host``, or None when no host may take it. ``keeps_policy``
+    is False when a soft policy had to be broken; ``reason`` says why, naming the hosts."""
+
+    member: str
+    host: str | None
+    keeps_policy: bool
+    reason: str
+
+
+def _keeps(policy: PlacementPolicy, host: str, others: Mapping[str, str]) -> bool:
+    """Whether putting the member on ``host`` keeps ``policy`` given the other members."""
+    if policy.spreads:
+        return host not in others.values()
+    main = main_host(others)
+    return main is None or host == main
+
+
+def choose_host(member: str, policy: PlacementPolicy, *, placement: Mapping[str, str],
+                hosts_up: Iterable[str], load: Mapping[str, int]) -> HostChoice:
+    """The host to evacuate ``member`` to (see the module docstring). ``placement`` is the
+    group's member -> host, ``hosts_up`` the hosts that are up, ``load`` the number of
+    instances (of any group) per host."""
+    current = placement.get(member)
+    others = {m: h for m, h in placement.items() if m != member}
+    candidates = sorted(h for h in set(hosts_up) if h != current)
+    if not candidates:
+        return HostChoice(member, None, False,
+                          f"no host is up other than {member}'s current host {current}")
+
+    def best(hosts: list[str]) -> str:
+        return min(hosts, key=lambda h: (load.get(h, 0), h))
+
+    keeping = [h for h in candidates if _keeps(policy, h, others)]
+    if keeping:
+        host = best(keeping)
+        return HostChoice(member, host, True, f"{host} keeps {policy} and is the least loaded "
+                          f"of {', '.join(keeping)}")
+    if policy.hard:
+        return HostChoice(member, None, False, f"no host keeps {policy}: candidates "
+                          f"{', '.join(candidates)} all break it")
+    host = best(candidates)
+    return HostChoice(member, host, False, f"no host keeps {policy}; {host} is the least "
+                      f"loaded of {', '.join(candidates)} (soft policy broken)")

@@ -1,0 +1,165 @@
+"""PURE: repair tickets. Which repair a fault gets, who owns it, and duplicate and concurrent
+escalations.
+
+Who repairs what (the table :func:`plan_repair` implements):
+
+=====================  ======================================  ===========  ===============
+requested              condition                               action       owner
+=====================  ======================================  ===========  ===============
+NONE                   any                                     NONE         VNF (recorded)
+REBOOT                 the instance's host is down             EVACUATE     NFVI
+REBOOT                 REBOOT is among the actions tried       EVACUATE     NFVI
+REBOOT                 otherwise                               REBOOT       NFVI
+EVACUATE               any                                     EVACUATE     NFVI
+=====================  ======================================  ===========  ===============
+
+The :class:`TicketBook` guarantees:
+
+- Idempotency: an escalation whose (group, idempotency key) is known gets that same ticket back
+  (the first request decides its content); a known key naming another member is a conflict.
+- One owner per instance: while a ticket owned by the NFVI is open (not terminal) for an
+  instance, a new escalation for it is refused, naming that ticket and its owner.
+- Bounded memory: past ``max_tickets``, the oldest terminal tickets are forgotten, with their
+  keys (so a retry must come within the last ``max_tickets`` escalations to be recognised).
+- A ticket's ``version`` grows by one with each change; terminal tickets never change.
+
+No asyncio, grpc or time here.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from vnfha.nfvi.model import RepairAction, RepairOwner, RepairState, RepairTicket
+
+__all__ = ["Busy", "KeyConflict", "Opened", "RepairPlan", "TicketBook", "plan_repair"]
+
+
+@dataclass(frozen=True, slots=True)
+class RepairPlan:
+    """The repair a fault gets: ``action`` by ``owner``, with the ``reason`` for the choice."""
+
+    action: RepairAction
+    owner: RepairOwner
+    reason: str
+
+
+def plan_repair(requested: RepairAction, tried: Iterable[RepairAction], *,
+                host: str, host_up: bool) -> RepairPlan:
+    """Decide the repair for a fault (see the module's table). ``requested`` must be REBOOT,
+    EVACUATE or NONE (``ValueError`` otherwise: the other actions are the VNF's own rungs)."""
+    if requested is RepairAction.NONE:
+        return RepairPlan(RepairAction.NONE, RepairOwner.VNF,
+                          "report only: the fault is recorded and the VNF owns the repair")
+    if requested is RepairAction.EVACUATE:
+        return RepairPlan(RepairAction.EVACUATE, RepairOwner.NFVI, "evacuation requested")
+    if requested is not RepairAction.REBOOT:
+        raise ValueError(f"requested={requested}: the NFVI performs only reboot, evacuate or "
+                         "none")
+    if not host_up:
+        return RepairPlan(RepairAction.EVACUATE, RepairOwner.NFVI,
+                          f"reboot requested but host {host} is down: evacuating instead")
+    if RepairAction.REBOOT in set(tried):
+        return RepairPlan(RepairAction.EVACUATE, RepairOwner.NFVI,
+                          "reboot requested but already tried: evacuating instead")
+    return RepairPlan(RepairAction.REBOOT, RepairOwner.NFVI, "reboot requested")
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """The escalation has ``ticket``: a new one (``new``) or the one its key already named."""
+
+    ticket: RepairTicket
+    new: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """Refused: ``ticket`` (open, owned by the NFVI) is already repairing the instance."""
+
+    ticket: RepairTicket
+
+
+@dataclass(frozen=True, slots=True)
+class KeyConflict:
+    """Refused: the idempotency key already names ``ticket``, which is for another member."""
+
+    ticket: RepairTicket
+
+
+class TicketBook:
+    """Every ticket the bridge remembers (see the module docstring for the guarantees)."""
+
+    def __init__(self, *, max_tickets: int = 10_000) -> None:
+        if max_tickets < 1:
+            raise ValueError(f"max_tickets={max_tickets}: must be at least 1")
+        self._max = max_tickets
+        self._tickets: dict[str, RepairTicket] = {}  # insertion order = age
+        self._by_key: dict[tuple[str, str], str] = {}
+        self._open_by_instance: dict[str, str] = {}
+        self._ids = itertools.count(1)
+
+    def get(self, ticket_id: str) -> RepairTicket | None:
+        """The ticket, or None if unknown (never issued, or forgotten)."""
+        return self._tickets.get(ticket_id)
+
+    def open_for(self, instance: str) -> RepairTicket | None:
+        """The open NFVI-owned ticket repairing ``instance``, if any."""
+        ticket_id = self._open_by_instance.get(instance)
+        return None if ticket_id is None else self._tickets[ticket_id]
+
+    def open(self, *, key: str, group: str, member: str, instance: str, host: str, epoch: int,
+             plan: RepairPlan, owner_name: str) -> Opened | Busy | KeyConflict:
+        """Decide an escalation: the ticket its key names, a refusal, or a new ticket (QUEUED
+        for the NFVI, RECORDED for the VNF)."""
+        known = self._by_key.get((group, key))
+        if known is not None:
+            ticket = self._tickets[known]
+            if ticket.member != member:
+                return KeyConflict(ticket)
+            return Opened(ticket, new=False)
+        busy = self.open_for(instance)
+        if busy is not None:
+            return Busy(busy)
+        ticket_id = f"t-{next(self._ids)}"
+        nfvi = plan.owner is RepairOwner.NFVI
+        ticket = RepairTicket(
+            ticket_id=ticket_id, idempotency_key=key, group=group, member=member,
+            instance=instance, action=plan.action, owner=plan.owner, owner_name=owner_name,
+            state=RepairState.QUEUED if nfvi else RepairState.RECORDED, detail=plan.reason,
+            host=host, epoch=epoch)
+        self._tickets[ticket_id] = ticket
+        self._by_key[(group, key)] = ticket_id
+        if nfvi:
+            self._open_by_instance[instance] = ticket_id
+        self._forget_oldest()
+        return Opened(ticket, new=True)
+
+    def update(self, ticket_id: str, state: RepairState, detail: str, *,
+               host: str | None = None) -> RepairTicket:
+        """Move an open ticket to ``state``; returns the new version. ``KeyError`` for an
+        unknown ticket, ``ValueError`` for a terminal one."""
+        ticket = self._tickets[ticket_id]
+        if ticket.state.terminal:
+            raise ValueError(f"ticket {ticket_id} is {ticket.state}: it cannot change")
+        updated = replace(ticket, state=state, detail=detail,
+                          host=ticket.host if host is None else host,
+                          version=ticket.version + 1)
+        self._tickets[ticket_id] = updated
+        if state.terminal and self._open_by_instance.get(ticket.instance) == ticket_id:
+            del self._open_by_instance[ticket.instance]
+        return updated
+
+    def _forget_oldest(self) -> None:
+        excess = len(self._tickets) - self._max
+        if excess <= 0:
+            return
+        for ticket_id in [t.ticket_id for t in self._tickets.values() if t.state.terminal
+                          ][:excess]:
+            ticket = self._tickets.pop(ticket_id)
+            self._by_key.pop((ticket.group, ticket.idempotency_key), None)
+
+    def __len__(self) -> int:
+        return len(self._tickets)

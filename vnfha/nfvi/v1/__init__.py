@@ -1,0 +1,1 @@
+"""Generated messages of proto/vnfha/nfvi/v1/nfvi.proto (do not edit)."""
