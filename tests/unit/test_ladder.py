@@ -25,6 +25,7 @@ from vnfha.health.ladder import (
     decide,
     floor,
     merge,
+    replay,
 )
 from vnfha.model import Recovery, Role
 from vnfha.testing.clock import FakeClock
@@ -237,3 +238,16 @@ def test_rungs_climb_in_order_while_faults_keep_coming(policy: LadderPolicy, s: 
 @given(ladder_policies, st.lists(st.tuples(gaps, situations), min_size=1, max_size=20))
 def test_deterministic(policy: LadderPolicy, steps: list[tuple[float, Situation]]) -> None:
     assert timeline(steps, policy) == timeline(steps, policy)
+
+
+@given(ladder_policies, st.lists(st.tuples(gaps, situations), min_size=1, max_size=20),
+       st.integers(0, 20))
+def test_replay_rebuilds_the_history_decide_built(policy: LadderPolicy,
+                                                  steps: list[tuple[float, Situation]],
+                                                  split: int) -> None:
+    decisions = timeline(steps, policy)
+    events = [(d.history.last_fault_at or 0.0, d.rung if d.attempt else None) for d in decisions]
+    assert replay(policy, LadderHistory(), events) == decisions[-1].history
+    # replaying the tail onto the history at any point gives the same
+    split = min(split, len(decisions) - 1)
+    assert replay(policy, decisions[split].history, events[split + 1:]) == decisions[-1].history

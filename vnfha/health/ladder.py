@@ -50,6 +50,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -73,6 +74,7 @@ __all__ = [
     "floor",
     "from_bytes",
     "merge",
+    "replay",
     "to_bytes",
 ]
 
@@ -347,6 +349,19 @@ def decide(policy: LadderPolicy, history: LadderHistory, fault: Fault, now: floa
     after = f" ({'; '.join(notes)})" if notes else ""
     return Decision(Action.ALARM, Rung.ALARM, f"alarm only, no recovery left{after}; "
                     f"fault: {cause}", history, fault)
+
+
+def replay(policy: LadderPolicy, history: LadderHistory,
+           faults: Iterable[tuple[float, Rung | None]]) -> LadderHistory:
+    """``history`` followed by ``faults``, each (time, rung it used or None), in time order:
+    the same history :func:`decide` would have built had it seen them. Used when decisions had
+    to be made before the stored history could be read: they are replayed onto it, with the
+    clean-window resets falling where they belong."""
+    for at, rung in faults:
+        history = _reset(policy, history, at)
+        if rung is not None and rung is not Rung.ALARM:
+            history = replace(history, uses=(*history.uses, Use(at, rung)))
+    return history
 
 
 # -- storage -------------------------------------------------------------------------------
