@@ -1,7 +1,10 @@
 """A member in its own process, for tests that kill and pause members: ``python -m
 vnfha.testing.member_proc --group g --member a --etcd 127.0.0.1:2379``.
 
-It prints one JSON object per line on stdout, each with ``t`` (``time.time()``) and ``pid``:
+It prints one JSON object per line on stdout, each with ``t`` (``time.time()``), ``t_mono``
+(``time.monotonic()``: one clock for every process on a Linux host, so the logs of several
+members and the harness's fault times merge by it; :mod:`vnfha.testing.history` checks
+invariants over them) and ``pid``:
 
 - ``{"event": "ready"}`` once joined;
 - ``{"event": "role", "role", "previous", "epoch", "reason"}`` on every role change;
@@ -10,13 +13,24 @@ It prints one JSON object per line on stdout, each with ``t`` (``time.time()``) 
 - ``{"event": "act", "epoch"}`` every ``--act-interval-s`` while active: the stand-in for a VNF
   serving traffic, which must never appear for an epoch after the member was deposed;
 - ``{"event": "stopped"}`` after a clean stop (SIGTERM or SIGINT);
-- ``{"event": "checkpoint", "count", "first_missing", "position"}`` in ``on_active``: what the
-  new active found in section ``data`` (``first_missing``: the lowest ``k<i>`` it lacks);
+- ``{"event": "checkpoint", "epoch", "count", "first_missing", "position", "writers", "found"}``
+  in ``on_active``: what the new active found in section ``data`` (``first_missing``: the lowest
+  ``k<i>`` it lacks) and, per section, the highest write index up to which every write is there
+  (``found``; ``writers`` for the ``--rewrite`` sections alone);
 - ``{"event": "status", "role", "count", "position"}`` every ``--status-interval-s``;
-- with ``--write N``, once active: ``{"event": "acked", "index", "section", "epoch",
-  "first"}`` for the first write of each epoch and every ``--report-every``
-  writes of ``data/k<i>`` (acknowledged as ``--ack`` asks), ``{"event": "ack_timeout",
-  "index"}`` when one was not (it is retried), and ``{"event": "written", "count"}`` at the end.
+- with ``--write N``, once active: ``{"event": "acked", "index", "section", "epoch", "first",
+  "protected", "t_start_mono"}`` for the first write of each epoch and every ``--report-every``
+  writes of ``data/k<i>`` (acknowledged as ``--ack`` asks; ``epoch`` is the one the write was
+  issued in, at ``t_start_mono``), ``{"event": "ack_timeout", "index"}`` when one was not (it is
+  retried), and ``{"event": "written", "count"}`` at the end;
+- with ``--trace-applied``, on a standby: ``{"event": "applied", "epoch", "first", "last",
+  "snapshot", "changes"}`` for every batch it applies (a snapshot has ``first == last``, its
+  sequence).
+
+``--listen HOST:PORT`` is the replication endpoint (a member in a network namespace listens on
+its namespace's address). The harness (:class:`MemberProcess`) records ``killed``, ``paused``
+and ``resumed`` events, with ``t_mono``, when it sends those signals (in ``marks``, apart from
+what the child printed; :meth:`MemberProcess.history` merges both).
 
 ``--probe-limits`` makes the active first try an oversize value, a bad section name and an
 empty key, emitting ``{"event": "refused", "error", "type"}`` for each.
@@ -44,22 +58,30 @@ from vnfha.config import Config
 from vnfha.errors import AckTimeout, CheckpointLimitError, ConfigError, NotActive
 from vnfha.member import CallbackFailed, Member, MemberEvent, RoleChanged
 from vnfha.model import Ack, Redundancy
+from vnfha.replication.standby import Applied
+from vnfha.testing.history import Record, parse
 
 
 class MemberProcess:
     """Runs this module in a child process and collects its events (for tests).
 
     ``kill`` (SIGKILL), ``pause`` (SIGSTOP), ``resume`` and ``terminate`` (SIGTERM: a clean
-    stop) act on the child's pid only. ``events`` grows as the child prints.
+    stop) act on the child's pid only; the first three return the ``time.monotonic()`` at which
+    they acted and record it in ``marks``. ``events`` grows as the child prints.
+    ``prefix`` runs the child under a wrapper that must exec it in place, keeping the pid (such
+    as ``ip netns exec NAME``).
     """
 
-    def __init__(self, group: str, member: str, endpoints: Sequence[str], *extra: str) -> None:
+    def __init__(self, group: str, member: str, endpoints: Sequence[str], *extra: str,
+                 prefix: Sequence[str] = ()) -> None:
         self.member = member
-        cmd = [sys.executable, "-m", "vnfha.testing.member_proc", "--group", group,
+        cmd = [*prefix, sys.executable, "-m", "vnfha.testing.member_proc", "--group", group,
                "--member", member, "--etcd", ",".join(endpoints), *extra]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, start_new_session=True)
         self.events: list[dict[str, Any]] = []
+        self.marks: list[dict[str, Any]] = []
+        """What the harness did to the child (``killed``, ``paused``, ``resumed``), as events."""
         self.stderr: list[str] = []
         self._cond = threading.Condition()
         self._threads = [threading.Thread(target=self._read_stdout, daemon=True),
@@ -89,9 +111,12 @@ class MemberProcess:
                  what: str = "event") -> dict[str, Any]:
         """The first event (already seen or to come) matching ``predicate``."""
         deadline = time.monotonic() + timeout_s
+        seen = 0  # each event is tested once: children print thousands of events
         with self._cond:
             while True:
-                for ev in self.events:
+                while seen < len(self.events):
+                    ev = self.events[seen]
+                    seen += 1
                     if predicate(ev):
                         return ev
                 left = deadline - time.monotonic()
@@ -106,13 +131,29 @@ class MemberProcess:
         roles = [e["role"] for e in self.events if e["event"] == "role"]
         return roles[-1] if roles else None
 
-    def kill(self) -> None:
+    def history(self) -> list[Record]:
+        """The child's events and the harness's marks so far, as :mod:`vnfha.testing.history`
+        records in time order."""
+        with self._cond:
+            events = self.events + self.marks
+        return parse(events)
+
+    def _mark(self, event: str) -> float:
+        now = time.monotonic()
+        with self._cond:
+            self.marks.append({"event": event, "t": time.time(), "t_mono": now,
+                               "pid": self.proc.pid})
+        return now
+
+    def kill(self) -> float:
         """SIGKILL, reap, and close the pipes once everything printed has been read."""
-        if self.proc.poll() is None:
+        killed = self.proc.poll() is None
+        if killed:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
         self._close_pipes()
+        return self._mark("killed") if killed else time.monotonic()
 
     def _close_pipes(self) -> None:
         for thread in self._threads:
@@ -121,11 +162,16 @@ class MemberProcess:
             if pipe is not None:
                 pipe.close()
 
-    def pause(self) -> None:
+    def pause(self) -> float:
+        """SIGSTOP: the child freezes with its sockets open (a hung process or VM)."""
         os.kill(self.proc.pid, signal.SIGSTOP)
+        return self._mark("paused")
 
-    def resume(self) -> None:
+    def resume(self) -> float:
+        """SIGCONT a paused child."""
+        now = self._mark("resumed")
         os.kill(self.proc.pid, signal.SIGCONT)
+        return now
 
     def terminate(self, timeout_s: float = 15.0) -> int:
         """SIGTERM (a clean stop) and wait; SIGKILL if it does not exit in time."""
@@ -142,7 +188,8 @@ class MemberProcess:
 
 def emit(event: str, **fields: Any) -> None:
     """One JSON line on stdout, flushed."""
-    line = {"event": event, "t": time.time(), "pid": os.getpid(), **fields}
+    line = {"event": event, "t": time.time(), "t_mono": time.monotonic(), "pid": os.getpid(),
+            **fields}
     sys.stdout.write(json.dumps(line) + "\n")
     sys.stdout.flush()
 
@@ -176,8 +223,9 @@ class Scripted(Component):
                 section: max((int(v.split(b"|")[0]) for _, v in cp.items(section)), default=-1)
                 for section in cp.sections() if section.startswith("w")
             }
-            emit("checkpoint", count=len(keys), first_missing=first_missing,
-                 position=list(cp.position), writers=per_writer)
+            emit("checkpoint", epoch=a.epoch, count=len(keys), first_missing=first_missing,
+                 position=list(cp.position), writers=per_writer,
+                 found={"data": first_missing - 1, **per_writer})
         await self._run("on_active", a.epoch, announced=True)
 
     async def on_standby(self, a: Assignment) -> None:
@@ -185,6 +233,13 @@ class Scripted(Component):
 
     async def on_quiesce(self) -> None:
         await self._run("on_quiesce", 0)
+
+
+def trace_applied(applied: Applied) -> None:
+    """One ``applied`` event per batch a standby applies (``--trace-applied``)."""
+    first = applied.sequence if applied.snapshot else applied.sequence - len(applied.changes) + 1
+    emit("applied", epoch=applied.epoch, first=first, last=applied.sequence,
+         snapshot=applied.snapshot, changes=len(applied.changes))
 
 
 def on_event(event: MemberEvent) -> None:
@@ -201,6 +256,7 @@ async def run(args: argparse.Namespace) -> None:
         group=args.group, member=args.member, etcd_endpoints=tuple(args.etcd.split(",")),
         redundancy=Redundancy(args.redundancy), priority=args.priority,
         lease_ttl_s=args.lease_ttl_s, callback_timeout_s=args.callback_timeout_s,
+        **({"listen": args.listen} if args.listen else {}),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -210,6 +266,8 @@ async def run(args: argparse.Namespace) -> None:
     member = Member(config, component)
     component.member = member
     member.add_listener(on_event)
+    if args.trace_applied:
+        member.checkpoint.track(trace_applied)
     writer: asyncio.Task[None] | None = None
     next_status = 0.0
     async with member:
@@ -255,6 +313,8 @@ async def write(member: Member, args: argparse.Namespace) -> None:
             key, value = f"k{i % args.window}", f"{i}|".encode() + payload
             if used is Ack.NONE:
                 await asyncio.sleep(0.001)
+        # the epoch the write is issued in: put checks it before its first await
+        epoch, started = member.epoch, time.monotonic()
         try:
             await member.checkpoint.put(section, key, value, ack=used)
         except AckTimeout:
@@ -263,8 +323,8 @@ async def write(member: Member, args: argparse.Namespace) -> None:
         except NotActive:
             return
         if first or i % args.report_every == 0 or i == args.write - 1:
-            emit("acked", index=i, section=section, epoch=member.epoch, first=first,
-                 protected=used is not Ack.NONE)
+            emit("acked", index=i, section=section, epoch=epoch, first=first,
+                 protected=used is not Ack.NONE, t_start_mono=started)
             first = False
         i += 1
         _progress[section] = i
@@ -283,6 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--redundancy", default=Redundancy.TWO_N.value,
                    choices=[r.value for r in Redundancy])
     p.add_argument("--priority", type=int, default=0)
+    p.add_argument("--listen", help="replication endpoint HOST:PORT (default: Config's)")
     p.add_argument("--lease-ttl-s", type=int, default=2)
     p.add_argument("--callback-timeout-s", type=float, default=5.0)
     p.add_argument("--act-interval-s", type=float, default=0.02)
@@ -299,6 +360,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="write to section w<pid>, keys k<i %% window> = b'<i>|...', and start "
                    "writing again in every epoch in which this member is active")
     p.add_argument("--window", type=int, default=1000)
+    p.add_argument("--trace-applied", action="store_true",
+                   help="print an applied event for every batch applied as a standby")
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)
     import logging  # noqa: PLC0415
