@@ -1,0 +1,219 @@
+"""The driver suite: the guarantees of :mod:`vnfha.nfvi.driver`, checked against every driver.
+
+Each test runs once per driver fixture (``rig``, see driver_rigs.py: libvirt's test hypervisor and
+the simulator). Whether an instance "can execute" is checked outside the driver, on the
+hypervisor: the process state in ``/proc`` (stopped or gone) for the simulator, the domain state
+(paused or shut off) for libvirt. Checks that an action produced no event are made by doing a
+second action afterwards and requiring that its event is the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from driver_rigs import HOSTS, LAYOUT, Rig
+
+from vnfha.nfvi.driver import (
+    Driver,
+    DriverError,
+    EventKind,
+    InfraEvent,
+    Instance,
+    InstanceState,
+    UnknownHost,
+    UnknownInstance,
+)
+
+DEADLINE_S = 10.0
+K = EventKind
+
+
+async def take(events: AsyncIterator[InfraEvent], n: int) -> list[InfraEvent]:
+    """The next ``n`` events, each within the deadline."""
+    return [await asyncio.wait_for(anext(events), DEADLINE_S) for _ in range(n)]
+
+
+async def kinds(events: AsyncIterator[InfraEvent], n: int, instance: str = "vm-a"
+                ) -> list[EventKind]:
+    got = await take(events, n)
+    assert all(e.instance == instance for e in got), got
+    return [e.kind for e in got]
+
+
+async def state(driver: Driver, name: str = "vm-a") -> InstanceState:
+    return (await driver.get_instance(name)).state
+
+
+async def test_inventory(rig: Rig) -> None:
+    driver = rig.driver
+    assert isinstance(driver, Driver)
+    assert driver.name in ("libvirt", "sim")
+    listed = await driver.list_instances()
+    assert [i.name for i in listed] == sorted(LAYOUT)
+    for instance in listed:
+        assert (instance.group, instance.member, instance.host) == LAYOUT[instance.name]
+        assert instance.state is InstanceState.RUNNING
+        assert await driver.get_instance(instance.name) == instance
+        assert rig.probe(instance.name)()
+    assert await driver.list_hosts() == HOSTS  # an empty host is listed too
+
+
+@pytest.mark.parametrize("operation", ["get_instance", "power_off", "pause", "resume", "start",
+                                       "reset", "migrate"])
+async def test_unknown_instance(rig: Rig, operation: str) -> None:
+    method = getattr(rig.driver, operation)
+    args = ("nope", "host-b") if operation == "migrate" else ("nope",)
+    with pytest.raises(UnknownInstance) as e:
+        await method(*args)
+    assert isinstance(e.value, DriverError)
+    assert (e.value.instance, e.value.operation) == ("nope", operation)
+    assert "nope" in str(e.value)
+
+
+async def test_unknown_host_leaves_the_instance_alone(rig: Rig) -> None:
+    with pytest.raises(UnknownHost) as e:
+        await rig.driver.migrate("vm-a", "host-z")
+    assert (e.value.host, e.value.operation) == ("host-z", "migrate")
+    assert "host-z" in str(e.value)
+    instance = await rig.driver.get_instance("vm-a")
+    assert (instance.host, instance.state) == ("host-a", InstanceState.RUNNING)
+    assert rig.probe("vm-a")()
+
+
+async def test_power_off_stops_execution_before_returning(rig: Rig) -> None:
+    driver, events = rig.driver, rig.driver.events()
+    running = rig.probe("vm-a")
+    await driver.power_off("vm-a")
+    assert not running()  # checked at once: no waiting after the driver returned
+    assert await state(driver) is InstanceState.STOPPED
+    assert await kinds(events, 1) == [K.VM_STOPPED]
+    await driver.power_off("vm-a")  # idempotent, and no second event:
+    await driver.start("vm-a")
+    assert await kinds(events, 1) == [K.VM_STARTED]
+    assert await state(driver) is InstanceState.RUNNING
+    assert rig.probe("vm-a")()
+
+
+async def test_pause_stops_execution_before_returning_and_resume_undoes_it(rig: Rig) -> None:
+    driver, events = rig.driver, rig.driver.events()
+    running = rig.probe("vm-a")
+    await driver.pause("vm-a")
+    assert not running()
+    assert await state(driver) is InstanceState.PAUSED
+    await driver.pause("vm-a")  # idempotent
+    await driver.resume("vm-a")
+    assert running()
+    assert await state(driver) is InstanceState.RUNNING
+    await driver.resume("vm-a")  # idempotent
+    await driver.power_off("vm-a")
+    assert await kinds(events, 3) == [K.VM_PAUSED, K.VM_RESUMED, K.VM_STOPPED]
+
+
+async def test_reset_from_every_state_ends_running(rig: Rig) -> None:
+    driver, events = rig.driver, rig.driver.events()
+    await driver.reset("vm-a")
+    assert await kinds(events, 2) == [K.VM_STOPPED, K.VM_STARTED]
+    await driver.pause("vm-a")
+    await driver.reset("vm-a")
+    assert await kinds(events, 3) == [K.VM_PAUSED, K.VM_STOPPED, K.VM_STARTED]
+    assert rig.probe("vm-a")()
+    await driver.power_off("vm-a")
+    await driver.reset("vm-a")
+    assert await kinds(events, 2) == [K.VM_STOPPED, K.VM_STARTED]
+    assert await state(driver) is InstanceState.RUNNING
+    assert rig.probe("vm-a")()
+
+
+async def test_start_is_idempotent_and_refuses_a_paused_instance(rig: Rig) -> None:
+    driver, events = rig.driver, rig.driver.events()
+    await driver.start("vm-a")  # already running: nothing happens
+    await driver.pause("vm-a")
+    with pytest.raises(DriverError) as e:
+        await driver.start("vm-a")
+    assert not isinstance(e.value, UnknownInstance)
+    assert (e.value.instance, e.value.operation) == ("vm-a", "start")
+    assert "vm-a" in str(e.value)
+    assert await state(driver) is InstanceState.PAUSED
+    assert await kinds(events, 1) == [K.VM_PAUSED]
+
+
+@pytest.mark.parametrize("operation", ["pause", "resume"])
+async def test_refusals_name_the_instance_and_operation(rig: Rig, operation: str) -> None:
+    await rig.driver.power_off("vm-a")
+    with pytest.raises(DriverError) as e:
+        await getattr(rig.driver, operation)("vm-a")
+    assert not isinstance(e.value, UnknownInstance)
+    assert (e.value.instance, e.value.operation) == ("vm-a", operation)
+    assert "vm-a" in str(e.value) and operation in str(e.value)
+    assert await state(rig.driver) is InstanceState.STOPPED
+
+
+async def test_migrate_moves_the_instance_and_restarts_it_there(rig: Rig) -> None:
+    driver, events = rig.driver, rig.driver.events()
+    await driver.migrate("vm-a", "host-c")
+    instance = await driver.get_instance("vm-a")
+    assert instance == Instance("vm-a", "g1", "m-a", "host-c", InstanceState.RUNNING)
+    assert rig.probe("vm-a")()
+    listed = [i for i in await driver.list_instances() if i.name == "vm-a"]
+    assert listed == [instance]
+    # A driver may report the stop on the source; then the move, then the start on the target.
+    first = await take(events, 2)
+    seen = first if first[0].kind is not K.VM_STOPPED else [*first[1:], *await take(events, 1)]
+    if first[0].kind is K.VM_STOPPED:
+        assert first[0].host == "host-a"
+    assert [(e.kind, e.host) for e in seen] == [(K.VM_MIGRATED, "host-c"),
+                                                (K.VM_STARTED, "host-c")]
+    assert await state(driver, "vm-c") is InstanceState.RUNNING  # its old neighbour
+
+
+async def test_migrate_a_stopped_instance_starts_it_on_the_target(rig: Rig) -> None:
+    await rig.driver.power_off("vm-b")
+    await rig.driver.migrate("vm-b", "host-a")
+    instance = await rig.driver.get_instance("vm-b")
+    assert (instance.host, instance.state) == ("host-a", InstanceState.RUNNING)
+    assert rig.probe("vm-b")()
+
+
+async def test_an_action_leaves_other_instances_alone(rig: Rig) -> None:
+    await rig.driver.pause("vm-a")
+    await rig.driver.power_off("vm-c")
+    assert await state(rig.driver, "vm-b") is InstanceState.RUNNING
+    assert rig.probe("vm-b")()
+    assert await state(rig.driver, "vm-a") is InstanceState.PAUSED
+
+
+async def test_a_change_behind_the_drivers_back_is_observed(rig: Rig) -> None:
+    events = rig.driver.events()
+    expected = rig.stop_behind_back("vm-a")
+    (event,) = await take(events, 1)
+    assert (event.kind, event.instance, event.host) == (expected, "vm-a", "host-a")
+    assert await state(rig.driver) in (InstanceState.STOPPED, InstanceState.CRASHED)
+    await rig.driver.start("vm-a")
+    assert rig.probe("vm-a")()
+
+
+async def test_every_subscriber_sees_every_event_in_order(rig: Rig) -> None:
+    driver = rig.driver
+    early, both = driver.events(), driver.events()
+    await driver.pause("vm-a")
+    late = driver.events()  # subscribed after the pause: sees only what follows
+    await driver.resume("vm-a")
+    await driver.power_off("vm-a")
+    await driver.start("vm-a")
+    expected = [K.VM_PAUSED, K.VM_RESUMED, K.VM_STOPPED, K.VM_STARTED]
+    assert await kinds(early, 4) == expected
+    assert await kinds(both, 4) == expected
+    assert await kinds(late, 3) == expected[1:]
+
+
+async def test_close_ends_every_event_iterator(rig: Rig) -> None:
+    first, second = rig.driver.events(), rig.driver.events()
+    waiting = asyncio.ensure_future(anext(first, None))
+    await asyncio.sleep(0)
+    await rig.driver.close()
+    assert await asyncio.wait_for(waiting, DEADLINE_S) is None
+    assert await asyncio.wait_for(anext(second, None), DEADLINE_S) is None
+    assert await asyncio.wait_for(anext(rig.driver.events(), None), DEADLINE_S) is None
+    await rig.driver.close()  # idempotent
