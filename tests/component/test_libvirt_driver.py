@@ -73,7 +73,7 @@ def test_metadata_round_trip_and_malformed() -> None:
     assert "<metadata>" not in lv.domain_xml("d")
     for bad in ("<instance group='g'/>", "<instance group='' member='m'/>", "<oops"):
         assert lv.parse_metadata(bad) is None
-    with pytest.raises(ValueError, match="'d'"):
+    with pytest.raises(DriverError, match="'d'"):
         lv.domain_xml("d", group="g")
 
 
@@ -173,3 +173,17 @@ async def test_open_refuses_a_bad_uri_and_a_closed_driver_refuses_actions(
     with pytest.raises(DriverError, match="closed") as e:
         await driver.pause("vm-a")
     assert (e.value.instance, e.value.operation) == ("vm-a", "pause")
+
+
+async def test_a_missing_lifecycle_event_is_logged_not_raised(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    uris = lv.write_test_hosts(tmp_path, {"host-a": [lv.DomainSpec("vm-a", "g1", "m-a")]})
+    driver = await lv.LibvirtDriver.open(uris, event_timeout_s=0.2)
+    try:
+        conn = driver.connection("host-a")
+        conn.domainEventDeregisterAny(driver._callback_ids["host-a"])  # the events stop coming
+        await driver.pause("vm-a")
+        assert conn.lookupByName("vm-a").state()[0] == libvirt.VIR_DOMAIN_PAUSED
+        assert "no vm-paused event within 0.2 s" in caplog.text
+    finally:
+        await driver.close()

@@ -200,9 +200,10 @@ class DomainSpec:
 
 def domain_xml(name: str, group: str | None = None, member: str | None = None) -> str:
     """A minimal ``type='test'`` domain definition named ``name``, with vnfha's metadata when
-    ``group`` and ``member`` are given (both or neither: :class:`ValueError` otherwise)."""
+    ``group`` and ``member`` are given (both or neither: :class:`DriverError` otherwise)."""
     if (group is None) != (member is None):
-        raise ValueError(f"domain {name!r}: give both group and member, or neither")
+        raise DriverError(f"domain {name!r}: give both group and member, or neither",
+                          instance=name, operation="domain_xml")
     metadata = "" if group is None else (
         f"<metadata><{METADATA_PREFIX}:instance xmlns:{METADATA_PREFIX}={quoteattr(METADATA_NS)}"
         f" group={quoteattr(group)} member={quoteattr(member or '')}/></metadata>")
@@ -586,7 +587,11 @@ class LibvirtDriver:
         kind = event_kind(event, detail)
         if kind is None:
             return
-        name: str = domain.name()
+        try:
+            name: str = domain.name()
+        except libvirt.libvirtError:
+            log.exception("libvirt: a lifecycle event on %s for a domain without a name", host)
+            return
         try:
             managed = self._identity(domain) is not None
         except libvirt.libvirtError:
