@@ -19,10 +19,15 @@ attributes (not only in its message), and keeps its cause (``raise X(...) from e
     │   ├── CheckpointLimitError a key, value, section or message over its configured limit
     │   └── AckTimeout           an Ack.ONE / Ack.ALL write not acknowledged in time
     ├── HealthCheckFailed        a health check found its target unhealthy (``check``, ``reason``)
-    └── LadderStateError         stored escalation-ladder counters are unreadable (bad bytes)
+    ├── LadderStateError         stored escalation-ladder counters are unreadable (bad bytes)
+    └── NfviError                a call to the NFVI bridge failed (``method``, ``target``)
+        ├── BridgeUnavailable    no answer within the deadline; ``outcome_unknown`` for actions
+        ├── StaleEpochRejected   the bridge has seen a higher epoch: the caller is deposed
+        ├── RepairInProgress     another ticket owns the instance's repair (``ticket``, ``owner``)
+        └── BridgeRequestError   the bridge refused the request (``code``, ``reason``)
 
-``ConfigError`` is also a ``ValueError``, and ``StoreUnavailable`` also a ``ConnectionError``, so
-code that already catches the built-in kinds keeps working.
+``ConfigError`` is also a ``ValueError``, and ``StoreUnavailable`` and ``BridgeUnavailable`` also
+``ConnectionError``, so code that already catches the built-in kinds keeps working.
 """
 
 from __future__ import annotations
@@ -226,3 +231,62 @@ class LadderStateError(VnfhaError, ValueError):
         self.key = key
         where = f" at {key!r}" if key else ""
         super().__init__(f"unreadable ladder counters{where}: {problem}")
+
+
+# -- the NFVI bridge client (vnfha.nfvi.client) ----------------------------------------------
+
+
+class NfviError(VnfhaError):
+    """A call ``method`` (e.g. ``"Fence"``) to the NFVI bridge at ``target`` failed."""
+
+    def __init__(self, message: str, *, method: str, target: str) -> None:
+        self.method = method
+        self.target = target
+        super().__init__(f"NFVI bridge {target} {method}: {message}")
+
+
+class BridgeUnavailable(NfviError, ConnectionError):
+    """The bridge did not answer ``method`` within ``timeout_s`` (retries included, for the
+    idempotent calls). ``outcome_unknown`` is true when the request may have been carried out."""
+
+    def __init__(self, message: str, *, method: str, target: str, timeout_s: float,
+                 outcome_unknown: bool) -> None:
+        self.timeout_s = timeout_s
+        self.outcome_unknown = outcome_unknown
+        super().__init__(message, method=method, target=target)
+
+
+class StaleEpochRejected(NfviError):
+    """The bridge refused ``epoch`` of ``member`` in ``group``: it has seen ``highest``, so this
+    member's grant is superseded and it must stop acting as active."""
+
+    def __init__(self, message: str, *, method: str, target: str, group: str, member: str,
+                 epoch: int, highest: int | None) -> None:
+        self.group = group
+        self.member = member
+        self.epoch = epoch
+        self.highest = highest
+        super().__init__(message, method=method, target=target)
+
+
+class RepairInProgress(NfviError):
+    """An escalation was refused: ticket ``ticket``, owned by ``owner``, is already repairing
+    the instance. Watch that ticket instead of repairing too."""
+
+    def __init__(self, message: str, *, method: str, target: str, ticket: str,
+                 owner: str) -> None:
+        self.ticket = ticket
+        self.owner = owner
+        super().__init__(message, method=method, target=target)
+
+
+class BridgeRequestError(NfviError):
+    """The bridge refused the request with status ``code`` (a ``grpc.StatusCode`` name such as
+    ``"NOT_FOUND"``); ``reason`` is its ``vnfha-reason`` qualifier (e.g. ``"not-armed"``), if
+    any."""
+
+    def __init__(self, message: str, *, method: str, target: str, code: str,
+                 reason: str | None = None) -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(message, method=method, target=target)

@@ -1,0 +1,488 @@
+"""The bridge's runtime: it executes the pure modules' decisions on a driver.
+
+:class:`BridgeCore` is everything the bridge does except gRPC: it resolves callers and targets
+through the driver's inventory, checks identities and epochs, keeps the watchdog timers on the
+injected clock, runs repairs, and routes driver events to the groups they concern. The gRPC
+server (:mod:`vnfha.nfvi.server`) only decodes requests, calls it and encodes the answers; a
+refusal is a :class:`~vnfha.nfvi.wire.Refused` carrying the status code.
+
+Guarantees:
+
+- Checks run in this order, and the first failure answers: caller's group known (else
+  NOT_FOUND), caller's member in it (NOT_FOUND), identity (with mutual TLS, the certificate CN
+  must be the caller's member and the member must be in the group: PERMISSION_DENIED, which
+  then also replaces both NOT_FOUNDs so that unauthenticated callers learn nothing of the
+  inventory), epoch (acting requests: FAILED_PRECONDITION below the group's highest), target
+  member (NOT_FOUND).
+- Never two actions on one instance at once (a lock per instance covers fences, watchdog
+  actions and repairs).
+- A watchdog expires on the injected clock no earlier than its deadline; its action runs, then
+  ``WATCHDOG_FIRED`` is published (with the outcome), and it is disarmed.
+- A fenced instance's watchdog is disarmed (it stays fenced until a repair), and so is a
+  repaired instance's (it restarts from scratch and must be armed again).
+- Every repair ends: SUCCEEDED with the instance running, or FAILED naming why, within
+  ``repair_timeout_s``.
+- :meth:`BridgeCore.close` stops every task it started and ends every watch stream; it does not
+  close the driver (its owner does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from vnfha._tasks import stop_task
+from vnfha.clock import Clock
+from vnfha.errors import VnfhaError
+from vnfha.nfvi import placement as placement_rules
+from vnfha.nfvi import wire
+from vnfha.nfvi._fanout import Fanout
+from vnfha.nfvi.driver import Driver, DriverError, InfraEvent, Instance
+from vnfha.nfvi.epochs import EpochTable
+from vnfha.nfvi.model import (
+    BridgeEvent,
+    EventKind,
+    FenceMode,
+    FenceResult,
+    HostStatus,
+    InstanceState,
+    MemberPlacement,
+    PlacementPolicy,
+    PlacementView,
+    PolicyReport,
+    RepairAction,
+    RepairState,
+    RepairTicket,
+    WatchdogAction,
+    WatchdogStatus,
+)
+from vnfha.nfvi.tickets import Busy, KeyConflict, TicketBook, plan_repair
+from vnfha.nfvi.watchdogs import Armed, WatchdogTable
+from vnfha.nfvi.wire import Caller, Escalation, Refused
+
+__all__ = ["BridgeCore", "BridgeLimits"]
+
+log = logging.getLogger("vnfha.nfvi.bridge")
+
+_HOST_EVENTS = (EventKind.HOST_DOWN, EventKind.HOST_UP, EventKind.MAINTENANCE_PLANNED)
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeLimits:
+    """The bridge's bounds. Watchdog timeouts outside ``[watchdog_min_s, watchdog_max_s]`` are
+    refused; a repair longer than ``repair_timeout_s`` fails; ``max_tickets`` tickets and
+    ``max_queued_events`` events per watcher are kept."""
+
+    watchdog_min_s: float = 0.01
+    watchdog_max_s: float = 3600.0
+    repair_timeout_s: float = 60.0
+    max_tickets: int = 10_000
+    max_queued_events: int = 1_000
+
+    def __post_init__(self) -> None:
+        if not 0 < self.watchdog_min_s <= self.watchdog_max_s:
+            raise ValueError(f"watchdog_min_s={self.watchdog_min_s}, watchdog_max_s="
+                             f"{self.watchdog_max_s}: need 0 < min <= max")
+        if self.repair_timeout_s <= 0:
+            raise ValueError(f"repair_timeout_s={self.repair_timeout_s}: must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class _Routed:
+    """One event, as each concerned group sees it."""
+
+    by_group: dict[str, BridgeEvent]
+
+
+class BridgeCore:
+    """The bridge without gRPC (see the module docstring). Use as an async context manager."""
+
+    def __init__(self, driver: Driver, *, clock: Clock, limits: BridgeLimits | None = None,
+                 ) -> None:
+        self.driver = driver
+        self.limits = limits or BridgeLimits()
+        self.owner_name = f"nfvi:{driver.name}"
+        self._clock = clock
+        self._epochs = EpochTable()
+        self._watchdogs = WatchdogTable()
+        self._tickets = TicketBook(max_tickets=self.limits.max_tickets)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._down: set[str] = set()
+        self._sequence = itertools.count(1)
+        self._events: Fanout[_Routed] = Fanout(
+            max_queued=self.limits.max_queued_events, lagged=self._lagged)
+        self._ticket_updates: Fanout[RepairTicket] = Fanout(
+            max_queued=self.limits.max_queued_events, lagged=self._lagged)
+        self._wd_wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+
+    @staticmethod
+    def _lagged(n: int) -> Exception:
+        return Refused("RESOURCE_EXHAUSTED", f"this watcher fell {n} events behind and lost "
+                       "some; read the state again and watch again")
+
+    async def __aenter__(self) -> BridgeCore:
+        driver_events = self.driver.events()  # subscribed now: nothing from here on is missed
+        self._loops = [asyncio.create_task(self._pump(driver_events), name="bridge-events"),
+                       asyncio.create_task(self._run_watchdogs(), name="bridge-watchdogs")]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop the timers, repairs and event routing; end every watch stream."""
+        for task in [*self._loops, *self._tasks]:
+            await stop_task(task)
+        self._loops.clear()
+        self._events.close()
+        self._ticket_updates.close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _lock(self, instance: str) -> asyncio.Lock:
+        return self._locks.setdefault(instance, asyncio.Lock())
+
+    # -- resolution and checks ------------------------------------------------------------------
+
+    async def _group(self, caller: Caller, peer: str | None) -> dict[str, Instance]:
+        """The caller's group as member -> instance, after the identity check."""
+        group = {i.member: i for i in reversed(await self.driver.list_instances())
+                 if i.group == caller.group}  # reversed: the first instance by name wins
+        if peer is not None and (peer != caller.member or caller.member not in group):
+            raise Refused("PERMISSION_DENIED", f"certificate {peer!r} may not act as member "
+                          f"{caller.member!r} of group {caller.group!r}")
+        if not group:
+            raise Refused("NOT_FOUND", f"unknown group {caller.group!r}: the bridge has no "
+                          "instance of it")
+        if caller.member not in group:
+            raise Refused("NOT_FOUND", f"unknown member {caller.member!r} in group "
+                          f"{caller.group!r}")
+        return group
+
+    def _check_epoch(self, caller: Caller) -> None:
+        verdict = self._epochs.check(caller.group, caller.epoch)
+        if not verdict.accepted:
+            raise Refused("FAILED_PRECONDITION", f"member {caller.member!r}: {verdict.reason}",
+                          metadata={wire.REASON_KEY: "stale-epoch",
+                                    wire.HIGHEST_EPOCH_KEY: str(verdict.highest)})
+
+    async def _acting(self, caller: Caller, peer: str | None,
+                      target: str | None = None) -> Instance:
+        """Checks for an acting request; returns the target member's instance (default: the
+        caller's own)."""
+        group = await self._group(caller, peer)
+        self._check_epoch(caller)
+        member = target or caller.member
+        instance = group.get(member)
+        if instance is None:
+            raise Refused("NOT_FOUND", f"unknown member {member!r} in group {caller.group!r}")
+        return instance
+
+    # -- Watchdog ---------------------------------------------------------------------------------
+
+    def _status(self, instance: str, armed: Armed | None) -> WatchdogStatus:
+        if armed is None:
+            return WatchdogStatus(instance, False)
+        return WatchdogStatus(instance, True, armed.timeout_s, armed.action,
+                              armed.remaining_s(self._clock.monotonic()))
+
+    async def arm(self, caller: Caller, peer: str | None, timeout_s: float,
+                  action: WatchdogAction) -> WatchdogStatus:
+        """Arm the caller's own watchdog (see ``nfvi.proto``)."""
+        lo, hi = self.limits.watchdog_min_s, self.limits.watchdog_max_s
+        if not lo <= timeout_s <= hi:
+            raise Refused("INVALID_ARGUMENT", f"timeout_ms={round(timeout_s * 1000)} is outside "
+                          f"the bridge's range [{round(lo * 1000)}, {round(hi * 1000)}] ms")
+        instance = await self._acting(caller, peer)
+        armed = self._watchdogs.arm(instance.name, group=caller.group, member=caller.member,
+                                    epoch=caller.epoch, timeout_s=timeout_s, action=action,
+                                    now=self._clock.monotonic())
+        self._wd_wake.set()
+        log.info("watchdog of %s armed by %s (epoch %d): %s after %.3f s", instance.name,
+                 caller.member, caller.epoch, action, timeout_s)
+        return self._status(instance.name, armed)
+
+    async def kick(self, caller: Caller, peer: str | None) -> WatchdogStatus:
+        """Push the caller's watchdog deadline back; FAILED_PRECONDITION if it is not armed."""
+        instance = await self._acting(caller, peer)
+        armed = self._watchdogs.kick(instance.name, epoch=caller.epoch,
+                                     now=self._clock.monotonic())
+        if armed is None:
+            raise Refused("FAILED_PRECONDITION", f"the watchdog of {instance.name!r} (member "
+                          f"{caller.member!r}) is not armed", metadata={
+                              wire.REASON_KEY: "not-armed"})
+        self._wd_wake.set()
+        return self._status(instance.name, armed)
+
+    async def disarm(self, caller: Caller, peer: str | None) -> WatchdogStatus:
+        """Disarm the caller's watchdog (idempotent)."""
+        instance = await self._acting(caller, peer)
+        if self._watchdogs.disarm(instance.name) is not None:
+            log.info("watchdog of %s disarmed by %s (epoch %d)", instance.name, caller.member,
+                     caller.epoch)
+        self._wd_wake.set()
+        return self._status(instance.name, None)
+
+    async def _run_watchdogs(self) -> None:
+        """Sleep until the next deadline (or a change), then fire what has expired."""
+        while True:
+            self._wd_wake.clear()
+            deadline = self._watchdogs.next_deadline()
+            if deadline is None:
+                await self._wd_wake.wait()
+            elif (delay := deadline - self._clock.monotonic()) > 0:
+                with contextlib.suppress(TimeoutError):
+                    await self._clock.wait_for(self._wd_wake.wait(), delay)
+            for armed in self._watchdogs.expire(self._clock.monotonic()):
+                self._spawn(self._fire(armed), f"watchdog-{armed.instance}")
+
+    async def _fire(self, armed: Armed) -> None:
+        actions = {WatchdogAction.RESET: self.driver.reset,
+                   WatchdogAction.POWEROFF: self.driver.power_off,
+                   WatchdogAction.PAUSE: self.driver.pause}
+        outcome = "done"
+        log.warning("watchdog of %s (member %s, epoch %d) expired: %s", armed.instance,
+                    armed.member, armed.epoch, armed.action)
+        act = actions.get(armed.action)
+        if act is not None:
+            try:
+                async with self._lock(armed.instance):
+                    await act(armed.instance)
+            except DriverError as e:
+                outcome = f"failed: {e}"
+        if outcome != "done":
+            log.error("watchdog %s of %s %s", armed.action, armed.instance, outcome)
+        detail = (f"{armed.action} after {armed.timeout_s:g} s without a kick (member "
+                  f"{armed.member}, epoch {armed.epoch}): {outcome}")
+        host = ""
+        with contextlib.suppress(DriverError):
+            host = (await self.driver.get_instance(armed.instance)).host
+        await self._route(InfraEvent(EventKind.WATCHDOG_FIRED, instance=armed.instance,
+                                     host=host, detail=detail))
+
+    # -- Placement --------------------------------------------------------------------------------
+
+    async def placement(self, caller: Caller, peer: str | None) -> PlacementView:
+        """Where the caller's group runs, and every host."""
+        group = await self._group(caller, peer)
+        members = tuple(MemberPlacement(m, i.name, i.host, i.state)
+                        for m, i in sorted(group.items()))
+        hosts = tuple(HostStatus(h, h not in self._down) for h in await self.driver.list_hosts())
+        return PlacementView(members, hosts)
+
+    async def check_policy(self, caller: Caller, peer: str | None,
+                           policy: PlacementPolicy) -> PolicyReport:
+        """The caller's group's placement checked against ``policy``."""
+        group = await self._group(caller, peer)
+        return placement_rules.check_policy(policy, {m: i.host for m, i in group.items()})
+
+    # -- Fencing ----------------------------------------------------------------------------------
+
+    async def fence(self, caller: Caller, peer: str | None, target: str, mode: FenceMode,
+                    reason: str) -> FenceResult:
+        """Make ``target``'s instance unable to act; returns once the driver confirms it."""
+        instance = await self._acting(caller, peer, target)
+        name = instance.name
+        async with self._lock(name):
+            self._watchdogs.disarm(name)
+            applied: FenceMode | None = None
+            try:
+                state = (await self.driver.get_instance(name)).state
+                if state is InstanceState.RUNNING or (
+                        state is InstanceState.PAUSED and mode is FenceMode.KILL):
+                    await (self.driver.power_off(name) if mode is FenceMode.KILL
+                           else self.driver.pause(name))
+                    applied = mode
+                after = await self.driver.get_instance(name)
+            except DriverError as e:
+                raise Refused("INTERNAL", f"fencing {name!r} (member {target!r}) failed: "
+                              f"{e}") from e
+        if after.state is InstanceState.RUNNING:
+            raise Refused("INTERNAL", f"fencing {name!r}: the driver still reports it running")
+        log.warning("member %s fenced %s (%s, instance %s on %s, epoch %d): %s -> %s",
+                    caller.member, target, mode, name, after.host, caller.epoch,
+                    reason or "no reason given", after.state)
+        return FenceResult(name, after.host, applied, after.state)
+
+    # -- Faults -----------------------------------------------------------------------------------
+
+    async def escalate(self, caller: Caller, peer: str | None,
+                       e: Escalation) -> RepairTicket:
+        """Open (or find) the repair ticket for a fault; start the repair if the NFVI owns it."""
+        instance = await self._acting(caller, peer, e.target_member)
+        plan = plan_repair(e.requested, e.tried, host=instance.host,
+                           host_up=instance.host not in self._down)
+        out = self._tickets.open(key=e.idempotency_key, group=caller.group,
+                                 member=instance.member, instance=instance.name,
+                                 host=instance.host, epoch=caller.epoch, plan=plan,
+                                 owner_name=self.owner_name if plan.action.by_nfvi
+                                 else caller.member)
+        if isinstance(out, Busy):
+            t = out.ticket
+            raise Refused("ALREADY_EXISTS", f"instance {t.instance!r} (member {t.member!r}) is "
+                          f"being repaired by ticket {t.ticket_id} (owner {t.owner_name}, "
+                          f"{t.action}, {t.state})", metadata={
+                              wire.REASON_KEY: "repair-in-progress",
+                              wire.TICKET_KEY: t.ticket_id, wire.OWNER_KEY: t.owner_name})
+        if isinstance(out, KeyConflict):
+            raise Refused("INVALID_ARGUMENT", f"idempotency_key {e.idempotency_key!r} already "
+                          f"names ticket {out.ticket.ticket_id} for member "
+                          f"{out.ticket.member!r}, not {instance.member!r}")
+        if out.new:
+            log.warning("escalation %s by %s (epoch %d) for %s: %s -> ticket %s, %s by %s (%s)",
+                        e.idempotency_key, caller.member, caller.epoch, instance.name, e.fault,
+                        out.ticket.ticket_id, out.ticket.action, out.ticket.owner_name,
+                        plan.reason)
+            if plan.action.by_nfvi:
+                self._spawn(self._repair(out.ticket, e.evacuation_policy),
+                            f"repair-{out.ticket.ticket_id}")
+        return out.ticket
+
+    def _update(self, ticket: RepairTicket, state: RepairState, detail: str,
+                host: str | None = None) -> RepairTicket:
+        updated = self._tickets.update(ticket.ticket_id, state, detail, host=host)
+        self._ticket_updates.publish(updated)
+        return updated
+
+    async def _repair(self, ticket: RepairTicket, policy: PlacementPolicy) -> None:
+        """Run one NFVI-owned repair to its end (SUCCEEDED or FAILED)."""
+        name = ticket.instance
+        try:
+            async with self._lock(name):
+                self._watchdogs.disarm(name)
+                ticket = self._update(ticket, RepairState.IN_PROGRESS,
+                                      f"{ticket.action} of {name} started")
+                note = await self._clock.wait_for(self._act(ticket, policy),
+                                                  self.limits.repair_timeout_s)
+                after = await self.driver.get_instance(name)
+        except (DriverError, _NoHost) as e:
+            self._update(ticket, RepairState.FAILED, f"{ticket.action} of {name} failed: {e}")
+            log.warning("repair %s of %s failed: %s", ticket.ticket_id, name, e)
+            return
+        except TimeoutError:
+            self._update(ticket, RepairState.FAILED, f"{ticket.action} of {name} did not "
+                         f"finish within {self.limits.repair_timeout_s} s")
+            return
+        if after.state is InstanceState.RUNNING:
+            self._update(ticket, RepairState.SUCCEEDED, f"{note}; running on {after.host}",
+                         host=after.host)
+        else:
+            self._update(ticket, RepairState.FAILED, f"{note}, but {name} is {after.state}",
+                         host=after.host)
+        log.info("repair %s of %s: %s", ticket.ticket_id, name, note)
+
+    async def _act(self, ticket: RepairTicket, policy: PlacementPolicy) -> str:
+        """Perform the ticket's action; returns what was done."""
+        name = ticket.instance
+        if ticket.action is RepairAction.REBOOT:
+            await self.driver.reset(name)
+            return f"rebooted {name} on {ticket.host}"
+        instances = await self.driver.list_instances()
+        group = {i.member: i.host for i in instances if i.group == ticket.group}
+        up = [h for h in await self.driver.list_hosts() if h not in self._down]
+        choice = placement_rules.choose_host(
+            ticket.member, policy, placement=group, hosts_up=up,
+            load=Counter(i.host for i in instances))
+        if choice.host is None:
+            raise _NoHost(choice.reason)
+        await self.driver.migrate(name, choice.host)
+        return f"evacuated {name} from {ticket.host} to {choice.host} ({choice.reason})"
+
+    async def watch_repair(self, caller: Caller, peer: str | None,
+                           ticket_id: str) -> AsyncIterator[RepairTicket]:
+        """The ticket now, then each change, until it is terminal. Checks run before the first
+        item (so refusals happen at the call, not mid-stream)."""
+        await self._group(caller, peer)
+        ticket = self._tickets.get(ticket_id)
+        if ticket is None or ticket.group != caller.group:
+            raise Refused("NOT_FOUND", f"unknown ticket {ticket_id!r} in group "
+                          f"{caller.group!r}")
+        updates = self._ticket_updates.subscribe()
+        return self._ticket_stream(ticket, updates)
+
+    async def _ticket_stream(self, ticket: RepairTicket,
+                             updates: AsyncIterator[RepairTicket]) -> AsyncIterator[RepairTicket]:
+        current = self._tickets.get(ticket.ticket_id) or ticket
+        yield current
+        last = current.version
+        if current.state.terminal:
+            return
+        async for update in updates:
+            if update.ticket_id == ticket.ticket_id and update.version > last:
+                last = update.version
+                yield update
+                if update.state.terminal:
+                    return
+
+    async def watch_events(self, caller: Caller,
+                           peer: str | None) -> AsyncIterator[BridgeEvent]:
+        """Events that concern the caller's group, from now on."""
+        await self._group(caller, peer)
+        return self._event_stream(caller.group, self._events.subscribe())
+
+    @staticmethod
+    async def _event_stream(group: str,
+                            routed: AsyncIterator[_Routed]) -> AsyncIterator[BridgeEvent]:
+        async for r in routed:
+            event = r.by_group.get(group)
+            if event is not None:
+                yield event
+
+    # -- events -----------------------------------------------------------------------------------
+
+    async def _pump(self, events: AsyncIterator[InfraEvent]) -> None:
+        """Route every driver event; resubscribe if the driver cut us off as too slow."""
+        while True:
+            try:
+                async for event in events:
+                    await self._route(event)
+                return  # the driver closed
+            except DriverError as e:
+                log.warning("driver events: %s; resubscribing (events were lost)", e)
+                events = self.driver.events()
+
+    async def _route(self, event: InfraEvent) -> None:
+        """Publish ``event`` to the groups it concerns: a VM event to the instance's group, a
+        host event to every group with a member on that host."""
+        if event.kind is EventKind.HOST_DOWN and event.host:
+            self._down.add(event.host)
+        elif event.kind is EventKind.HOST_UP and event.host:
+            self._down.discard(event.host)
+        try:
+            instances: Sequence[Instance] = await self.driver.list_instances()
+        except DriverError as e:
+            log.warning("cannot route %s: listing instances failed: %s", event.kind, e)
+            return
+        sequence = next(self._sequence)
+        by_group: dict[str, BridgeEvent] = {}
+        base = BridgeEvent(event.kind, event.instance or "", "", event.host or "", (),
+                           event.deadline_unix_s, event.detail, sequence)
+        if event.kind in _HOST_EVENTS:
+            on_host: dict[str, list[str]] = {}
+            for i in instances:
+                if i.host == event.host:
+                    on_host.setdefault(i.group, []).append(i.member)
+            for group, members in on_host.items():
+                by_group[group] = replace(base, members=tuple(sorted(members)))
+        else:
+            owner = next((i for i in instances if i.name == event.instance), None)
+            if owner is not None:
+                by_group[owner.group] = replace(base, member=owner.member,
+                                                host=event.host or owner.host)
+        if by_group:
+            self._events.publish(_Routed(by_group))
+
+
+class _NoHost(VnfhaError):
+    """No host may take an evacuated instance (the message says why)."""
