@@ -168,6 +168,15 @@ class Config:
         return default_keepalive_interval_s(self.lease_ttl_s)
 
     @property
+    def standby_silence_s(self) -> float:
+        """Half the lease TTL: an active drops a standby that has answered nothing (no ack, no
+        answer to a heartbeat) for this long from its in-sync set, so ``Ack.ONE``/``ALL`` writes
+        stop waiting for a frozen or vanished standby; it is also the HTTP/2 keepalive period of
+        replication connections (:func:`vnfha.replication.wire.keepalive_options`). Derived, not
+        configurable."""
+        return self.lease_ttl_s / 2
+
+    @property
     def etcd_password_effective(self) -> str | None:
         """The etcd password in force: ``etcd_password``, or the content of
         ``etcd_password_file`` as read when this Config was built; None without auth."""

@@ -62,6 +62,7 @@ from vnfha.roles.keys import (
     SyncRecord,
     check_name,
 )
+from vnfha.roles.monitor import ActiveMonitor, Fencer, MonitorTimers
 from vnfha.roles.policy import Action, ActiveInfo, Decision, decide, eligible
 from vnfha.store.base import Compare, EventType, Op, Store, TxnDelete, TxnPut, Watch
 from vnfha.store.session import Session, SessionState
@@ -169,7 +170,8 @@ class Member:
         self._limits = limits
         self._replica = Replica(group=config.group, member=config.member, data=CheckpointData(),
                                 limits=limits, clock=self._clock,
-                                credentials=channel_credentials(config), retry_s=self._step_s)
+                                credentials=channel_credentials(config), retry_s=self._step_s,
+                                keepalive_s=config.standby_silence_s)
         self._replica.on_gone = self._on_active_gone
         self._gone_epoch = 0
         self.checkpoint = Checkpoint(self, self._replica, limits)
@@ -180,9 +182,13 @@ class Member:
             credentials=server_credentials(config), primary=lambda: self.checkpoint._primary,
             allowed_peers=(lambda: frozenset(self._state.members)) if mtls else None,
             on_stale=lambda epoch: self._poke(),
+            keepalive_s=config.standby_silence_s,
         )
         self._listen = config.listen
-        self._following: tuple[str, int] | None = None
+        self._following: tuple[str, int, str, int] | None = None
+        self._fencer: Fencer | None = None
+        self.monitor: ActiveMonitor | None = None
+        """The watch over the active this member follows as a standby (for tests and metrics)."""
         self._follow_task: asyncio.Task[None] | None = None
         self._joined_revision = 0
         self.callback_failures = 0
@@ -610,13 +616,14 @@ class Member:
         self._follow()
 
     def _follow(self) -> None:
-        """Replicate from the active while this member is its standby (not as a spare)."""
-        want: tuple[str, int] | None = None
+        """Replicate from the active, and watch it, while this member is its standby (not as a
+        spare)."""
+        want: tuple[str, int, str, int] | None = None
         active = self._state.active
         if (self._role is Role.STANDBY and active is not None and active[1].member != self.name
                 and active[0].listen and self.config.redundancy in (Redundancy.TWO_N,
                                                                       Redundancy.N_WAY)):
-            want = (active[0].listen, active[1].epoch)
+            want = (active[0].listen, active[1].epoch, active[1].member, active[1].lease)
         if want == self._following:
             return
         if self._follow_task is not None:
@@ -624,11 +631,26 @@ class Member:
             self._follow_task = None
         self._following = want
         if want is not None:
-            self._follow_task = asyncio.create_task(self._replica.follow(*want),
+            self._follow_task = asyncio.create_task(self._follow_active(*want),
                                                     name=f"{self.name}-follow")
 
+    async def _follow_active(self, target: str, epoch: int, member: str, lease: int) -> None:
+        """Replicate from ``target`` and run an :class:`ActiveMonitor` on it, until cancelled."""
+        cfg = self.config
+        self.monitor = ActiveMonitor(
+            me=self.name, member=member, epoch=epoch, lease=lease, replica=self._replica,
+            store=self._store, clock=self._clock, on_gone=self._on_active_gone,
+            fencer=self._fencer,
+            timers=MonitorTimers(cfg.heartbeat_interval_s, cfg.suspicion_s, cfg.lease_margin_s,
+                                 cfg.etcd_request_timeout_s),
+        )
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._replica.follow(target, epoch), name=f"{self.name}-replica")
+            tasks.create_task(self.monitor.run(), name=f"{self.name}-monitor")
+
     def _on_active_gone(self, epoch: int, evidence: str) -> None:
-        """The replica has proof that the active of ``epoch`` is dead."""
+        """Proof that the active of ``epoch`` can no longer act: its endpoint refused a
+        connection (dead process), the bridge fenced it, or its lease deadline provably passed."""
         active = self._state.active
         if active is not None and active[1].epoch == epoch and self._gone_epoch != epoch:
             log.warning("%s: active %s (epoch %d) is gone: %s", self.name, active[1].member,
@@ -690,11 +712,16 @@ class Member:
         if session is None or not session.valid():
             return
         cfg = self.config
+        active = self._state.active
+        final = (self._role is Role.STANDBY and active is not None
+                 and active[1].epoch == self._gone_epoch)
         record = MemberRecord(
             member=self.name, redundancy=cfg.redundancy.value, role=self._role.value,
             epoch=self._epoch, priority=cfg.priority, no_failover=cfg.no_failover,
             listen=self._listen, etcd_endpoint=self._store.endpoint, pid=os.getpid(),
             host=socket.gethostname(),
+            # the final position, once the active can no longer act: the takeover ranks by it
+            applied=self._replica.applied if final else (0, 0),
         )
         if record == self._published:
             return
@@ -745,6 +772,7 @@ class Member:
             member=self.name, epoch=epoch, data=self._replica.data, limits=self._limits,
             base=self._replica.applied, clock=self._clock,
             heartbeat_s=self.config.heartbeat_interval_s, publish_sync=publish,
+            standby_silence_s=self.config.standby_silence_s,
         ))
 
     async def _publish_sync(self, epoch: int, lease: int, members: frozenset[str]

@@ -112,7 +112,7 @@ async def test_a_real_active_refuses_stale_and_malformed_streams_and_keeps_servi
 
     def replica(group: str) -> Replica:
         return Replica(group=group, member="probe", data=CheckpointData(), limits=Limits(),
-                       clock=SystemClock(), credentials=None, retry_s=1)
+                       clock=SystemClock(), credentials=None, retry_s=1, keepalive_s=1.0)
 
     # a standby that has seen a later epoch: the active is stale for it, and says so
     stale = replica(group)

@@ -194,13 +194,15 @@ async def test_a_stale_epoch_is_rejected_and_counted() -> None:
         return m
 
     primary = Primary(member="old", epoch=3, data=data, limits=limits, base=(0, 0),
-                      clock=SystemClock(), heartbeat_s=0.02, publish_sync=publish)
+                      clock=SystemClock(), heartbeat_s=0.02, publish_sync=publish,
+                      standby_silence_s=1.0)
     server = ReplicationServer(listen="127.0.0.1:0", group="vfw", member="old", limits=limits,
                                credentials=None, primary=lambda: primary, allowed_peers=None,
-                               on_stale=lambda e: None)
+                               on_stale=lambda e: None, keepalive_s=1.0)
     address = await server.start()
     replica = Replica(group="vfw", member="b", data=CheckpointData(), limits=limits,
-                      clock=SystemClock(), credentials=None, retry_s=0.05)
+                      clock=SystemClock(), credentials=None, retry_s=0.05,
+                      keepalive_s=1.0)
     task = asyncio.create_task(replica.follow(address, 3))
     try:
         primary.write(Change("s", "k", b"1"))
@@ -238,7 +240,8 @@ async def test_mutual_tls_accepts_only_group_members(tmp_path: Path,
             Path(pki.ca_file).read_bytes(), Path(files.key_file).read_bytes(),
             Path(files.cert_file).read_bytes())
         intruder = Replica(group="vfw", member="intruder", data=CheckpointData(),
-                           limits=Limits(), clock=a._clock, credentials=creds, retry_s=1)
+                           limits=Limits(), clock=a._clock, credentials=creds, retry_s=1,
+                           keepalive_s=1.0)
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await intruder._session(a.listen)
         assert info.value.code() is grpc.StatusCode.PERMISSION_DENIED

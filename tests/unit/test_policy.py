@@ -154,3 +154,64 @@ def test_never_two_actives(
     if model is Redundancy.TWO_N and active is not None:
         standbys = [n for n, d in decisions.items() if d.role is Role.STANDBY]
         assert len(standbys) <= 1
+
+
+# -- takeover of an active that can no longer act, ranked by final position ----------------------
+
+def gone_view(me: str, *members: MemberInfo, model: Redundancy = Redundancy.N_WAY) -> GroupView:
+    lease = next((m.lease for m in members if m.name == me), 99)
+    return GroupView(me=me, my_lease=lease, session_valid=True, redundancy=model,
+                     members=(MemberInfo("a", lease=1), *members),
+                     active=ActiveInfo("a", 1, 7), current_role=Role.STANDBY, active_gone=True)
+
+
+@pytest.mark.parametrize(("v", "action", "delay", "why"), [
+    # nobody has published a final position: each first publishes its own
+    (gone_view("b", MemberInfo("b", lease=2), MemberInfo("c", lease=3)), Action.NONE, 0,
+     "publishing"),
+    # b published, c not yet: b waits one step for c
+    (gone_view("b", MemberInfo("b", lease=2, applied=(7, 10)), MemberInfo("c", lease=3)),
+     Action.TAKEOVER, 1, "waiting a step"),
+    # both published: the one that applied more goes first, whatever the priority
+    (gone_view("c", MemberInfo("b", lease=2, applied=(7, 10), priority=9),
+               MemberInfo("c", lease=3, applied=(7, 12))), Action.TAKEOVER, 0, "ranked 1 of 2"),
+    (gone_view("b", MemberInfo("b", lease=2, applied=(7, 10), priority=9),
+               MemberInfo("c", lease=3, applied=(7, 12))), Action.TAKEOVER, 1, "ranked 2 of 2"),
+    # equal positions: priority decides
+    (gone_view("b", MemberInfo("b", lease=2, applied=(7, 12), priority=9),
+               MemberInfo("c", lease=3, applied=(7, 12))), Action.TAKEOVER, 0, "ranked 1 of 2"),
+    # a member that is out of sync or tagged no-failover neither takes over nor is waited for
+    (gone_view("b", MemberInfo("b", lease=2, applied=(7, 3)),
+               MemberInfo("c", lease=3, in_sync=False)), Action.TAKEOVER, 0, "ranked 1 of 1"),
+    (gone_view("c", MemberInfo("b", lease=2, applied=(7, 3)),
+               MemberInfo("c", lease=3, no_failover=True, applied=(7, 9))), Action.NONE, 0,
+     "may not take over"),
+    # a position from an earlier epoch is not a final position for this one
+    (gone_view("b", MemberInfo("b", lease=2, applied=(5, 99))), Action.NONE, 0, "publishing"),
+    # without replication there are no positions to wait for
+    (gone_view("b", MemberInfo("b", lease=2), model=Redundancy.NO_REDUNDANCY),
+     Action.TAKEOVER, 0, "ranked 1 of 1"),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_takeover_ranks_by_final_position(v: GroupView, action: Action, delay: int,
+                                          why: str) -> None:
+    d = decide(v)
+    assert (d.action, d.delay_steps) == (action, delay), d.reason
+    assert why in d.reason
+    assert d.epoch == 7
+
+
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(-3, 3), st.booleans()),
+                min_size=1, max_size=5))
+def test_takeover_goes_first_to_the_most_applied(specs: list[tuple[int, int, bool]]) -> None:
+    members = tuple(MemberInfo(f"m{i}", lease=10 + i, applied=(7, seq), priority=prio,
+                               in_sync=sync)
+                    for i, (seq, prio, sync) in enumerate(specs))
+    immediate = [m for m in members
+                 if decide(gone_view(m.name, *members)).action is Action.TAKEOVER
+                 and decide(gone_view(m.name, *members)).delay_steps == 0]
+    synced = [m for m in members if m.in_sync]
+    if not synced:
+        assert immediate == []
+        return
+    assert len(immediate) == 1
+    assert immediate[0].applied[1] == max(m.applied[1] for m in synced)

@@ -41,10 +41,11 @@ PublishSync = Callable[[frozenset[str]], Awaitable[frozenset[str]]]
 
 
 class _Peer:
-    def __init__(self, member: str) -> None:
+    def __init__(self, member: str, now: float) -> None:
         self.member = member
         self.wake = asyncio.Event()
         self.stopped = False
+        self.last_heard = now
 
 
 class Primary:
@@ -52,7 +53,7 @@ class Primary:
 
     def __init__(self, *, member: str, epoch: int, data: CheckpointData, limits: Limits,
                  base: tuple[int, int], clock: Clock, heartbeat_s: float,
-                 publish_sync: PublishSync) -> None:
+                 publish_sync: PublishSync, standby_silence_s: float) -> None:
         self.member = member
         self.epoch = epoch
         self.data = data
@@ -62,6 +63,7 @@ class Primary:
         self.closed = False
         self._clock = clock
         self._heartbeat_s = heartbeat_s
+        self._silence_s = standby_silence_s
         self._publish_sync = publish_sync
         self._peers: dict[str, _Peer] = {}
         self._wanted: frozenset[str] = frozenset()
@@ -189,7 +191,7 @@ class Primary:
         if old is not None:
             old.stopped = True
             old.wake.set()
-        peer = self._peers[member] = _Peer(member)
+        peer = self._peers[member] = _Peer(member, self._clock.monotonic())
         reader = asyncio.create_task(self._read(peer, context), name=f"acks-{member}")
         try:
             cursor = self._start_cursor(epoch, sequence)
@@ -216,6 +218,14 @@ class Primary:
                 try:
                     await self._clock.wait_for(peer.wake.wait(), self._heartbeat_s)
                 except TimeoutError:
+                    silent = self._clock.monotonic() - peer.last_heard
+                    if silent > self._silence_s:
+                        # a frozen or vanished standby: its kernel may still acknowledge TCP
+                        # (and gRPC's keepalive never pings while heartbeats flow), so only the
+                        # missing answers to heartbeats show it; drop it from the in-sync set
+                        log.warning("epoch %d: %s silent for %.3f s; dropping its stream",
+                                    self.epoch, member, silent)
+                        break
                     await context.write(pb.ActiveMessage(heartbeat=pb.Heartbeat(
                         epoch=self.epoch, sequence=self.log.last_sequence)))
         finally:
@@ -250,6 +260,7 @@ class Primary:
                 msg = await context.read()
                 if msg is wire.EOF:
                     break
+                peer.last_heard = self._clock.monotonic()
                 kind = msg.WhichOneof("kind")
                 if kind == "ack":
                     self.on_ack(peer.member, msg.ack.epoch, msg.ack.sequence)
@@ -272,8 +283,9 @@ class ReplicationServer:
                  credentials: grpc.ServerCredentials | None,
                  primary: Callable[[], Primary | None],
                  allowed_peers: Callable[[], frozenset[str]] | None,
-                 on_stale: Callable[[int], None]) -> None:
+                 on_stale: Callable[[int], None], keepalive_s: float) -> None:
         self._listen = listen
+        self._keepalive_s = keepalive_s
         self._group = group
         self._member = member
         self._limits = limits
@@ -287,7 +299,9 @@ class ReplicationServer:
 
     async def start(self) -> str:
         """Bind and serve; returns the bound ``host:port``."""
-        server = grpc.aio.server(options=wire.message_options(self._limits.max_message_bytes))
+        server = grpc.aio.server(options=[
+            *wire.message_options(self._limits.max_message_bytes),
+            *wire.keepalive_options(self._keepalive_s, server=True)])
         server.add_generic_rpc_handlers((wire.generic_handler(self._stream),))
         host = self._listen.rsplit(":", 1)[0]
         if self._credentials is None:

@@ -65,7 +65,7 @@ class Replica:
 
     def __init__(self, *, group: str, member: str, data: CheckpointData, limits: Limits,
                  clock: Clock, credentials: grpc.ChannelCredentials | None,
-                 retry_s: float) -> None:
+                 retry_s: float, keepalive_s: float) -> None:
         self.group = group
         self.member = member
         self.data = data
@@ -74,7 +74,12 @@ class Replica:
         self.highest_epoch = 0
         self.listeners: list[Callable[[Applied], None]] = []
         self.last_heard = 0.0
+        self.messages = 0
+        """Messages received from any active so far: the liveness signal the member samples once
+        per heartbeat interval (:mod:`vnfha.roles.suspicion`)."""
         self.connected = False
+        self.sessions = 0
+        """Streams opened to an active so far (each reconnect opens one)."""
         self.stale_rejections = 0
         self.resyncs = 0
         self.on_gone: Callable[[int, str], None] | None = None
@@ -83,6 +88,7 @@ class Replica:
         self._clock = clock
         self._credentials = credentials
         self._retry_s = retry_s
+        self._keepalive_s = keepalive_s
 
     def observe_epoch(self, epoch: int) -> None:
         """An epoch seen elsewhere (etcd): anything older is stale from now on."""
@@ -117,6 +123,7 @@ class Replica:
         # one's reconnect backoff (up to a second), which delayed crash detection by 0.2-0.5 s.
         options: list[tuple[str, int]] = [
             *wire.message_options(self.limits.max_message_bytes),
+            *wire.keepalive_options(self._keepalive_s, server=False),
             ("grpc.use_local_subchannel_pool", 1),
             ("grpc.initial_reconnect_backoff_ms", 20),
             ("grpc.min_reconnect_backoff_ms", 20),
@@ -127,6 +134,7 @@ class Replica:
         return grpc.aio.secure_channel(target, self._credentials, options=options)
 
     async def _session(self, target: str) -> None:
+        self.sessions += 1
         async with self._channel(target) as channel:
             call = wire.open_stream(channel)
             epoch, seq = self.applied
@@ -140,6 +148,7 @@ class Replica:
                     if msg is wire.EOF:
                         return
                     self.connected = True
+                    self.messages += 1
                     self.last_heard = self._clock.monotonic()
                     ack = self._handle(msg, parts)
                     if ack is not None:
@@ -196,7 +205,7 @@ class Replica:
             return self.applied
         if kind == "heartbeat":
             self._check_epoch(msg.heartbeat.epoch)
-            return None
+            return self.applied  # answered, so the active sees this standby is alive
         raise _Reject(_INVALID_ARGUMENT, f"unknown message kind {kind!r}")
 
     def _check_epoch(self, epoch: int) -> None:

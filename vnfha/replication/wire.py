@@ -24,6 +24,7 @@ __all__ = [
     "change_to_pb",
     "channel_credentials",
     "generic_handler",
+    "keepalive_options",
     "message_options",
     "open_stream",
     "pb",
@@ -46,10 +47,36 @@ def change_from_pb(m: Any) -> Change:
 
 
 def message_options(max_message_bytes: int) -> list[tuple[str, int]]:
-    """Channel and server options: message size limits, and no HTTP/2 pings of our own (the
-    heartbeats on the stream are the liveness signal)."""
+    """Channel and server options: message size limits."""
     limit = max_message_bytes + 1024  # framing slack over the payload budget
     return [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]
+
+
+def keepalive_options(keepalive_s: float, *, server: bool) -> list[tuple[str, int]]:
+    """HTTP/2 keepalive for the replication stream, both ends.
+
+    The heartbeats on the stream are how a *standby* notices a silent active; keepalive pings are
+    how either end notices a peer whose host vanished without closing the connection (no RST):
+    unanswered for ``keepalive_s`` after a ping sent every ``keepalive_s``, the connection is
+    closed, the active drops that standby from its in-sync set and the standby reconnects. Both
+    ends ping; the server's policy accepts pings twice as often as the client sends them, with no
+    strikes, so a compliant standby is never sent GOAWAY "too_many_pings" (gRPC's default policy
+    allows one ping per 5 minutes without data, and the stream can be idle between heartbeats).
+    """
+    ms = max(1, round(keepalive_s * 1000))
+    options = [
+        ("grpc.keepalive_time_ms", ms),
+        ("grpc.keepalive_timeout_ms", ms),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+    if server:
+        options += [
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", max(1, ms // 2)),
+            ("grpc.http2.min_ping_interval_without_data_ms", max(1, ms // 2)),
+            ("grpc.http2.max_ping_strikes", 0),
+        ]
+    return options
 
 
 def _read(path: str | None) -> bytes | None:

@@ -71,8 +71,9 @@ class GroupView:
 
     ``handover_to`` names the member a resigning active chose (switchover), if any;
     ``current_role`` is the role this member holds now (None before its first decision);
-    ``active_gone`` says this member has proof that the active's *process* is gone (its
-    replication endpoint refused a connection), which allows a takeover before its lease ends.
+    ``active_gone`` says this member has proof that the active can no longer act (its endpoint
+    refused a connection, the NFVI bridge fenced it, or its lease deadline provably passed),
+    which allows a takeover before etcd deletes its key.
     """
 
     me: str
@@ -146,6 +147,33 @@ def _standby_or_spare(view: GroupView, others: Sequence[MemberInfo]) -> Role:
     return Role.STANDBY
 
 
+def _takeover(view: GroupView, role: Role, active: ActiveInfo,
+              non_active: Sequence[MemberInfo]) -> Decision:
+    """Replace an active that can no longer act. With replication, candidates first publish
+    the position they finally applied; the one that applied the most goes first, so a write that
+    only one standby acknowledged (``Ack.ONE``) survives (it is on the best-placed candidate)."""
+    replicated = view.redundancy in (Redundancy.TWO_N, Redundancy.N_WAY)
+    ranked = eligible(non_active, require_sync=replicated)
+    names = [m.name for m in ranked]
+    if view.me not in names:
+        return Decision(role, epoch=active.epoch, reason=f"{active.member} can no longer act "
+                        f"(epoch {active.epoch}), but this member may not take over")
+    if replicated:
+        unreported = [m.name for m in ranked if m.applied[0] < active.epoch]
+        if view.me in unreported:
+            return Decision(role, epoch=active.epoch, reason=f"{active.member} can no longer act "
+                            f"(epoch {active.epoch}); publishing this member's final position")
+        if unreported:  # they are ranked as if they had applied nothing: give them a step
+            position = names.index(view.me) + 1
+            return Decision(role, Action.TAKEOVER, position, epoch=active.epoch,
+                            reason=f"{active.member} can no longer act (epoch {active.epoch}); "
+                            f"waiting a step for the final positions of {', '.join(unreported)}")
+    position = names.index(view.me)
+    return Decision(role, Action.TAKEOVER, position, epoch=active.epoch,
+                    reason=f"{active.member} can no longer act (epoch {active.epoch}); take over, "
+                    f"ranked {position + 1} of {len(names)} eligible by final position")
+
+
 def decide(view: GroupView) -> Decision:
     """This member's role and next action from ``view`` (see the module invariants)."""
     if not view.session_valid:
@@ -173,14 +201,7 @@ def decide(view: GroupView) -> Decision:
             return Decision(role, reason=f"active key held by an earlier session of {view.me} "
                             f"(lease {active.lease:x}); waiting for it to expire")
         if view.active_gone:
-            ranked = [m.name for m in eligible(
-                non_active, require_sync=view.redundancy is not Redundancy.NO_REDUNDANCY)]
-            if view.me in ranked:
-                position = ranked.index(view.me)
-                return Decision(role, Action.TAKEOVER, position, epoch=active.epoch,
-                                reason=f"{active.member}'s process is gone (epoch "
-                                f"{active.epoch}); take over, ranked {position + 1} of "
-                                f"{len(ranked)} eligible")
+            return _takeover(view, role, active, non_active)
         return Decision(role, epoch=active.epoch,
                         reason=f"{active.member} is active (epoch {active.epoch})")
 
