@@ -61,6 +61,7 @@ __all__ = [
     "DEFAULT_POLICY",
     "FORMAT_VERSION",
     "LADDER",
+    "MAX_REASON_CHARS",
     "NFVI_RUNGS",
     "Action",
     "Decision",
@@ -194,6 +195,10 @@ DEFAULT_POLICY: Final = LadderPolicy()
 3600 s, then alarm."""
 
 
+MAX_REASON_CHARS: Final = 500
+"""The longest fault reason that goes into a decision's reason (and so into the log)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Fault:
     """Something is wrong with this member's component.
@@ -210,13 +215,16 @@ class Fault:
     coalesced: int = 0
 
     def describe(self) -> str:
-        """``"<reason> (<source>[, recommended <r>][, +n coalesced])"`` for reasons and logs."""
+        """``"<reason> (<source>[, recommended <r>][, +n coalesced])"`` for reasons and logs;
+        a reason longer than :data:`MAX_REASON_CHARS` is cut there (with "...")."""
+        reason = self.reason if len(self.reason) <= MAX_REASON_CHARS else \
+            self.reason[:MAX_REASON_CHARS - 3] + "..."
         extra = [self.source]
         if self.recommended is not Recovery.NONE:
             extra.append(f"recommended {self.recommended}")
         if self.coalesced:
             extra.append(f"+{self.coalesced} coalesced")
-        return f"{self.reason} ({', '.join(extra)})"
+        return f"{reason} ({', '.join(extra)})"
 
 
 _STRENGTH: Final = {Recovery.NONE: 0, Recovery.RESTART: 0, Recovery.FAILOVER: 1,
