@@ -303,12 +303,94 @@ def _cmd_switchover(args: argparse.Namespace) -> int:
     return _run_against_etcd(args, action)
 
 
+# -- vnfha bridge serve --------------------------------------------------------------------------
+
+
+def _host_uri(text: str) -> tuple[str, str]:
+    host, sep, uri = text.partition("=")
+    if not sep or not host or not uri:
+        raise argparse.ArgumentTypeError(f"invalid --libvirt-host {text!r}: expected HOST=URI")
+    return host, uri
+
+
+def _add_bridge(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("bridge", help="run the NFVI bridge",
+                       description="The NFVI bridge: watchdog, placement, fencing and repairs "
+                       "for vnfha members, over a hypervisor driver (docs/nfvi-bridge.md).")
+    actions = p.add_subparsers(dest="bridge_command", metavar="ACTION", required=True)
+    s = actions.add_parser(
+        "serve", help="serve the bridge until SIGTERM or Ctrl-C",
+        description="Serve the bridge's gRPC services and grpc.health.v1. Prints one line with "
+        "the bound address once serving. SIGTERM or Ctrl-C stops it; the sim driver then kills "
+        "every process it launched.")
+    s.add_argument("--driver", required=True, choices=("sim", "libvirt"),
+                   help="sim: instances are local processes; libvirt: domains")
+    s.add_argument("--listen", default="127.0.0.1:50070",
+                   help="address to serve on; port 0 picks a free one (default: %(default)s)")
+    s.add_argument("--instances", metavar="FILE.toml",
+                   help="sim: hosts and instances to launch (see docs/nfvi-bridge.md)")
+    s.add_argument("--log-dir", help="sim: append each instance's stdout and stderr to "
+                   "DIR/<instance>.log (default: discard them)")
+    s.add_argument("--libvirt-host", action="append", type=_host_uri, default=[],
+                   metavar="HOST=URI", help="libvirt: a host and its connection URI "
+                   "(repeatable; default: localhost=qemu:///system)")
+    s.add_argument("--tls-cert", help="serve TLS with this certificate (with --tls-key)")
+    s.add_argument("--tls-key", help="the certificate's key")
+    s.add_argument("--tls-ca", help="mutual TLS: clients need a certificate signed by this CA, "
+                   "whose CN is the member they call as")
+    s.add_argument("--log-level", default="warning",
+                   choices=("debug", "info", "warning", "error"),
+                   help="the bridge's log level on stderr (default: %(default)s)")
+    s.set_defaults(func=_cmd_bridge_serve)
+
+
+def _cmd_bridge_serve(args: argparse.Namespace) -> int:
+    import logging  # noqa: PLC0415
+
+    from vnfha.nfvi.driver import DriverError  # noqa: PLC0415
+    from vnfha.nfvi.serve import ServeOptions, serve  # noqa: PLC0415
+
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        options = ServeOptions(
+            driver=args.driver, listen=args.listen, instances_file=args.instances,
+            log_dir=args.log_dir, libvirt_hosts=dict(args.libvirt_host), tls_ca=args.tls_ca,
+            tls_cert=args.tls_cert, tls_key=args.tls_key)
+    except ConfigError as e:
+        raise CliError(str(e)) from None
+
+    def ready(bridge: Any, launched: int) -> None:
+        tls = "mutual TLS" if options.mutual_tls else "TLS" if options.tls_cert else "plaintext"
+        print(f"vnfha bridge serving on {bridge.address} (driver {args.driver}, {tls}, "
+              f"{launched} instances launched)", flush=True)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(options, stop=stop, on_ready=ready)
+
+    try:
+        asyncio.run(run())
+    except ConfigError as e:
+        raise CliError(str(e)) from None
+    except OSError as e:
+        raise CliError(str(e)) from None
+    except DriverError as e:
+        raise CliError(f"driver {args.driver}: {e}", EXIT_FAILED) from None
+    print("vnfha bridge stopped", flush=True)
+    return EXIT_OK
+
+
 # -- entry point ---------------------------------------------------------------------------------
 
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_etcd,
     _add_status,
     _add_switchover,
+    _add_bridge,
 ]
 
 

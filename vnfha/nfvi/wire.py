@@ -161,18 +161,18 @@ _EVENT = {pb.EVENT_KIND_HOST_DOWN: EventKind.HOST_DOWN, pb.EVENT_KIND_HOST_UP: E
           pb.EVENT_KIND_MAINTENANCE_PLANNED: EventKind.MAINTENANCE_PLANNED}
 
 
-def _inverse(table: Mapping[int, E]) -> dict[E, int]:
-    return {v: k for k, v in table.items()}
-
-
-_TO_PB: dict[Any, int] = {}
-for _table in (_WATCHDOG, _POLICY, _FENCE, _ACTION, _OWNER, _STATE, _INSTANCE, _EVENT):
-    _TO_PB.update(_inverse(_table))
+# Keyed by (enum class, value): the model enums are StrEnums, so WatchdogAction.NONE and
+# RepairAction.NONE are equal as strings and would collide as plain keys.
+_TO_PB: dict[tuple[type, Any], int] = {
+    (type(v), v): k
+    for table in (_WATCHDOG, _POLICY, _FENCE, _ACTION, _OWNER, _STATE, _INSTANCE, _EVENT)
+    for k, v in table.items()
+}
 
 
 def to_pb(value: Any) -> int:
     """The wire number of a model enum value; None maps to 0 (UNSPECIFIED)."""
-    return 0 if value is None else _TO_PB[value]
+    return 0 if value is None else _TO_PB[(type(value), value)]
 
 
 def _enum(table: Mapping[int, E], number: int, field: str, kind: str) -> E:

@@ -1,0 +1,103 @@
+"""The bridge's wire mapping (no sockets): every enum value round-trips, messages round-trip,
+and bad fields are refused naming the field."""
+
+from __future__ import annotations
+
+import enum
+
+import pytest
+
+from vnfha.nfvi import wire
+from vnfha.nfvi.model import (
+    BridgeEvent,
+    EventKind,
+    FenceMode,
+    FenceResult,
+    HostStatus,
+    InstanceState,
+    MemberPlacement,
+    PlacementPolicy,
+    PlacementView,
+    PolicyReport,
+    RepairAction,
+    RepairOwner,
+    RepairState,
+    RepairTicket,
+    Violation,
+    WatchdogAction,
+    WatchdogStatus,
+)
+from vnfha.nfvi.wire import Refused, pb
+
+TABLES: list[tuple[type[enum.Enum], dict[int, object], str]] = [
+    (WatchdogAction, wire._WATCHDOG, "WATCHDOG_ACTION_"),
+    (PlacementPolicy, wire._POLICY, "PLACEMENT_POLICY_"),
+    (FenceMode, wire._FENCE, "FENCE_MODE_"),
+    (RepairAction, wire._ACTION, "REPAIR_ACTION_"),
+    (RepairOwner, wire._OWNER, "REPAIR_OWNER_"),
+    (RepairState, wire._STATE, "REPAIR_STATE_"),
+    (InstanceState, wire._INSTANCE, "INSTANCE_STATE_"),
+    (EventKind, wire._EVENT, "EVENT_KIND_"),
+]
+
+
+@pytest.mark.parametrize(("cls", "table", "prefix"), TABLES)
+def test_every_enum_value_maps_to_its_own_wire_name_and_back(
+        cls: type[enum.Enum], table: dict[int, object], prefix: str) -> None:
+    for value in cls:
+        number = wire.to_pb(value)
+        assert table[number] is value
+        # the wire name is the model name, prefixed (the proto and the model cannot drift)
+        assert pb.DESCRIPTOR.enum_types_by_name[cls.__name__].values_by_number[
+            number].name == prefix + value.name
+    assert len(table) == len(cls)
+    assert len(pb.DESCRIPTOR.enum_types_by_name[cls.__name__].values) == len(cls) + 1
+
+
+def test_string_equal_values_of_different_enums_do_not_collide() -> None:
+    assert WatchdogAction.NONE == RepairAction.NONE  # both are the string "none"
+    assert wire.to_pb(WatchdogAction.NONE) == pb.WATCHDOG_ACTION_NONE
+    assert wire.to_pb(RepairAction.NONE) == pb.REPAIR_ACTION_NONE
+    assert wire.to_pb(None) == 0
+
+
+def test_replies_round_trip() -> None:
+    status = WatchdogStatus("vm", True, 2.5, WatchdogAction.PAUSE, 1.25)
+    assert wire.watchdog_from_pb(wire.watchdog_to_pb(status)) == status
+    assert wire.watchdog_from_pb(wire.watchdog_to_pb(WatchdogStatus("vm", False))) == \
+        WatchdogStatus("vm", False)
+    view = PlacementView((MemberPlacement("a", "vm-a", "h1", InstanceState.PAUSED),),
+                         (HostStatus("h1", True), HostStatus("h2", False)))
+    assert wire.placement_from_pb(wire.placement_to_pb(view)) == view
+    report = PolicyReport(PlacementPolicy.ANTI_AFFINITY, (Violation("h1", ("a", "b"), "x"),))
+    assert wire.policy_from_pb(wire.policy_to_pb(report), report.policy) == report
+    for applied in (FenceMode.KILL, None):
+        fence = FenceResult("vm", "h1", applied, InstanceState.STOPPED)
+        assert wire.fence_from_pb(wire.fence_to_pb(fence)) == fence
+    ticket = RepairTicket("t-1", "k", "g", "a", "vm-a", RepairAction.EVACUATE,
+                          RepairOwner.NFVI, "nfvi:sim", RepairState.IN_PROGRESS, "moving",
+                          "h2", 7, 2)
+    assert wire.ticket_from_pb(wire.ticket_to_pb(ticket)) == ticket
+    event = BridgeEvent(EventKind.MAINTENANCE_PLANNED, "", "", "h1", ("a", "b"), 1.9e9, "d", 4)
+    assert wire.event_from_pb(wire.event_to_pb(event)) == event
+    assert wire.event_from_pb(pb.Event(kind=99)) is None  # a newer bridge's kind is skipped
+
+
+def test_request_checks_name_the_field() -> None:
+    request = pb.FenceRequest(caller=pb.Caller(group="g", member="m", epoch=0))
+    with pytest.raises(Refused, match=r"caller\.epoch is required") as e:
+        wire.decode_caller(request, acting=True)
+    assert e.value.code == "INVALID_ARGUMENT"
+    assert wire.decode_caller(request, acting=False) == wire.Caller("g", "m", 0)
+    with pytest.raises(Refused, match="reason is 4097 bytes, over the limit of 4096"):
+        wire.text("reason", "x" * 4097)
+    with pytest.raises(Refused, match="mode=9 is not a FenceMode"):
+        wire.decode_fence_mode(pb.FenceRequest(mode=9))
+    escalation = wire.decode_escalation(pb.EscalateRequest(
+        idempotency_key="k", fault="f", requested=pb.REPAIR_ACTION_REBOOT,
+        tried=[pb.REPAIR_ACTION_RESTART_COMPONENT]))
+    assert escalation.evacuation_policy is PlacementPolicy.SOFT_ANTI_AFFINITY
+    assert escalation.target_member is None
+    assert escalation.tried == (RepairAction.RESTART_COMPONENT,)
+    with pytest.raises(Refused, match="not a valid ArmRequest"):
+        wire.decode_request(wire.METHODS["Arm"], b"\x0a\xff")

@@ -1,0 +1,118 @@
+"""Running a bridge as a program: what ``vnfha bridge serve`` does, minus the argument parsing.
+
+:func:`serve` builds the driver, launches the simulator's inventory, serves until ``stop`` is
+set, and then cleans up. Guarantees:
+
+- Nothing is served before every inventory instance runs; the address is reported (``on_ready``)
+  only once the server accepts calls.
+- On the way out, whatever happened, the server stops and the driver is closed: the simulator
+  kills every process it launched.
+- ``--driver libvirt`` imports :mod:`vnfha.nfvi.libvirt_driver` only when asked for, so the
+  bridge runs without libvirt-python installed; when it is missing, :class:`ConfigError` says so.
+- Option mistakes are :class:`ConfigError` naming the option; nothing is started for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import grpc
+
+from vnfha.clock import SystemClock
+from vnfha.errors import ConfigError
+from vnfha.nfvi import wire
+from vnfha.nfvi.core import BridgeLimits
+from vnfha.nfvi.driver import Driver
+from vnfha.nfvi.inventory import launch_inventory, load_inventory
+from vnfha.nfvi.server import BridgeServer
+from vnfha.nfvi.sim import SimDriver
+
+__all__ = ["DRIVERS", "ServeOptions", "make_driver", "serve"]
+
+DRIVERS = ("sim", "libvirt")
+"""The drivers ``--driver`` accepts."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """What to serve. TLS: ``tls_cert`` and ``tls_key`` turn on TLS; adding ``tls_ca`` makes it
+    mutual (clients must present a certificate signed by it, whose CN is their member)."""
+
+    driver: str
+    listen: str
+    instances_file: str | None = None
+    log_dir: str | None = None
+    libvirt_hosts: Mapping[str, str] = field(default_factory=dict)
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    limits: BridgeLimits = field(default_factory=BridgeLimits)
+
+    def __post_init__(self) -> None:
+        if self.driver not in DRIVERS:
+            raise ConfigError("--driver", self.driver, f"must be one of {', '.join(DRIVERS)}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("--tls-cert" if self.tls_cert is None else "--tls-key", None,
+                              "--tls-cert and --tls-key go together")
+        if self.tls_ca is not None and self.tls_cert is None:
+            raise ConfigError("--tls-ca", self.tls_ca, "mutual TLS also needs --tls-cert and "
+                              "--tls-key")
+        if self.driver != "sim" and (self.instances_file or self.log_dir):
+            flag = "--instances" if self.instances_file else "--log-dir"
+            raise ConfigError(flag, self.instances_file or self.log_dir,
+                              "only the sim driver launches instances")
+        if self.driver != "libvirt" and self.libvirt_hosts:
+            raise ConfigError("--libvirt-host", dict(self.libvirt_hosts),
+                              "only for --driver libvirt")
+
+    @property
+    def mutual_tls(self) -> bool:
+        """Whether clients must present certificates."""
+        return self.tls_ca is not None
+
+    def credentials(self) -> grpc.ServerCredentials | None:
+        """The server credentials these options ask for, or None (plaintext)."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        try:
+            return wire.server_credentials(cert_file=self.tls_cert, key_file=self.tls_key,
+                                           ca_file=self.tls_ca,
+                                           require_client_cert=self.mutual_tls)
+        except OSError as e:
+            raise ConfigError("--tls-cert/--tls-key/--tls-ca", e.filename,
+                              f"cannot read: {e.strerror}") from e
+
+
+async def make_driver(options: ServeOptions) -> Driver:
+    """The driver the options name (libvirt imported only now)."""
+    if options.driver == "sim":
+        return SimDriver(clock=SystemClock(), log_dir=options.log_dir)
+    try:
+        from vnfha.nfvi.libvirt_driver import LibvirtDriver  # noqa: PLC0415 - optional
+    except ImportError as e:
+        raise ConfigError("--driver", "libvirt", f"cannot load the libvirt driver ({e}); "
+                          "install libvirt-python") from e
+    hosts = dict(options.libvirt_hosts) or {"localhost": "qemu:///system"}
+    driver: Driver = await LibvirtDriver.open(hosts, clock=SystemClock())
+    return driver
+
+
+async def serve(options: ServeOptions, *, stop: asyncio.Event,
+                on_ready: Callable[[BridgeServer, int], None]) -> None:
+    """Serve until ``stop`` is set; ``on_ready(server, instances launched)`` once serving."""
+    inventory = load_inventory(options.instances_file) if options.instances_file else None
+    credentials = options.credentials()
+    driver = await make_driver(options)
+    try:
+        if inventory is not None and isinstance(driver, SimDriver):
+            await launch_inventory(driver, inventory)
+        async with BridgeServer(driver, listen=options.listen, clock=SystemClock(),
+                                server_credentials=credentials,
+                                require_client_cert=options.mutual_tls,
+                                limits=options.limits) as bridge:
+            on_ready(bridge, len(inventory.instances) if inventory else 0)
+            await stop.wait()
+    finally:
+        await driver.close()
