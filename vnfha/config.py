@@ -145,6 +145,58 @@ class Config:
     """This member's replication certificate (server and client), PEM."""
     replication_key_file: str | None = None
     """The key of ``replication_cert_file``, PEM."""
+    bridge_endpoint: str | None = None
+    """``host:port`` of the NFVI bridge (``vnfha bridge serve``); None: no bridge (no watchdog,
+    no fencing: a silent active is replaced only after its lease deadline)."""
+    bridge_timeout_s: float = 0.2
+    """Deadline of one bridge call, retries included. A Fence that does not succeed within it
+    falls back to the lease path, so it bounds what a dead bridge costs a failover."""
+    bridge_ca_file: str | None = None
+    """CA of the bridge's certificate: TLS to the bridge. With ``bridge_cert_file`` and
+    ``bridge_key_file``: mutual TLS (the certificate's CN must be the member's name)."""
+    bridge_cert_file: str | None = None
+    """This member's client certificate for the bridge, PEM."""
+    bridge_key_file: str | None = None
+    """The key of ``bridge_cert_file``, PEM."""
+    watchdog_timeout_s: float | None = None
+    """Hypervisor watchdog period while active (kicked after each confirmed keepalive); None:
+    ``lease_ttl_s - lease_margin_s``. Must exceed ``keepalive_interval_s +
+    etcd_request_timeout_s`` (or it fires between kicks) and be at most ``lease_ttl_s``."""
+    watchdog_action: str = "reset"
+    """What the bridge does when the watchdog expires: reset, poweroff, pause or none."""
+    fence_mode: str = "kill"
+    """How a standby has a silent active fenced: kill (power off) or stop (freeze)."""
+    placement_policy: str | None = None
+    """Checked at start-up against the bridge's placement of the group: anti-affinity,
+    affinity, soft-anti-affinity or soft-affinity; None: not checked."""
+    placement_violation: str = "warn"
+    """What a violated hard ``placement_policy`` does at start-up: warn (log and run) or
+    refuse (the member does not start)."""
+    health_check_period_s: float = 5.0
+    """How often the component's ``health_check()`` runs."""
+    health_check_timeout_s: float = 2.0
+    """Longest one ``health_check()`` may run (counted as a failure when exceeded)."""
+    health_fail_after: int = 3
+    """Consecutive failed checks before the check is FAILED (a fault for the ladder)."""
+    health_recover_after: int = 2
+    """Consecutive passed checks before a FAILED check is healthy again."""
+    ladder_restart_max_count: int = 3
+    """Restarts of the component (its ``restart()``) within ``ladder_restart_probation_s``
+    before the ladder climbs to failover; 0 disables the rung."""
+    ladder_restart_probation_s: float = 300.0
+    """Window of the restart rung; its count resets after a fault-free window this long."""
+    ladder_failover_max_count: int = 2
+    """Failovers (resign to a standby) within the probation window; 0 disables the rung."""
+    ladder_failover_probation_s: float = 600.0
+    """Window of the failover rung."""
+    ladder_reboot_vm_max_count: int = 1
+    """VM reboots asked of the NFVI within the probation window; 0 disables the rung."""
+    ladder_reboot_vm_probation_s: float = 1800.0
+    """Window of the VM reboot rung."""
+    ladder_evacuate_vm_max_count: int = 1
+    """VM evacuations asked of the NFVI within the probation window; 0 disables the rung."""
+    ladder_evacuate_vm_probation_s: float = 3600.0
+    """Window of the evacuation rung. Past every rung: alarm only."""
 
     _password_from_file: str | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -157,6 +209,7 @@ class Config:
             object.__setattr__(self, "_password_from_file",
                                _read_password_file(self.etcd_password_file))
         self._check_timing()
+        self._check_bridge()
 
     # -- derived values ---------------------------------------------------------------------
 
@@ -279,6 +332,45 @@ class Config:
                               f"must hold one change of the largest key and value: at least "
                               f"checkpoint_max_key_bytes + checkpoint_max_value_bytes + 1024 "
                               f"= {need}")
+
+    def _check_bridge(self) -> None:
+        """Bridge TLS files readable, cert and key together and only with a CA; the watchdog
+        period between a keepalive round and the lease; health timeout within its period."""
+        if (self.bridge_cert_file is None) != (self.bridge_key_file is None):
+            name = "bridge_cert_file" if self.bridge_cert_file is not None else "bridge_key_file"
+            raise ConfigError(name, getattr(self, name),
+                              "bridge_cert_file and bridge_key_file go together")
+        if self.bridge_cert_file is not None and self.bridge_ca_file is None:
+            raise ConfigError("bridge_cert_file", self.bridge_cert_file,
+                              "mutual TLS to the bridge needs bridge_ca_file too")
+        for name in ("bridge_ca_file", "bridge_cert_file", "bridge_key_file"):
+            path = getattr(self, name)
+            if path is not None and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+                raise ConfigError(name, path, "no such readable file")
+        if self.bridge_endpoint is None and (self.bridge_ca_file or self.placement_policy):
+            name = "bridge_ca_file" if self.bridge_ca_file else "placement_policy"
+            raise ConfigError(name, getattr(self, name), "needs bridge_endpoint")
+        low = self.keepalive_interval_s_effective + self.etcd_request_timeout_s
+        wd = self.watchdog_timeout_s_effective
+        if (self.bridge_endpoint or self.watchdog_timeout_s) and not low < wd <= self.lease_ttl_s:
+            raise ConfigError("watchdog_timeout_s", wd,
+                              f"must be greater than keepalive_interval_s + "
+                              f"etcd_request_timeout_s ({low:g}: it is kicked only after a "
+                              f"confirmed keepalive) and at most lease_ttl_s "
+                              f"({self.lease_ttl_s})")
+        if self.health_check_timeout_s > self.health_check_period_s:
+            raise ConfigError("health_check_timeout_s", self.health_check_timeout_s,
+                              f"must be at most health_check_period_s "
+                              f"({self.health_check_period_s})")
+
+    @property
+    def watchdog_timeout_s_effective(self) -> float:
+        """The watchdog period in force: ``watchdog_timeout_s``, or ``lease_ttl_s -
+        lease_margin_s`` (the active is reset by the layer below no later than it would have
+        demoted itself)."""
+        if self.watchdog_timeout_s is not None:
+            return self.watchdog_timeout_s
+        return self.lease_ttl_s - self.lease_margin_s
 
     def _check_timing(self) -> None:
         """Every violated relation of :mod:`vnfha.timing`, in one error."""
@@ -536,6 +628,17 @@ def _duration(name: str, value: object) -> float:
     return float(value)
 
 
+def _choice(*allowed: str) -> Callable[[str, object], str]:
+    def check(name: str, value: object) -> str:
+        if not isinstance(value, str):
+            raise _wrong_type(name, value, "a string")
+        text = value.strip().lower().replace("_", "-")
+        if text not in allowed:
+            raise ConfigError(name, value, f"must be one of {', '.join(map(repr, allowed))}")
+        return text
+    return check
+
+
 def _text(name: str, value: object) -> str:
     """A non-empty string without control characters (paths, user names, passwords)."""
     if not isinstance(value, str):
@@ -608,6 +711,29 @@ _CHECKS: Final[dict[str, Callable[[str, object], object]]] = {
     "replication_ca_file": _optional(_text),
     "replication_cert_file": _optional(_text),
     "replication_key_file": _optional(_text),
+    "bridge_endpoint": _optional(lambda n, v: _host_port(n, v, min_port=1)),
+    "bridge_timeout_s": _duration,
+    "bridge_ca_file": _optional(_text),
+    "bridge_cert_file": _optional(_text),
+    "bridge_key_file": _optional(_text),
+    "watchdog_timeout_s": _optional(_duration),
+    "watchdog_action": _choice("reset", "poweroff", "pause", "none"),
+    "fence_mode": _choice("kill", "stop"),
+    "placement_policy": _optional(_choice("anti-affinity", "affinity", "soft-anti-affinity",
+                                          "soft-affinity")),
+    "placement_violation": _choice("warn", "refuse"),
+    "health_check_period_s": _duration,
+    "health_check_timeout_s": _duration,
+    "health_fail_after": _int_in(1, 1000),
+    "health_recover_after": _int_in(1, 1000),
+    "ladder_restart_max_count": _int_in(0, 1000),
+    "ladder_restart_probation_s": _duration,
+    "ladder_failover_max_count": _int_in(0, 1000),
+    "ladder_failover_probation_s": _duration,
+    "ladder_reboot_vm_max_count": _int_in(0, 1000),
+    "ladder_reboot_vm_probation_s": _duration,
+    "ladder_evacuate_vm_max_count": _int_in(0, 1000),
+    "ladder_evacuate_vm_probation_s": _duration,
 }
 """One check per field, in declaration order (the order errors are found in)."""
 

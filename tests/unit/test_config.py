@@ -280,11 +280,32 @@ BAD_VALUES: list[tuple[str, object, str]] = [
     ("replication_ca_file", 3, "expected a string"),
     ("replication_cert_file", "/no/such/cert.pem", "replication TLS needs all of"),
     ("replication_key_file", "", "empty"),
+    ("bridge_endpoint", "bridge", "host:port"),
+    ("bridge_endpoint", "bridge:0", "1..65535"),
+    ("bridge_ca_file", "/no/such/ca.pem", "no such readable file"),
+    ("bridge_cert_file", "/no/such/cert.pem", "go together"),
+    ("bridge_key_file", "/no/such/key.pem", "go together"),
+    ("watchdog_timeout_s", 0.9, "greater than keepalive_interval_s"),
+    ("watchdog_timeout_s", 2.5, "at most lease_ttl_s"),
+    ("watchdog_action", "reboot", "one of 'reset', 'poweroff', 'pause', 'none'"),
+    ("fence_mode", 1, "expected a string"),
+    ("fence_mode", "shoot", "one of 'kill', 'stop'"),
+    ("placement_policy", "spread", "one of 'anti-affinity'"),
+    ("placement_violation", "ignore", "one of 'warn', 'refuse'"),
+    ("health_check_timeout_s", 6.0, "at most health_check_period_s"),
+    ("health_fail_after", 0, "1..1000"),
+    ("health_recover_after", 1001, "1..1000"),
+    ("ladder_restart_max_count", -1, "0..1000"),
+    ("ladder_failover_max_count", 1.5, "expected an integer"),
+    ("ladder_reboot_vm_max_count", 1001, "0..1000"),
+    ("ladder_evacuate_vm_max_count", "x", "expected an integer"),
 ]
 
 DURATIONS = ["etcd_request_timeout_s", "etcd_connect_timeout_s", "heartbeat_interval_s",
              "suspicion_s", "lease_margin_s", "callback_timeout_s", "keepalive_interval_s",
-             "checkpoint_ack_timeout_s"]
+             "checkpoint_ack_timeout_s", "bridge_timeout_s", "health_check_period_s",
+             "ladder_restart_probation_s", "ladder_failover_probation_s",
+             "ladder_reboot_vm_probation_s", "ladder_evacuate_vm_probation_s"]
 BAD_VALUES += [(name, bad, "greater than 0") for name in DURATIONS
                for bad in (0, 0.0, -0.5, math.inf, math.nan)]
 BAD_VALUES += [(name, bad, "expected a number of seconds") for name in DURATIONS

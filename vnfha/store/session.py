@@ -83,6 +83,7 @@ class Session:
         self._task: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
         self._listeners: list[Listener] = []
+        self._ack_listeners: list[Listener] = []
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -177,6 +178,11 @@ class Session:
         """Call ``listener(view)`` on every state change (synchronously, from the loop)."""
         self._listeners.append(listener)
 
+    def add_ack_listener(self, listener: Listener) -> None:
+        """Call ``listener(view)`` after every keepalive etcd acknowledged (synchronously): the
+        moment the lease is confirmed alive, e.g. to kick a watchdog."""
+        self._ack_listeners.append(listener)
+
     async def wait_lost(self) -> SessionView:
         """Wait until the session is LOST (by deadline, by etcd, or by close)."""
         await self._lost.wait()
@@ -222,5 +228,11 @@ class Session:
                 wait = self._retry
             else:
                 self._set(on_ack(self._view, send_time, ttl, clock.monotonic()))
+                if self._view.state is SessionState.CONNECTED:
+                    for listener in list(self._ack_listeners):
+                        try:
+                            listener(self._view)
+                        except Exception:
+                            log.exception("keepalive listener %r failed", listener)
             remaining = self._view.remaining(clock.monotonic())
             await clock.sleep(max(0.0, min(wait, remaining)))
