@@ -125,6 +125,7 @@ class BridgeCore:
 
     @staticmethod
     def _lagged(n: int) -> Exception:
+        """The refusal that ends a watch stream which fell ``n`` items behind."""
         return Refused("RESOURCE_EXHAUSTED", f"this watcher fell {n} events behind and lost "
                        "some; read the state again and watch again")
 
@@ -146,11 +147,13 @@ class BridgeCore:
         self._ticket_updates.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``coro`` as a task the core owns (cancelled by :meth:`close`)."""
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def _lock(self, instance: str) -> asyncio.Lock:
+        """The lock that keeps actions on ``instance`` one at a time."""
         return self._locks.setdefault(instance, asyncio.Lock())
 
     # -- resolution and checks ------------------------------------------------------------------
@@ -171,6 +174,8 @@ class BridgeCore:
         return group
 
     def _check_epoch(self, caller: Caller) -> None:
+        """Refuse a stale epoch (FAILED_PRECONDITION, ``vnfha-reason: stale-epoch``); else
+        the group's record rises to it."""
         verdict = self._epochs.check(caller.group, caller.epoch)
         if not verdict.accepted:
             raise Refused("FAILED_PRECONDITION", f"member {caller.member!r}: {verdict.reason}",
@@ -192,6 +197,7 @@ class BridgeCore:
     # -- Watchdog ---------------------------------------------------------------------------------
 
     def _status(self, instance: str, armed: Armed | None) -> WatchdogStatus:
+        """The reply value for a watchdog, as of now."""
         if armed is None:
             return WatchdogStatus(instance, False)
         return WatchdogStatus(instance, True, armed.timeout_s, armed.action,
@@ -248,6 +254,8 @@ class BridgeCore:
                 self._spawn(self._fire(armed), f"watchdog-{armed.instance}")
 
     async def _fire(self, armed: Armed) -> None:
+        """Perform an expired watchdog's action (under the instance lock), then publish
+        ``WATCHDOG_FIRED`` with the outcome; a driver failure is reported, not raised."""
         actions = {WatchdogAction.RESET: self.driver.reset,
                    WatchdogAction.POWEROFF: self.driver.power_off,
                    WatchdogAction.PAUSE: self.driver.pause}
@@ -351,6 +359,7 @@ class BridgeCore:
 
     def _update(self, ticket: RepairTicket, state: RepairState, detail: str,
                 host: str | None = None) -> RepairTicket:
+        """Record a ticket change and send it to the WatchRepair streams."""
         updated = self._tickets.update(ticket.ticket_id, state, detail, host=host)
         self._ticket_updates.publish(updated)
         return updated

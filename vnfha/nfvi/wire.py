@@ -274,15 +274,18 @@ def decode_escalation(request: Any) -> Escalation:
 
 
 def _ms(seconds: float | None) -> int:
+    """Seconds as whole milliseconds on the wire; None (not applicable) is 0."""
     return 0 if seconds is None else max(0, round(seconds * 1000))
 
 
 def watchdog_to_pb(s: WatchdogStatus) -> Any:
+    """A ``WatchdogReply``; a disarmed watchdog has zero timeout, action and remaining."""
     return pb.WatchdogReply(instance=s.instance, armed=s.armed, timeout_ms=_ms(s.timeout_s),
                             action=to_pb(s.action), remaining_ms=_ms(s.remaining_s))
 
 
 def watchdog_from_pb(m: Any) -> WatchdogStatus:
+    """The client side of :func:`watchdog_to_pb`; an unknown action reads as NONE."""
     if not m.armed:
         return WatchdogStatus(m.instance, False)
     return WatchdogStatus(m.instance, True, m.timeout_ms / 1000,
@@ -291,6 +294,7 @@ def watchdog_from_pb(m: Any) -> WatchdogStatus:
 
 
 def placement_to_pb(v: PlacementView) -> Any:
+    """A ``GetPlacementReply`` in the view's order (members and hosts sorted)."""
     return pb.GetPlacementReply(
         members=[pb.MemberPlacement(member=m.member, instance=m.instance, host=m.host,
                                     state=to_pb(m.state)) for m in v.members],
@@ -298,6 +302,8 @@ def placement_to_pb(v: PlacementView) -> Any:
 
 
 def placement_from_pb(m: Any) -> PlacementView:
+    """The client side of :func:`placement_to_pb`; an unknown state reads as CRASHED (not
+    running: the safe reading)."""
     return PlacementView(
         tuple(MemberPlacement(p.member, p.instance, p.host,
                               _lenient(_INSTANCE, p.state, InstanceState.CRASHED))
@@ -306,6 +312,7 @@ def placement_from_pb(m: Any) -> PlacementView:
 
 
 def policy_to_pb(r: PolicyReport) -> Any:
+    """A ``CheckPolicyReply``; ``satisfied`` is derived from the violations."""
     return pb.CheckPolicyReply(
         policy=to_pb(r.policy), satisfied=r.satisfied,
         violations=[pb.Violation(host=v.host, members=list(v.members), detail=v.detail)
@@ -313,22 +320,27 @@ def policy_to_pb(r: PolicyReport) -> Any:
 
 
 def policy_from_pb(m: Any, asked: PlacementPolicy) -> PolicyReport:
+    """The client side of :func:`policy_to_pb`; ``asked`` stands in for an unknown policy."""
     return PolicyReport(_lenient(_POLICY, m.policy, asked),
                         tuple(Violation(v.host, tuple(v.members), v.detail)
                               for v in m.violations))
 
 
 def fence_to_pb(f: FenceResult) -> Any:
+    """A ``FenceReply``; ``applied`` is UNSPECIFIED when nothing had to be done."""
     return pb.FenceReply(instance=f.instance, host=f.host, applied=to_pb(f.applied),
                          state=to_pb(f.state))
 
 
 def fence_from_pb(m: Any) -> FenceResult:
+    """The client side of :func:`fence_to_pb`; an unknown state reads as STOPPED (the bridge
+    never confirms a running instance)."""
     return FenceResult(m.instance, m.host, _FENCE.get(m.applied),
                        _lenient(_INSTANCE, m.state, InstanceState.STOPPED))
 
 
 def ticket_to_pb(t: RepairTicket) -> Any:
+    """A ``RepairTicket`` message with every field of the value."""
     return pb.RepairTicket(
         ticket_id=t.ticket_id, idempotency_key=t.idempotency_key, group=t.group,
         member=t.member, instance=t.instance, action=to_pb(t.action), owner=to_pb(t.owner),
@@ -337,6 +349,8 @@ def ticket_to_pb(t: RepairTicket) -> Any:
 
 
 def ticket_from_pb(m: Any) -> RepairTicket:
+    """The client side of :func:`ticket_to_pb`; an unknown state reads as FAILED, so a
+    newer bridge's states never look like success."""
     return RepairTicket(
         ticket_id=m.ticket_id, idempotency_key=m.idempotency_key, group=m.group,
         member=m.member, instance=m.instance,
@@ -347,6 +361,7 @@ def ticket_from_pb(m: Any) -> RepairTicket:
 
 
 def event_to_pb(e: BridgeEvent) -> Any:
+    """An ``Event``; no deadline is sent as 0."""
     return pb.Event(kind=to_pb(e.kind), instance=e.instance, member=e.member, host=e.host,
                     members=list(e.members), deadline_unix_s=e.deadline_unix_s or 0.0,
                     detail=e.detail, sequence=e.sequence)
@@ -362,6 +377,7 @@ def event_from_pb(m: Any) -> BridgeEvent | None:
 
 
 def caller_to_pb(group: str, member: str, epoch: int) -> Any:
+    """The ``Caller`` every request starts with."""
     return pb.Caller(group=group, member=member, epoch=epoch)
 
 
@@ -369,6 +385,8 @@ def caller_to_pb(group: str, member: str, epoch: int) -> Any:
 
 
 def _raw(data: bytes) -> bytes:
+    """The identity deserializer: requests are parsed in the handler (see
+    :func:`decode_request`), so that a malformed one is INVALID_ARGUMENT."""
     return data
 
 
