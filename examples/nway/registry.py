@@ -208,7 +208,8 @@ class Registry(vnfha.Component):
     def _note_simplex(self, simplex: bool) -> None:
         if simplex != self._simplex:
             self._simplex = simplex
-            self.report("simplex" if simplex else "duplex")
+            ack = vnfha.Ack.NONE if simplex else vnfha.Ack.ALL
+            self.report("simplex" if simplex else "duplex", ack=ack.value)
 
     def _member(self) -> vnfha.Member:
         if self.member is None:
@@ -237,10 +238,11 @@ async def run_member(config: vnfha.Config, port: int, *, host: str = "127.0.0.1"
         report("ready", group=config.group, pid=os.getpid(), priority=config.priority)
         seen: tuple[str, ...] = ()
         while not stop.is_set():
-            in_sync = member.checkpoint.in_sync if member.is_active() else ()
-            if in_sync != seen:
-                seen = in_sync
-                report("in_sync", standbys=list(seen))
+            active = member.is_active()
+            in_sync = member.checkpoint.in_sync if active else ()
+            if active and in_sync != seen:
+                report("in_sync", standbys=list(in_sync))
+            seen = in_sync
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), poll_s)
     report("stopped")

@@ -296,8 +296,12 @@ class SessionCounter(vnfha.Component):
     def _note_simplex(self, simplex: bool) -> None:
         if simplex != self._simplex:
             self._simplex = simplex
-            self.report("simplex" if simplex else "duplex",
-                        refusing=simplex and self.require_standby)
+            if not simplex:
+                self.report("duplex", ack=vnfha.Ack.ONE.value)
+            elif self.require_standby:
+                self.report("simplex", ack=vnfha.Ack.ONE.value, answering=False)
+            else:
+                self.report("simplex", ack=vnfha.Ack.NONE.value, answering=True)
 
     def _member(self) -> vnfha.Member:
         if self.member is None:
@@ -335,9 +339,9 @@ async def run_member(config: vnfha.Config, port: int, *, host: str = "127.0.0.1"
         in_sync: tuple[str, ...] = ()
         while not stop.is_set():
             now = member.checkpoint.in_sync if member.is_active() else ()
-            if now != in_sync:
-                in_sync = now
+            if now != in_sync and member.is_active():
                 report("in_sync", standbys=list(now))
+            in_sync = now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), poll_s)
     report("stopped", answered=counter.answered)
