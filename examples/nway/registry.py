@@ -24,12 +24,12 @@ Guarantees (what to copy into your own VNF):
   answer with another registry.
 - **An ``OK`` means every in-sync standby has the change.** Writes are checkpointed with
   ``Ack.ALL``, not ``Ack.ONE``: with two standbys, ``ONE`` would let the change sit on one of
-  them while the other, ranked first, takes over without it. While no standby is in sync (right
-  after a takeover, until the others have caught up) the active runs simplex with
-  ``Ack.NONE``, and says so.
+  them while the other, if it is the first to notice the crash, takes over without it. While
+  no standby is in sync (right after a takeover, until the others have caught up) the active
+  runs simplex with ``Ack.NONE``, and says so.
 - **Ranked standbys.** Every standby receives every change. When the active fails, the in-sync
-  standby with the highest ``--priority`` takes over (then the name decides); the next one
-  follows the new active and is next in line.
+  standby with the most recent position takes over, then the highest ``--priority``, then the
+  name; the next one follows the new active and is next in line.
 
 Events (``--json``: one JSON object per line with ``event``, ``member``, ``t``, ``pid``):
 ``ready``, ``active`` (epoch, previous, subscribers inherited), ``standby``, ``quiesce``,
