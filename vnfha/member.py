@@ -47,6 +47,8 @@ from vnfha.errors import (
     SwitchoverError,
 )
 from vnfha.model import Redundancy, Role
+from vnfha.nfvi.agent import NfviAgent, bridge_client
+from vnfha.nfvi.model import BridgeEvent
 from vnfha.replication.active import Primary, ReplicationServer
 from vnfha.replication.standby import Replica
 from vnfha.replication.state import CheckpointData, Limits
@@ -187,6 +189,11 @@ class Member:
         self._listen = config.listen
         self._following: tuple[str, int, str, int] | None = None
         self._fencer: Fencer | None = None
+        client = self._bridge = bridge_client(config, self._clock)
+        self.nfvi: NfviAgent | None = None if client is None else NfviAgent(
+            client, config, self._clock, on_maintenance=self._on_maintenance)
+        """The member's NFVI duties (watchdog, fencing, placement, events); None without a
+        bridge."""
         self.monitor: ActiveMonitor | None = None
         """The watch over the active this member follows as a standby (for tests and metrics)."""
         self._follow_task: asyncio.Task[None] | None = None
@@ -297,6 +304,10 @@ class Member:
         self._runner = asyncio.create_task(self._run_callbacks(), name=f"{self.name}-callbacks")
         try:
             self._listen = await self._server.start()
+            if self.nfvi is not None and self._bridge is not None:
+                await self._bridge.__aenter__()
+                await self.nfvi.start()  # may refuse to start: a violated placement policy
+                self._fencer = self.nfvi.fence
             await self._join()
         except BaseException:
             await self.stop()
@@ -321,6 +332,8 @@ class Member:
         await stop_task(self._follow_task)
         self.checkpoint._demote()
         await self._server.stop()
+        if self.nfvi is not None:
+            await self.nfvi.close()
         await self._drain_callbacks()
         if self._own_store:
             await self._store.close()
@@ -450,6 +463,9 @@ class Member:
         await session.open()
         self._session = session
         session.add_listener(self._on_session)
+        if self.nfvi is not None:
+            nfvi = self.nfvi
+            session.add_ack_listener(lambda view: nfvi.keepalive_confirmed())
         self._published = None
         await self._publish()
         await self._resync()
@@ -648,6 +664,22 @@ class Member:
             tasks.create_task(self._replica.follow(target, epoch), name=f"{self.name}-replica")
             tasks.create_task(self.monitor.run(), name=f"{self.name}-monitor")
 
+    def _on_maintenance(self, event: BridgeEvent) -> None:
+        """This member's host goes down for maintenance: an active hands over first."""
+        if self._role is not Role.ACTIVE or self._stopping:
+            return
+
+        async def hand_over() -> None:
+            try:
+                await self.switchover()
+            except (SwitchoverError, NotActive, StoreError) as e:
+                log.warning("%s: switchover before the maintenance of %s failed: %s",
+                            self.name, event.host, e)
+
+        task = asyncio.create_task(hand_over(), name=f"{self.name}-maintenance")
+        self._orphans.add(task)
+        task.add_done_callback(self._orphans.discard)
+
     def _on_active_gone(self, epoch: int, evidence: str) -> None:
         """Proof that the active of ``epoch`` can no longer act: its endpoint refused a
         connection (dead process), the bridge fenced it, or its lease deadline provably passed."""
@@ -743,6 +775,10 @@ class Member:
             self.checkpoint._demote()  # from here on, writes of the old epoch are refused
         if role is Role.ACTIVE and (previous is not Role.ACTIVE or epoch != self._epoch):
             self._promote(epoch)
+            if self.nfvi is not None:
+                self.nfvi.promoted(epoch)
+        elif previous is Role.ACTIVE and role is not Role.ACTIVE and self.nfvi is not None:
+            self.nfvi.demoted(self._epoch)
         self._role, self._epoch = role, epoch
         log.info("member=%s group=%s role=%s previous=%s epoch=%d reason=%r", self.name,
                  self.group, role.value, previous.value, epoch, reason)

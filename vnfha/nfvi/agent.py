@@ -1,0 +1,219 @@
+"""A member's duties towards the NFVI bridge: watchdog, fencing, placement and events.
+
+:class:`vnfha.Member` owns one :class:`NfviAgent` when ``Config.bridge_endpoint`` is set (and
+none otherwise: every duty below is then skipped, and a silent active is replaced only once its
+lease deadline provably passed). What the agent does, and when:
+
+==========================  =================================================================
+member event                the agent
+==========================  =================================================================
+start                       checks ``placement_policy`` against the group's placement: logs
+                            the violations, and with ``placement_violation = "refuse"`` a
+                            violated hard policy stops the start (:class:`PlacementRefused`)
+promoted to ACTIVE (epoch)  arms the watchdog (``watchdog_timeout_s``, ``watchdog_action``)
+each confirmed keepalive    kicks it, so a hung active (or one cut off from etcd) is reset by
+                            the layer below even if nothing else works
+demoted from ACTIVE         disarms it
+a standby suspects the      fences it (``fence_mode``) and reports what the bridge confirmed:
+active (heartbeat silence)  the proof that lets the standby take over at once
+planned maintenance of the  asks the member to switch over before the deadline
+active's host
+==========================  =================================================================
+
+Guarantees:
+
+- Watchdog calls run one at a time, in order (arm before kicks, disarm after), from one task;
+  kicks start only once the bridge confirmed the arm (a refused arm is logged once, not at every
+  keepalive), and a kick that would queue behind another kick is dropped. Each carries the
+  epoch it belongs to, so the bridge rejects a deposed active's kicks.
+- Every call has the config's ``bridge_timeout_s`` deadline; failures are logged, never raised
+  into the member's loop, except a failed Fence, which the caller turns into the lease path.
+- The event watch reconnects after a failure, one heartbeat step later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Literal
+
+from vnfha.clock import Clock
+from vnfha.config import Config
+from vnfha.errors import ConfigError, NfviError
+from vnfha.nfvi.client import BridgeClient, NfviPort
+from vnfha.nfvi.driver import EventKind
+from vnfha.nfvi.model import (
+    BridgeEvent,
+    FenceMode,
+    PlacementPolicy,
+    PolicyReport,
+    WatchdogAction,
+)
+from vnfha.nfvi.wire import channel_credentials
+
+__all__ = ["NfviAgent", "PlacementRefused", "bridge_client"]
+
+log = logging.getLogger("vnfha.nfvi")
+
+_Op = tuple[Literal["arm", "kick", "disarm"], int]
+
+
+class PlacementRefused(ConfigError):
+    """A hard placement policy is violated and ``placement_violation = "refuse"``."""
+
+
+def bridge_client(config: Config, clock: Clock) -> BridgeClient | None:
+    """The client the config describes, or None without ``bridge_endpoint``."""
+    if config.bridge_endpoint is None:
+        return None
+    credentials = None
+    if config.bridge_ca_file is not None:
+        credentials = channel_credentials(ca_file=config.bridge_ca_file,
+                                          cert_file=config.bridge_cert_file,
+                                          key_file=config.bridge_key_file)
+    return BridgeClient(config.bridge_endpoint, group=config.group, member=config.member,
+                        timeout_s=config.bridge_timeout_s, credentials=credentials, clock=clock)
+
+
+class NfviAgent:
+    """See the module docstring. ``on_maintenance(event)`` is called (synchronously) for a
+    planned maintenance of the host this member runs on."""
+
+    def __init__(self, port: NfviPort, config: Config, clock: Clock, *,
+                 on_maintenance: Callable[[BridgeEvent], None]) -> None:
+        self.port = port
+        self._config = config
+        self._clock = clock
+        self._on_maintenance = on_maintenance
+        self._ops: asyncio.Queue[_Op] = asyncio.Queue()
+        self._armed_epoch = 0
+        self._kick_queued = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.host: str | None = None
+        """The host this member runs on, as the bridge last said."""
+        self.kicks = 0
+        self.fences = 0
+
+    async def start(self) -> PolicyReport | None:
+        """Check the placement policy, then start the watchdog worker and the event watch."""
+        report = await self.check_placement()
+        self._tasks = [
+            asyncio.create_task(self._run_ops(), name=f"{self._config.member}-watchdog"),
+            asyncio.create_task(self._run_events(), name=f"{self._config.member}-nfvi-events"),
+        ]
+        return report
+
+    async def close(self) -> None:
+        """Stop the tasks (disarm first if armed) and close the client."""
+        if self._armed_epoch:
+            with contextlib.suppress(NfviError):
+                await self.port.disarm(self._armed_epoch)
+            self._armed_epoch = 0
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        close = getattr(self.port, "close", None)
+        if close is not None:
+            await close()
+
+    # -- placement ---------------------------------------------------------------------------
+
+    async def check_placement(self) -> PolicyReport | None:
+        """Check ``placement_policy``; raise :class:`PlacementRefused` when a hard policy is
+        violated and the config says refuse. Bridge errors are logged, not fatal."""
+        with contextlib.suppress(NfviError):
+            view = await self.port.placement()
+            mine = [m for m in view.members if m.member == self._config.member]
+            self.host = mine[0].host if mine else None
+        if self._config.placement_policy is None:
+            return None
+        policy = PlacementPolicy(self._config.placement_policy)
+        try:
+            report = await self.port.check_policy(policy)
+        except NfviError as e:
+            log.warning("%s: placement policy %s not checked: %s", self._config.member,
+                        policy.value, e)
+            return None
+        for v in report.violations:
+            log.warning("%s: placement %s violated on %s by %s: %s", self._config.member,
+                        policy.value, v.host, ", ".join(v.members), v.detail)
+        if report.violations and policy.hard and self._config.placement_violation == "refuse":
+            raise PlacementRefused("placement_policy", policy.value,
+                                   f"{len(report.violations)} violation(s), e.g. "
+                                   f"{report.violations[0].detail}")
+        return report
+
+    # -- watchdog ----------------------------------------------------------------------------
+
+    def promoted(self, epoch: int) -> None:
+        """Arm the watchdog for ``epoch`` (asynchronously, in order)."""
+        self._ops.put_nowait(("arm", epoch))
+
+    def keepalive_confirmed(self) -> None:
+        """Kick the armed watchdog (dropped if a kick is already queued)."""
+        if self._armed_epoch and not self._kick_queued:
+            self._kick_queued = True
+            self._ops.put_nowait(("kick", self._armed_epoch))
+
+    def demoted(self, epoch: int) -> None:
+        """Disarm the watchdog of ``epoch``."""
+        self._ops.put_nowait(("disarm", epoch))
+
+    async def _run_ops(self) -> None:
+        cfg = self._config
+        while True:
+            op, epoch = await self._ops.get()
+            try:
+                if op == "arm":
+                    self._armed_epoch = 0  # kicks only once the arm is confirmed
+                    await self.port.arm_watchdog(cfg.watchdog_timeout_s_effective,
+                                                 WatchdogAction(cfg.watchdog_action), epoch)
+                    self._armed_epoch = epoch
+                elif op == "kick":
+                    self._kick_queued = False
+                    if epoch == self._armed_epoch:
+                        await self.port.kick(epoch)
+                        self.kicks += 1
+                else:
+                    self._armed_epoch = 0
+                    await self.port.disarm(epoch)
+            except NfviError as e:
+                log.warning("%s: watchdog %s (epoch %d) failed: %s", cfg.member, op, epoch, e)
+
+    # -- fencing -----------------------------------------------------------------------------
+
+    async def fence(self, member: str, epoch: int, reason: str) -> str:
+        """Fence ``member`` (the active of ``epoch``); what the bridge confirmed. Raises
+        :class:`vnfha.NfviError` when it did not confirm in time."""
+        result = await self.port.fence(member, epoch, FenceMode(self._config.fence_mode),
+                                       f"{self._config.member}: {reason}")
+        self.fences += 1
+        return (f"{result.instance} on {result.host} "
+                f"{result.applied.value if result.applied else 'already'} fenced, now "
+                f"{result.state.value}")
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def _run_events(self) -> None:
+        step = 2 * self._config.heartbeat_interval_s
+        while True:
+            try:
+                async for event in self.port.watch_events():
+                    self._handle(event)
+            except NfviError as e:
+                log.info("%s: bridge event stream ended: %s", self._config.member, e)
+            await self._clock.sleep(step)
+
+    def _handle(self, event: BridgeEvent) -> None:
+        me = self._config.member
+        if event.kind is EventKind.VM_MIGRATED and event.member == me:
+            self.host = event.host
+        if event.kind is EventKind.MAINTENANCE_PLANNED and (
+                me in event.members or (self.host is not None and event.host == self.host)):
+            log.warning("%s: planned maintenance of %s (deadline %s): %s", me, event.host,
+                        event.deadline_unix_s, event.detail)
+            self._on_maintenance(event)
