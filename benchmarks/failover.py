@@ -106,6 +106,22 @@ class Pair:
         self.active.wait_for(lambda e: e["event"] == "acked" and e["protected"]
                              and e["t_start_mono"] > start + 0.05, 20)
 
+    def settle(self, timeout_s: float = 30.0) -> None:
+        """Until one member reports ACTIVE and the other STANDBY; ``active``, ``standby`` and
+        ``epoch`` follow what they report (a member may have lost the role with no fault
+        injected: :func:`unexpected_demotions` counts that)."""
+        deadline = time.monotonic() + timeout_s
+        while (self.active.role(), self.standby.role()) != ("active", "standby"):
+            if (self.standby.role(), self.active.role()) == ("active", "standby"):
+                self.active, self.standby = self.standby, self.active
+                continue
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no active/standby pair within {timeout_s} s: "
+                                     f"{self.active.member}={self.active.role()} "
+                                     f"{self.standby.member}={self.standby.role()}")
+            time.sleep(0.05)
+        self.epoch = [e for e in self.active.events if e["event"] == "role"][-1]["epoch"]
+
     def wait_budget(self, budget_s: float) -> None:
         """Until the last fault's heal is ``budget_s`` old: I6 is judged at that moment, so
         the next fault (or the end of observation) must not come earlier."""
@@ -180,9 +196,7 @@ def sigstop_trial(pair: Pair) -> dict[str, Any]:
         pair.faults.append(Fault(fault, heal, f"sigstop {len(pair.faults)}"))
     demoted = old.wait_for(left_active(fault), 10)
     result["late_writes_accepted"] = late_writes(old, demoted, pair.epoch)
-    pair.active, pair.standby = new, old
-    pair.standby.wait_for(lambda e: e["event"] == "role" and e["role"] == "standby"
-                          and e["t_mono"] > demoted["t_mono"], 20)
+    pair.active, pair.standby = new, old  # the next trial's settle() waits for its rejoin
     return result
 
 
@@ -201,8 +215,8 @@ def partition_trial(pair: Pair, lab: NetLab) -> dict[str, Any]:
     result["demoted_ms"] = (demoted["t_mono"] - fault) * 1000
     result["demoted_before_takeover"] = demoted["t_mono"] < result["took_t"]
     result["late_writes_accepted"] = late_writes(old, demoted, pair.epoch)
-    rejoined = old.wait_for(lambda e: e["event"] == "role" and e["role"] == "standby"
-                            and e["epoch"] == pair.epoch, 30)
+    rejoined = old.wait_for(lambda e: e["event"] == "role" and e["role"] in ("standby", "active")
+                            and e["t_mono"] > demoted["t_mono"], 30)
     result["rejoin_ms"] = (rejoined["t_mono"] - heal) * 1000
     pair.active, pair.standby = new, old
     return result
@@ -222,8 +236,9 @@ async def run_path(path: str, endpoints: tuple[str, ...], trials: int,
     try:
         async with EtcdStore.connect(endpoints) as store:
             for _ in range(trials):
-                await asyncio.to_thread(pair.wait_synced)
                 await asyncio.to_thread(pair.wait_budget, budget_s)
+                await asyncio.to_thread(pair.settle)
+                await asyncio.to_thread(pair.wait_synced)
                 if path == "switchover":
                     rows.append(await switchover_trial(pair, store))
                 elif path == "sigkill":
@@ -239,8 +254,20 @@ async def run_path(path: str, endpoints: tuple[str, ...], trials: int,
     finally:
         pair.close()
     out = summarize(path, rows)
+    out["unexpected_demotions"] = unexpected_demotions(pair, budget_s)
     out.update(judge(histories, pair.faults, budget_s, end))
     return out
+
+
+def unexpected_demotions(pair: Pair, budget_s: float) -> list[dict[str, Any]]:
+    """Members that left the active role outside every fault's window (from the fault to
+    its heal plus the budget): each one is a failover nobody asked for."""
+    windows = [(f.start, f.heal + budget_s) for f in pair.faults]
+    return [{"member": p.member, "epoch": e["epoch"], "reason": e["reason"],
+             "session_log": [line.strip() for line in p.stderr if "lease" in line][-8:]}
+            for p in pair.procs for e in p.events
+            if e["event"] == "role" and e["previous"] == "active"
+            and not any(start <= e["t_mono"] <= end for start, end in windows)]
 
 
 def summarize(path: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -286,6 +313,7 @@ def met(r: dict[str, Any], budget: float) -> bool:
             and r["overlap_ms_max"] == 0 and r["epoch_grew_every_time"]
             and r.get("late_writes_accepted", 0) == 0
             and r.get("demoted_before_takeover_every_time", True)
+            and not r["unexpected_demotions"]
             and not any(r["violations"].values()))
 
 
