@@ -21,7 +21,8 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from vnfha.errors import AckTimeout, ConfigError, NotActive
+from vnfha.errors import AckTimeout, CheckpointLimitError, ConfigError, NotActive
+from vnfha.metrics import WriteResult
 from vnfha.model import Ack
 from vnfha.replication.active import Primary
 from vnfha.replication.standby import Applied, Replica
@@ -68,13 +69,24 @@ class Checkpoint:
     async def _write(self, change: Change, ack: Ack, timeout_s: float | None) -> int:
         if not isinstance(ack, Ack):
             raise ConfigError("ack", ack, f"must be one of {', '.join(a.name for a in Ack)}")
-        epoch = self._member.check_active()
+        metrics = self._member.metrics
+        try:
+            epoch = self._member.check_active()
+        except NotActive:
+            metrics.checkpoint_write(ack, WriteResult.NOT_ACTIVE)
+            raise
         primary = self._primary
         if primary is None or primary.closed or primary.epoch != epoch:
+            metrics.checkpoint_write(ack, WriteResult.NOT_ACTIVE)
             raise NotActive(self._member.name, self._member.role.value, epoch)
-        self._data.check(change, self._limits)
+        try:
+            self._data.check(change, self._limits)
+        except (ConfigError, CheckpointLimitError):
+            metrics.checkpoint_write(ack, WriteResult.REJECTED)
+            raise
         seq = primary.write(change)
         if ack is Ack.NONE:
+            metrics.checkpoint_write(ack, WriteResult.OK)
             self._unyielded += 1
             if self._unyielded >= _YIELD_EVERY:
                 # a burst of NONE writes never suspends otherwise, and would starve the
@@ -84,15 +96,20 @@ class Checkpoint:
             return seq
         timeout = timeout_s if timeout_s is not None else \
             self._member.config.checkpoint_ack_timeout_s
+        start = self._member._clock.monotonic()
         if await primary.wait_protected(seq, ack, timeout):
+            metrics.checkpoint_write(ack, WriteResult.OK, self._member._clock.monotonic() - start)
             return seq
         if primary.closed or not self._member.is_active():
+            metrics.checkpoint_write(ack, WriteResult.NOT_ACTIVE)
             raise NotActive(self._member.name, self._member.role.value, epoch)
         if self._member.config.checkpoint_degrade_ack:
             self.degraded_acks += 1
+            metrics.checkpoint_write(ack, WriteResult.DEGRADED)
             log.warning("checkpoint write %d/%d returned unprotected (ack=%s, in sync: %s)",
                         epoch, seq, ack.value, ", ".join(primary.in_sync) or "none")
             return seq
+        metrics.checkpoint_write(ack, WriteResult.TIMEOUT)
         raise AckTimeout(ack.value, epoch, seq, timeout, primary.in_sync)
 
     # -- reads (any member) ----------------------------------------------------------------------

@@ -46,6 +46,7 @@ from vnfha.errors import (
     StoreUnavailable,
     SwitchoverError,
 )
+from vnfha.metrics import MemberMetrics, Metrics, NullMetrics, ReasonKind
 from vnfha.model import Redundancy, Role
 from vnfha.nfvi.agent import NfviAgent, bridge_client
 from vnfha.nfvi.model import BridgeEvent
@@ -116,6 +117,20 @@ def store_from_config(config: Config, clock: Clock | None = None) -> Store:
     )
 
 
+def reason_kind(role: Role, reason: str) -> ReasonKind:
+    """The bounded metrics label for a role change whose free-text reason is ``reason``."""
+    text = reason.lower()
+    table = ((role is Role.ACTIVE and "took over" in text, ReasonKind.TAKEOVER),
+             (role is Role.ACTIVE and "handover" in text, ReasonKind.SWITCHOVER),
+             (role is Role.ACTIVE, ReasonKind.ELECTED),
+             ("switchover" in text or "maintenance" in text, ReasonKind.SWITCHOVER),
+             ("session lost" in text or "past its deadline" in text, ReasonKind.SESSION_LOST),
+             ("active key taken" in text or "active key deleted" in text, ReasonKind.DEPOSED),
+             ("stop" in text, ReasonKind.STOPPED),
+             ("failed" in text or "fault" in text, ReasonKind.FAULT))
+    return next((kind for hit, kind in table if hit), ReasonKind.ASSIGNED)
+
+
 _BARRIER = ""  # a queue entry that calls nothing: when it is done, everything before it is
 
 _CALLBACK_ROLES = {Role.ACTIVE: "on_active", Role.STANDBY: "on_standby", Role.SPARE: "on_standby"}
@@ -139,6 +154,10 @@ class Member:
         self.config = config
         self.component = component if component is not None else Component()
         self._clock: Clock = clock or SystemClock()
+        self.metrics: Metrics = (NullMetrics() if config.metrics_port is None
+                                 else MemberMetrics(config.group, config.member))
+        """This member's Prometheus metrics (served on ``config.metrics_port``)."""
+        self._gone_at: float | None = None
         self._own_store = store is None
         self._store: Store = store if store is not None else store_from_config(config, clock)
         self._keys = GroupKeys(config.key_prefix, config.group)
@@ -183,7 +202,7 @@ class Member:
             listen=config.listen, group=config.group, member=config.member, limits=limits,
             credentials=server_credentials(config), primary=lambda: self.checkpoint._primary,
             allowed_peers=(lambda: frozenset(self._state.members)) if mtls else None,
-            on_stale=lambda epoch: self._poke(),
+            on_stale=self._on_stale,
             keepalive_s=config.standby_silence_s,
         )
         self._listen = config.listen
@@ -303,6 +322,8 @@ class Member:
         self._callbacks = asyncio.Queue()
         self._runner = asyncio.create_task(self._run_callbacks(), name=f"{self.name}-callbacks")
         try:
+            if self.config.metrics_port is not None:
+                self.metrics.serve(self.config.metrics_port)
             self._listen = await self._server.start()
             if self.nfvi is not None and self._bridge is not None:
                 await self._bridge.__aenter__()
@@ -320,7 +341,8 @@ class Member:
         if self._stopping:
             return
         self._stopping = True
-        if self._role is Role.ACTIVE and self._session is not None and self._session.valid():
+        if (self._role is Role.ACTIVE and not self._all_active and self._session is not None
+                and self._session.valid()):
             with contextlib.suppress(SwitchoverError, StoreError):
                 await self._resign(self._best_target(), "member stopping")
         await stop_task(self._loop_task)
@@ -335,6 +357,7 @@ class Member:
         if self.nfvi is not None:
             await self.nfvi.close()
         await self._drain_callbacks()
+        self.metrics.close()
         if self._own_store:
             await self._store.close()
 
@@ -528,6 +551,8 @@ class Member:
         if self.checkpoint._primary is not None and not self._all_active and \
                 not self._holds_key():
             self.checkpoint._demote()  # the key is gone: no write of this epoch from now on
+        if self._state.active is None and self._gone_at is None and self._role is Role.STANDBY:
+            self._gone_at = self._clock.monotonic()  # the key is gone: a failover starts
         if self._role is Role.ACTIVE and not self._all_active and not self._holds_key():
             active = self._state.active
             why = (f"active key taken by {active[0].member} (epoch {active[1].epoch})"
@@ -664,6 +689,11 @@ class Member:
             tasks.create_task(self._replica.follow(target, epoch), name=f"{self.name}-replica")
             tasks.create_task(self.monitor.run(), name=f"{self.name}-monitor")
 
+    def _on_stale(self, epoch: int) -> None:
+        """A standby told this (old) active about a newer epoch than its own."""
+        self.metrics.stale_epoch_rejected("active")
+        self._poke()
+
     def _on_maintenance(self, event: BridgeEvent) -> None:
         """This member's host goes down for maintenance: an active hands over first."""
         if self._role is not Role.ACTIVE or self._stopping:
@@ -688,6 +718,7 @@ class Member:
             log.warning("%s: active %s (epoch %d) is gone: %s", self.name, active[1].member,
                         epoch, evidence)
             self._gone_epoch = epoch
+            self._gone_at = self._clock.monotonic()
             self._poke()
 
     async def _campaign(self, session: Session, *, replace_epoch: int = 0) -> None:
@@ -720,6 +751,10 @@ class Member:
         how = f"took over from the dead active of epoch {replace_epoch}" if replace_epoch \
             else "won the campaign for the active key"
         self._set_role(Role.ACTIVE, epoch, f"{how} (epoch {epoch})")
+        if self._gone_at is not None:
+            kind = ReasonKind.TAKEOVER if replace_epoch else ReasonKind.ELECTED
+            self.metrics.failover_completed(kind, self._clock.monotonic() - self._gone_at)
+            self._gone_at = None
         await self._publish()
 
     async def _serve_switchover_request(self) -> None:
@@ -782,6 +817,7 @@ class Member:
         self._role, self._epoch = role, epoch
         log.info("member=%s group=%s role=%s previous=%s epoch=%d reason=%r", self.name,
                  self.group, role.value, previous.value, epoch, reason)
+        self.metrics.role_changed(previous, role, epoch, reason_kind(role, reason))
         self._emit(RoleChanged(self.name, role, previous, epoch, reason))
         if self._role_event is not None:
             self._role_event.set()
@@ -826,6 +862,7 @@ class Member:
         )
         if not res.succeeded:
             raise NotActive(self.name, "deposed", epoch)
+        self.metrics.in_sync_standbys(len(entries))
         return frozenset(m for m, _ in entries)
 
     def _emit(self, event: MemberEvent) -> None:
