@@ -1,0 +1,408 @@
+"""Run a member's health checks and carry out the escalation ladder's decisions.
+
+:class:`Supervisor` is the runtime around the pure ladder: a :class:`~vnfha.health.monitor.
+HealthMonitor` turns check verdicts, fault reports and failed callbacks into faults, one at a
+time; for each, a :class:`~vnfha.health.runner.LadderRunner` decides (and stores its counters),
+and the supervisor executes the decision through a narrow :class:`MemberControl` and the
+member's :class:`~vnfha.nfvi.client.NfviPort`::
+
+    action    the supervisor                                       when it fails
+    RESTART   await control.restart_component()                    a new fault
+    FAILOVER  await control.fail_over(reason)                      a new fault
+    ESCALATE  nfvi.escalate(key, REBOOT or EVACUATE, tried=...),   a new fault
+              then follows the ticket until it is terminal         (FAILED ticket: a new fault)
+    ALARM     logs the reason at ERROR (and counts it)             -
+    WAIT      nothing: the bridge owns an open repair              -
+
+Guarantees:
+
+- **One recovery at a time.** The monitor hands over one fault at a time, and each decision is
+  executed to its end (restart returned, resign returned, escalation answered) before the next
+  fault is decided; reports that arrive meanwhile are merged into one pending fault.
+- **A failed recovery is a new fault**, keeping the original recommendation as its floor
+  (source ``recovery:<action>``), so a restart that raises counts as the next restart and the
+  ladder climbs; its bounds end any such loop at ALARM.
+- **Never two repairs of one instance.** While the bridge owns an open repair (a ticket this
+  supervisor opened, or the one a :class:`~vnfha.errors.RepairInProgress` names), every fault
+  is WAIT. The ticket is followed in a task until it is terminal, unknown to the bridge, or not
+  terminal within ``repair_timeout_s``; a broken watch is reopened every ``rewatch_s``.
+- **Stable idempotency keys.** An escalation's key is ``{group}/{member}/{epoch}/{decision
+  key}``: the same decision always sends the same key, so the bridge returns the same ticket.
+- **Nothing escapes into the member.** Errors of the control, the bridge or the store are
+  logged and turned into faults or waits; a cancellation propagates. On exit the monitor and
+  every ticket watch are cancelled and awaited (one ``asyncio.TaskGroup``).
+- **Observable.** Every decision's reason is logged verbatim (by the runner), counted
+  (``ladder_decided``, and ``escalated`` for every rung used), and kept with its time and
+  outcome in :attr:`Supervisor.decisions` (the last :data:`MAX_KEPT`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final, Protocol, Self
+
+from vnfha._tasks import stop_task
+from vnfha.clock import Clock
+from vnfha.config import Config
+from vnfha.errors import BridgeRequestError, NfviError, RepairInProgress
+from vnfha.health.counters import LadderCounters
+from vnfha.health.ladder import LADDER, Action, Decision, Fault, LadderPolicy, Rung, RungPolicy
+from vnfha.health.monitor import HealthMonitor, MonitoredCheck
+from vnfha.health.runner import LadderRunner
+from vnfha.health.verdict import CheckPolicy
+from vnfha.metrics import CheckKind, Metrics
+from vnfha.model import Recovery, Role
+from vnfha.nfvi.client import NfviPort
+from vnfha.nfvi.model import RepairAction, RepairOwner, RepairState, RepairTicket
+from vnfha.store.base import Store
+
+__all__ = [
+    "MAX_KEPT",
+    "Executed",
+    "MemberControl",
+    "Supervisor",
+    "check_policy",
+    "escalation_key",
+    "ladder_policy",
+    "tried_before",
+]
+
+log = logging.getLogger("vnfha.health")
+
+MAX_KEPT: Final = 1000
+"""How many executed decisions :attr:`Supervisor.decisions` keeps (the oldest are dropped)."""
+
+APP_CHECK: Final = "health_check"
+"""The name the component's own ``health_check`` runs under (fault source ``check:<name>``)."""
+
+_REQUESTED: Final = {Rung.REBOOT_VM: RepairAction.REBOOT, Rung.EVACUATE_VM: RepairAction.EVACUATE}
+_TRIED: Final = {Rung.RESTART: RepairAction.RESTART_COMPONENT, Rung.FAILOVER: RepairAction.FAILOVER,
+                 **_REQUESTED}
+
+
+class MemberControl(Protocol):
+    """What the supervisor needs of its member (``vnfha.Member`` implements it)."""
+
+    @property
+    def name(self) -> str:
+        """The member's name."""
+        ...
+
+    @property
+    def group(self) -> str:
+        """The member's group."""
+        ...
+
+    @property
+    def role(self) -> Role:
+        """The member's current role."""
+        ...
+
+    @property
+    def epoch(self) -> int:
+        """The current active grant's epoch (sent with escalations)."""
+        ...
+
+    def has_eligible_standby(self) -> bool:
+        """True if some standby could take over from this member now."""
+        ...
+
+    async def restart_component(self) -> None:
+        """``component.restart()`` bounded by the callback timeout; raises on failure."""
+        ...
+
+    async def fail_over(self, reason: str) -> None:
+        """Resign the active role gracefully to the best standby; raises on failure."""
+        ...
+
+
+# -- pure helpers ------------------------------------------------------------------------------
+
+
+def check_policy(config: Config) -> CheckPolicy:
+    """The policy of the component's ``health_check`` from the ``health_*`` config fields."""
+    return CheckPolicy(fail_after=config.health_fail_after,
+                       recover_after=config.health_recover_after,
+                       period_s=config.health_check_period_s,
+                       timeout_s=config.health_check_timeout_s)
+
+
+def ladder_policy(config: Config) -> LadderPolicy:
+    """The ladder's policy from the ``ladder_*`` config fields."""
+    return LadderPolicy(
+        restart=RungPolicy(config.ladder_restart_max_count, config.ladder_restart_probation_s),
+        failover=RungPolicy(config.ladder_failover_max_count, config.ladder_failover_probation_s),
+        reboot_vm=RungPolicy(config.ladder_reboot_vm_max_count,
+                             config.ladder_reboot_vm_probation_s),
+        evacuate_vm=RungPolicy(config.ladder_evacuate_vm_max_count,
+                               config.ladder_evacuate_vm_probation_s))
+
+
+def escalation_key(group: str, member: str, epoch: int, decision: Decision) -> str:
+    """The idempotency key of ``decision``'s escalation: the same for every retry of it,
+    different for any other decision (``Decision.key`` holds its rung, attempt and time)."""
+    return f"{group}/{member}/{epoch}/{decision.key}"
+
+
+def tried_before(decision: Decision) -> tuple[RepairAction, ...]:
+    """The rungs used since their last reset *before* ``decision`` (its own use excluded), each
+    once, lowest first, as the bridge names them."""
+    used = {u.rung for u in decision.history.uses if u.rung is not decision.rung}
+    if decision.attempt > 1 and decision.rung is not None:
+        used.add(decision.rung)
+    return tuple(_TRIED[r] for r in LADDER if r in used)
+
+
+@dataclass(frozen=True, slots=True)
+class Executed:
+    """``decision``, executed at ``at`` (the supervisor's clock) with ``outcome`` (what was
+    done, or why it failed); ``key`` and ``ticket_id`` of an escalation (or of the repair
+    waited for)."""
+
+    at: float
+    decision: Decision
+    outcome: str
+    key: str | None = None
+    ticket_id: str | None = None
+
+    @property
+    def action(self) -> Action:
+        """The decision's action."""
+        return self.decision.action
+
+
+# -- the runtime -------------------------------------------------------------------------------
+
+
+class Supervisor:
+    """Health checks and ladder execution for one member (see the module's guarantees).
+
+    ``health_check`` is the component's own check (None: it has none), run under
+    :func:`check_policy`; ``extra_checks`` run beside it. ``wall_clock`` stamps the stored
+    counters. ``escalate_timeout_s`` bounds one escalation (None: the client's own deadline);
+    ``repair_timeout_s`` bounds the wait for a ticket to end (None: the probation window of the
+    rung that opened it); ``rewatch_s`` is the pause before a broken ticket watch is reopened
+    (None: ``health_check_period_s``). Use as ``async with``.
+    """
+
+    def __init__(self, control: MemberControl, *, config: Config, store: Store, clock: Clock,
+                 nfvi: NfviPort, metrics: Metrics,
+                 health_check: Callable[[], Awaitable[None]] | None,
+                 extra_checks: Sequence[MonitoredCheck] = (),
+                 wall_clock: Callable[[], float] = time.time,
+                 escalate_timeout_s: float | None = None, repair_timeout_s: float | None = None,
+                 rewatch_s: float | None = None) -> None:
+        self._control = control
+        self._clock = clock
+        self._nfvi = nfvi
+        self._metrics = metrics
+        self._escalate_timeout_s = escalate_timeout_s
+        self._repair_timeout_s = repair_timeout_s
+        self._rewatch_s = config.health_check_period_s if rewatch_s is None else rewatch_s
+        counters = LadderCounters(store, config.key_prefix, control.group, control.name,
+                                  timeout_s=config.etcd_request_timeout_s)
+        self._policy = ladder_policy(config)
+        self.runner = LadderRunner(counters, self._policy, clock, wall_clock=wall_clock,
+                                   name=control.name)
+        """The ladder runner (its counters are in the store under ``counters.key``)."""
+        checks = list(extra_checks)
+        if health_check is not None:
+            checks.insert(0, MonitoredCheck(APP_CHECK, health_check, check_policy(config),
+                                            kind=CheckKind.APP))
+        self.monitor = HealthMonitor(checks, clock=clock, on_fault=self._on_fault,
+                                     on_check_failed=self._check_failed, name=control.name)
+        """The health monitor (check states, the pending fault)."""
+        self._executed: collections.deque[Executed] = collections.deque(maxlen=MAX_KEPT)
+        self._open: str | None = None
+        self.last_ticket: RepairTicket | None = None
+        """The latest state seen of the latest repair ticket."""
+        self._tasks: asyncio.TaskGroup | None = None
+        self._main: asyncio.Task[None] | None = None
+
+    # -- what the member and tests read ------------------------------------------------------
+
+    @property
+    def decisions(self) -> list[Executed]:
+        """The executed decisions, oldest first (the last :data:`MAX_KEPT`)."""
+        return list(self._executed)
+
+    @property
+    def open_ticket(self) -> str | None:
+        """The repair ticket the bridge owns for this instance (every fault WAITs meanwhile)."""
+        return self._open
+
+    # -- where faults come from --------------------------------------------------------------
+
+    def report_fault(self, reason: str, recommended: Recovery = Recovery.NONE) -> None:
+        """The component reports a fault (``member.report_fault``): queued for the ladder,
+        merged with one already waiting. Returns at once; never raises for a valid
+        ``recommended``."""
+        self._metrics.health_check_failed(CheckKind.FAULT_REPORT)
+        self.monitor.report_fault(reason, Recovery(recommended))
+
+    def callback_failed(self, name: str, error: str) -> None:
+        """Component callback ``name`` (``on_active``, ...) raised or overran with ``error``:
+        a fault for the ladder (source ``callback:<name>``). Returns at once."""
+        self._metrics.health_check_failed(CheckKind.CALLBACK)
+        self.monitor.report_fault(f"callback {name} failed: {error}", source=f"callback:{name}")
+
+    def _check_failed(self, name: str, kind: str, reason: str) -> None:
+        self._metrics.health_check_failed(kind)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._main is not None:
+            raise RuntimeError(f"{self._control.name}: supervisor already started")
+        self._main = asyncio.create_task(self._run(), name=f"{self._control.name}-supervisor")
+        await asyncio.sleep(0)  # the monitor starts before the caller goes on
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        task, self._main = self._main, None
+        await stop_task(task)
+
+    async def _run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            try:
+                await self.monitor.start()
+                await asyncio.Event().wait()  # until cancelled
+            finally:
+                await self.monitor.stop()  # no new ticket watch after this
+                self._tasks = None
+
+    # -- executing decisions -----------------------------------------------------------------
+
+    async def _on_fault(self, fault: Fault) -> None:
+        """Decide on ``fault`` and execute the decision (the monitor calls this one at a time)."""
+        c = self._control
+        decision = await self.runner.handle(
+            fault, role=c.role, has_bridge=self._nfvi.configured, open_repair=self._open,
+            standby_ready=c.has_eligible_standby())
+        self._metrics.ladder_decided(decision.action)
+        if decision.rung is not None:
+            self._metrics.escalated(decision.rung)
+        try:
+            done = await self._execute(decision)
+        except Exception as e:
+            done = Executed(self._clock.monotonic(), decision, f"failed: {type(e).__name__}: {e}")
+            self._recovery_failed(decision, e)
+        self._executed.append(done)
+
+    def _recovery_failed(self, decision: Decision, error: Exception) -> None:
+        """A recovery that raised is a new fault with the same floor (see the module)."""
+        name = self._control.name
+        log.error("%s: %s failed: %s: %s", name, decision.action, type(error).__name__, error)
+        if decision.action is Action.RESTART:
+            self._metrics.health_check_failed(CheckKind.CALLBACK)
+        self.monitor.report_fault(f"{decision.action} failed: {type(error).__name__}: {error}",
+                                  decision.fault.recommended,
+                                  source=f"recovery:{decision.action}")
+
+    async def _execute(self, d: Decision) -> Executed:
+        now = self._clock.monotonic
+        if d.action is Action.RESTART:
+            await self._control.restart_component()
+            return Executed(now(), d, "component restarted")
+        if d.action is Action.FAILOVER:
+            await self._control.fail_over(d.reason)
+            return Executed(now(), d, "resigned the active role")
+        if d.action is Action.ESCALATE:
+            return await self._escalate(d)
+        if d.action is Action.ALARM:
+            log.error("%s: ALARM: %s", self._control.name, d.reason)
+            return Executed(now(), d, "alarm raised")
+        return Executed(now(), d, f"waited: the bridge owns repair {self._open}",
+                        ticket_id=self._open)
+
+    async def _escalate(self, d: Decision) -> Executed:
+        """Ask the bridge for the rung's repair; own the ticket while it is open."""
+        assert d.rung in _REQUESTED, d
+        c = self._control
+        key = escalation_key(c.group, c.name, c.epoch, d)
+        try:
+            ticket = await self._nfvi.escalate(
+                key, d.fault.describe(), _REQUESTED[d.rung], c.epoch, tried=tried_before(d),
+                call_timeout_s=self._escalate_timeout_s)
+        except RepairInProgress as e:
+            log.warning("%s: the bridge already repairs this instance: ticket %s owned by %s",
+                        c.name, e.ticket, e.owner)
+            self._own(e.ticket, d.rung)
+            return Executed(self._clock.monotonic(), d, f"bridge already repairing: ticket "
+                            f"{e.ticket} owned by {e.owner}", key, e.ticket)
+        self.last_ticket = ticket
+        log.warning("%s: escalated %s: ticket %s, %s by %s (%s): %s", c.name, d.rung,
+                    ticket.ticket_id, ticket.action, ticket.owner_name, ticket.state,
+                    ticket.detail)
+        if ticket.owner is RepairOwner.NFVI and not ticket.state.terminal:
+            self._own(ticket.ticket_id, d.rung)
+        elif ticket.state.terminal:
+            self._ended(ticket)
+        return Executed(self._clock.monotonic(), d, f"ticket {ticket.ticket_id}: "
+                        f"{ticket.action} by {ticket.owner_name}, {ticket.state}", key,
+                        ticket.ticket_id)
+
+    # -- following a repair ticket -----------------------------------------------------------
+
+    def _own(self, ticket_id: str, rung: Rung) -> None:
+        """Every fault WAITs until ``ticket_id`` ends; follow it in a task."""
+        self._open = ticket_id
+        timeout_s = self._repair_timeout_s
+        if timeout_s is None:
+            policy = self._policy.of(rung)
+            assert policy is not None  # an NFVI rung
+            timeout_s = policy.probation_s
+        if self._tasks is not None:
+            self._tasks.create_task(self._follow(ticket_id, timeout_s),
+                                    name=f"{self._control.name}-repair-{ticket_id}")
+
+    async def _follow(self, ticket_id: str, timeout_s: float) -> None:
+        """Watch ``ticket_id`` until it is terminal, unknown, or ``timeout_s`` has passed;
+        reopen a broken watch after ``rewatch_s``. Never raises but a cancellation."""
+        name = self._control.name
+        deadline = self._clock.monotonic() + timeout_s
+        try:
+            while (remaining := deadline - self._clock.monotonic()) > 0:
+                try:
+                    async for t in self._nfvi.watch_repair(ticket_id, timeout_s=remaining):
+                        self.last_ticket = t
+                        if t.state.terminal:
+                            self._ended(t)
+                            return
+                except BridgeRequestError as e:
+                    if e.code == "NOT_FOUND":
+                        log.warning("%s: repair ticket %s unknown to the bridge (%s): no longer "
+                                    "waiting for it", name, ticket_id, e)
+                        return
+                    log.warning("%s: watching repair ticket %s: %s", name, ticket_id, e)
+                except NfviError as e:
+                    log.warning("%s: watching repair ticket %s: %s", name, ticket_id, e)
+                await self._clock.sleep(min(self._rewatch_s,
+                                            max(0.0, deadline - self._clock.monotonic())))
+            log.error("%s: repair ticket %s not terminal within %g s: no longer waiting for it",
+                      name, ticket_id, timeout_s)
+        except Exception:
+            log.exception("%s: following repair ticket %s failed", name, ticket_id)
+        finally:
+            if self._open == ticket_id:
+                self._open = None
+
+    def _ended(self, ticket: RepairTicket) -> None:
+        """A terminal ticket: log it; a FAILED repair is a new fault (floor REPAIR_VM)."""
+        name = self._control.name
+        if ticket.state is not RepairState.FAILED:
+            log.warning("%s: repair ticket %s %s: %s", name, ticket.ticket_id, ticket.state,
+                        ticket.detail)
+            return
+        log.error("%s: repair ticket %s failed: %s", name, ticket.ticket_id, ticket.detail)
+        self.monitor.report_fault(f"NFVI repair {ticket.ticket_id} ({ticket.action}) failed: "
+                                  f"{ticket.detail}", Recovery.REPAIR_VM,
+                                  source=f"nfvi:{ticket.ticket_id}")
