@@ -1,0 +1,126 @@
+"""``vnfha demo`` end to end: its own etcd, the bridge with the sim driver, the udp_counter pair as
+simulated VMs, traffic, a fault, and the cleanup.
+
+Each path is checked on its report (another member took over at a higher epoch, nothing
+acknowledged lost, the client's outage at the failover under a generous bound) and on what it
+leaves behind: every process it started is gone. ``python -m vnfha.demo`` is run as a program
+once for ``--json`` and once interrupted with SIGINT in the middle of the traffic.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from vnfha.demo import DemoReport, run_demo
+
+pytestmark = pytest.mark.etcd
+
+OUTAGE_BOUND_MS = {"sigkill": 2_000.0, "sigstop": 3_000.0, "switchover": 2_000.0}
+"""Generous bounds on the client's outage at the failover (budgets: 250 / 600 / 100 ms p99)."""
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` still exists (a zombie counts as gone: it can no longer act)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def assert_all_gone(pids: list[int] | tuple[int, ...]) -> None:
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [p for p in pids if alive(p)], f"left running: {[p for p in pids if alive(p)]}"
+
+
+def check_report(report: DemoReport, out: str, kill: str) -> None:
+    assert report.ok, (report.problem, out)
+    assert report.kill == kill and report.problem == ""
+    assert report.active_after != report.active_before
+    assert report.epoch_after > report.epoch_before
+    client = report.client
+    assert client["lost_increments"] == 0 and client["double_increments"] == 0, client
+    assert client["answered"] > 300 and client["lost"] == 0, client
+    fault_outage = client["fault_outage_ms"] or 0.0  # None: under the client's threshold
+    assert fault_outage < OUTAGE_BOUND_MS[kill], client
+    assert 0 <= report.takeover_ms <= report.serving_ms < OUTAGE_BOUND_MS[kill], report
+    assert len(report.pids) >= 3  # etcd and the two members
+    assert report.duration_s < 20, report.duration_s
+    # what an operator reads: the fault, the takeover, the client, the verdict, the cleanup
+    assert f"failover timeline ({kill}" in out
+    assert f"ACTIVE at epoch {report.epoch_after}" in out
+    assert "acknowledged increments lost: 0" in out
+    assert "RESULT: OK" in out
+    assert out.rstrip().endswith("temporary files removed")
+    assert json.loads(json.dumps(report.as_json()))["ok"] is True
+
+
+async def test_sigkill_of_the_active_fails_over_and_loses_nothing() -> None:
+    out = io.StringIO()
+    report = await run_demo(out=out, kill="sigkill")
+    check_report(report, out.getvalue(), "sigkill")
+    assert "FAULT: SIGKILL to the active" in out.getvalue()
+    assert report.takeover_ms < 1_000, report.takeover_ms  # the crash path, not the lease
+    assert_all_gone(report.pids)
+
+
+async def test_frozen_active_is_fenced_through_the_bridge_and_repaired() -> None:
+    out = io.StringIO()
+    report = await run_demo(out=out, kill="sigstop")
+    text = out.getvalue()
+    check_report(report, text, "sigstop")
+    # the standby had the bridge fence the frozen active instead of waiting for its lease
+    fenced = [e for e in report.timeline if e.source == "bridge" and "vm-stopped" in e.text]
+    assert fenced and fenced[0].t - report.fault_at_s < 1.5, (fenced, report.fault_at_s)
+    assert "repair: vm-" in text
+    assert_all_gone(report.pids)
+
+
+def test_switchover_as_a_program_prints_a_json_report() -> None:
+    done = subprocess.run([sys.executable, "-m", "vnfha.demo", "--kill", "switchover", "--json"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    report = json.loads(done.stdout)
+    assert report["ok"] is True and report["kill"] == "switchover", report
+    assert report["active_after"] != report["active_before"]
+    assert report["epoch_after"] > report["epoch_before"]
+    assert report["client"]["lost_increments"] == 0
+    assert (report["client"]["fault_outage_ms"] or 0.0) < OUTAGE_BOUND_MS["switchover"]
+    assert "switchover done:" in done.stderr and "RESULT: OK" in done.stderr
+    assert_all_gone(report["pids"])
+
+
+def test_ctrl_c_in_the_middle_stops_everything() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "vnfha.demo"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "requests/s over" in line:  # the traffic runs: everything is up
+                break
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=10)
+    out = "".join(lines) + rest
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted" in err
+    pids = [int(p) for p in re.findall(r"\bpid (\d+)", out)]
+    assert len(set(pids)) >= 3, out  # etcd and both members were up
+    assert_all_gone(pids)
