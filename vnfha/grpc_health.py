@@ -143,6 +143,7 @@ class HealthService:
     def __init__(self) -> None:
         self._status: dict[str, ServingStatus] = {"": ServingStatus.SERVING}
         self._changed = asyncio.Condition()
+        self._version = 0  # bumped on every change: a watcher never misses one between checks
         self._closed = False
 
     def status(self, service: str = "") -> ServingStatus | None:
@@ -160,6 +161,8 @@ class HealthService:
         self._notify()
 
     def _notify(self) -> None:
+        self._version += 1
+
         async def wake() -> None:
             async with self._changed:
                 self._changed.notify_all()
@@ -188,12 +191,13 @@ class HealthService:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad HealthCheckRequest: {e}")
         last: ServingStatus | None = None
         while not self._closed:
+            seen = self._version
             current = self._status.get(service, ServingStatus.SERVICE_UNKNOWN)
             if current != last:
                 last = current
                 yield encode_response(current)
             async with self._changed:
-                await self._changed.wait()
+                await self._changed.wait_for(lambda seen=seen: self._version != seen)  # type: ignore[misc]
 
     def handler(self) -> grpc.GenericRpcHandler[bytes, bytes]:
         """The generic handler to add to a ``grpc.aio`` server."""

@@ -46,9 +46,11 @@ from vnfha.errors import (
     StoreUnavailable,
     SwitchoverError,
 )
+from vnfha.health.supervisor import Supervisor
 from vnfha.metrics import MemberMetrics, Metrics, NullMetrics, ReasonKind
-from vnfha.model import Redundancy, Role
+from vnfha.model import Recovery, Redundancy, Role
 from vnfha.nfvi.agent import NfviAgent, bridge_client
+from vnfha.nfvi.client import NfviPort, NoBridge
 from vnfha.nfvi.model import BridgeEvent
 from vnfha.replication.active import Primary, ReplicationServer
 from vnfha.replication.standby import Replica
@@ -208,17 +210,29 @@ class Member:
         self._listen = config.listen
         self._following: tuple[str, int, str, int] | None = None
         self._fencer: Fencer | None = None
-        client = self._bridge = bridge_client(config, self._clock)
-        self.nfvi: NfviAgent | None = None if client is None else NfviAgent(
-            client, config, self._clock, on_maintenance=self._on_maintenance)
-        """The member's NFVI duties (watchdog, fencing, placement, events); None without a
-        bridge."""
+        self.nfvi: NfviAgent | None
+        self.supervisor: Supervisor
+        self._build_services()
         self.monitor: ActiveMonitor | None = None
         """The watch over the active this member follows as a standby (for tests and metrics)."""
         self._follow_task: asyncio.Task[None] | None = None
         self._joined_revision = 0
         self.callback_failures = 0
         """How many callbacks raised or overran since start."""
+
+    def _build_services(self) -> None:
+        """``self.nfvi``: the member's NFVI duties (watchdog, fencing, placement, events), None
+        without a bridge; ``self.supervisor``: health checks and the escalation ladder
+        (``docs/ladder.md``)."""
+        config = self.config
+        client = self._bridge = bridge_client(config, self._clock)
+        self.nfvi = None if client is None else NfviAgent(
+            client, config, self._clock, on_maintenance=self._on_maintenance)
+        port: NfviPort = client if client is not None else NoBridge(group=config.group,
+                                                                    member=config.member)
+        self.supervisor = Supervisor(self, config=config, store=self._store, clock=self._clock,
+                                     nfvi=port, metrics=self.metrics,
+                                     health_check=getattr(self.component, "health_check", None))
 
     # -- public state ----------------------------------------------------------------------------
 
@@ -334,6 +348,7 @@ class Member:
             await self.stop()
             raise
         self._loop_task = asyncio.create_task(self._run(), name=f"{self.name}-roles")
+        await self.supervisor.__aenter__()
 
     async def stop(self) -> None:
         """Leave the group. An active hands over to its best standby first (``on_quiesce``,
@@ -341,6 +356,8 @@ class Member:
         if self._stopping:
             return
         self._stopping = True
+        if self._loop_task is not None:  # the supervisor started with the role loop
+            await self.supervisor.__aexit__(None, None, None)
         if (self._role is Role.ACTIVE and not self._all_active and self._session is not None
                 and self._session.valid()):
             with contextlib.suppress(SwitchoverError, StoreError):
@@ -360,6 +377,33 @@ class Member:
         self.metrics.close()
         if self._own_store:
             await self._store.close()
+
+    # -- faults (the escalation ladder's entry points and actions) -----------------------------
+
+    def report_fault(self, reason: str, recommended: Recovery = Recovery.NONE) -> None:
+        """Report a fault the component noticed itself; the escalation ladder decides what to
+        do (``recommended`` is a floor: a REPAIR_VM recommendation starts at the NFVI rungs).
+        Returns at once; the recovery runs in the background (``docs/ladder.md``)."""
+        self.supervisor.report_fault(reason, recommended)
+
+    def has_eligible_standby(self) -> bool:
+        """True when a standby could take over now (in sync, not tagged no-failover)."""
+        return self._best_target() is not None
+
+    async def restart_component(self) -> None:
+        """The ladder's first rung: the component's ``restart()``, in callback order, bounded
+        by ``callback_timeout_s`` (a failure reaches the ladder as a failed callback)."""
+        await self._enqueue("restart")
+
+    async def fail_over(self, reason: str) -> None:
+        """The ladder's second rung: hand the active role to the best standby."""
+        if self._role is not Role.ACTIVE:
+            return
+        await self._read_members()
+        target = self._best_target()
+        if target is None:
+            raise SwitchoverError(self.group, None, "no eligible standby")
+        await self._resign(target, f"fault: {reason}")
 
     # -- switchover ------------------------------------------------------------------------------
 
@@ -914,6 +958,7 @@ class Member:
         self.callback_failures += 1
         log.error("member=%s callback=%s failed: %s", self.name, name, error)
         self._emit(CallbackFailed(self.name, name, error, timed_out))
+        self.supervisor.callback_failed(name, error)
 
     async def _drain_callbacks(self) -> None:
         if self._callbacks is not None and self._runner is not None:
