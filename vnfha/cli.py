@@ -384,6 +384,26 @@ def _cmd_bridge_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- vnfha demo ----------------------------------------------------------------------------------
+
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("demo", help="see a failover: etcd, a sim bridge and an example pair",
+                       description="Start a local etcd, an NFVI bridge (sim driver) and the "
+                       "udp_counter example pair; fault the active and print the failover "
+                       "timeline and the client's outage. Everything is stopped at the end.",
+                       add_help=False)
+    p.add_argument("demo_args", nargs=argparse.REMAINDER,
+                   help="passed to the demo (--kill sigkill|sigstop|switchover, --json, --help)")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from vnfha.demo import main as demo_main  # noqa: PLC0415 - imports the examples' code
+
+    return demo_main(args.demo_args)
+
+
 # -- entry point ---------------------------------------------------------------------------------
 
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
@@ -391,6 +411,7 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]
     _add_status,
     _add_switchover,
     _add_bridge,
+    _add_demo,
 ]
 
 
@@ -411,6 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["demo"]:  # its options (--help too) are the demo's own parser's
+        from vnfha.demo import main as demo_main  # noqa: PLC0415 - imports the examples' code
+
+        return demo_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
