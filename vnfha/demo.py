@@ -137,6 +137,9 @@ class DemoOptions:
     etcd_request_s: float = 1.0
     poll_s: float = 0.02
     example_dir: Path = EXAMPLE_DIR
+    keep_logs: bool = False
+    """Keep the temporary directory (etcd's and the members' logs) even after a success; it is
+    always kept after a failure."""
 
     def __post_init__(self) -> None:
         """Refuse a duration, rate or count that cannot work (ConfigError naming it)."""
@@ -266,7 +269,7 @@ class _Demo:
         self.bridge: BridgeServer | None = None
         self.store: EtcdStore | None = None
         self.root: Path | None = None
-        self.keep_files = False
+        self.keep_files = options.keep_logs
         """Keep the temporary directory (the members' logs) for a look after a failure."""
 
     def remove_files(self, exc_type: type[BaseException] | None, *_: object) -> None:
@@ -517,7 +520,7 @@ def _finish(demo: _Demo, *, before: GroupStatus, takeover: MemberEvent,
             serving: MemberEvent, fault_at: float, summary: dict[str, Any]) -> DemoReport:
     """Print the timeline and the verdict; build the report."""
     problem = judge(takeover, before.epoch, summary["lost_increments"])
-    demo.keep_files = bool(problem)
+    demo.keep_files = demo.keep_files or bool(problem)
     out = demo.out
     print(f"\nfailover timeline ({demo.kill}; milliseconds after the fault):", file=out)
     for line in format_timeline(demo.entries, fault_at):
@@ -555,6 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "bridge fence it); switchover: graceful handover (default: %(default)s)")
     p.add_argument("--json", action="store_true",
                    help="print the report as JSON on stdout (the steps go to stderr)")
+    p.add_argument("--keep-logs", action="store_true",
+                   help="keep the temporary directory with etcd's and the members' logs (it is "
+                   "kept anyway when the demo fails)")
     return p
 
 
@@ -571,7 +577,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         task = asyncio.current_task()
         assert task is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        return await run_demo(out=out, kill=args.kill)
+        return await run_demo(out=out, kill=args.kill,
+                              options=DemoOptions(keep_logs=args.keep_logs))
 
     try:
         report = asyncio.run(run())

@@ -69,7 +69,8 @@ def describe_member_event(e: MemberEvent) -> str | None:
         case "ready":
             return f"joined the group (pid {f.get('pid')}, replication on {f.get('replication')})"
         case "active":
-            return (f"ACTIVE at epoch {f.get('epoch')} (was {f.get('previous')}, "
+            why = f": {f['reason']}" if f.get("reason") else ""
+            return (f"ACTIVE at epoch {f.get('epoch')}{why} (was {f.get('previous')}, "
                     f"{f.get('sessions')} sessions in its checkpoint)")
         case "standby":
             return f"{str(f.get('role', 'standby')).upper()} at epoch {f.get('epoch')}"

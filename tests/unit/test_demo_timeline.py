@@ -74,6 +74,8 @@ def test_verdict_needs_a_higher_epoch_and_no_lost_acknowledged_increment() -> No
 @pytest.mark.parametrize(("kind", "fields", "expected"), [
     ("active", {"epoch": 9, "previous": "standby", "sessions": 4},
      "ACTIVE at epoch 9 (was standby, 4 sessions in its checkpoint)"),
+    ("active", {"epoch": 9, "previous": "standby", "sessions": 4, "reason": "took over"},
+     "ACTIVE at epoch 9: took over (was standby, 4 sessions in its checkpoint)"),
     ("standby", {"role": "spare", "epoch": 3}, "SPARE at epoch 3"),
     ("in_sync", {"standbys": []}, "standbys in sync: none"),
     ("serving", {"address": "127.0.0.1:5300"}, "serving UDP on 127.0.0.1:5300"),
