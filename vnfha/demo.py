@@ -1,4 +1,4 @@
-"""``vnfha demo``: a failover on this machine, from nothing, in about ten seconds.
+"""``vnfha demo``: a failover on this machine, from nothing, in about five seconds.
 
 It starts a one-member etcd (data in a temporary directory), an NFVI bridge over the simulator
 driver (in this process), and the ``examples/udp_counter`` pair as two simulated VMs on hosts
@@ -129,6 +129,9 @@ class DemoOptions:
     """From launch to one ACTIVE member with the other in sync as its STANDBY."""
     failover_s: float = 10.0
     """From the fault to the new active serving (and the switchover's own deadline)."""
+    client_retry_s: float = 0.02
+    """The client retransmits an unanswered request this often: the resolution of the outage
+    it measures (a retransmission is never counted twice: requests carry a sequence number)."""
     client_give_up_s: float = 3.0
     """The client gives a request up (counts it lost) this long after its first send."""
     outage_threshold_s: float = 0.01
@@ -144,8 +147,8 @@ class DemoOptions:
     def __post_init__(self) -> None:
         """Refuse a duration, rate or count that cannot work (ConfigError naming it)."""
         for name in ("rate", "traffic_before_fault_s", "traffic_after_fault_s", "etcd_start_s",
-                     "pair_ready_s", "failover_s", "client_give_up_s", "outage_threshold_s",
-                     "etcd_request_s", "poll_s"):
+                     "pair_ready_s", "failover_s", "client_retry_s", "client_give_up_s",
+                     "outage_threshold_s", "etcd_request_s", "poll_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(name, getattr(self, name), "must be greater than 0")
         if self.sessions < 1:
@@ -325,6 +328,12 @@ class _Demo:
                                 f"{', '.join(str(log.path) for log in self.logs)}")
             await self.clock.sleep(self.o.poll_s)
 
+    async def follow_logs(self) -> None:
+        """Print the members' events as they come, every ``poll_s``, until cancelled."""
+        while True:
+            self.poll_logs()
+            await self.clock.sleep(self.o.poll_s)
+
     async def follow_bridge(self) -> None:
         """Print the group's infrastructure events; note the pid of every VM started."""
         assert self.bridge is not None and self.driver is not None
@@ -457,8 +466,8 @@ async def run_demo(*, out: TextIO, kill: str = "sigkill", options: DemoOptions |
         demo.say(f"NFVI bridge (sim driver) serving on {demo.bridge.address}")
         port = _free_udp_port()
         await demo.launch_pair(etcd, port, root / "vms")
-        watcher = asyncio.create_task(demo.follow_bridge(), name="demo-bridge-events")
-        stack.push_async_callback(_cancel, watcher)
+        for follow in (demo.follow_logs, demo.follow_bridge):
+            stack.push_async_callback(_cancel, asyncio.create_task(follow()))
         return await _play(demo, client, port)
     raise AssertionError("unreachable")  # pragma: no cover - the with block returns or raises
 
@@ -481,7 +490,8 @@ async def _play(demo: _Demo, client: ModuleType, port: int) -> DemoReport:
              "in sync")
     await demo.show_roles(before)
     options = client.ClientOptions(
-        port=port, rate=o.rate, sessions=o.sessions, timeout_s=o.client_give_up_s,
+        port=port, rate=o.rate, sessions=o.sessions, retry_after_s=o.client_retry_s,
+        timeout_s=o.client_give_up_s,
         duration_s=o.traffic_before_fault_s + o.traffic_after_fault_s, progress_s=None,
         outage_threshold_s=o.outage_threshold_s, session_prefix="demo")
     traffic = asyncio.create_task(client.run_client(options), name="demo-client")

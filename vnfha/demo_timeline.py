@@ -68,10 +68,10 @@ def describe_member_event(e: MemberEvent) -> str | None:
     match e.kind:
         case "ready":
             return f"joined the group (pid {f.get('pid')}, replication on {f.get('replication')})"
-        case "active":
-            why = f": {f['reason']}" if f.get("reason") else ""
-            return (f"ACTIVE at epoch {f.get('epoch')}{why} (was {f.get('previous')}, "
-                    f"{f.get('sessions')} sessions in its checkpoint)")
+        case "active":  # the member's reason, without the epoch it repeats
+            why = str(f.get("reason") or "").removesuffix(f" (epoch {f.get('epoch')})")
+            return (f"ACTIVE at epoch {f.get('epoch')}{': ' + why if why else ''} (was "
+                    f"{f.get('previous')}, {f.get('sessions')} sessions in its checkpoint)")
         case "standby":
             return f"{str(f.get('role', 'standby')).upper()} at epoch {f.get('epoch')}"
         case "quiesce":
@@ -172,7 +172,9 @@ def format_roles(status: GroupStatus, instances: Sequence[Instance] = ()) -> lis
 def format_timeline(entries: Iterable[Entry], fault_at: float) -> list[str]:
     """The entries from the fault on, in time order, as milliseconds after the fault."""
     rows = sorted((e for e in entries if e.t >= fault_at - 1e-3), key=lambda e: e.t)
-    return [f"  {(e.t - fault_at) * 1000:+9.1f} ms  {e.source:<7} {e.text}" for e in rows]
+    # + 0.0 turns the -0.0 of rounding (the fault's own entry) into 0.0
+    return [f"  {round((e.t - fault_at) * 1000, 1) + 0.0:+9.1f} ms  {e.source:<7} {e.text}"
+            for e in rows]
 
 
 def format_client(c: Mapping[str, Any], threshold_s: float) -> list[str]:

@@ -74,7 +74,8 @@ def test_verdict_needs_a_higher_epoch_and_no_lost_acknowledged_increment() -> No
 @pytest.mark.parametrize(("kind", "fields", "expected"), [
     ("active", {"epoch": 9, "previous": "standby", "sessions": 4},
      "ACTIVE at epoch 9 (was standby, 4 sessions in its checkpoint)"),
-    ("active", {"epoch": 9, "previous": "standby", "sessions": 4, "reason": "took over"},
+    ("active", {"epoch": 9, "previous": "standby", "sessions": 4,
+                "reason": "took over (epoch 9)"},
      "ACTIVE at epoch 9: took over (was standby, 4 sessions in its checkpoint)"),
     ("standby", {"role": "spare", "epoch": 3}, "SPARE at epoch 3"),
     ("in_sync", {"standbys": []}, "standbys in sync: none"),
@@ -109,8 +110,9 @@ def test_roles_table_marks_the_key_holder_and_lists_vms_that_left_the_group() ->
 def test_timeline_starts_at_the_fault_in_time_order() -> None:
     entries = [Entry(1.0, "demo", "roles"), Entry(2.0, "demo", "FAULT"),
                Entry(2.0083, "b", "ACTIVE"), Entry(2.004, "bridge", "vm-crashed")]
-    lines = format_timeline(entries, 2.0)
+    lines = format_timeline(entries, 2.00004)
     assert [line.split()[-1] for line in lines] == ["FAULT", "vm-crashed", "ACTIVE"]
+    assert lines[0].split()[:2] == ["+0.0", "ms"]
     assert lines[2].split()[:3] == ["+8.3", "ms", "b"]
     assert format_step(2.0083, "b", "ACTIVE") == "[  2.008s] b       ACTIVE"
 
