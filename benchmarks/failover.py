@@ -25,7 +25,8 @@ Checks, from the members' event logs:
   the new active (``lost_acked`` must be 0); no write of the old epoch was issued after the new
   epoch's first write (``overlap_ms`` must be 0); for sigstop and partition, no write issued
   after the old active's demotion was accepted, and (partition) it demoted itself before the
-  new active took over;
+  new active took over; no member left the active role without a fault injected into it
+  (``unexpected_demotions``, each with its session log);
 - per path, :func:`vnfha.testing.history.check` over every process's whole history (I1-I6;
   standbys log each applied batch), with each trial's fault and heal times and the path's
   budget for I6: every count must be 0.
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import json
 import signal
 import statistics
@@ -81,6 +83,8 @@ class Pair:
         self.procs: list[MemberProcess] = []
         self.slots: dict[str, int] = {}
         self.faults: list[Fault] = []
+        self.faulted: list[str] = []
+        """The member each fault was injected into (the active of that trial)."""
         self.active = self.spawn()
         self.epoch = self.active.wait_for(is_role("active"), 20)["epoch"]
         self.standby = self.spawn()
@@ -121,6 +125,10 @@ class Pair:
                                      f"{self.standby.member}={self.standby.role()}")
             time.sleep(0.05)
         self.epoch = [e for e in self.active.events if e["event"] == "role"][-1]["epoch"]
+
+    def record(self, fault: Fault, into: MemberProcess) -> None:
+        self.faults.append(fault)
+        self.faulted.append(into.member)
 
     def wait_budget(self, budget_s: float) -> None:
         """Until the last fault's heal is ``budget_s`` old: I6 is judged at that moment, so
@@ -169,7 +177,7 @@ async def switchover_trial(pair: Pair, store: EtcdStore) -> dict[str, Any]:
     fault = time.monotonic()
     await request_switchover(store, "/vnfha", pair.group, timeout_s=10)
     result = await asyncio.to_thread(measure, pair, fault, old, new)
-    pair.faults.append(Fault(fault, fault, f"switchover {len(pair.faults)}"))
+    pair.record(Fault(fault, fault, f"switchover {len(pair.faults)}"), old)
     pair.active, pair.standby = new, old
     await asyncio.to_thread(pair.standby.wait_for, is_role("standby", pair.epoch - 1), 10)
     return result
@@ -180,7 +188,7 @@ def sigkill_trial(pair: Pair) -> dict[str, Any]:
     fault = time.monotonic()
     old.kill()
     result = measure(pair, fault, old, new)
-    pair.faults.append(Fault(fault, fault, f"sigkill {len(pair.faults)}"))
+    pair.record(Fault(fault, fault, f"sigkill {len(pair.faults)}"), old)
     pair.active, pair.standby = new, pair.spawn()
     pair.standby.wait_for(is_role("standby"), 20)
     return result
@@ -193,7 +201,7 @@ def sigstop_trial(pair: Pair) -> dict[str, Any]:
         result = measure(pair, fault, old, new)
     finally:
         heal = old.resume()
-        pair.faults.append(Fault(fault, heal, f"sigstop {len(pair.faults)}"))
+        pair.record(Fault(fault, heal, f"sigstop {len(pair.faults)}"), old)
     demoted = old.wait_for(left_active(fault), 10)
     result["late_writes_accepted"] = late_writes(old, demoted, pair.epoch)
     pair.active, pair.standby = new, old  # the next trial's settle() waits for its rejoin
@@ -211,7 +219,7 @@ def partition_trial(pair: Pair, lab: NetLab) -> dict[str, Any]:
     finally:
         lab.heal(slot)
         heal = time.monotonic()
-        pair.faults.append(Fault(fault, heal, f"partition {len(pair.faults)}"))
+        pair.record(Fault(fault, heal, f"partition {len(pair.faults)}"), old)
     result["demoted_ms"] = (demoted["t_mono"] - fault) * 1000
     result["demoted_before_takeover"] = demoted["t_mono"] < result["took_t"]
     result["late_writes_accepted"] = late_writes(old, demoted, pair.epoch)
@@ -254,20 +262,26 @@ async def run_path(path: str, endpoints: tuple[str, ...], trials: int,
     finally:
         pair.close()
     out = summarize(path, rows)
-    out["unexpected_demotions"] = unexpected_demotions(pair, budget_s)
+    out["unexpected_demotions"] = unexpected_demotions(pair)
     out.update(judge(histories, pair.faults, budget_s, end))
     return out
 
 
-def unexpected_demotions(pair: Pair, budget_s: float) -> list[dict[str, Any]]:
-    """Members that left the active role outside every fault's window (from the fault to
-    its heal plus the budget): each one is a failover nobody asked for."""
-    windows = [(f.start, f.heal + budget_s) for f in pair.faults]
+def unexpected_demotions(pair: Pair) -> list[dict[str, Any]]:
+    """Members that left the active role when no fault had been injected into them: between
+    one fault and the next, only the member faulted may leave it. Each one is a failover
+    nobody asked for."""
+    starts = [f.start for f in pair.faults]
+
+    def expected(member: str, t: float) -> bool:
+        i = bisect.bisect_right(starts, t) - 1  # the last fault injected before t
+        return i >= 0 and pair.faulted[i] == member
+
     return [{"member": p.member, "epoch": e["epoch"], "reason": e["reason"],
              "session_log": [line.strip() for line in p.stderr if "lease" in line][-8:]}
             for p in pair.procs for e in p.events
             if e["event"] == "role" and e["previous"] == "active"
-            and not any(start <= e["t_mono"] <= end for start, end in windows)]
+            and not expected(p.member, e["t_mono"])]
 
 
 def summarize(path: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
