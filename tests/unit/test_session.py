@@ -24,6 +24,7 @@ class ScriptedLeases:
     reply_delay_s: float = 0.0
     unavailable: bool = False
     gone: bool = False
+    hang: bool = False
     sent: list[float] = field(default_factory=list)
     revoked: list[int] = field(default_factory=list)
 
@@ -32,6 +33,8 @@ class ScriptedLeases:
 
     async def keepalive(self, lease_id: int, *, timeout_s: float | None = None) -> int:
         self.sent.append(self.clock.monotonic())
+        if self.hang:  # a store that ignores its own timeout (stuck finding a connection)
+            await asyncio.Event().wait()
         if self.unavailable:
             raise StoreUnavailable("scripted outage", endpoint="fake:1")
         if self.reply_delay_s:
@@ -178,3 +181,15 @@ def test_bad_timers_are_refused(leases: ScriptedLeases, ttl: int, interval: floa
     with pytest.raises(ValueError, match=r"ttl_s|keepalive_interval_s"):
         Session(leases, ttl_s=ttl, keepalive_interval_s=interval,  # type: ignore[arg-type]
                 margin_s=0.2)
+
+
+async def test_a_keepalive_stuck_past_its_timeout_suspends_and_is_retried(
+    session: Session, clock: FakeClock, leases: ScriptedLeases
+) -> None:
+    leases.hang = True
+    await clock.advance(0.5 + 0.3 + 0.15 + 0.01)  # interval, then timeout + half a timeout
+    assert session.state is SessionState.SUSPENDED
+    leases.hang = False
+    await clock.advance(0.2)  # retried after retry_interval_s, and answered
+    assert session.state is SessionState.CONNECTED
+    assert len(leases.sent) == 2

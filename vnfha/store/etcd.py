@@ -153,6 +153,10 @@ class _KeepAliveStream:
             queue = self._pending.get(lease_id)
             if queue is not None and fut in queue:
                 queue.remove(fut)
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # failed by close() after we stopped waiting: already handled
+            else:
+                fut.cancel()
 
     async def _read(self, call: Any) -> None:
         error: StoreError = StoreUnavailable("keepalive stream ended", endpoint=self._conn.endpoint)

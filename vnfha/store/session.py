@@ -219,7 +219,16 @@ class Session:
             timeout = max(0.001, min(self._timeout, view.remaining(send_time)))
             wait = self._interval
             try:
-                ttl = await self._store.keepalive(view.lease_id, timeout_s=timeout)
+                # bounded as a whole: finding a connection or rotating endpoints must not hold
+                # the next keepalive back past the deadline (seen once: a new active lost its
+                # lease 0.5 s after taking over, with no keepalive failure reported)
+                ttl = await clock.wait_for(
+                    self._store.keepalive(view.lease_id, timeout_s=timeout),
+                    max(0.001, min(timeout + self._timeout / 2, view.remaining(send_time))))
+            except TimeoutError:
+                self._set(on_failure(self._view, clock.monotonic(),
+                                     f"keepalive not answered within {timeout:.3f} s"))
+                wait = self._retry
             except LeaseNotFound:
                 self._set(on_lease_gone(view, "etcd says the lease is gone (expired or revoked)"))
                 return
