@@ -68,6 +68,7 @@ from typing import Any, TextIO, TypeVar
 
 from vnfha.admin import GroupStatus, group_status, request_switchover
 from vnfha.clock import Clock, SystemClock
+from vnfha.config import ENV_PREFIX
 from vnfha.demo_timeline import (
     Entry,
     MemberEvent,
@@ -139,6 +140,8 @@ class DemoOptions:
     due every 5 ms)."""
     etcd_request_s: float = 1.0
     poll_s: float = 0.02
+    log_tail_lines: int = 6
+    """How much of a failed member's log an error message quotes."""
     example_dir: Path = EXAMPLE_DIR
     keep_logs: bool = False
     """Keep the temporary directory (etcd's and the members' logs) even after a success; it is
@@ -151,8 +154,9 @@ class DemoOptions:
                      "outage_threshold_s", "etcd_request_s", "poll_s"):
             if not getattr(self, name) > 0:
                 raise ConfigError(name, getattr(self, name), "must be greater than 0")
-        if self.sessions < 1:
-            raise ConfigError("sessions", self.sessions, "must be at least 1")
+        for name in ("sessions", "log_tail_lines"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, getattr(self, name), "must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +222,18 @@ def _load_module(path: Path, name: str) -> ModuleType:
     return module
 
 
+def without_vnfha_env(argv: Sequence[str], environ: Mapping[str, str],
+                      keep: Mapping[str, str]) -> list[str]:
+    """``argv`` run through ``env -u`` so that the ``VNFHA_*`` variables of ``environ`` that are
+    not in ``keep`` do not reach it: the demo's members run on the defaults and the demo's own
+    settings, whatever the caller exported (a ``VNFHA_LEASE_TTL_S`` of theirs, a CI switch that
+    load_config would refuse as unknown). ``env`` execs the program: the pid stays the same."""
+    drop = sorted(v for v in environ if v.startswith(ENV_PREFIX) and v not in keep)
+    if not drop:
+        return list(argv)
+    return [shutil.which("env") or "/usr/bin/env", *(a for v in drop for a in ("-u", v)), *argv]
+
+
 def _free_udp_port() -> int:
     """A UDP port on 127.0.0.1 that was free a moment ago (the pair's service port)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -245,6 +261,13 @@ class _MemberLog:
         self._offset += len(data)
         *lines, self._partial = (self._partial + data).split(b"\n")
         return [line.decode("utf-8", "replace") for line in lines]
+
+    def tail(self, count: int) -> list[str]:
+        """The last ``count`` lines of the whole file (for an error message)."""
+        try:
+            return self.path.read_text("utf-8", "replace").splitlines()[-count:]
+        except FileNotFoundError:
+            return [f"({self.path} is missing)"]
 
 
 class _Demo:
@@ -313,16 +336,20 @@ class _Demo:
             if text is not None:
                 self.say(text, event.member, t=event.t)
 
-    async def wait_until(self, step: str, timeout_s: float, found: Callable[[], T | None]) -> T:
+    async def wait_until(self, step: str, timeout_s: float, found: Callable[[], T | None], *,
+                         failed: Callable[[], str | None] = lambda: None) -> T:
         """Poll the logs every ``poll_s`` until ``found()`` returns something other than None,
         and return it; :class:`DemoError` naming ``step`` (and where the logs are) once
-        ``timeout_s`` has passed."""
+        ``timeout_s`` has passed, or at once with the message ``failed()`` returns."""
         deadline = self.clock.monotonic() + timeout_s
         while True:
             self.poll_logs()
             result = found()
             if result is not None:
                 return result
+            problem = failed()
+            if problem is not None:
+                raise DemoError(step, problem)
             if self.clock.monotonic() >= deadline:
                 raise DemoError(step, f"not done within {timeout_s} s; member logs in "
                                 f"{', '.join(str(log.path) for log in self.logs)}")
@@ -348,6 +375,15 @@ class _Demo:
                 self.say(describe_bridge_event(event), "bridge")
         except Exception as e:  # a lagging watch, say: the demo goes on without these lines
             self.say(f"stopped following the bridge's events: {e!r}", "bridge")
+
+    def member_exited(self) -> str | None:
+        """Which member's VM is not running any more, and how its log ends; None if all run."""
+        assert self.driver is not None
+        for log in self.logs:
+            if self.driver.pid(f"vm-{log.member}") is None:
+                tail = "\n    ".join(log.tail(self.o.log_tail_lines))
+                return f"member {log.member} exited; the end of its log:\n    {tail}"
+        return None
 
     async def status(self) -> GroupStatus:
         """The group as etcd has it now (one consistent read)."""
@@ -383,7 +419,8 @@ class _Demo:
             argv = [sys.executable, str(vnf), "--member", member, "--group", self.o.group,
                     "--etcd", ",".join(etcd.endpoints), "--port", str(port), "--json"]
             await self.driver.launch(f"vm-{member}", group=self.o.group, member=member,
-                                     host=f"host-{member}", argv=argv, env=env)
+                                     host=f"host-{member}", argv=without_vnfha_env(
+                                         argv, os.environ, keep=env), env=env)
             pid = self.driver.pid(f"vm-{member}")
             if pid is not None:
                 self.pids.append(pid)
@@ -484,7 +521,7 @@ async def _play(demo: _Demo, client: ModuleType, port: int) -> DemoReport:
     o = demo.o
     active, standby = await demo.wait_until(
         "wait for an active with its standby in sync", o.pair_ready_s,
-        lambda: pair_roles(demo.events, demo.members))
+        lambda: pair_roles(demo.events, demo.members), failed=demo.member_exited)
     before = await demo.status()
     demo.say(f"roles: {active} is ACTIVE at epoch {before.epoch}, {standby} is its STANDBY, "
              "in sync")

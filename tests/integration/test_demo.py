@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from vnfha.demo import DemoReport, run_demo
+from vnfha.demo import EXAMPLE_DIR, DemoError, DemoOptions, DemoReport, run_demo
 
 pytestmark = pytest.mark.etcd
 
@@ -67,7 +68,13 @@ def check_report(report: DemoReport, out: str, kill: str) -> None:
     assert json.loads(json.dumps(report.as_json()))["ok"] is True
 
 
-async def test_sigkill_of_the_active_fails_over_and_loses_nothing() -> None:
+async def test_sigkill_of_the_active_fails_over_and_loses_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the caller's VNFHA_* settings must not reach the demo's members: an unknown one makes
+    # load_config refuse to start, a known one would change the demo (this TTL is invalid)
+    monkeypatch.setenv("VNFHA_REQUIRE_LIBVIRT", "1")
+    monkeypatch.setenv("VNFHA_LEASE_TTL_S", "0.1")
     out = io.StringIO()
     report = await run_demo(out=out, kill="sigkill")
     check_report(report, out.getvalue(), "sigkill")
@@ -124,3 +131,29 @@ def test_ctrl_c_in_the_middle_stops_everything() -> None:
     pids = [int(p) for p in re.findall(r"\bpid (\d+)", out)]
     assert len(set(pids)) >= 3, out  # etcd and both members were up
     assert_all_gone(pids)
+
+
+async def test_a_member_that_cannot_start_stops_the_demo_at_once_with_its_error(
+    tmp_path: Path,
+) -> None:
+    example = tmp_path / "example"
+    example.mkdir()
+    shutil.copy(EXAMPLE_DIR / "client.py", example / "client.py")
+    (example / "vnf.py").write_text(
+        "import sys\nprint('vnf.py: error: no can do', file=sys.stderr)\nsys.exit(2)\n")
+    out = io.StringIO()
+    started = time.monotonic()
+    with pytest.raises(DemoError) as error:
+        await run_demo(out=out, options=DemoOptions(example_dir=example, pair_ready_s=60))
+    assert time.monotonic() - started < 20  # not the 60 s deadline: the exit is noticed
+    assert error.value.step == "wait for an active with its standby in sync"
+    assert "exited" in str(error.value) and "vnf.py: error: no can do" in str(error.value)
+    kept = re.search(r"the logs are kept in (\S+)", out.getvalue())
+    assert kept is not None, out.getvalue()
+    try:
+        assert "no can do" in (Path(kept[1]) / "vms" / "vm-a.log").read_text()
+        pids = [int(p) for p in re.findall(r"\bpid (\d+)", out.getvalue())]
+        assert len(set(pids)) >= 3
+        assert_all_gone(pids)
+    finally:
+        shutil.rmtree(kept[1], ignore_errors=True)

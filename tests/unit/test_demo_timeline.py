@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from vnfha.admin import GroupStatus, MemberStatus
-from vnfha.demo import main
+from vnfha.demo import main, without_vnfha_env
 from vnfha.demo_timeline import (
     Entry,
     MemberEvent,
@@ -146,3 +146,13 @@ def test_unknown_kill_mode_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
         main(["--kill", "sighup"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'sighup'" in capsys.readouterr().err
+
+
+def test_members_get_none_of_the_callers_vnfha_variables_but_the_demos() -> None:
+    argv = ["python", "vnf.py", "--json"]
+    assert without_vnfha_env(argv, {"PATH": "/bin", "VNFHA_X": ""}, {"VNFHA_X": "1"}) == argv
+    cmd = without_vnfha_env(argv, {"VNFHA_LEASE_TTL_S": "3", "VNFHA_BRIDGE_ENDPOINT": "x",
+                                   "HOME": "/root", "VNFHA_REQUIRE_LIBVIRT": "1"},
+                            {"VNFHA_BRIDGE_ENDPOINT": "127.0.0.1:1"})
+    assert cmd[0].endswith("env")
+    assert cmd[1:] == ["-u", "VNFHA_LEASE_TTL_S", "-u", "VNFHA_REQUIRE_LIBVIRT", *argv]
