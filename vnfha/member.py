@@ -474,11 +474,27 @@ class Member:
             if not res.succeeded:
                 log.warning("%s: active key was no longer ours (epoch %d) when resigning",
                             self.name, epoch)
+            else:
+                # decide again only from a snapshot that contains the release: the stale one
+                # would re-promote this member at the epoch it just released
+                await self._wait_revision(res.revision)
             return res.succeeded
         finally:
             self._resigning = False
             self.checkpoint._demote()
             self._poke()
+
+    async def _wait_revision(self, revision: int) -> None:
+        """Until the group watch has delivered ``revision`` (bounded by the etcd request
+        timeout; after it, the release is applied to the snapshot directly)."""
+        async def caught_up() -> None:
+            while self._state.revision < revision:
+                await self._clock.sleep(self.config.heartbeat_interval_s / 10)
+
+        try:
+            await self._clock.wait_for(caught_up(), self.config.etcd_request_timeout_s)
+        except TimeoutError:
+            self._state.apply(self._keys.active, None, revision)
 
     async def _hand_over_checkpoint(self, target: str | None) -> None:
         """Before releasing the key, wait (bounded) until ``target`` has applied every change

@@ -232,8 +232,18 @@ class BridgeCore:
         return self._status(instance.name, armed)
 
     async def disarm(self, caller: Caller, peer: str | None) -> WatchdogStatus:
-        """Disarm the caller's watchdog (idempotent)."""
-        instance = await self._acting(caller, peer)
+        """Disarm the caller's watchdog (idempotent). A stale epoch is accepted when it is
+        the epoch the caller's own watchdog was armed in: a deposed active disarming its own
+        watchdog after the new active armed (a higher epoch) must not be left to be reset."""
+        try:
+            instance = await self._acting(caller, peer)
+        except Refused as refused:
+            group = await self._group(caller, peer)
+            own = group.get(caller.member)
+            armed = self._watchdogs.get(own.name) if own is not None else None
+            if own is None or armed is None or armed.epoch != caller.epoch:
+                raise refused from None
+            instance = own
         if self._watchdogs.disarm(instance.name) is not None:
             log.info("watchdog of %s disarmed by %s (epoch %d)", instance.name, caller.member,
                      caller.epoch)
