@@ -41,6 +41,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make
 from prometheus_client.exposition import generate_latest
 
 from vnfha.errors import ConfigError
+from vnfha.health import ladder as _ladder
 from vnfha.model import Ack, Role
 from vnfha.roles.keys import check_name
 
@@ -106,31 +107,9 @@ class CheckKind(enum.StrEnum):
     """The component reported a fault itself (``member.report_fault``)."""
 
 
-class Rung(enum.StrEnum):
-    """A rung of the escalation ladder (the values of :class:`vnfha.health.ladder.Rung`)."""
-
-    RESTART = "restart"
-    """Restart the component in place."""
-    FAILOVER = "failover"
-    """Give up the active role to a standby."""
-    REBOOT_VM = "reboot-vm"
-    """Ask the NFVI to reboot the instance."""
-    EVACUATE_VM = "evacuate-vm"
-    """Ask the NFVI to rebuild the instance, on another host if its own is suspect."""
-    ALARM = "alarm"
-    """No automatic recovery left: an alarm for an operator."""
-
-
-class LadderAction(enum.StrEnum):
-    """What one decision of the ladder does (the values of :class:`vnfha.health.ladder.Action`)."""
-
-    RESTART = "restart"
-    FAILOVER = "failover"
-    ESCALATE = "escalate"
-    """Ask the NFVI bridge for a repair (the REBOOT_VM or EVACUATE_VM rung)."""
-    ALARM = "alarm"
-    WAIT = "wait"
-    """Nothing: the NFVI bridge owns an open repair of this instance."""
+# The ladder's own enums, not copies: its rungs and actions are the label values.
+Rung = _ladder.Rung
+LadderAction = _ladder.Action
 
 
 class WriteResult(enum.StrEnum):
