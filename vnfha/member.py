@@ -46,6 +46,7 @@ from vnfha.errors import (
     StoreUnavailable,
     SwitchoverError,
 )
+from vnfha.health.serving import MemberServing
 from vnfha.health.supervisor import Supervisor
 from vnfha.metrics import MemberMetrics, Metrics, NullMetrics, ReasonKind
 from vnfha.model import Recovery, Redundancy, Role
@@ -119,6 +120,17 @@ def store_from_config(config: Config, clock: Clock | None = None) -> Store:
     )
 
 
+def checkpoint_limits(config: Config) -> Limits:
+    """The checkpoint size limits ``config`` sets."""
+    return Limits(
+        max_key_bytes=config.checkpoint_max_key_bytes,
+        max_value_bytes=config.checkpoint_max_value_bytes,
+        max_section_bytes=config.checkpoint_max_section_bytes,
+        max_message_bytes=config.checkpoint_max_message_bytes,
+        max_backlog_entries=config.checkpoint_max_backlog_entries,
+    )
+
+
 def reason_kind(role: Role, reason: str) -> ReasonKind:
     """The bounded metrics label for a role change whose free-text reason is ``reason``."""
     text = reason.lower()
@@ -183,14 +195,7 @@ class Member:
         self._callbacks: asyncio.Queue[tuple[str, tuple[Any, ...], asyncio.Future[None]]] | None
         self._callbacks = None
         self._all_active = config.redundancy is Redundancy.N_WAY_ACTIVE
-        limits = Limits(
-            max_key_bytes=config.checkpoint_max_key_bytes,
-            max_value_bytes=config.checkpoint_max_value_bytes,
-            max_section_bytes=config.checkpoint_max_section_bytes,
-            max_message_bytes=config.checkpoint_max_message_bytes,
-            max_backlog_entries=config.checkpoint_max_backlog_entries,
-        )
-        self._limits = limits
+        self._limits = limits = checkpoint_limits(config)
         self._replica = Replica(group=config.group, member=config.member, data=CheckpointData(),
                                 limits=limits, clock=self._clock,
                                 credentials=channel_credentials(config), retry_s=self._step_s,
@@ -199,14 +204,9 @@ class Member:
         self._gone_epoch = 0
         self.checkpoint = Checkpoint(self, self._replica, limits)
         """The replicated state (:class:`vnfha.checkpoint.Checkpoint`)."""
-        mtls = config.replication_ca_file is not None
-        self._server = ReplicationServer(
-            listen=config.listen, group=config.group, member=config.member, limits=limits,
-            credentials=server_credentials(config), primary=lambda: self.checkpoint._primary,
-            allowed_peers=(lambda: frozenset(self._state.members)) if mtls else None,
-            on_stale=self._on_stale,
-            keepalive_s=config.standby_silence_s,
-        )
+        self.serving = MemberServing()
+        """What this member answers on grpc.health.v1 (:mod:`vnfha.health.serving`)."""
+        self._server = self._replication_server()
         self._listen = config.listen
         self._following: tuple[str, int, str, int] | None = None
         self._fencer: Fencer | None = None
@@ -220,6 +220,19 @@ class Member:
         self.callback_failures = 0
         """How many callbacks raised or overran since start."""
 
+    def _replication_server(self) -> ReplicationServer:
+        """The member's gRPC endpoint: replication and grpc.health.v1 on ``config.listen``."""
+        config = self.config
+        mtls = config.replication_ca_file is not None
+        return ReplicationServer(
+            listen=config.listen, group=config.group, member=config.member, limits=self._limits,
+            credentials=server_credentials(config), primary=lambda: self.checkpoint._primary,
+            allowed_peers=(lambda: frozenset(self._state.members)) if mtls else None,
+            on_stale=self._on_stale,
+            keepalive_s=config.standby_silence_s,
+            health=self.serving.service,
+        )
+
     def _build_services(self) -> None:
         """``self.nfvi``: the member's NFVI duties (watchdog, fencing, placement, events), None
         without a bridge; ``self.supervisor``: health checks and the escalation ladder
@@ -232,7 +245,8 @@ class Member:
                                                                     member=config.member)
         self.supervisor = Supervisor(self, config=config, store=self._store, clock=self._clock,
                                      nfvi=port, metrics=self.metrics,
-                                     health_check=getattr(self.component, "health_check", None))
+                                     health_check=getattr(self.component, "health_check", None),
+                                     on_health=lambda healthy: self.serving.update(healthy=healthy))
 
     # -- public state ----------------------------------------------------------------------------
 
@@ -349,6 +363,7 @@ class Member:
             raise
         self._loop_task = asyncio.create_task(self._run(), name=f"{self.name}-roles")
         await self.supervisor.__aenter__()
+        self.serving.update(running=True)
 
     async def stop(self) -> None:
         """Leave the group. An active hands over to its best standby first (``on_quiesce``,
@@ -356,6 +371,7 @@ class Member:
         if self._stopping:
             return
         self._stopping = True
+        self.serving.update(running=False)
         if self._loop_task is not None:  # the supervisor started with the role loop
             await self.supervisor.__aexit__(None, None, None)
         if (self._role is Role.ACTIVE and not self._all_active and self._session is not None
@@ -370,6 +386,7 @@ class Member:
             self._set_role(Role.QUIESCED, self._epoch, "member stopped", callback=False)
         await stop_task(self._follow_task)
         self.checkpoint._demote()
+        self.serving.close()
         await self._server.stop()
         if self.nfvi is not None:
             await self.nfvi.close()
@@ -875,6 +892,7 @@ class Member:
         elif previous is Role.ACTIVE and role is not Role.ACTIVE and self.nfvi is not None:
             self.nfvi.demoted(self._epoch)
         self._role, self._epoch = role, epoch
+        self.serving.update(role=role)
         log.info("member=%s group=%s role=%s previous=%s epoch=%d reason=%r", self.name,
                  self.group, role.value, previous.value, epoch, reason)
         self.metrics.role_changed(previous, role, epoch, reason_kind(role, reason))

@@ -10,6 +10,8 @@
 - :mod:`~vnfha.health.monitor`: runs checks on their periods and turns verdicts and reported
   faults into one serialized stream of faults.
 - :mod:`~vnfha.health.runner`: a fault in, a stored decision out, for the member to execute.
+- :mod:`~vnfha.health.serving`: what the member answers on grpc.health.v1 (running and healthy,
+  active or not).
 
 ``docs/ladder.md`` describes the behaviour and its defaults.
 """

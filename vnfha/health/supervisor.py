@@ -55,7 +55,7 @@ from vnfha.health.counters import LadderCounters
 from vnfha.health.ladder import LADDER, Action, Decision, Fault, LadderPolicy, Rung, RungPolicy
 from vnfha.health.monitor import HealthMonitor, MonitoredCheck
 from vnfha.health.runner import LadderRunner
-from vnfha.health.verdict import CheckPolicy
+from vnfha.health.verdict import CheckPolicy, Transition
 from vnfha.metrics import CheckKind, Metrics
 from vnfha.model import Recovery, Role
 from vnfha.nfvi.client import NfviPort
@@ -184,17 +184,19 @@ class Supervisor:
     """Health checks and ladder execution for one member (see the module's guarantees).
 
     ``health_check`` is the component's own check (None: it has none), run under
-    :func:`check_policy`; ``extra_checks`` run beside it. ``wall_clock`` stamps the stored
-    counters. ``escalate_timeout_s`` bounds one escalation (None: the client's own deadline);
-    ``repair_timeout_s`` bounds the wait for a ticket to end (None: the probation window of the
-    rung that opened it); ``rewatch_s`` is the pause before a broken ticket watch is reopened
-    (None: ``health_check_period_s``). Use as ``async with``.
+    :func:`check_policy`; ``extra_checks`` run beside it. ``on_health(healthy)`` is called
+    whenever a check fails or recovers, with whether no check is FAILING now. ``wall_clock``
+    stamps the stored counters. ``escalate_timeout_s`` bounds one escalation (None: the
+    client's own deadline); ``repair_timeout_s`` bounds the wait for a ticket to end (None: the
+    probation window of the rung that opened it); ``rewatch_s`` is the pause before a broken
+    ticket watch is reopened (None: ``health_check_period_s``). Use as ``async with``.
     """
 
     def __init__(self, control: MemberControl, *, config: Config, store: Store, clock: Clock,
                  nfvi: NfviPort, metrics: Metrics,
                  health_check: Callable[[], Awaitable[None]] | None,
                  extra_checks: Sequence[MonitoredCheck] = (),
+                 on_health: Callable[[bool], None] | None = None,
                  wall_clock: Callable[[], float] = time.time,
                  escalate_timeout_s: float | None = None, repair_timeout_s: float | None = None,
                  rewatch_s: float | None = None) -> None:
@@ -215,7 +217,9 @@ class Supervisor:
         if health_check is not None:
             checks.insert(0, MonitoredCheck(APP_CHECK, health_check, check_policy(config),
                                             kind=CheckKind.APP))
+        self._on_health = on_health
         self.monitor = HealthMonitor(checks, clock=clock, on_fault=self._on_fault,
+                                     on_transition=self._transition,
                                      on_check_failed=self._check_failed, name=control.name)
         """The health monitor (check states, the pending fault)."""
         self._executed: collections.deque[Executed] = collections.deque(maxlen=MAX_KEPT)
@@ -254,6 +258,10 @@ class Supervisor:
 
     def _check_failed(self, name: str, kind: str, reason: str) -> None:
         self._metrics.health_check_failed(kind)
+
+    def _transition(self, name: str, transition: Transition, reason: str) -> None:
+        if self._on_health is not None:
+            self._on_health(self.monitor.healthy)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ import grpc.aio
 from vnfha._tasks import stop_task
 from vnfha.clock import Clock
 from vnfha.errors import NotActive, StoreError
+from vnfha.grpc_health import HealthService
 from vnfha.model import Ack
 from vnfha.replication import wire
 from vnfha.replication.state import AckTracker, Change, CheckpointData, Limits, ReplicationLog
@@ -277,14 +278,17 @@ class Primary:
 
 class ReplicationServer:
     """The member's replication endpoint. It always runs; it serves only while the member has
-    a :class:`Primary` (is active), and answers FAILED_PRECONDITION otherwise."""
+    a :class:`Primary` (is active), and answers FAILED_PRECONDITION otherwise. With ``health``,
+    grpc.health.v1 is served on the same port (:mod:`vnfha.health.serving` says what it answers)."""
 
     def __init__(self, *, listen: str, group: str, member: str, limits: Limits,
                  credentials: grpc.ServerCredentials | None,
                  primary: Callable[[], Primary | None],
                  allowed_peers: Callable[[], frozenset[str]] | None,
-                 on_stale: Callable[[int], None], keepalive_s: float) -> None:
+                 on_stale: Callable[[int], None], keepalive_s: float,
+                 health: HealthService | None = None) -> None:
         self._listen = listen
+        self._health = health
         self._keepalive_s = keepalive_s
         self._group = group
         self._member = member
@@ -303,6 +307,8 @@ class ReplicationServer:
             *wire.message_options(self._limits.max_message_bytes),
             *wire.keepalive_options(self._keepalive_s, server=True)])
         server.add_generic_rpc_handlers((wire.generic_handler(self._stream),))
+        if self._health is not None:
+            server.add_generic_rpc_handlers((self._health.handler(),))
         host = self._listen.rsplit(":", 1)[0]
         if self._credentials is None:
             port = server.add_insecure_port(self._listen)
