@@ -21,6 +21,7 @@ class ScriptedLeases:
 
     clock: FakeClock
     granted_ttl_s: int = 2
+    grant_delay_s: float = 0.0
     reply_delay_s: float = 0.0
     unavailable: bool = False
     gone: bool = False
@@ -29,6 +30,8 @@ class ScriptedLeases:
     revoked: list[int] = field(default_factory=list)
 
     async def grant(self, ttl_s: int, *, timeout_s: float | None = None) -> Lease:
+        if self.grant_delay_s:  # e.g. retried across endpoints
+            await self.clock.sleep(self.grant_delay_s)
         return Lease(id=42, ttl_s=max(ttl_s, self.granted_ttl_s))
 
     async def keepalive(self, lease_id: int, *, timeout_s: float | None = None) -> int:
@@ -85,6 +88,25 @@ async def test_deadline_is_anchored_at_send_time_not_reply_time(
     await clock.advance(0.8)
     assert leases.sent[0] == pytest.approx(100.5)
     assert session.deadline == pytest.approx(100.5 + 2 - 0.2)
+
+
+async def test_a_slow_grant_is_kept_alive_at_once_not_an_interval_later(
+    clock: FakeClock, leases: ScriptedLeases
+) -> None:
+    leases.grant_delay_s = 1.2  # of a 2 s TTL: 0.6 s left before the margin
+    s = Session(leases, ttl_s=2, keepalive_interval_s=0.5, margin_s=0.2,  # type: ignore[arg-type]
+                clock=clock, request_timeout_s=0.3, retry_interval_s=0.1)
+    opening = asyncio.ensure_future(s.open())
+    await clock.advance(1.2)
+    await opening
+    # anchored when the grant was sent (100.0), the first keepalive was due at 100.5: it went
+    # out as soon as the grant returned, instead of at 101.7 with 0.1 s of the lease left
+    assert leases.sent == pytest.approx([101.2])
+    assert s.deadline == pytest.approx(101.2 + 2 - 0.2)
+    await clock.advance(0.6)
+    assert leases.sent == pytest.approx([101.2, 101.7])
+    assert s.state is SessionState.CONNECTED
+    await s.close()
 
 
 async def test_etcd_granting_more_than_asked_is_used(clock: FakeClock) -> None:

@@ -209,7 +209,10 @@ class Session:
     async def _keepalive_loop(self) -> None:
         clock = self._clock
         assert self._view is not None
-        await clock.sleep(self._interval)
+        # the first keepalive is due one interval after the grant was *sent*: a grant that took
+        # long (retried across endpoints) leaves less of the lease, so it comes sooner
+        await clock.sleep(max(0.0, self._view.last_ack_send_time + self._interval
+                              - clock.monotonic()))
         while True:
             view = on_tick(self._view, clock.monotonic())
             self._set(view)
