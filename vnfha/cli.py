@@ -404,6 +404,45 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo_main(args.demo_args)
 
 
+# -- vnfha bench ---------------------------------------------------------------------------------
+
+
+def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("bench", help="run a benchmark against DESIGN.md's targets (JSON)",
+                       description="Run one benchmark (vnfha bench --help lists them).",
+                       add_help=False)
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, metavar="NAME [OPTIONS]",
+                   help="the benchmark, then its own options (vnfha bench NAME --help)")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _bench_listing() -> str:
+    from vnfha.bench import BENCHMARKS  # noqa: PLC0415
+
+    width = max(len(name) for name in BENCHMARKS)
+    lines = [f"  {name.ljust(width)}  {what}" for name, what in BENCHMARKS.items()]
+    return ("usage: vnfha bench NAME [OPTIONS]\n\n"
+            "Run one benchmark on this machine. It prints one JSON object with its figures\n"
+            "against DESIGN.md's targets and exits 0 when every target is met and every check\n"
+            "passed, 1 otherwise.\n\nbenchmarks:\n" + "\n".join(lines) + "\n\n"
+            "vnfha bench NAME --help says what NAME measures, its targets and options.")
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from vnfha.bench import BENCHMARKS, load  # noqa: PLC0415
+
+    name, *rest = args.bench_args or [""]
+    if name in ("-h", "--help"):
+        print(_bench_listing())
+        return EXIT_OK
+    if not name:
+        print(_bench_listing() + "\n", file=sys.stderr)
+        raise CliError(f"name a benchmark: one of {', '.join(BENCHMARKS)}")
+    if name not in BENCHMARKS:
+        raise CliError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+    return load(name)(rest, prog=f"vnfha bench {name}")
+
+
 # -- entry point ---------------------------------------------------------------------------------
 
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
@@ -412,6 +451,7 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]
     _add_switchover,
     _add_bridge,
     _add_demo,
+    _add_bench,
 ]
 
 
@@ -437,8 +477,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from vnfha.demo import main as demo_main  # noqa: PLC0415 - imports the examples' code
 
         return demo_main(argv[1:])
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    if argv[:1] == ["bench"]:  # the rest (--help too) is the benchmark's own parser's
+        args = argparse.Namespace(command="bench", func=_cmd_bench, bench_args=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
