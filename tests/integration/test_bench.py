@@ -1,0 +1,157 @@
+"""Every benchmark runs, at its smallest size, through the real command (``python -m vnfha bench
+NAME`` or ``python benchmarks/NAME.py``) and prints the JSON its docs describe.
+
+Timing targets are not asserted (a loaded CI box may miss them: the exit status may be 1), but
+every figure must be a positive number, the exit status must agree with the report's verdict,
+and the checks that do not depend on timing must pass: no acknowledged write lost, no overlap
+of two epochs' writes, the epoch grew, the standby holds what the active wrote, every invariant
+but I6 (which is judged at a deadline) unbroken.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vnfha.bench import BENCHMARKS
+
+pytestmark = pytest.mark.etcd
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(*argv: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout_s, check=False)
+
+
+def bench(name: str, *args: str, script: bool = False) -> tuple[dict[str, Any], int]:
+    """The report and exit status of one benchmark run (as a checkout's script, or as
+    ``python -m vnfha bench``)."""
+    argv = (f"benchmarks/{name}.py", *args) if script else ("-m", "vnfha", "bench", name, *args)
+    proc = run(*argv)
+    assert proc.returncode in (0, 1), (proc.returncode, proc.stdout, proc.stderr[-3000:])
+    report = json.loads(proc.stdout)
+    assert isinstance(report, dict), proc.stdout
+    return report, proc.returncode
+
+
+def assert_verdict(ok: bool, code: int) -> None:
+    assert code == (0 if ok else 1), (ok, code)
+
+
+def assert_positive(figures: dict[str, Any], *keys: str) -> None:
+    """Each of ``keys`` is a positive number in ``figures``."""
+    for key in keys:
+        value = figures[key]
+        assert isinstance(value, int | float) and not isinstance(value, bool), (key, figures)
+        assert value > 0, (key, figures)
+
+
+def assert_summary(figures: dict[str, Any], unit: str = "") -> None:
+    """p50, p99 and max (each key ending in ``unit``) are positive and in order."""
+    p50, p99, top = (f"{k}{unit}" for k in ("p50", "p99", "max"))
+    assert_positive(figures, p50, p99, top)
+    assert figures[p50] <= figures[p99] <= figures[top], figures
+
+
+def test_store() -> None:
+    report, code = bench("store", "--samples", "3", script=True)
+    assert report["benchmark"] == "store" and report["etcd_members"] == 1
+    ops = {"put", "get", "txn", "keepalive", "put_to_watch"}
+    assert set(report["results"]) == ops and set(report["targets"]) == ops
+    for r in report["results"].values():
+        assert r["n"] == 3
+        assert_summary(r, "_ms")
+        assert_positive(r, "ops_per_s")
+    assert_verdict(report["all_met"], code)
+
+
+def test_roles() -> None:
+    report, code = bench("roles", "--switchovers", "1", "--stops", "1", "--crashes", "1",
+                         "--members", "1")
+    assert report["benchmark"] == "roles"
+    assert set(report["results"]) == set(report["budgets"]) == {"switchover", "clean_stop",
+                                                                "crash"}
+    for r in report["results"].values():
+        assert r["n"] == 1
+        assert_summary(r, "_ms")
+    assert_verdict(report["all_met"], code)
+
+
+def test_checkpoint() -> None:
+    report, code = bench("checkpoint", "--writes", "10", "--concurrent-writes", "4",
+                         "--writers", "2", "--latency-samples", "5")
+    results = report["results"]
+    assert report["benchmark"] == "checkpoint" and report["value_bytes"] == 100
+    assert results["standby_matches_active"] is True
+    assert results["none"]["writes"] == 10 and results["one_concurrent"]["writes"] == 4
+    assert_positive(results["none"], "accepted_per_s", "replicated_per_s")
+    assert_positive(results["one_concurrent"], "per_s")
+    assert results["one_latency"]["n"] == 5
+    assert_summary(results["one_latency"], "_ms")
+    assert set(report["targets"]) == {"none_per_s", "one_concurrent_per_s", "one_p50_ms",
+                                      "one_p99_ms"}
+    assert_verdict(report["all_met"], code)
+
+
+def test_failover() -> None:
+    report, code = bench("failover", "--trials", "1", "--paths", "switchover,sigkill")
+    assert report["benchmark"] == "failover"
+    assert set(report["results"]) == set(report["budgets"]) == {"switchover", "sigkill"}
+    for path, r in report["results"].items():
+        assert r["trials"] == 1, path
+        assert_summary(r["on_active_ms"])
+        assert_summary(r["first_write_ms"])
+        assert r["lost_acked"] == 0, (path, r)
+        assert r["overlap_ms_max"] == 0, (path, r)
+        assert r["epoch_grew_every_time"] is True, (path, r)
+        assert r["events_checked"] > 0, (path, r)
+        broken = {k: n for k, n in r["violations"].items() if k != "I6" and n}
+        assert not broken, (path, broken, r["violation_examples"])
+    assert_verdict(report["all_met"], code)
+
+
+def test_fence() -> None:
+    report, code = bench("fence", "--trials", "1")
+    assert report["benchmark"] == "fence" and report["trials"] == 1
+    assert_summary(report["on_active_ms"])
+    assert_summary(report["first_write_ms"])
+    assert report["acked_writes"] > 0
+    assert report["lost_acked"] == 0, report
+    assert report["every_epoch_grew"] is True, report
+    assert report["every_takeover_fenced"] is True, report
+    assert_verdict(report["met"], code)
+
+
+def test_help_lists_every_benchmark() -> None:
+    proc = run("-m", "vnfha", "bench", "--help")
+    assert proc.returncode == 0, proc.stderr
+    listed = [line.split()[0] for line in proc.stdout.splitlines() if line.startswith("  ")]
+    assert listed == list(BENCHMARKS), proc.stdout
+
+
+def test_a_benchmark_help_is_its_own() -> None:
+    proc = run("-m", "vnfha", "bench", "failover", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: vnfha bench failover [-h] [--trials TRIALS]")
+    assert "lost_acked" in proc.stdout  # the module docstring: what is checked
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (("nope",), "vnfha bench: error: unknown benchmark 'nope'; choose from store, roles, "
+                "checkpoint, failover, fence"),
+    ((), "vnfha bench: error: name a benchmark: one of store, roles"),
+    (("fence", "--trials", "0"), "argument --trials: invalid count 0: must be >= 1"),
+    (("failover", "--paths", "sigkill,reboot"), "unknown paths ['reboot']"),
+])
+def test_bad_usage_exits_2(argv: tuple[str, ...], message: str) -> None:
+    proc = run("-m", "vnfha", "bench", *argv)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert message in proc.stderr
+    assert proc.stdout == ""
