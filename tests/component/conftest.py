@@ -1,4 +1,5 @@
-"""Fixtures for component tests: ``rig``, every NFVI driver in turn (see driver_rigs.py)."""
+"""Fixtures for component tests: ``rig``, every NFVI driver in turn (see driver_rigs.py), and
+``sim``, a sim driver running one instance (``vm-a``, member ``a`` of group ``g`` on ``h1``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from driver_rigs import Rig, libvirt_rig, sim_rig
+from driver_rigs import SLEEPER, Rig, libvirt_rig, sim_rig
+
+from vnfha.nfvi.sim import SimDriver
 
 
 @pytest.fixture(params=["libvirt", "sim"])
@@ -15,3 +18,14 @@ async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[R
     make = libvirt_rig(tmp_path) if request.param == "libvirt" else sim_rig()
     async for value in make:
         yield value
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[SimDriver]:
+    """A sim driver running ``vm-a`` (member ``a`` of group ``g``, host ``h1``)."""
+    driver = SimDriver()
+    try:
+        await driver.launch("vm-a", group="g", member="a", host="h1", argv=SLEEPER)
+        yield driver
+    finally:
+        await driver.close()

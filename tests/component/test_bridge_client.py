@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -16,23 +15,11 @@ from vnfha.nfvi.model import WatchdogAction
 from vnfha.nfvi.server import BridgeServer
 from vnfha.nfvi.sim import SimDriver
 
-SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
-
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimDriver]:
-    driver = SimDriver()
-    try:
-        await driver.launch("vm-a", group="g", member="a", host="h1", argv=SLEEPER)
-        yield driver
-    finally:
-        await driver.close()
 
 
 async def test_an_idempotent_call_retries_until_a_late_bridge_answers(sim: SimDriver) -> None:

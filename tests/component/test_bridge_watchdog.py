@@ -4,7 +4,6 @@ action performed on the sim, WATCHDOG_FIRED published, and the watchdog one-shot
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,18 +13,6 @@ from vnfha.nfvi.model import BridgeEvent, EventKind, InstanceState, WatchdogActi
 from vnfha.nfvi.server import BridgeServer
 from vnfha.nfvi.sim import SimDriver
 from vnfha.testing.clock import FakeClock
-
-SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimDriver]:
-    driver = SimDriver()
-    try:
-        await driver.launch("vm-a", group="g", member="a", host="h1", argv=SLEEPER)
-        yield driver
-    finally:
-        await driver.close()
 
 
 async def settle(sim: SimDriver, name: str, state: InstanceState) -> None:

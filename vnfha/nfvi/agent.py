@@ -23,9 +23,14 @@ active's host
 Guarantees:
 
 - Watchdog calls run one at a time, in order (arm before kicks, disarm after), from one task;
-  kicks start only once the bridge confirmed the arm (a refused arm is logged once, not at every
-  keepalive), and a kick that would queue behind another kick is dropped. Each carries the
-  epoch it belongs to, so the bridge rejects a deposed active's kicks.
+  kicks start only once the bridge confirmed the arm, and a kick that would queue behind another
+  kick is dropped. Each carries the epoch it belongs to, so the bridge rejects a deposed
+  active's kicks.
+- The watchdog stays armed while the member is active, whatever happens to the bridge: an arm
+  that did not reach it (:class:`~vnfha.errors.BridgeUnavailable`) is sent again at the next
+  confirmed keepalive instead of a kick, and so is one the bridge forgot (a kick answered
+  ``not-armed``: the bridge restarted, or the watchdog fired with action NONE). An arm the
+  bridge refused (a stale epoch, an unknown instance) is logged once and not retried.
 - Every call has the config's ``bridge_timeout_s`` deadline; failures are logged, never raised
   into the member's loop, except a failed Fence, which the caller turns into the lease path.
 - The event watch reconnects after a failure, one heartbeat step later.
@@ -41,7 +46,7 @@ from typing import Literal
 
 from vnfha.clock import Clock
 from vnfha.config import Config
-from vnfha.errors import ConfigError, NfviError
+from vnfha.errors import BridgeRequestError, BridgeUnavailable, ConfigError, NfviError
 from vnfha.nfvi.client import BridgeClient, NfviPort
 from vnfha.nfvi.driver import EventKind
 from vnfha.nfvi.model import (
@@ -89,12 +94,17 @@ class NfviAgent:
         self._on_maintenance = on_maintenance
         self._ops: asyncio.Queue[_Op] = asyncio.Queue()
         self._armed_epoch = 0
+        self._wanted_epoch = 0  # the epoch the watchdog should be armed in; 0: none
+        self._rearm = False  # arm _wanted_epoch again at the next confirmed keepalive
+        self._rearm_logged = False
         self._kick_queued = False
         self._tasks: list[asyncio.Task[None]] = []
         self.host: str | None = None
         """The host this member runs on, as the bridge last said."""
         self.kicks = 0
         self.fences = 0
+        self.rearms = 0
+        """Arms sent again because the first did not reach the bridge or it forgot it."""
 
     async def start(self) -> PolicyReport | None:
         """Check the placement policy, then start the watchdog worker and the event watch."""
@@ -149,30 +159,39 @@ class NfviAgent:
 
     # -- watchdog ----------------------------------------------------------------------------
 
+    @property
+    def armed_epoch(self) -> int:
+        """The epoch the bridge confirmed the watchdog armed in; 0 while it is not."""
+        return self._armed_epoch
+
     def promoted(self, epoch: int) -> None:
         """Arm the watchdog for ``epoch`` (asynchronously, in order)."""
+        self._wanted_epoch, self._rearm = epoch, False
         self._ops.put_nowait(("arm", epoch))
 
     def keepalive_confirmed(self) -> None:
-        """Kick the armed watchdog (dropped if a kick is already queued)."""
-        if self._armed_epoch and not self._kick_queued:
+        """Kick the armed watchdog (dropped if a kick is already queued), or arm it again if
+        the last arm did not reach the bridge or the bridge forgot it."""
+        if self._rearm and self._wanted_epoch:
+            self._rearm = False
+            self.rearms += 1
+            self._ops.put_nowait(("arm", self._wanted_epoch))
+        elif self._armed_epoch and not self._kick_queued:
             self._kick_queued = True
             self._ops.put_nowait(("kick", self._armed_epoch))
 
     def demoted(self, epoch: int) -> None:
         """Disarm the watchdog of ``epoch``."""
+        if self._wanted_epoch == epoch:
+            self._wanted_epoch, self._rearm = 0, False
         self._ops.put_nowait(("disarm", epoch))
 
     async def _run_ops(self) -> None:
-        cfg = self._config
         while True:
             op, epoch = await self._ops.get()
             try:
                 if op == "arm":
-                    self._armed_epoch = 0  # kicks only once the arm is confirmed
-                    await self.port.arm_watchdog(cfg.watchdog_timeout_s_effective,
-                                                 WatchdogAction(cfg.watchdog_action), epoch)
-                    self._armed_epoch = epoch
+                    await self._arm(epoch)
                 elif op == "kick":
                     self._kick_queued = False
                     if epoch == self._armed_epoch:
@@ -181,8 +200,40 @@ class NfviAgent:
                 else:
                     self._armed_epoch = 0
                     await self.port.disarm(epoch)
+            except BridgeRequestError as e:
+                if op == "kick" and e.reason == "not-armed" and epoch == self._wanted_epoch:
+                    log.warning("%s: the bridge has no watchdog armed for epoch %d (it "
+                                "restarted, or the watchdog fired): arming it again",
+                                self._config.member, epoch)
+                    self._armed_epoch, self._rearm = 0, True
+                else:
+                    self._failed(op, epoch, e)
             except NfviError as e:
-                log.warning("%s: watchdog %s (epoch %d) failed: %s", cfg.member, op, epoch, e)
+                self._failed(op, epoch, e)
+
+    async def _arm(self, epoch: int) -> None:
+        cfg = self._config
+        self._armed_epoch = 0  # kicks only once the arm is confirmed
+        if epoch != self._wanted_epoch:
+            return  # demoted (or promoted again) since: that arm is no longer wanted
+        try:
+            await self.port.arm_watchdog(cfg.watchdog_timeout_s_effective,
+                                         WatchdogAction(cfg.watchdog_action), epoch)
+        except BridgeUnavailable as e:
+            if epoch == self._wanted_epoch:
+                if not self._rearm_logged:
+                    log.warning("%s: watchdog arm (epoch %d) did not reach the bridge: %s; "
+                                "retried at every confirmed keepalive", cfg.member, epoch, e)
+                self._rearm, self._rearm_logged = True, True
+            return
+        if self._rearm_logged:
+            log.info("%s: watchdog armed (epoch %d) on a retry", cfg.member, epoch)
+        self._rearm_logged = False
+        self._armed_epoch = epoch
+
+    def _failed(self, op: str, epoch: int, error: NfviError) -> None:
+        log.warning("%s: watchdog %s (epoch %d) failed: %s", self._config.member, op, epoch,
+                    error)
 
     # -- fencing -----------------------------------------------------------------------------
 
