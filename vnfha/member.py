@@ -1,10 +1,15 @@
 """A member of a group: joins through etcd, holds the role :mod:`vnfha.roles.policy` decides,
 and runs the component's callbacks.
 
+This is the composition root and the role runtime. Its parts live in their own modules: the
+group snapshot and its watch (:mod:`vnfha.roles.watch`), the choice of a successor and the
+transactions on the active key (:mod:`vnfha.roles.handover`, pure), the callback runner
+(:mod:`vnfha.callbacks`), and the events listeners receive (:mod:`vnfha.events`).
+
 How it works (the keys are drawn in :mod:`vnfha.roles.keys`):
 
 - **Join.** Open a :class:`~vnfha.store.session.Session` (a lease with a local deadline),
-  publish ``members/{me}`` bound to it, read the group, and watch it from the revision read.
+  publish ``members/{me}`` bound to it, watch the group from now, then read it.
 - **Decide.** On every change the policy decides from a snapshot; the runtime executes and logs
   the decision's reason. A campaign is one transaction, "create the active key bound to my lease
   if it does not exist"; the transaction's revision is the new **epoch**, so epochs only grow.
@@ -29,23 +34,18 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from vnfha._tasks import stop_task
+from vnfha.callbacks import CallbackRunner
 from vnfha.checkpoint import Checkpoint
 from vnfha.clock import Clock, SystemClock
 from vnfha.component import Assignment, Component
 from vnfha.config import Config
-from vnfha.errors import (
-    Compacted,
-    NotActive,
-    StoreError,
-    StoreUnavailable,
-    SwitchoverError,
-)
+from vnfha.errors import NotActive, StoreError, StoreUnavailable, SwitchoverError
+from vnfha.events import CallbackFailed, Listeners, MemberEvent, RoleChanged, reason_kind
 from vnfha.health.serving import MemberServing
 from vnfha.health.supervisor import Supervisor
 from vnfha.metrics import MemberMetrics, Metrics, NullMetrics, ReasonKind
@@ -57,50 +57,38 @@ from vnfha.replication.active import Primary, ReplicationServer
 from vnfha.replication.standby import Replica
 from vnfha.replication.state import CheckpointData, Limits
 from vnfha.replication.wire import channel_credentials, server_credentials
+from vnfha.roles.handover import (
+    best_target,
+    campaign_txn,
+    choose_target,
+    refusal_ops,
+    release_txn,
+    sync_txn,
+)
 from vnfha.roles.keys import (
     ActiveRecord,
     GroupKeys,
     GroupState,
-    Handover,
     MemberRecord,
     SwitchoverRequest,
-    SwitchoverResult,
-    SyncRecord,
-    check_name,
 )
 from vnfha.roles.monitor import ActiveMonitor, Fencer, MonitorTimers
-from vnfha.roles.policy import Action, ActiveInfo, Decision, decide, eligible
-from vnfha.store.base import Compare, EventType, Op, Store, TxnDelete, TxnPut, Watch
+from vnfha.roles.policy import Action, ActiveInfo, Decision, GroupView, decide
+from vnfha.roles.watch import GroupWatch
+from vnfha.store.base import Store
 from vnfha.store.session import Session, SessionState
 from vnfha.store.session_state import SessionView
 
-__all__ = ["CallbackFailed", "Member", "MemberEvent", "RoleChanged", "store_from_config"]
+__all__ = [
+    "CallbackFailed",
+    "Member",
+    "MemberEvent",
+    "RoleChanged",
+    "reason_kind",
+    "store_from_config",
+]
 
 log = logging.getLogger("vnfha.member")
-
-
-@dataclass(frozen=True, slots=True)
-class RoleChanged:
-    """The member's role or epoch changed."""
-
-    member: str
-    role: Role
-    previous: Role
-    epoch: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class CallbackFailed:
-    """A component callback raised (``error``) or overran ``callback_timeout_s``."""
-
-    member: str
-    callback: str
-    error: str
-    timed_out: bool
-
-
-MemberEvent = RoleChanged | CallbackFailed
 
 
 def store_from_config(config: Config, clock: Clock | None = None) -> Store:
@@ -131,22 +119,6 @@ def checkpoint_limits(config: Config) -> Limits:
     )
 
 
-def reason_kind(role: Role, reason: str) -> ReasonKind:
-    """The bounded metrics label for a role change whose free-text reason is ``reason``."""
-    text = reason.lower()
-    table = ((role is Role.ACTIVE and "took over" in text, ReasonKind.TAKEOVER),
-             (role is Role.ACTIVE and "handover" in text, ReasonKind.SWITCHOVER),
-             (role is Role.ACTIVE, ReasonKind.ELECTED),
-             ("switchover" in text or "maintenance" in text, ReasonKind.SWITCHOVER),
-             ("session lost" in text or "past its deadline" in text, ReasonKind.SESSION_LOST),
-             ("active key taken" in text or "active key deleted" in text, ReasonKind.DEPOSED),
-             ("stop" in text, ReasonKind.STOPPED),
-             ("failed" in text or "fault" in text, ReasonKind.FAULT))
-    return next((kind for hit, kind in table if hit), ReasonKind.ASSIGNED)
-
-
-_BARRIER = ""  # a queue entry that calls nothing: when it is done, everything before it is
-
 _CALLBACK_ROLES = {Role.ACTIVE: "on_active", Role.STANDBY: "on_standby", Role.SPARE: "on_standby"}
 
 
@@ -175,25 +147,21 @@ class Member:
         self._own_store = store is None
         self._store: Store = store if store is not None else store_from_config(config, clock)
         self._keys = GroupKeys(config.key_prefix, config.group)
-        self._state = GroupState(self._keys)
         self._step_s = 2 * config.heartbeat_interval_s
+        self._group = GroupWatch(self._store, self._keys, self._clock, member=config.member,
+                                 retry_s=self._step_s, on_change=self._after_change)
         self._role = Role.SPARE
         self._epoch = 0
         self._session: Session | None = None
-        self._listeners: list[Callable[[MemberEvent], None]] = []
+        self._listeners = Listeners(config.member)
         self._published: MemberRecord | None = None
         self._handled_requests: set[str] = set()
         self._resigning = False
         self._stopping = False
         self._started = False
         self._loop_task: asyncio.Task[None] | None = None
-        self._watch_task: asyncio.Task[None] | None = None
-        self._runner: asyncio.Task[None] | None = None
-        self._orphans: set[asyncio.Task[Any]] = set()
         self._changed: asyncio.Event | None = None
         self._role_event: asyncio.Event | None = None
-        self._callbacks: asyncio.Queue[tuple[str, tuple[Any, ...], asyncio.Future[None]]] | None
-        self._callbacks = None
         self._all_active = config.redundancy is Redundancy.N_WAY_ACTIVE
         self._limits = limits = checkpoint_limits(config)
         self._replica = Replica(group=config.group, member=config.member, data=CheckpointData(),
@@ -213,12 +181,14 @@ class Member:
         self.nfvi: NfviAgent | None
         self.supervisor: Supervisor
         self._build_services()
+        self._callbacks = CallbackRunner(
+            self.component, member=config.member, clock=self._clock,
+            timeout_s=config.callback_timeout_s, emit=self._listeners.emit,
+            on_failure=self.supervisor.callback_failed)
         self.monitor: ActiveMonitor | None = None
         """The watch over the active this member follows as a standby (for tests and metrics)."""
         self._follow_task: asyncio.Task[None] | None = None
         self._joined_revision = 0
-        self.callback_failures = 0
-        """How many callbacks raised or overran since start."""
 
     def _replication_server(self) -> ReplicationServer:
         """The member's gRPC endpoint: replication and grpc.health.v1 on ``config.listen``."""
@@ -291,6 +261,16 @@ class Member:
         """Replication statistics of this member as a standby (for tests and metrics)."""
         return self._replica
 
+    @property
+    def callback_failures(self) -> int:
+        """How many callbacks raised or overran since start."""
+        return self._callbacks.failures
+
+    @property
+    def _state(self) -> GroupState:
+        """The group as this member last saw it (kept current by the group watch)."""
+        return self._group.state
+
     def is_active(self) -> bool:
         """True only while this member holds the active key with a valid session: the check
         every externally visible action of an active must pass first."""
@@ -313,7 +293,7 @@ class Member:
 
     def add_listener(self, listener: Callable[[MemberEvent], None]) -> None:
         """Call ``listener(event)`` for every role change and callback failure (synchronously)."""
-        self._listeners.append(listener)
+        self._listeners.add(listener)
 
     async def wait_for_role(self, role: Role, timeout_s: float) -> None:
         """Return once the member holds ``role``; TimeoutError after ``timeout_s``."""
@@ -347,8 +327,7 @@ class Member:
         self._started = True
         self._changed = asyncio.Event()
         self._role_event = asyncio.Event()
-        self._callbacks = asyncio.Queue()
-        self._runner = asyncio.create_task(self._run_callbacks(), name=f"{self.name}-callbacks")
+        self._callbacks.start()
         try:
             if self.config.metrics_port is not None:
                 self.metrics.serve(self.config.metrics_port)
@@ -379,7 +358,7 @@ class Member:
             with contextlib.suppress(SwitchoverError, StoreError):
                 await self._resign(self._best_target(), "member stopping")
         await stop_task(self._loop_task)
-        await stop_task(self._watch_task)
+        await self._group.stop()
         if self._session is not None:
             await self._session.close(revoke=True)
         if self._role is not Role.QUIESCED:
@@ -390,7 +369,7 @@ class Member:
         await self._server.stop()
         if self.nfvi is not None:
             await self.nfvi.close()
-        await self._drain_callbacks()
+        await self._callbacks.drain()
         self.metrics.close()
         if self._own_store:
             await self._store.close()
@@ -410,13 +389,13 @@ class Member:
     async def restart_component(self) -> None:
         """The ladder's first rung: the component's ``restart()``, in callback order, bounded
         by ``callback_timeout_s`` (a failure reaches the ladder as a failed callback)."""
-        await self._enqueue("restart")
+        await self._callbacks.enqueue("restart")
 
     async def fail_over(self, reason: str) -> None:
         """The ladder's second rung: hand the active role to the best standby."""
         if self._role is not Role.ACTIVE:
             return
-        await self._read_members()
+        await self._group.read_members()
         target = self._best_target()
         if target is None:
             raise SwitchoverError(self.group, None, "no eligible standby")
@@ -430,42 +409,18 @@ class Member:
         epoch. NotActive if this member is not active; SwitchoverError if there is no eligible
         target or nobody took over within ``timeout_s`` (default: the lease TTL)."""
         self.check_active()
-        await self._read_members()  # choose from etcd's current list, not a lagging watch
-        target = self._choose_target(to)
+        await self._group.read_members()  # choose from etcd's current list, not a lagging watch
+        target = choose_target(self._view(), to, self.group)
         old_epoch = self._epoch
         await self._resign(target, f"switchover to {target}")
         return await self._wait_new_active(target, old_epoch, timeout_s)
 
-    async def _read_members(self) -> None:
-        result = await self._store.range(self._keys.members, prefix=True)
-        if result.revision <= self._state.revision:
-            return
-        self._state.members = GroupState.read(self._keys, result)[0].members
-
-    def _choose_target(self, to: str | None) -> str:
-        if to is None:
-            best = self._best_target()
-            if best is None:
-                raise SwitchoverError(self.group, None, "no eligible standby")
-            return best
-        check_name("to", to)
-        if to == self.name:
-            raise SwitchoverError(self.group, to, "that member is already active")
-        view = self._state.view(self.name, self.lease_id, True, self.config.redundancy)
-        info = view.member(to)
-        if info is None:
-            raise SwitchoverError(self.group, to, "no such member in the group")
-        if info.no_failover:
-            raise SwitchoverError(self.group, to, "that member is tagged no-failover")
-        if not info.in_sync:
-            raise SwitchoverError(self.group, to, "that member is not in sync")
-        return to
+    def _view(self) -> GroupView:
+        """The group as the active sees it when it chooses a successor."""
+        return self._state.view(self.name, self.lease_id, True, self.config.redundancy)
 
     def _best_target(self) -> str | None:
-        view = self._state.view(self.name, self.lease_id, True, self.config.redundancy)
-        others = [m for m in view.members if m.name != self.name]
-        ranked = eligible(others)
-        return ranked[0].name if ranked else None
+        return best_target(self._view())
 
     async def _resign(self, target: str | None, reason: str,
                       request: SwitchoverRequest | None = None) -> bool:
@@ -474,44 +429,25 @@ class Member:
         self._resigning = True
         try:
             self._set_role(Role.QUIESCED, epoch, reason, callback=False, keep_primary=True)
-            await self._enqueue("on_quiesce")
+            await self._callbacks.enqueue("on_quiesce")
             await self._hand_over_checkpoint(target)
-            ops: list[Op] = [TxnDelete(self._keys.active)]
-            if target is not None:
-                ops.append(TxnPut(self._keys.handover, Handover(target, self.name, epoch).encode()))
-            if request is not None:
-                ops.append(TxnDelete(self._keys.switchover_request))
-                result = SwitchoverResult(request.id, True, reason, self.name, target or "", epoch)
-                ops.append(TxnPut(self._keys.switchover_result, result.encode()))
-            res = await self._store.txn(
-                [Compare.mod_revision(self._keys.active, "==", epoch),
-                 Compare.lease(self._keys.active, "==", lease)],
-                ops,
-            )
+            res = await self._store.txn(*release_txn(self._keys, self.name, epoch, lease,
+                                                     target=target, reason=reason,
+                                                     request=request))
             if not res.succeeded:
                 log.warning("%s: active key was no longer ours (epoch %d) when resigning",
                             self.name, epoch)
             else:
                 # decide again only from a snapshot that contains the release: the stale one
                 # would re-promote this member at the epoch it just released
-                await self._wait_revision(res.revision)
+                await self._group.wait_released(
+                    res.revision, poll_s=self.config.heartbeat_interval_s / 10,
+                    timeout_s=self.config.etcd_request_timeout_s)
             return res.succeeded
         finally:
             self._resigning = False
             self.checkpoint._demote()
             self._poke()
-
-    async def _wait_revision(self, revision: int) -> None:
-        """Until the group watch has delivered ``revision`` (bounded by the etcd request
-        timeout; after it, the release is applied to the snapshot directly)."""
-        async def caught_up() -> None:
-            while self._state.revision < revision:
-                await self._clock.sleep(self.config.heartbeat_interval_s / 10)
-
-        try:
-            await self._clock.wait_for(caught_up(), self.config.etcd_request_timeout_s)
-        except TimeoutError:
-            self._state.apply(self._keys.active, None, revision)
 
     async def _hand_over_checkpoint(self, target: str | None) -> None:
         """Before releasing the key, wait (bounded) until ``target`` has applied every change
@@ -568,58 +504,7 @@ class Member:
             session.add_ack_listener(lambda view: nfvi.keepalive_confirmed())
         self._published = None
         await self._publish()
-        await self._resync()
-
-    async def _resync(self) -> None:
-        """Watch the group from now, then read it, then apply only newer events.
-
-        Watching first matters for speed, not only for correctness: etcd serves a watch that
-        starts in the past from a catch-up loop that runs every 100 ms, while a watch from "now"
-        is served at once. Events at or below the read's revision are already in the read.
-        """
-        watch = self._store.watch(self._keys.root, prefix=True)
-        await watch.__aenter__()
-        try:
-            result = await self._store.range(self._keys.root, prefix=True)
-        except BaseException:
-            await watch.cancel()
-            raise
-        self._state, problems = GroupState.read(self._keys, result)
-        for problem in problems:
-            log.warning("%s: %s", self.name, problem)
-        if self._watch_task is not None and self._watch_task is not asyncio.current_task():
-            self._watch_task.cancel()
-        self._watch_task = asyncio.create_task(self._watch(watch, result.revision),
-                                               name=f"{self.name}-watch")
-        self._after_change()
-
-    async def _watch(self, watch: Watch, floor: int) -> None:
-        """Apply the group's events above ``floor`` in order; re-watch if the stream is lost
-        for good, re-read if the history it needs was compacted."""
-        while True:
-            try:
-                async with watch:
-                    async for batch in watch:
-                        for ev in batch.events:
-                            if ev.kv.mod_revision <= floor:
-                                continue
-                            kv = ev.kv if ev.type is EventType.PUT else None
-                            problem = self._state.apply(ev.kv.key, kv, ev.kv.mod_revision)
-                            if problem:
-                                log.warning("%s: %s", self.name, problem)
-                        self._state.revision = max(self._state.revision, batch.revision)
-                        self._after_change()
-                return
-            except Compacted:
-                log.warning("%s: group history compacted; re-reading the group", self.name)
-                await self._resync()
-                return
-            except StoreError as e:
-                log.warning("%s: group watch failed (%s); retrying", self.name, e)
-                await self._clock.sleep(self._step_s)
-                floor = self._state.revision
-                watch = self._store.watch(self._keys.root, prefix=True,
-                                          start_revision=floor + 1)
+        await self._group.resync()
 
     def _after_change(self) -> None:
         """Runs synchronously after every batch: an active that lost the key stops at once."""
@@ -675,8 +560,7 @@ class Member:
                 await self._clock.sleep(self._step_s)
                 continue
             # the session is lost: rejoin as a new incarnation
-            if self._watch_task is not None:
-                self._watch_task.cancel()
+            self._group.cancel()
             old = self._session
             if old is not None:
                 await old.close(revoke=False)
@@ -783,9 +667,7 @@ class Member:
                 log.warning("%s: switchover before the maintenance of %s failed: %s",
                             self.name, event.host, e)
 
-        task = asyncio.create_task(hand_over(), name=f"{self.name}-maintenance")
-        self._orphans.add(task)
-        task.add_done_callback(self._orphans.discard)
+        self._callbacks.adopt(asyncio.create_task(hand_over(), name=f"{self.name}-maintenance"))
 
     def _on_active_gone(self, epoch: int, evidence: str) -> None:
         """Proof that the active of ``epoch`` can no longer act: its endpoint refused a
@@ -804,15 +686,9 @@ class Member:
         if not session.valid():
             return
         lease = session.lease_id
-        record = ActiveRecord(self.name, self._listen).encode()
-        compare = (Compare.mod_revision(self._keys.active, "==", replace_epoch) if replace_epoch
-                   else Compare.create_revision(self._keys.active, "==", 0))
+        txn = campaign_txn(self._keys, ActiveRecord(self.name, self._listen), lease, replace_epoch)
         try:
-            res = await self._store.txn(
-                [compare],
-                [TxnPut(self._keys.active, record, lease=lease), TxnDelete(self._keys.handover),
-                 TxnPut(self._keys.sync, SyncRecord(self.name).encode())],
-            )
+            res = await self._store.txn(*txn)
             won, epoch = res.succeeded, res.revision
         except StoreUnavailable as e:
             if not e.outcome_unknown:
@@ -840,12 +716,10 @@ class Member:
             return
         self._handled_requests.add(request.id)
         try:
-            target = self._choose_target(request.to)
+            target = choose_target(self._view(), request.to, self.group)
         except SwitchoverError as e:
-            result = SwitchoverResult(request.id, False, e.problem, self.name, request.to or "",
-                                      self._epoch)
-            await self._store.txn([], [TxnDelete(self._keys.switchover_request),
-                                       TxnPut(self._keys.switchover_result, result.encode())])
+            await self._store.txn([], refusal_ops(self._keys, request, e.problem, self.name,
+                                                  self._epoch))
             log.warning("%s: refused switchover request %s: %s", self.name, request.id, e)
             return
         await self._resign(target, f"switchover to {target} requested by an operator", request)
@@ -896,7 +770,7 @@ class Member:
         log.info("member=%s group=%s role=%s previous=%s epoch=%d reason=%r", self.name,
                  self.group, role.value, previous.value, epoch, reason)
         self.metrics.role_changed(previous, role, epoch, reason_kind(role, reason))
-        self._emit(RoleChanged(self.name, role, previous, epoch, reason))
+        self._listeners.emit(RoleChanged(self.name, role, previous, epoch, reason))
         if self._role_event is not None:
             self._role_event.set()
         if not callback or role is previous:
@@ -904,9 +778,9 @@ class Member:
         active = self._state.active[1].member if self._state.active else None
         assignment = Assignment(role, epoch, previous, active, reason)
         if role in _CALLBACK_ROLES:
-            self._enqueue(_CALLBACK_ROLES[role], assignment)
+            self._callbacks.enqueue(_CALLBACK_ROLES[role], assignment)
         elif role is Role.QUIESCED and previous is Role.ACTIVE:  # deposed: stop serving now
-            self._enqueue("on_standby", assignment)
+            self._callbacks.enqueue("on_standby", assignment)
 
     def _promote(self, epoch: int) -> None:
         """Start replicating as the active of ``epoch``, on top of what this member has."""
@@ -933,78 +807,8 @@ class Member:
                                if m in self._state.members))
         if self._all_active:
             return frozenset()
-        res = await self._store.txn(
-            [Compare.mod_revision(self._keys.active, "==", epoch),
-             Compare.lease(self._keys.active, "==", lease)],
-            [TxnPut(self._keys.sync, SyncRecord(self.name, entries).encode())],
-        )
+        res = await self._store.txn(*sync_txn(self._keys, self.name, epoch, lease, entries))
         if not res.succeeded:
             raise NotActive(self.name, "deposed", epoch)
         self.metrics.in_sync_standbys(len(entries))
         return frozenset(m for m, _ in entries)
-
-    def _emit(self, event: MemberEvent) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("%s: member listener %r failed", self.name, listener)
-
-    def _enqueue(self, name: str, *args: Any) -> asyncio.Future[None]:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self._callbacks is None:
-            fut.set_result(None)
-        else:
-            self._callbacks.put_nowait((name, args, fut))
-        return fut
-
-    async def _run_callbacks(self) -> None:
-        assert self._callbacks is not None
-        while True:
-            name, args, fut = await self._callbacks.get()
-            try:
-                await self._invoke(name, args)
-            finally:
-                if not fut.done():
-                    fut.set_result(None)
-
-    async def _invoke(self, name: str, args: tuple[Any, ...]) -> None:
-        method: Callable[..., Awaitable[None]] | None = getattr(self.component, name, None)
-        if method is None:
-            return
-        task = asyncio.ensure_future(method(*args))
-        timeout = self.config.callback_timeout_s
-        try:
-            await self._clock.wait_for(asyncio.shield(task), timeout)
-        except TimeoutError:
-            task.cancel()
-            self._orphans.add(task)
-            task.add_done_callback(self._orphans.discard)
-            self._report(name, f"did not return within callback_timeout_s={timeout}", True)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        except Exception as e:  # a component bug must not stop the member
-            self._report(name, f"{type(e).__name__}: {e}", False)
-            log.debug("%s: %s traceback", self.name, name, exc_info=True)
-
-    def _report(self, name: str, error: str, timed_out: bool) -> None:
-        self.callback_failures += 1
-        log.error("member=%s callback=%s failed: %s", self.name, name, error)
-        self._emit(CallbackFailed(self.name, name, error, timed_out))
-        self.supervisor.callback_failed(name, error)
-
-    async def _drain_callbacks(self) -> None:
-        if self._callbacks is not None and self._runner is not None:
-            # the queue is finite: let it run out, bounded by one timeout per queued callback
-            limit = self.config.callback_timeout_s * (self._callbacks.qsize() + 1)
-            with contextlib.suppress(TimeoutError):
-                await self._clock.wait_for(self._wait_idle(), limit)
-        for task in [self._runner, *self._orphans]:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-
-    async def _wait_idle(self) -> None:
-        await self._enqueue(_BARRIER)

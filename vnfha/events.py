@@ -1,0 +1,89 @@
+"""What a member tells its listeners, and how: role changes and callback failures.
+
+A :class:`~vnfha.member.Member` reports two kinds of :data:`MemberEvent` to the listeners added
+with ``member.add_listener``: :class:`RoleChanged` (every change of its role or epoch, with the
+decision's reason verbatim) and :class:`CallbackFailed` (a component callback that raised or
+overran). Guarantees of :class:`Listeners`:
+
+- **Synchronous and in order.** Every listener is called with every event, in the order the
+  listeners were added, before :meth:`Listeners.emit` returns; the member emits a role change
+  in the same step that makes it (an active that stops acting tells its listeners before any
+  other await).
+- **A listener cannot hurt the member.** One that raises is logged with its traceback and
+  skipped; the others are still called, and the member carries on.
+- A listener added while an event is being delivered gets the next event, not that one.
+
+:func:`reason_kind` turns a role change's free-text reason into the bounded label the metrics
+use (``vnfha_role_transitions_total{reason_kind=...}``). Pure.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vnfha.metrics import ReasonKind
+from vnfha.model import Role
+
+__all__ = ["CallbackFailed", "Listeners", "MemberEvent", "RoleChanged", "reason_kind"]
+
+log = logging.getLogger("vnfha.member")  # part of the member: it logs on the member's logger
+
+
+@dataclass(frozen=True, slots=True)
+class RoleChanged:
+    """The member's role or epoch changed."""
+
+    member: str
+    role: Role
+    previous: Role
+    epoch: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackFailed:
+    """A component callback raised (``error``) or overran ``callback_timeout_s``."""
+
+    member: str
+    callback: str
+    error: str
+    timed_out: bool
+
+
+MemberEvent = RoleChanged | CallbackFailed
+
+
+class Listeners:
+    """The listeners of the member named ``member`` (see the module docstring)."""
+
+    def __init__(self, member: str) -> None:
+        self._member = member
+        self._listeners: list[Callable[[MemberEvent], None]] = []
+
+    def add(self, listener: Callable[[MemberEvent], None]) -> None:
+        """Call ``listener(event)`` for every event emitted from now on."""
+        self._listeners.append(listener)
+
+    def emit(self, event: MemberEvent) -> None:
+        """Call every listener with ``event``; a listener that raises is logged and skipped."""
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("%s: member listener %r failed", self._member, listener)
+
+
+def reason_kind(role: Role, reason: str) -> ReasonKind:
+    """The bounded metrics label for a role change whose free-text reason is ``reason``."""
+    text = reason.lower()
+    table = ((role is Role.ACTIVE and "took over" in text, ReasonKind.TAKEOVER),
+             (role is Role.ACTIVE and "handover" in text, ReasonKind.SWITCHOVER),
+             (role is Role.ACTIVE, ReasonKind.ELECTED),
+             ("switchover" in text or "maintenance" in text, ReasonKind.SWITCHOVER),
+             ("session lost" in text or "past its deadline" in text, ReasonKind.SESSION_LOST),
+             ("active key taken" in text or "active key deleted" in text, ReasonKind.DEPOSED),
+             ("stop" in text, ReasonKind.STOPPED),
+             ("failed" in text or "fault" in text, ReasonKind.FAULT))
+    return next((kind for hit, kind in table if hit), ReasonKind.ASSIGNED)

@@ -1,0 +1,123 @@
+"""Handing the active key over: who gets it, and the transactions that release and take it.
+Pure.
+
+Nothing here does I/O or reads a clock: the member builds a :class:`GroupView` and the
+:class:`~vnfha.roles.keys.GroupKeys`, these functions return a target name or a transaction
+(compares and operations), and the member sends it. Guarantees (tested table-driven in
+``tests/unit/test_handover.py``):
+
+- **A target may take over.** :func:`best_target` and :func:`choose_target` name only another
+  member of the view that is in sync and not tagged no-failover; the best-ranked one by
+  :func:`~vnfha.roles.policy.rank` when none is asked for. :func:`choose_target` refuses with a
+  :class:`~vnfha.errors.SwitchoverError` that says why, never with a fallback to someone else.
+- **Only the holder releases or publishes.** :func:`release_txn` and :func:`sync_txn` compare
+  the active key's mod revision (the epoch) *and* its lease, so a deposed active's write
+  changes nothing. A release writes, in the same transaction, the hint that lets the target
+  campaign first, and answers the operator's request it serves, if any.
+- **Only an absent or a dead key is taken.** :func:`campaign_txn` creates the active key only
+  if it does not exist, or (a takeover) replaces it only if it is still the dead active's epoch;
+  in the same transaction it deletes the handover hint and resets the in-sync set, so the
+  transaction's revision is the new epoch.
+"""
+
+from __future__ import annotations
+
+from vnfha.errors import SwitchoverError
+from vnfha.roles.keys import (
+    ActiveRecord,
+    GroupKeys,
+    Handover,
+    SwitchoverRequest,
+    SwitchoverResult,
+    SyncRecord,
+    check_name,
+)
+from vnfha.roles.policy import GroupView, eligible
+from vnfha.store.base import Compare, Op, TxnDelete, TxnPut
+
+__all__ = [
+    "best_target",
+    "campaign_txn",
+    "choose_target",
+    "refusal_ops",
+    "release_txn",
+    "sync_txn",
+]
+
+Txn = tuple[list[Compare], list[Op]]
+
+
+def best_target(view: GroupView) -> str | None:
+    """The best-ranked eligible member other than ``view.me`` (in sync, not tagged
+    no-failover), or None when there is none."""
+    others = [m for m in view.members if m.name != view.me]
+    ranked = eligible(others)
+    return ranked[0].name if ranked else None
+
+
+def choose_target(view: GroupView, to: str | None, group: str) -> str:
+    """The member a switchover of ``group`` hands over to: ``to``, or the best target when
+    ``to`` is None. SwitchoverError when that member may not take over (or there is none);
+    ConfigError when ``to`` is not a valid member name."""
+    if to is None:
+        best = best_target(view)
+        if best is None:
+            raise SwitchoverError(group, None, "no eligible standby")
+        return best
+    check_name("to", to)
+    if to == view.me:
+        raise SwitchoverError(group, to, "that member is already active")
+    info = view.member(to)
+    if info is None:
+        raise SwitchoverError(group, to, "no such member in the group")
+    if info.no_failover:
+        raise SwitchoverError(group, to, "that member is tagged no-failover")
+    if not info.in_sync:
+        raise SwitchoverError(group, to, "that member is not in sync")
+    return to
+
+
+def _held(keys: GroupKeys, epoch: int, lease: int) -> list[Compare]:
+    """The active key still has ``epoch`` and is bound to ``lease``."""
+    return [Compare.mod_revision(keys.active, "==", epoch),
+            Compare.lease(keys.active, "==", lease)]
+
+
+def release_txn(keys: GroupKeys, me: str, epoch: int, lease: int, *, target: str | None,
+                reason: str, request: SwitchoverRequest | None = None) -> Txn:
+    """If the active key is still ``me``'s (``epoch`` and ``lease``): delete it, name
+    ``target`` in the handover hint (if any), and consume and answer ``request`` (if any)."""
+    ops: list[Op] = [TxnDelete(keys.active)]
+    if target is not None:
+        ops.append(TxnPut(keys.handover, Handover(target, me, epoch).encode()))
+    if request is not None:
+        ops.append(TxnDelete(keys.switchover_request))
+        result = SwitchoverResult(request.id, True, reason, me, target or "", epoch)
+        ops.append(TxnPut(keys.switchover_result, result.encode()))
+    return _held(keys, epoch, lease), ops
+
+
+def sync_txn(keys: GroupKeys, me: str, epoch: int, lease: int,
+             members: tuple[tuple[str, int], ...]) -> Txn:
+    """If the active key is still ``me``'s (``epoch`` and ``lease``): publish ``members``
+    ((name, lease) pairs) as the in-sync set."""
+    return _held(keys, epoch, lease), [TxnPut(keys.sync, SyncRecord(me, members).encode())]
+
+
+def refusal_ops(keys: GroupKeys, request: SwitchoverRequest, problem: str, me: str,
+                epoch: int) -> list[Op]:
+    """Consume ``request`` and answer it with a refusal that says why (``problem``)."""
+    result = SwitchoverResult(request.id, False, problem, me, request.to or "", epoch)
+    return [TxnDelete(keys.switchover_request), TxnPut(keys.switchover_result, result.encode())]
+
+
+def campaign_txn(keys: GroupKeys, record: ActiveRecord, lease: int,
+                 replace_epoch: int = 0) -> Txn:
+    """Create the active key (``record``, bound to ``lease``) if it is absent, or, with
+    ``replace_epoch``, replace it if it is still that (dead) epoch's; clear the handover hint
+    and reset the in-sync set to nobody."""
+    compare = (Compare.mod_revision(keys.active, "==", replace_epoch) if replace_epoch
+               else Compare.create_revision(keys.active, "==", 0))
+    return ([compare],
+            [TxnPut(keys.active, record.encode(), lease=lease), TxnDelete(keys.handover),
+             TxnPut(keys.sync, SyncRecord(record.member).encode())])
