@@ -1,18 +1,21 @@
-"""The invariant checker (vnfha.testing.history) on handcrafted histories: for each of I1-I6 one
+"""The invariant checker (vnfha.testing.history) on handcrafted histories: for each of I1-I8 one
 history that holds and at least one that breaks it, plus generated standby logs."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from vnfha.testing.history import (
     Acted,
     BatchApplied,
+    CallbackStarted,
     Exited,
     Fault,
+    Frozen,
     Record,
     RoleSeen,
     StateFound,
@@ -33,10 +36,12 @@ def only(invariant: str, histories: Histories, *, budget_s: float = 1.0,
 
 
 def failover(*, found_upto: int = 9, b_acts_at: float = 3.0) -> dict[str, list[Record]]:
-    """a active in epoch 5 writes 0..9 (acked by b), b takes over in epoch 8 at t=2.5."""
+    """a active in epoch 5 writes 0..9 (acked by b), b takes over in epoch 8 at t=2.5; a,
+    deposed at 2.0, runs on_standby."""
     a: list[Record] = [RoleSeen(1.0, "active", 5), Acted(1.1, 5)]
     a += [WriteAcked(1.2 + i / 100, 1.19 + i / 100, 5, "w1", i, True) for i in range(10)]
-    a += [RoleSeen(2.0, "quiesced", 5), RoleSeen(2.6, "standby", 8)]
+    a += [RoleSeen(2.0, "quiesced", 5), CallbackStarted(2.01, "on_standby", 5),
+          RoleSeen(2.6, "standby", 8), CallbackStarted(2.61, "on_standby", 8)]
     b: list[Record] = [RoleSeen(1.05, "standby", 5),
                        BatchApplied(1.3, 5, 1, 10),
                        RoleSeen(2.5, "active", 8),
@@ -47,7 +52,7 @@ def failover(*, found_upto: int = 9, b_acts_at: float = 3.0) -> dict[str, list[R
 
 def test_a_clean_failover_breaks_nothing() -> None:
     assert check(failover(), budget_s=1.0, faults=[Fault(1.9, 1.9, "kill")], end=4.0) == []
-    assert count([]) == {f"I{i}": 0 for i in range(1, 7)}
+    assert count([]) == {f"I{i}": 0 for i in range(1, 9)}
 
 
 # -- I1 ------------------------------------------------------------------------------------------
@@ -264,6 +269,115 @@ def test_i6_a_later_fault_ends_the_window_of_the_earlier_one() -> None:
     assert [v.t_mono for v in only("I6", h, faults=faults, end=6.0, budget_s=1.0)] == [4.9]
 
 
+# -- I7 ------------------------------------------------------------------------------------------
+
+LOSS = Fault(1.9, 2.4, "30% loss", expect_failover=False)
+KILL = Fault(1.9, 1.9, "kill")
+
+
+@pytest.mark.parametrize(("faults", "caught"), [
+    pytest.param([KILL], "", id="a fault asking for the failover"),
+    pytest.param([LOSS, KILL], "", id="below-threshold and asking faults together"),
+    pytest.param([], "with no fault injected", id="a failover nobody asked for"),
+    pytest.param([LOSS], "below the detection threshold (30% loss)",
+                 id="a failover under a below-threshold fault"),
+    pytest.param([Fault(0.5, 0.5, "kill before a's grant")], "with no fault injected",
+                 id="a fault before the previous grant does not count"),
+    pytest.param([Fault(2.7, 2.7, "kill after b's grant")], "with no fault injected",
+                 id="a fault after the grant does not count"),
+])
+def test_i7_a_change_of_active_needs_a_fault_asking_for_it(faults: list[Fault],
+                                                           caught: str) -> None:
+    found = only("I7", failover(), faults=faults, end=9.0)
+    if not caught:
+        assert found == []
+    else:
+        [v] = found
+        assert (v.member, v.t_mono, v.epochs) == ("b", 2.5, (5, 8))
+        assert caught in v.detail
+
+
+@pytest.mark.parametrize(("histories", "flagged"), [
+    pytest.param({"a": [RoleSeen(1.0, "active", 5)], "b": [RoleSeen(1.1, "standby", 5)]}, [],
+                 id="the first grant is no change"),
+    pytest.param({"a": [RoleSeen(1.0, "active", 5), RoleSeen(1.5, "quiesced", 5),
+                        RoleSeen(1.6, "active", 5)]}, [],
+                 id="the same grant reported again is no change"),
+    pytest.param({"a": [RoleSeen(1.6, "active", 5), RoleSeen(2.0, "quiesced", 5),
+                        RoleSeen(2.1, "active", 9)]}, [("a", (5, 9))],
+                 id="the same member granted a new epoch is a change"),
+    pytest.param({"a": [RoleSeen(1.0, "active", 5)], "b": [RoleSeen(2.0, "active", 7)],
+                  "c": [RoleSeen(3.0, "active", 9)]}, [("c", (7, 9))],
+                 id="one fault answers one change only"),
+])
+def test_i7_which_grants_are_changes_of_active(histories: Histories,
+                                               flagged: list[tuple[str, tuple[int, ...]]]) -> None:
+    faults = [LOSS, Fault(1.5, 1.5, "kill a")]  # only the kill, between 1.0 and 2.0, asks
+    assert [(v.member, v.epochs) for v in only("I7", histories, faults=faults)] == flagged
+
+
+# -- I8 ------------------------------------------------------------------------------------------
+
+
+def active_then(*after: Record, epoch: int = 5) -> list[Record]:
+    """A member active in ``epoch`` from t=1.0, then ``after``."""
+    return [RoleSeen(1.0, "active", epoch), CallbackStarted(1.01, "on_active", epoch), *after]
+
+
+DEPOSED = RoleSeen(2.0, "quiesced", 5)
+TAKEOVER = [RoleSeen(0.5, "standby", 5), RoleSeen(2.5, "active", 8)]
+
+
+@pytest.mark.parametrize(("a", "caught"), [
+    pytest.param(active_then(DEPOSED, CallbackStarted(2.01, "on_standby", 5),
+                             RoleSeen(2.6, "standby", 8)), "", id="deposed, runs on_standby"),
+    pytest.param(active_then(RoleSeen(2.0, "quiesced", 5), CallbackStarted(2.01, "on_quiesce", 0),
+                             RoleSeen(2.6, "standby", 8), CallbackStarted(2.61, "on_standby", 8)),
+                 "", id="switchover, runs on_quiesce"),
+    pytest.param(active_then(DEPOSED, RoleSeen(2.6, "standby", 8),
+                             CallbackStarted(2.61, "on_standby", 8)), "",
+                 id="deposed, on_standby only as the new standby"),
+    pytest.param([RoleSeen(1.0, "active", 5), DEPOSED, CallbackStarted(2.01, "on_active", 5),
+                  CallbackStarted(2.02, "on_standby", 5)], "",
+                 id="the queued on_active of the grant it left runs first"),
+    pytest.param(active_then(DEPOSED, Exited(2.01, "killed")), "", id="killed before the callback"),
+    pytest.param(active_then(Frozen(1.5, frozen=True)), "", id="frozen when the history ends"),
+    pytest.param(active_then(Exited(3.0, "killed")), "", id="killed while active"),
+    pytest.param(active_then(DEPOSED, RoleSeen(2.6, "standby", 8), Acted(3.0, 8)),
+                 "never ran on_quiesce or on_standby", id="deposed, no callback"),
+    pytest.param([RoleSeen(0.1, "standby", 3), RoleSeen(1.0, "active", 5), DEPOSED,
+                  CallbackStarted(2.01, "on_standby", 3)],
+                 "never ran on_quiesce or on_standby", id="a stale on_standby does not count"),
+    pytest.param(active_then(DEPOSED, RoleSeen(2.6, "standby", 8), RoleSeen(4.0, "active", 11),
+                             CallbackStarted(4.01, "on_active", 11),
+                             CallbackStarted(4.02, "on_standby", 11)),
+                 "started on_active for epoch 11", id="active again before the callback"),
+    pytest.param(active_then(), "still active in epoch 5", id="never left after the takeover"),
+    pytest.param(active_then(Frozen(1.5, frozen=True), Frozen(3.0, frozen=False)),
+                 "still active in epoch 5", id="resumed, never left"),
+    pytest.param(active_then(DEPOSED, Frozen(2.005, frozen=True), Frozen(3.0, frozen=False)),
+                 "never ran", id="resumed after leaving, no callback"),
+    pytest.param(active_then(Exited(3.0, "stopped")), "exited (stopped) while active",
+                 id="stopped cleanly without leaving"),
+    pytest.param(active_then(DEPOSED, Exited(3.0, "stopped")), "never ran",
+                 id="stopped cleanly, callback never started"),
+])
+def test_i8_a_member_that_stops_being_active_runs_its_callback(a: list[Record],
+                                                                caught: str) -> None:
+    found = [v for v in only("I8", {"a": a, "b": TAKEOVER}) if v.member == "a"]
+    if not caught:
+        assert found == []
+    else:
+        [v] = found
+        assert v.member == "a" and v.epochs[0] == 5 and caught in v.detail, v
+
+
+def test_i8_an_active_nobody_deposed_owes_nothing() -> None:
+    assert only("I8", {"a": active_then(), "b": [RoleSeen(1.5, "standby", 5)]}) == []
+    # another member's older grant does not depose it
+    assert only("I8", {"a": active_then(epoch=9), "b": TAKEOVER}) == []
+
+
 # -- parsing member_proc's events ----------------------------------------------------------------
 
 
@@ -279,10 +393,14 @@ def test_parse_reads_member_proc_events_in_time_order() -> None:
         {"event": "act", "t_mono": 1.2, "epoch": 5},
         {"event": "killed", "t_mono": 3.0},
         {"event": "status", "t_mono": 1.3, "role": "active"},
+        {"event": "callback", "t_mono": 1.05, "name": "on_active", "epoch": 5},
+        {"event": "paused", "t_mono": 2.5},
+        {"event": "resumed", "t_mono": 2.6},
         {"event": "role", "t": 0.5, "role": "active", "epoch": 1},  # no t_mono: skipped
     ]
     assert parse(events) == [
-        RoleSeen(1.0, "active", 5), StateFound(1.1, 5, {"w1": 2}), Acted(1.2, 5),
-        BatchApplied(1.5, 4, 1, 3), WriteAcked(2.0, 1.9, 5, "w1", 3, True),
-        Exited(3.0, "killed"),
+        RoleSeen(1.0, "active", 5), CallbackStarted(1.05, "on_active", 5),
+        StateFound(1.1, 5, {"w1": 2}), Acted(1.2, 5), BatchApplied(1.5, 4, 1, 3),
+        WriteAcked(2.0, 1.9, 5, "w1", 3, True), Frozen(2.5, frozen=True),
+        Frozen(2.6, frozen=False), Exited(3.0, "killed"),
     ]

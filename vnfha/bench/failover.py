@@ -27,9 +27,12 @@ Checks, from the members' event logs:
   after the old active's demotion was accepted, and (partition) it demoted itself before the
   new active took over; no member left the active role without a fault injected into it
   (``unexpected_demotions``, each with its session log);
-- per path, :func:`vnfha.testing.history.check` over every process's whole history (I1-I6;
-  standbys log each applied batch), with each trial's fault and heal times and the path's
-  budget for I6: every count must be 0.
+- per path, :func:`vnfha.testing.history.check` over every process's whole history (I1-I8;
+  standbys log each applied batch, every member its callbacks), with each trial's fault and
+  heal times and the path's budget for I6: every count must be 0. Every fault injected here is
+  meant to cause a failover (``Fault.expect_failover``), so I7 flags a change of active that
+  no trial asked for, and I8 an old active that did not run ``on_quiesce`` / ``on_standby``
+  (the killed ones are excused).
 
 Prints one JSON object; exit 0 when every budget is met and no check failed.
 """
@@ -120,6 +123,8 @@ class Pair:
         self.epoch = [e for e in self.active.events if e["event"] == "role"][-1]["epoch"]
 
     def record(self, fault: Fault, into: MemberProcess) -> None:
+        """A fault injected into ``into``; every trial's fault asks for a failover (I7)."""
+        assert fault.expect_failover, fault
         self.faults.append(fault)
         self.faulted.append(into.member)
 
@@ -257,7 +262,12 @@ async def run_path(path: str, endpoints: tuple[str, ...], trials: int,
 def unexpected_demotions(pair: Pair) -> list[dict[str, Any]]:
     """Members that left the active role when no fault had been injected into them: between
     one fault and the next, only the member faulted may leave it. Each one is a failover
-    nobody asked for."""
+    nobody asked for.
+
+    I7 (:func:`vnfha.testing.history.check`) covers most of this from the other side: a grant
+    with no fault since the previous one. Both are kept: this one names the member that lost
+    the role and its session log, and also catches a demotion that no new grant followed or
+    one by a member the fault was not injected into."""
     starts = [f.start for f in pair.faults]
 
     def expected(member: str, t: float) -> bool:

@@ -1,4 +1,4 @@
-"""Invariants I1-I6 of DESIGN.md section 10, checked over recorded member histories. PURE.
+"""Invariants I1-I8 of DESIGN.md section 10, checked over recorded member histories. PURE.
 
 A *history* is one member process's event log as records stamped with ``t_mono``, the
 ``time.monotonic()`` of the process that recorded it. On Linux CLOCK_MONOTONIC is one clock for
@@ -25,14 +25,34 @@ and the harness's own fault times, can be merged by it. :func:`parse` turns the 
 - **I6** after a fault heals there is exactly one active within the budget: at ``heal +
   budget_s``, and at every role change after it until the next fault starts (or observation
   ends), exactly one member is ACTIVE. A member whose last record is an exit is not active.
+- **I7** no failover under faults below the detection threshold: every change of active (each
+  grant of the active role after the first one observed: a member becoming ACTIVE with an
+  epoch not granted to it before) comes after at least one fault that expects a failover
+  (:attr:`Fault.expect_failover`) injected since the previous grant. A change after only
+  below-threshold faults, or after none at all (a failover nobody asked for), is a violation.
+- **I8** the stop-being-active path always runs: a member that leaves ACTIVE (any role record
+  other than active after being active: deposed, self-demoted at its deadline, resigned for a
+  switchover or a clean stop) then starts the component's callback for it, ``on_quiesce`` (a
+  graceful handover) or ``on_standby`` of an epoch at or above the one it left (told it was
+  deposed, or given the standby role), before it starts ``on_active`` for a later epoch (the
+  callbacks run one at a time in order, so nothing queued behind that can overtake it). A
+  member still ACTIVE at the end of its history after another member was granted a higher
+  epoch, or that exited cleanly while ACTIVE, never ran the path. Excused: a member whose
+  history ends with its kill before the callback started (a dead process runs nothing), and one
+  that was frozen (SIGSTOP, the harness's ``paused`` mark with no ``resumed`` after it) when
+  its history ends. A partition is not excused: an isolated active demotes itself at its own
+  deadline and runs the callback locally, without the network.
 
 The checks apply to single-active redundancy models (TWO_N, N_WAY). They see what was logged:
-with writes reported every n-th, I2 and I3 are checked on the reported ones.
+with writes reported every n-th, I2 and I3 are checked on the reported ones. I7 and I8 use every
+record, including any after ``end``; a history that ends too soon after a deposition to show the
+old active leaving is an I8 violation, as it would be an I6 one.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,8 +61,10 @@ __all__ = [
     "INVARIANTS",
     "Acted",
     "BatchApplied",
+    "CallbackStarted",
     "Exited",
     "Fault",
+    "Frozen",
     "Record",
     "RoleSeen",
     "StateFound",
@@ -118,23 +140,50 @@ class Exited:
     how: str
 
 
-Record = RoleSeen | BatchApplied | Acted | WriteAcked | StateFound | Exited
+@dataclass(frozen=True, slots=True)
+class CallbackStarted:
+    """The component's callback ``name`` (``"on_active"``, ``"on_standby"``,
+    ``"on_quiesce"``) started, for the assignment of ``epoch`` (``0`` for ``on_quiesce``,
+    which has no assignment)."""
+
+    t_mono: float
+    name: str
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Frozen:
+    """The harness froze the process (SIGSTOP: ``frozen`` true) or let it go on (SIGCONT:
+    ``frozen`` false)."""
+
+    t_mono: float
+    frozen: bool
+
+
+Record = (RoleSeen | BatchApplied | Acted | WriteAcked | StateFound | Exited | CallbackStarted
+          | Frozen)
 """One entry of a member's history."""
 
 
 @dataclass(frozen=True, slots=True)
 class Fault:
     """A fault injected at ``start`` and healed at ``heal`` (monotonic seconds). A fault that
-    is over at once (a kill, a switchover request) has ``heal == start``."""
+    is over at once (a kill, a switchover request) has ``heal == start``.
+
+    ``expect_failover`` is false for a fault below the detection threshold (packet loss on the
+    replication link, the loss of etcd's leader, a pause shorter than the lease): no change of
+    active may follow it (I7). Every fault meant to make the group fail over (a kill, a freeze
+    past the lease, a partition, a switchover request) keeps the default, true."""
 
     start: float
     heal: float
     label: str = ""
+    expect_failover: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class Violation:
-    """One breach of invariant ``invariant`` (``"I1"`` .. ``"I6"``) seen in ``member``'s
+    """One breach of invariant ``invariant`` (``"I1"`` .. ``"I8"``) seen in ``member``'s
     history at ``t_mono``, with the epochs and sequences involved."""
 
     invariant: str
@@ -145,7 +194,7 @@ class Violation:
     sequences: tuple[int, ...] = ()
 
 
-INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I6")
+INVARIANTS = ("I1", "I2", "I3", "I4", "I5", "I6", "I7", "I8")
 """Every invariant :func:`check` checks, in order."""
 
 
@@ -176,6 +225,10 @@ def _record(e: Mapping[str, Any]) -> Record | None:
         return StateFound(t, int(e["epoch"]), {str(k): int(v) for k, v in e["found"].items()})
     if kind in ("stopped", "killed"):
         return Exited(t, str(kind))
+    if kind == "callback":
+        return CallbackStarted(t, str(e["name"]), int(e["epoch"]))
+    if kind in ("paused", "resumed"):
+        return Frozen(t, kind == "paused")
     return None
 
 
@@ -184,10 +237,10 @@ def _record(e: Mapping[str, Any]) -> Record | None:
 
 def check(histories: Mapping[str, Sequence[Record]], *, budget_s: float,
           faults: Sequence[Fault] = (), end: float | None = None) -> list[Violation]:
-    """Every violation of I1-I6 in ``histories`` (member -> records in time order).
+    """Every violation of I1-I8 in ``histories`` (member -> records in time order).
 
     ``budget_s`` bounds how long after a fault heals the group may go without exactly one
-    active (I6); ``faults`` are the faults injected, in monotonic time; ``end`` is when
+    active (I6); ``faults`` are the faults injected, in monotonic time (I6, I7); ``end`` is when
     observation ended (default: the last record). Records after ``end`` are not used for I6,
     and a fault whose ``heal + budget_s`` falls after ``end`` is a violation: the history is too
     short to show I6.
@@ -201,6 +254,8 @@ def check(histories: Mapping[str, Sequence[Record]], *, budget_s: float,
     found += _grants_raise_epoch(ordered)
     last = max((rs[-1].t_mono for rs in ordered.values() if rs), default=0.0)
     found += _one_active(ordered, budget_s, faults, last if end is None else end)
+    found += _failovers_asked_for(ordered, faults)
+    found += _stopped_being_active(ordered)
     return sorted(found, key=lambda v: (v.invariant, v.t_mono, v.member))
 
 
@@ -381,3 +436,84 @@ def _actives_at(changes: Sequence[tuple[float, str, Record]], t: float) -> list[
             break
         state[member] = isinstance(r, RoleSeen) and r.role == ACTIVE
     return sorted(m for m, active in state.items() if active)
+
+
+def _failovers_asked_for(histories: Mapping[str, Sequence[Record]],
+                         faults: Sequence[Fault]) -> list[Violation]:
+    """I7: each change of active follows a fault that expects a failover, injected since the
+    previous grant."""
+    asked = sorted(f.start for f in faults if f.expect_failover)
+    grants = _grants(histories)
+    out: list[Violation] = []
+    for (before, _, old), (t, member, epoch) in itertools.pairwise(grants):
+        i = bisect.bisect_right(asked, before)  # the first fault asking for one after `before`
+        if i < len(asked) and asked[i] <= t:
+            continue
+        below = [f.label or f"{f.start:.3f}" for f in faults
+                 if not f.expect_failover and before < f.start <= t]
+        why = (f"after only faults below the detection threshold ({', '.join(below)})" if below
+               else "with no fault injected")
+        out.append(Violation("I7", member, t, f"became active with epoch {epoch} {why} since "
+                             f"epoch {old} was granted at {before:.3f}", (old, epoch)))
+    return out
+
+
+_STOP_CALLBACKS = ("on_quiesce", "on_standby")
+
+
+def _stopped_being_active(histories: Mapping[str, Sequence[Record]]) -> list[Violation]:
+    """I8, member by member, each with the grants the others received."""
+    grants = _grants(histories)
+    return [v for member, records in histories.items()
+            for v in _path_ran(member, records, [(t, e) for t, m, e in grants if m != member])]
+
+
+def _path_ran(member: str, records: Sequence[Record],
+              others: Sequence[tuple[float, int]]) -> list[Violation]:
+    """I8 over one member's records in time order; ``others`` are the (time, epoch) of the
+    grants to other members. Each time it leaves ACTIVE a callback is owed: callbacks run in
+    order, so the owed ones are paid oldest first."""
+    out: list[Violation] = []
+    holding: tuple[float, int] | None = None  # (since, epoch) while its last role is ACTIVE
+    owed: list[tuple[float, int]] = []  # (left at, epoch left), oldest first
+    frozen = False
+    exit_: Exited | None = None
+    for r in records:
+        if isinstance(r, Frozen):
+            frozen = r.frozen
+        elif isinstance(r, RoleSeen) and r.role == ACTIVE:
+            holding = holding if holding is not None and holding[1] == r.epoch else (
+                r.t_mono, r.epoch)
+        elif isinstance(r, RoleSeen) and holding is not None:
+            owed.append((r.t_mono, holding[1]))
+            holding = None
+        elif isinstance(r, CallbackStarted) and owed:
+            if r.name == "on_quiesce" or (r.name == "on_standby" and r.epoch >= owed[0][1]):
+                owed.pop(0)
+            elif r.name == "on_active":
+                skipped = [o for o in owed if o[1] < r.epoch]
+                owed = [o for o in owed if o[1] >= r.epoch]
+                out += [Violation("I8", member, left, f"left active (epoch {epoch}) and "
+                                  f"started on_active for epoch {r.epoch} at {r.t_mono:.3f} "
+                                  "without running on_quiesce or on_standby", (epoch, r.epoch))
+                        for left, epoch in skipped]
+        elif isinstance(r, Exited):
+            exit_ = r
+            break
+    if (exit_ is not None and exit_.how == "killed") or frozen:
+        return out  # killed or frozen before it could run what it owed: nothing to run it with
+    out += [Violation("I8", member, left, f"left active (epoch {epoch}) and never ran "
+                      "on_quiesce or on_standby", (epoch,)) for left, epoch in owed]
+    if holding is None:
+        return out
+    since, epoch = holding
+    if exit_ is not None:
+        out.append(Violation("I8", member, exit_.t_mono, f"exited ({exit_.how}) while active in "
+                             f"epoch {epoch}, without leaving the role", (epoch,)))
+        return out
+    deposed = min(((t, e) for t, e in others if e > epoch and t > since), default=None)
+    if deposed is not None:
+        out.append(Violation("I8", member, deposed[0], f"still active in epoch {epoch} when its"
+                             f" history ends, though epoch {deposed[1]} was granted to another "
+                             f"member at {deposed[0]:.3f}", (epoch, deposed[1])))
+    return out
