@@ -3,7 +3,9 @@
 They need only etcd access: the status is read from the group's keys, and a switchover is a
 request key that the active member consumes (see :mod:`vnfha.roles.keys`). Guarantees:
 
-- :func:`group_status` is one consistent read (a single range at one revision).
+- :func:`group_status` is one consistent read of the group (a single range at one revision),
+  plus one read of the active's progress record for the standbys' lag: lag is shown only from
+  a record of the current epoch (written at most ``progress_interval_s`` before the read).
 - :func:`request_switchover` never leaves its request behind: it is consumed by the active, or
   withdrawn (only if still the same request) when the active does not answer in time. At most
   one request is pending per group; a second is refused, not queued.
@@ -21,6 +23,7 @@ from vnfha.errors import StoreError, SwitchoverError
 from vnfha.roles.keys import (
     GroupKeys,
     GroupState,
+    ProgressRecord,
     SwitchoverRequest,
     SwitchoverResult,
     check_name,
@@ -28,7 +31,7 @@ from vnfha.roles.keys import (
 from vnfha.store.base import Compare, EventType, Store, TxnDelete, TxnPut
 
 __all__ = ["GroupNotFound", "GroupStatus", "MemberStatus", "SwitchoverOutcome", "group_status",
-           "request_switchover"]
+           "lag_text", "request_switchover"]
 
 
 class GroupNotFound(LookupError):
@@ -54,6 +57,25 @@ class MemberStatus:
     etcd_endpoint: str
     pid: int
     host: str
+    lag_entries: int | None = None
+    """Changes of this epoch the standby has not acknowledged, as the active last published
+    (None: the active, a member not streaming from it, or no current progress record)."""
+    lag_seconds: float | None = None
+    """Age of the oldest of them (None as for ``lag_entries``)."""
+
+
+def lag_text(m: MemberStatus) -> str:
+    """``vnfha status``'s LAG column: ``-`` for the active, ``?`` when unknown, else entries
+    and seconds (``0``, or ``12 / 3.2 ms``)."""
+    if m.holds_active_key:
+        return "-"
+    if m.lag_entries is None or m.lag_seconds is None:
+        return "?"
+    if m.lag_entries == 0:
+        return "0"
+    seconds = m.lag_seconds
+    age = f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.1f} s"
+    return f"{m.lag_entries} / {age}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,18 +89,22 @@ class GroupStatus:
     members: tuple[MemberStatus, ...]
     revision: int
     etcd_endpoint: str
+    sequence: int | None = None
+    """The active's last checkpoint sequence of its epoch, as its progress record says."""
 
     def as_json(self) -> dict[str, object]:
         """A plain dict for ``--json`` output (stable field names)."""
         return {
             "group": self.group, "redundancy": self.redundancy, "active": self.active,
             "epoch": self.epoch, "revision": self.revision, "etcd_endpoint": self.etcd_endpoint,
+            "sequence": self.sequence,
             "members": [
                 {"member": m.member, "role": m.role, "epoch": m.epoch,
                  "holds_active_key": m.holds_active_key, "in_sync": m.in_sync,
                  "priority": m.priority,
                  "no_failover": m.no_failover, "listen": m.listen,
-                 "etcd_endpoint": m.etcd_endpoint, "pid": m.pid, "host": m.host}
+                 "etcd_endpoint": m.etcd_endpoint, "pid": m.pid, "host": m.host,
+                 "lag_entries": m.lag_entries, "lag_seconds": m.lag_seconds}
                 for m in self.members
             ],
         }
@@ -98,6 +124,9 @@ async def group_status(store: Store, prefix: str, group: str) -> GroupStatus:
         raise GroupNotFound(group, keys.root, store.endpoint)
     active = state.active[1] if state.active else None
     synced = state.in_sync()
+    progress = await _progress(store, keys, active.epoch if active else None)
+    lag = {name: (entries, seconds) for name, entries, seconds in
+           (progress.standbys if progress else ())}
     members = tuple(
         MemberStatus(
             member=rec.member, role=rec.role, epoch=rec.epoch,
@@ -106,12 +135,29 @@ async def group_status(store: Store, prefix: str, group: str) -> GroupStatus:
             in_sync=synced is None or rec.member in synced,
             priority=rec.priority, no_failover=rec.no_failover, listen=rec.listen,
             etcd_endpoint=rec.etcd_endpoint, pid=rec.pid, host=rec.host,
+            lag_entries=lag[rec.member][0] if rec.member in lag else None,
+            lag_seconds=lag[rec.member][1] if rec.member in lag else None,
         )
         for rec, lease in sorted(state.members.values(), key=lambda x: x[0].member)
     )
     redundancy = next(iter(state.members.values()))[0].redundancy
     return GroupStatus(group, redundancy, active.member if active else None,
-                       active.epoch if active else 0, members, state.revision, store.endpoint)
+                       active.epoch if active else 0, members, state.revision, store.endpoint,
+                       progress.sequence if progress else None)
+
+
+async def _progress(store: Store, keys: GroupKeys, epoch: int | None) -> ProgressRecord | None:
+    """The active's progress record, if it is of ``epoch`` (the current one) and readable."""
+    if epoch is None:
+        return None
+    kv = await store.get(keys.progress)
+    if kv is None:
+        return None
+    try:
+        record = ProgressRecord.decode(kv.value)
+    except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError):
+        return None
+    return record if record.epoch == epoch else None
 
 
 @dataclass(frozen=True, slots=True)

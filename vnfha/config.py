@@ -138,6 +138,10 @@ class Config:
     checkpoint_max_backlog_entries: int = 100_000
     """Changes the active keeps for standbys that are behind; one that needs an older change
     gets a snapshot instead, so a slow standby never grows the active's memory without bound."""
+    progress_interval_s: float | None = 1.0
+    """How often the active samples each standby's checkpoint lag (entries and seconds) into
+    its metrics and publishes it in etcd for ``vnfha status``; at least ``heartbeat_interval_s``.
+    None: neither (one etcd write per interval per group is the cost)."""
     replication_ca_file: str | None = None
     """CA that signs the members' replication certificates. With ``replication_cert_file`` and
     ``replication_key_file`` it makes replication mutual TLS: the active then accepts only peers
@@ -317,7 +321,8 @@ class Config:
             raise ConfigError(name, shown, "needs etcd_username")
 
     def _check_replication(self) -> None:
-        """Replication TLS: all three files or none, each readable; limits that fit together."""
+        """Replication TLS: all three files or none, each readable; limits that fit together;
+        the progress interval no shorter than a heartbeat."""
         files = {name: getattr(self, name) for name in _REPLICATION_FILES}
         given = [name for name, path in files.items() if path is not None]
         if given and len(given) != len(files):
@@ -327,6 +332,11 @@ class Config:
         for name in given:
             if not (os.path.isfile(files[name]) and os.access(files[name], os.R_OK)):
                 raise ConfigError(name, files[name], "no such readable file")
+        if self.progress_interval_s is not None and \
+                self.progress_interval_s < self.heartbeat_interval_s:
+            raise ConfigError("progress_interval_s", self.progress_interval_s,
+                              f"must be at least heartbeat_interval_s "
+                              f"({self.heartbeat_interval_s}), or None to publish no progress")
         need = self.checkpoint_max_key_bytes + self.checkpoint_max_value_bytes + 1024
         if self.checkpoint_max_message_bytes < need:
             raise ConfigError("checkpoint_max_message_bytes", self.checkpoint_max_message_bytes,
@@ -709,6 +719,7 @@ _CHECKS: Final[dict[str, Callable[[str, object], object]]] = {
     "checkpoint_max_section_bytes": _int_in(1, None),
     "checkpoint_max_message_bytes": _int_in(1, None),
     "checkpoint_max_backlog_entries": _int_in(1, None),
+    "progress_interval_s": _optional(_duration),
     "replication_ca_file": _optional(_text),
     "replication_cert_file": _optional(_text),
     "replication_key_file": _optional(_text),

@@ -54,6 +54,7 @@ from vnfha.nfvi.agent import NfviAgent, bridge_client
 from vnfha.nfvi.client import NfviPort, NoBridge
 from vnfha.nfvi.model import BridgeEvent
 from vnfha.replication.active import Primary, ReplicationServer
+from vnfha.replication.progress import ProgressReporter
 from vnfha.replication.standby import Replica
 from vnfha.replication.state import CheckpointData, Limits
 from vnfha.replication.wire import channel_credentials, server_credentials
@@ -160,6 +161,7 @@ class Member:
         self._stopping = False
         self._started = False
         self._loop_task: asyncio.Task[None] | None = None
+        self._progress_task: asyncio.Task[None] | None = None
         self._changed: asyncio.Event | None = None
         self._role_event: asyncio.Event | None = None
         self._all_active = config.redundancy is Redundancy.N_WAY_ACTIVE
@@ -206,8 +208,16 @@ class Member:
     def _build_services(self) -> None:
         """``self.nfvi``: the member's NFVI duties (watchdog, fencing, placement, events), None
         without a bridge; ``self.supervisor``: health checks and the escalation ladder
-        (``docs/ladder.md``)."""
+        (``docs/ladder.md``); ``self.progress``: the active's replication lag, sampled into
+        the metrics and etcd (None with ``progress_interval_s`` unset, or N_WAY_ACTIVE)."""
         config = self.config
+        self.progress = None if config.progress_interval_s is None or self._all_active else \
+            ProgressReporter(member=config.member, keys=self._keys, store=self._store,
+                             metrics=self.metrics, clock=self._clock,
+                             interval_s=config.progress_interval_s,
+                             timeout_s=config.etcd_request_timeout_s,
+                             primary=lambda: self.checkpoint._primary,
+                             lease=lambda: self.lease_id)
         client = self._bridge = bridge_client(config, self._clock)
         self.nfvi = None if client is None else NfviAgent(
             client, config, self._clock, on_maintenance=self._on_maintenance)
@@ -341,6 +351,9 @@ class Member:
             await self.stop()
             raise
         self._loop_task = asyncio.create_task(self._run(), name=f"{self.name}-roles")
+        if self.progress is not None:
+            self._progress_task = asyncio.create_task(self.progress.run(),
+                                                      name=f"{self.name}-progress")
         await self.supervisor.__aenter__()
         self.serving.update(running=True)
 
@@ -357,6 +370,7 @@ class Member:
                 and self._session.valid()):
             with contextlib.suppress(SwitchoverError, StoreError):
                 await self._resign(self._best_target(), "member stopping")
+        await stop_task(self._progress_task)
         await stop_task(self._loop_task)
         await self._group.stop()
         if self._session is not None:

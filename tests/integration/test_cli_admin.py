@@ -151,3 +151,49 @@ def test_quickstart_example_pair(etcd3: EtcdCluster, group: str) -> None:
             if proc is not None:
                 proc.kill()
                 proc.communicate(timeout=10)
+
+
+def test_status_shows_a_frozen_standbys_lag(etcd3: EtcdCluster, spawn: Spawn,
+                                            group: str) -> None:
+    etcd = ",".join(etcd3.endpoints)
+    # TTL 4 s: the active drops a silent standby after 2 s, and publishes progress every 1 s
+    ttl = ("--lease-ttl-s", "4")
+    a = spawn("a", *ttl, "--write", "100000000", "--ack", "none", "--rewrite",
+              "--report-every", "1000000", "--quiet-acts")
+    a.wait_for(role_is("active"), 10)
+    b = spawn("b", *ttl)
+    b.wait_for(role_is("standby"), 10)
+
+    def status() -> dict[str, Any]:
+        done = vnfha("status", group, "--etcd", etcd, "--json")
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))
+
+    def standby_lag(s: dict[str, Any]) -> tuple[int | None, float | None]:
+        (m,) = [m for m in s["members"] if m["member"] == "b"]
+        return m["lag_entries"], m["lag_seconds"]
+
+    deadline = time.monotonic() + 10
+    while standby_lag(s := status())[0] is None:  # the first record after b joined
+        assert time.monotonic() < deadline, s
+        time.sleep(0.1)
+    entries, seconds = standby_lag(s)
+    assert entries is not None and seconds is not None and entries < 1000 and seconds < 0.5
+    assert s["sequence"] > 0
+    (active,) = [m for m in s["members"] if m["member"] == "a"]
+    assert active["lag_entries"] is None  # the active has no lag of its own
+
+    b.pause()
+    try:
+        deadline = time.monotonic() + 1.8  # before the active drops b as silent
+        seen: list[tuple[int | None, float | None]] = []
+        while time.monotonic() < deadline:
+            seen.append(standby_lag(status()))
+            if (seen[-1][0] or 0) > 50 and (seen[-1][1] or 0) > 0.2:
+                break
+            time.sleep(0.1)
+        assert (seen[-1][0] or 0) > 50 and (seen[-1][1] or 0) > 0.2, seen
+        table = vnfha("status", group, "--etcd", etcd).stdout
+        assert "LAG" in table.splitlines()[1]
+    finally:
+        b.resume()

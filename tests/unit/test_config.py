@@ -277,6 +277,8 @@ BAD_VALUES: list[tuple[str, object, str]] = [
     ("checkpoint_max_section_bytes", -1, "at least 1"),
     ("checkpoint_max_message_bytes", 100, "must hold one change"),
     ("checkpoint_max_backlog_entries", 0, "at least 1"),
+    ("progress_interval_s", 0, "greater than 0"),
+    ("progress_interval_s", 0.01, "at least heartbeat_interval_s"),
     ("replication_ca_file", 3, "expected a string"),
     ("replication_cert_file", "/no/such/cert.pem", "replication TLS needs all of"),
     ("replication_key_file", "", "empty"),

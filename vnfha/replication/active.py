@@ -31,6 +31,7 @@ from vnfha.errors import NotActive, StoreError
 from vnfha.grpc_health import HealthService
 from vnfha.model import Ack
 from vnfha.replication import wire
+from vnfha.replication.lag import Lag, WriteStamps
 from vnfha.replication.state import AckTracker, Change, CheckpointData, Limits, ReplicationLog
 from vnfha.replication.wire import pb
 
@@ -60,6 +61,7 @@ class Primary:
         self.data = data
         self.limits = limits
         self.log = ReplicationLog(epoch, limits, base)
+        self._stamps = WriteStamps(limits.max_backlog_entries)
         self.tracker = AckTracker(epoch)
         self.closed = False
         self._clock = clock
@@ -81,6 +83,7 @@ class Primary:
         """Apply and log ``change`` (already checked); returns its sequence."""
         self.data.apply(change)
         seq = self.log.append(change)
+        self._stamps.stamp(seq, self._clock.monotonic())
         for peer in self._peers.values():
             peer.wake.set()
         return seq
@@ -133,6 +136,14 @@ class Primary:
     @property
     def peers(self) -> tuple[str, ...]:
         return tuple(sorted(self._peers))
+
+    def lag(self) -> dict[str, Lag]:
+        """Each standby streaming from this epoch, with how far it is behind now
+        (:mod:`vnfha.replication.lag`)."""
+        now = self._clock.monotonic()
+        acked = self.tracker.acked
+        return {name: self._stamps.lag(acked.get(name, 0), now)
+                for name, peer in sorted(self._peers.items()) if not peer.stopped}
 
     # -- the in-sync set -------------------------------------------------------------------------
 

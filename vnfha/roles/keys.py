@@ -16,6 +16,15 @@ key                        value                              bound to
                                                               fenced by its epoch
 =========================  =================================  =================================
 
+And one key outside the group's prefix, so that its periodic rewrites do not wake the members'
+watches (a group name cannot start with a dot, so it cannot collide with a group):
+
+=============================  ===============================  ===============================
+``{key_prefix}/.progress/{group}``  :class:`ProgressRecord`     the active's session lease;
+                                                                rewritten every
+                                                                ``progress_interval_s``
+=============================  ===============================  ===============================
+
 Records that do not parse are ignored by readers (and reported by :meth:`GroupState.apply`),
 never fatal: a foreign or future writer must not crash a member.
 """
@@ -38,6 +47,7 @@ __all__ = [
     "GroupState",
     "Handover",
     "MemberRecord",
+    "ProgressRecord",
     "SwitchoverRequest",
     "SwitchoverResult",
     "SyncRecord",
@@ -93,6 +103,10 @@ class GroupKeys:
     @property
     def switchover_result(self) -> str:
         return f"{self.root}admin/switchover-result"
+
+    @property
+    def progress(self) -> str:
+        return f"{self.prefix}/.progress/{self.group}"
 
 
 def _dump(record: object) -> bytes:
@@ -194,6 +208,31 @@ class SyncRecord:
         d = _load(raw)
         return cls(active=str(d["active"]),
                    members=tuple((str(n), int(lease)) for n, lease in d.get("members", [])))
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressRecord:
+    """The active's view of its standbys' replication lag, as of when it was written:
+    ``standbys`` holds (member, entries behind, seconds behind) for each standby streaming from
+    it. Only meaningful while ``epoch`` is the group's current epoch."""
+
+    active: str
+    epoch: int
+    sequence: int
+    standbys: tuple[tuple[str, int, float], ...] = ()
+
+    def encode(self) -> bytes:
+        return json.dumps({"active": self.active, "epoch": self.epoch, "sequence": self.sequence,
+                           "standbys": [list(s) for s in self.standbys]},
+                          separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ProgressRecord:
+        d = _load(raw)
+        return cls(active=str(d["active"]), epoch=int(d["epoch"]),
+                   sequence=int(d.get("sequence", 0)),
+                   standbys=tuple((str(n), int(e), float(t))
+                                  for n, e, t in d.get("standbys", [])))
 
 
 @dataclass(frozen=True, slots=True)
