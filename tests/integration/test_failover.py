@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 
+from vnfha.testing.history import BatchApplied, Fault, check
 from vnfha.testing.member_proc import MemberProcess
 
 pytestmark = pytest.mark.etcd
 
 Spawn = Callable[..., MemberProcess]
 QUIET = ("--quiet-acts", "--status-interval-s", "0.1")
+LOSS_BUDGET_S = 1.0  # I6 for the loss: exactly one active throughout its last second
 
 
 def role_is(role: str, epoch_above: int = 0) -> Any:
@@ -98,11 +100,19 @@ def test_packet_loss_on_the_replication_link_causes_no_failover(
     a = spawn("a", *QUIET, "--write", "1000000", "--ack", "one", "--report-every", "500")
     first = a.wait_for(role_is("active"), 10)
     listen = next(e for e in a.events if e["event"] == "ready")["listen"]
-    b = spawn("b", *QUIET)
+    b = spawn("b", *QUIET, "--trace-applied")
     b.wait_for(role_is("standby"), 10)
     lossy(int(listen.rsplit(":", 1)[1]), 30)
-    start = time.time()
+    start, loss_start = time.time(), time.monotonic()
     time.sleep(5)
+    # I7 (no change of active under a fault below the threshold) and every other invariant,
+    # over both histories; the loss is still on, so it "heals" when observation ends
+    end = time.monotonic()
+    loss = Fault(loss_start, end - LOSS_BUDGET_S, "30% loss on the replication port",
+                 expect_failover=False)
+    histories = {"a": a.history(), "b": b.history()}
+    assert check(histories, budget_s=LOSS_BUDGET_S, faults=[loss], end=end) == []
+    assert any(isinstance(r, BatchApplied) for r in histories["b"])
     roles_after = [e for e in a.events + b.events if e["event"] == "role" and e["t"] > start]
     assert roles_after == [], [(e["pid"], e["role"], e["reason"]) for e in roles_after]
     assert a.role() == "active" and b.role() == "standby"
