@@ -16,6 +16,8 @@ from vnfha.replication.state import (
     ReplicationLog,
     Verdict,
     check_deltas,
+    check_section,
+    utf8_len,
 )
 
 SMALL = Limits(max_key_bytes=8, max_value_bytes=16, max_section_bytes=40,
@@ -48,6 +50,55 @@ def test_data_put_get_delete_and_accounting() -> None:
 def test_refusals_name_the_limit(change: Change, error: type[Exception], text: str) -> None:
     with pytest.raises(error, match=text):
         CheckpointData().check(change, SMALL)
+
+
+def test_a_section_name_is_checked_every_time_it_is_refused() -> None:
+    """Names that passed are remembered; the check itself never weakens."""
+    for _ in range(3):
+        assert check_section("ok.name-1") == "ok.name-1"
+        for bad in ("", "bad name", "-lead", "x" * 64, None, 7, b"ok"):
+            with pytest.raises(ConfigError, match="section"):
+                check_section(bad)
+
+    class Sneaky(str):  # equal to a remembered name, yet a different string
+        def __hash__(self) -> int:
+            return hash("ok.name-1")
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+    with pytest.raises(ConfigError, match="section"):
+        check_section(Sneaky("bad name"))
+
+
+@given(st.text(st.characters(codec=None, exclude_categories=())))
+def test_utf8_len_is_the_encoded_length(text: str) -> None:
+    assert utf8_len(text) == len(text.encode("utf-8", "surrogateescape"))
+
+
+@given(st.lists(st.tuples(st.sampled_from(["k", "é", "\udcff", "ключ", "k2"]),
+                          st.one_of(st.none(), st.binary(max_size=12))), max_size=40))
+def test_section_accounting_and_limit_match_the_definition(
+        ops: list[tuple[str, bytes | None]]) -> None:
+    """Section bytes are the UTF-8 size of the keys plus the values, whatever the keys; a change
+    is refused exactly when it would take the section over its limit."""
+    d = CheckpointData()
+    for key, value in ops:
+        c = Change("s", key, value)
+        entries = dict(d.items("s"))
+        if value is not None:
+            entries[key] = value
+        else:
+            entries.pop(key, None)
+        after = sum(utf8_len(k) + len(v) for k, v in entries.items())
+        if value is not None and after > SMALL.max_section_bytes:
+            with pytest.raises(CheckpointLimitError, match="max_section_bytes"):
+                d.check(c, SMALL)
+            continue
+        d.check(c, SMALL)
+        d.apply(c)
+        assert d.section_bytes("s") == after
+        assert dict(d.items("s")) == entries
 
 
 def test_section_limit_counts_replacements() -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "check_deltas",
     "check_section",
     "check_shape",
+    "utf8_len",
 ]
 
 _SECTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -39,12 +40,29 @@ CHANGE_OVERHEAD_BYTES = 16
 batches under the message limit without serialising twice."""
 
 
+_KNOWN_SECTIONS: set[str] = set()
+"""Section names that passed :func:`check_section` (a write checks its section once, not every
+time). Bounded: past ``_KNOWN_SECTIONS_MAX`` names, further ones are checked every time."""
+_KNOWN_SECTIONS_MAX = 4096
+
+
 def check_section(section: object) -> str:
     """A section name: 1-63 of ``A-Z a-z 0-9 _ . -``, starting with a letter or digit."""
+    # exactly str: a subclass could compare equal to a known name and still differ
+    if type(section) is str and section in _KNOWN_SECTIONS:
+        return section
     if not isinstance(section, str) or not _SECTION.match(section):
         raise ConfigError("section", section, "must be 1-63 characters of letters, digits, "
                           "'_', '.' and '-', starting with a letter or digit")
+    if type(section) is str and len(_KNOWN_SECTIONS) < _KNOWN_SECTIONS_MAX:
+        _KNOWN_SECTIONS.add(section)
     return section
+
+
+def utf8_len(text: str) -> int:
+    """``len(text.encode("utf-8", "surrogateescape"))``, without encoding ASCII text (the
+    common case: for it the two are equal, and ``isascii`` does not scan the string)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogateescape"))
 
 
 def check_shape(change: Change, limits: Limits) -> int:
@@ -53,18 +71,22 @@ def check_shape(change: Change, limits: Limits) -> int:
     key = change.key
     if not isinstance(key, str) or not key:
         raise ConfigError("key", key, "must be a non-empty string")
-    key_bytes = len(key.encode("utf-8", "surrogateescape"))
-    where = f"{change.section}/{key[:64]}"
+    key_bytes = utf8_len(key)
     if key_bytes > limits.max_key_bytes:
-        raise CheckpointLimitError("max_key_bytes", f"key {where}", key_bytes,
+        raise CheckpointLimitError("max_key_bytes", f"key {_where(change)}", key_bytes,
                                    limits.max_key_bytes)
-    if change.value is not None:
-        if not isinstance(change.value, bytes):
-            raise ConfigError("value", type(change.value).__name__, "must be bytes")
-        if len(change.value) > limits.max_value_bytes:
-            raise CheckpointLimitError("max_value_bytes", f"value of {where}",
-                                       len(change.value), limits.max_value_bytes)
+    value = change.value
+    if value is not None:
+        if not isinstance(value, bytes):
+            raise ConfigError("value", type(value).__name__, "must be bytes")
+        if len(value) > limits.max_value_bytes:
+            raise CheckpointLimitError("max_value_bytes", f"value of {_where(change)}",
+                                       len(value), limits.max_value_bytes)
     return key_bytes
+
+
+def _where(change: Change) -> str:
+    return f"{change.section}/{change.key[:64]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +101,7 @@ class Change:
     def wire_bytes(self) -> int:
         """An upper estimate of the change's size in a message."""
         value = len(self.value) if self.value is not None else 0
-        return len(self.section) + len(self.key.encode("utf-8", "surrogateescape")) + value + \
-            CHANGE_OVERHEAD_BYTES
+        return len(self.section) + utf8_len(self.key) + value + CHANGE_OVERHEAD_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,37 +136,42 @@ class CheckpointData:
     def check(self, change: Change, limits: Limits) -> None:
         """Raise ConfigError (bad name) or CheckpointLimitError if ``change`` is refused."""
         key_bytes = check_shape(change, limits)
-        if change.value is None:
+        value = change.value
+        if value is None:
             return
-        size = len(change.value)
-        key = change.key
-        old = self._sections.get(change.section, {}).get(key)
-        grown = self._bytes.get(change.section, 0) + size + key_bytes - (
-            len(old) + key_bytes if old is not None else 0)
+        name = change.section
+        # the most the section can grow by (a new key); only near the limit is it worth finding
+        # out whether the key replaces an old value instead
+        grown = self._bytes.get(name, 0) + len(value) + key_bytes
+        if grown <= limits.max_section_bytes:
+            return
+        section = self._sections.get(name)
+        old = section.get(change.key) if section is not None else None
+        if old is not None:
+            grown -= len(old) + key_bytes
         if grown > limits.max_section_bytes:
-            raise CheckpointLimitError("max_section_bytes", f"section {change.section}", grown,
+            raise CheckpointLimitError("max_section_bytes", f"section {name}", grown,
                                        limits.max_section_bytes)
 
     def apply(self, change: Change) -> None:
         """Apply without checks (the active checked before logging it)."""
-        section = self._sections.get(change.section)
-        key_bytes = len(change.key.encode("utf-8", "surrogateescape"))
-        if change.value is None:
+        name, key, value = change.section, change.key, change.value
+        section = self._sections.get(name)
+        if value is None:
             if section is not None:
-                old = section.pop(change.key, None)
+                old = section.pop(key, None)
                 if old is not None:
-                    self._bytes[change.section] -= len(old) + key_bytes
+                    self._bytes[name] -= len(old) + utf8_len(key)
                     if not section:
-                        del self._sections[change.section]
-                        del self._bytes[change.section]
+                        del self._sections[name]
+                        del self._bytes[name]
             return
         if section is None:
-            section = self._sections[change.section] = {}
-            self._bytes[change.section] = 0
-        old = section.get(change.key)
-        delta = len(change.value) + (key_bytes if old is None else -len(old))
-        section[change.key] = change.value
-        self._bytes[change.section] += delta
+            section = self._sections[name] = {}
+            self._bytes[name] = 0
+        old = section.get(key)
+        section[key] = value
+        self._bytes[name] += len(value) + (utf8_len(key) if old is None else -len(old))
 
     def get(self, section: str, key: str) -> bytes | None:
         s = self._sections.get(section)
@@ -203,16 +229,17 @@ class ReplicationLog:
 
     def append(self, change: Change) -> int:
         """Log ``change``; returns its sequence. Drops the oldest entries beyond the limits."""
-        self.last_sequence += 1
+        seq = self.last_sequence = self.last_sequence + 1
         size = change.wire_bytes
-        self._entries.append((self.last_sequence, change, size))
+        entries = self._entries
+        entries.append((seq, change, size))
         self._bytes += size
         limits = self.limits
-        while len(self._entries) > limits.max_backlog_entries or (
-                self._bytes > limits.max_backlog_bytes and len(self._entries) > 1):
-            _, _, dropped = self._entries.popleft()
+        while len(entries) > limits.max_backlog_entries or (
+                self._bytes > limits.max_backlog_bytes and len(entries) > 1):
+            _, _, dropped = entries.popleft()
             self._bytes -= dropped
-        return self.last_sequence
+        return seq
 
     def since(self, sequence: int, max_bytes: int | None = None) -> list[Change] | None:
         """The changes after ``sequence`` (in order, at most ``max_bytes`` of them on the wire,
