@@ -221,9 +221,7 @@ class Primary:
                     cursor = await self._send_snapshot(context)
                     continue
                 if batch:
-                    await context.write(pb.ActiveMessage(deltas=pb.Deltas(
-                        epoch=self.epoch, first_sequence=cursor + 1,
-                        changes=[wire.change_to_pb(c) for c in batch])))
+                    await context.write(wire.deltas_message(self.epoch, cursor + 1, batch))
                     cursor += len(batch)
                     continue
                 peer.wake.clear()
@@ -252,18 +250,16 @@ class Primary:
         sequence = self.log.last_sequence
         self.snapshots_sent += 1
         budget = self.limits.max_message_bytes
-        chunk: list[Any] = []
+        chunk: list[Change] = []
         used = 0
         for change in entries:
             size = change.wire_bytes
             if chunk and used + size > budget:
-                await context.write(pb.ActiveMessage(snapshot=pb.SnapshotChunk(
-                    epoch=self.epoch, sequence=sequence, entries=chunk)))
+                await context.write(wire.snapshot_message(self.epoch, sequence, chunk))
                 chunk, used = [], 0
-            chunk.append(wire.change_to_pb(change))
+            chunk.append(change)
             used += size
-        await context.write(pb.ActiveMessage(snapshot=pb.SnapshotChunk(
-            epoch=self.epoch, sequence=sequence, entries=chunk, last=True)))
+        await context.write(wire.snapshot_message(self.epoch, sequence, chunk, last=True))
         return sequence
 
     async def _read(self, peer: _Peer, context: grpc.aio.ServicerContext[Any, Any]) -> None:

@@ -176,16 +176,17 @@ class Replica:
                 self.resyncs += 1
                 raise _Reject(_OUT_OF_RANGE, f"gap: have {self.applied}, got epoch {d.epoch} "
                               f"from sequence {d.first_sequence}")
-            changes = tuple(self._checked(c) for c in d.changes[skip:])
+            changes = tuple(self._checked(d.changes[skip:] if skip else d.changes))
+            apply = self.data.apply
             for change in changes:
-                self.data.apply(change)
+                apply(change)
             self.applied = (d.epoch, d.first_sequence + len(d.changes) - 1)
             self._notify(Applied(d.epoch, self.applied[1], changes))
             return self.applied
         if kind == "snapshot":
             s = msg.snapshot
             self._check_epoch(s.epoch)
-            parts.extend(self._checked(c) for c in s.entries)
+            parts.extend(self._checked(s.entries))
             if not s.last:
                 return None
             self.data.replace(parts)
@@ -215,13 +216,16 @@ class Replica:
                           f"seen epoch {self.highest_epoch}")
         self.highest_epoch = epoch
 
-    def _checked(self, m: Any) -> Change:
-        change = wire.change_from_pb(m)
+    def _checked(self, messages: Any) -> list[Change]:
+        """The changes in ``messages``, each checked on its own (names and sizes)."""
+        changes = wire.changes_from_pb(messages)
+        limits = self.limits
         try:
-            check_shape(change, self.limits)
+            for change in changes:
+                check_shape(change, limits)
         except (ConfigError, CheckpointLimitError) as e:
             raise _Reject(_INVALID_ARGUMENT, f"bad change from the active: {e}") from e
-        return change
+        return changes
 
     def _notify(self, applied: Applied) -> None:
         for listener in list(self.listeners):

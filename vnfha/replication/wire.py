@@ -6,7 +6,7 @@ hand (as etcd's is) so grpc's generated-stub version check never applies.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +20,16 @@ from vnfha.replication.v1 import replication_pb2 as pb
 __all__ = [
     "EOF",
     "STREAM_METHOD",
-    "change_from_pb",
-    "change_to_pb",
+    "changes_from_pb",
     "channel_credentials",
+    "deltas_message",
     "generic_handler",
     "keepalive_options",
     "message_options",
     "open_stream",
     "pb",
     "server_credentials",
+    "snapshot_message",
 ]
 
 SERVICE = "vnfha.replication.v1.Replication"
@@ -36,14 +37,47 @@ STREAM_METHOD = f"/{SERVICE}/Stream"
 EOF: object = grpc.aio.EOF  # type: ignore[attr-defined]
 
 
-def change_to_pb(c: Change) -> Any:
-    if c.value is None:
-        return pb.Change(section=c.section, key=c.key, delete=True)
-    return pb.Change(section=c.section, key=c.key, value=c.value)
+def deltas_message(epoch: int, first_sequence: int, changes: Iterable[Change]) -> Any:
+    """An ActiveMessage carrying ``changes`` as the deltas of ``epoch`` from ``first_sequence``."""
+    msg = pb.ActiveMessage()
+    deltas = msg.deltas
+    deltas.SetInParent()
+    deltas.epoch = epoch
+    deltas.first_sequence = first_sequence
+    _add_changes(deltas.changes, changes)
+    return msg
 
 
-def change_from_pb(m: Any) -> Change:
-    return Change(m.section, m.key, None if m.delete else m.value)
+def snapshot_message(epoch: int, sequence: int, entries: Iterable[Change], *,
+                     last: bool = False) -> Any:
+    """An ActiveMessage carrying one chunk of the snapshot of ``epoch`` at ``sequence``."""
+    msg = pb.ActiveMessage()
+    chunk = msg.snapshot
+    chunk.SetInParent()
+    chunk.epoch = epoch
+    chunk.sequence = sequence
+    chunk.last = last
+    _add_changes(chunk.entries, entries)
+    return msg
+
+
+def _add_changes(repeated: Any, changes: Iterable[Change]) -> None:
+    # built in place: a list of pb.Change passed to a constructor costs a copy of each, and
+    # keyword construction is slower than setting the fields (this runs for every write)
+    add = repeated.add
+    for c in changes:
+        m = add()
+        m.section = c.section
+        m.key = c.key
+        if c.value is None:
+            m.delete = True
+        else:
+            m.value = c.value
+
+
+def changes_from_pb(messages: Iterable[Any]) -> list[Change]:
+    """The changes of a Deltas or SnapshotChunk message (unchecked)."""
+    return [Change(m.section, m.key, None if m.delete else m.value) for m in messages]
 
 
 def message_options(max_message_bytes: int) -> list[tuple[str, int]]:
