@@ -244,6 +244,8 @@ _E = TypeVar("_E", bound=enum.Enum)
 def _label(vocabulary: type[_E], label: str, value: object) -> _E:
     """``value`` as a member of ``vocabulary`` (a member or its string value), else ConfigError
     naming the label, the value and the allowed values."""
+    if type(value) is vocabulary:  # already a member (the hot path: checkpoint writes)
+        return value
     try:
         return vocabulary(value)
     except ValueError:
@@ -317,8 +319,10 @@ class Metrics:
         """After each checkpoint write: count it; ``ack_latency_s`` (from the write to its
         acknowledgement, for ONE/ALL writes that were acknowledged) feeds the latency
         histogram."""
-        _label(Ack, "ack", ack)
-        _label(WriteResult, "result", result)
+        if type(ack) is not Ack:  # members pass as they are: this runs for every write
+            _label(Ack, "ack", ack)
+        if type(result) is not WriteResult:
+            _label(WriteResult, "result", result)
         if ack_latency_s is not None:
             _non_negative("ack_latency_s", ack_latency_s)
 
@@ -384,6 +388,8 @@ class MemberMetrics(Metrics):
         self._lag_entries = self._gauge(LAG_ENTRIES)
         self._lag_seconds = self._gauge(LAG_SECONDS)
         self._writes = self._counter(WRITES)
+        self._write_counts: dict[tuple[Ack, WriteResult], Counter] = {}
+        self._latencies: dict[Ack, Histogram] = {}
         self._ack_latency = self._histogram(ACK_LATENCY)
         self._in_sync = self._gauge(IN_SYNC).labels(group, member)
         self._health = self._counter(HEALTH_FAILURES)
@@ -463,11 +469,26 @@ class MemberMetrics(Metrics):
 
     def checkpoint_write(self, ack: Ack | str, result: WriteResult | str,
                          ack_latency_s: float | None = None) -> None:
+        if ack_latency_s is None and type(ack) is Ack and type(result) is WriteResult:
+            # the hot path (every Ack.NONE write): valid as they are, and one child per
+            # (ack, result) found once, since labels() costs more than the increment
+            count = self._write_counts.get((ack, result))
+            if count is not None:
+                count.inc()
+                return
         super().checkpoint_write(ack, result, ack_latency_s)
-        mode = Ack(ack).value
-        self._writes.labels(self.group, self.member, mode, WriteResult(result).value).inc()
+        mode, outcome = Ack(ack), WriteResult(result)
+        count = self._write_counts.get((mode, outcome))
+        if count is None:
+            count = self._write_counts[mode, outcome] = self._writes.labels(
+                self.group, self.member, mode.value, outcome.value)
+        count.inc()
         if ack_latency_s is not None:
-            self._ack_latency.labels(self.group, self.member, mode).observe(ack_latency_s)
+            latency = self._latencies.get(mode)
+            if latency is None:
+                latency = self._latencies[mode] = self._ack_latency.labels(
+                    self.group, self.member, mode.value)
+            latency.observe(ack_latency_s)
 
     def health_check_failed(self, check: CheckKind | str) -> None:
         super().health_check_failed(check)

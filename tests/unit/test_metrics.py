@@ -228,6 +228,29 @@ def test_bad_label_values_raise_naming_them_and_record_nothing(
         assert m.exposition() == before
 
 
+@pytest.mark.parametrize("kind", [MemberMetrics, NullMetrics])
+def test_writes_are_validated_however_many_came_before(kind: type[Metrics]) -> None:
+    """The per-write fast path (members as they are, the series found once) checks as much as
+    the first write did; a value's string and its member count in one series."""
+    m = MemberMetrics(G, M) if kind is MemberMetrics else NullMetrics()
+    for ack in Ack:
+        for result in WriteResult:
+            m.checkpoint_write(ack, result)
+            m.checkpoint_write(ack, result, 0.001)
+    m.checkpoint_write("none", "ok")
+    before = m.exposition() if isinstance(m, MemberMetrics) else ""
+    for args, named in [(("quorum", WriteResult.OK), "ack='quorum'"),
+                        ((Ack.NONE, "maybe"), "result='maybe'"),
+                        ((Ack.ONE, WriteResult.OK, -0.5), "ack_latency_s=-0.5"),
+                        ((Ack.NONE, WriteResult.OK, math.nan), "ack_latency_s=nan")]:
+        with pytest.raises(ConfigError, match=named):
+            m.checkpoint_write(*args)  # type: ignore[arg-type]
+    if isinstance(m, MemberMetrics):
+        assert m.exposition() == before
+        assert value(m, "vnfha_checkpoint_writes_total", ack="none", result="ok") == 3
+        assert value(m, "vnfha_checkpoint_ack_latency_seconds_count", ack="none") == 5
+
+
 def test_the_error_lists_the_allowed_values() -> None:
     with pytest.raises(ConfigError) as e:
         MemberMetrics(G, M).escalated("reboot")
