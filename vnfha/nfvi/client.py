@@ -12,6 +12,9 @@ configured without one. Both implement :class:`NfviPort`, which is all a member 
         async for t in nfvi.watch_repair(ticket.ticket_id, timeout_s=60):
             ...
 
+    async with BridgeClient.operator("127.0.0.1:50070", timeout_s=5) as ops:  # not a member
+        plan = await ops.plan_maintenance("host-1", 600, "kernel upgrade")
+
 Guarantees:
 
 - Every call has a deadline: the client's ``timeout_s``, or the call's own ``call_timeout_s``.
@@ -21,6 +24,8 @@ Guarantees:
   ``retry_max_backoff_s``. Every unary call of this API is idempotent: Arm, Kick and Disarm set
   a state, GetPlacement and CheckPolicy read, Escalate carries an idempotency key, and Fence
   acts only while the instance can still execute (a repeated Fence confirms without acting).
+  PlanMaintenance is retried too: a repeat only announces the maintenance again, which members
+  take as harmlessly as the first.
   The watch streams are not retried: they end with :class:`~vnfha.errors.BridgeUnavailable` and
   the caller decides whether to watch again.
 - Status codes become errors under :class:`~vnfha.errors.NfviError`: a stale epoch
@@ -51,6 +56,7 @@ from vnfha.nfvi.model import (
     BridgeEvent,
     FenceMode,
     FenceResult,
+    MaintenancePlan,
     PlacementPolicy,
     PlacementView,
     PolicyReport,
@@ -146,6 +152,16 @@ class BridgeClient:
         self._max_message_bytes = max_message_bytes
         self._channel: grpc.aio.Channel | None = None
         self._calls: dict[str, Any] = {}
+
+    @classmethod
+    def operator(cls, target: str, *, timeout_s: float,
+                 credentials: grpc.ChannelCredentials | None = None,
+                 clock: Clock | None = None) -> BridgeClient:
+        """A client for the Operations service, which is not a member's: it has no group or
+        member (member calls are refused). Under mutual TLS its certificate's CN must be one of
+        the bridge's operators."""
+        return cls(target, group="", member="", timeout_s=timeout_s, credentials=credentials,
+                   clock=clock)
 
     @property
     def configured(self) -> bool:
@@ -254,6 +270,18 @@ class BridgeClient:
             if event is not None:
                 yield event
 
+    async def plan_maintenance(self, host: str, deadline_in_s: float, reason: str = "", *,
+                               call_timeout_s: float | None = None) -> MaintenancePlan:
+        """Operators: announce that ``host`` goes down ``deadline_in_s`` seconds from now; the
+        bridge sends ``MAINTENANCE_PLANNED`` to every group with an instance there and returns
+        them. :class:`~vnfha.errors.BridgeRequestError`: NOT_FOUND (unknown host),
+        INVALID_ARGUMENT (notice not in (0, 7 days]), PERMISSION_DENIED (mutual TLS, and this
+        certificate is not an operator's)."""
+        request = pb.PlanMaintenanceRequest(host=host, deadline_in_s=deadline_in_s,
+                                            reason=reason)
+        reply = await self._unary("PlanMaintenance", request, call_timeout_s)
+        return wire.maintenance_from_pb(reply)
+
     # -- transport --------------------------------------------------------------------------------
 
     def _call(self, method: str) -> Any:
@@ -303,7 +331,8 @@ class BridgeClient:
         meta = {str(k): v for k, v in pairs if isinstance(v, str)}
         reason = meta.get(wire.REASON_KEY)
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            acting = method in ("Arm", "Kick", "Disarm", "Fence", "Escalate")
+            acting = method in ("Arm", "Kick", "Disarm", "Fence", "Escalate",
+                                "PlanMaintenance")
             return BridgeUnavailable(f"{details} ({attempts} attempt(s) within {timeout_s} s)",
                                      method=method, target=self.target, timeout_s=timeout_s,
                                      outcome_unknown=acting)

@@ -22,6 +22,9 @@ Guarantees:
   repaired instance's (it restarts from scratch and must be armed again).
 - Every repair ends: SUCCEEDED with the instance running, or FAILED naming why, within
   ``repair_timeout_s``.
+- An operator's planned maintenance (:meth:`BridgeCore.plan_maintenance`) is published through
+  the same routing as the driver's own events, so it reaches members the same way whatever the
+  driver. With mutual TLS only the configured ``operators`` (certificate CNs) may announce one.
 - :meth:`BridgeCore.close` stops every task it started and ends every watch stream; it does not
   close the driver (its owner does).
 """
@@ -32,8 +35,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections import Counter
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -52,7 +56,9 @@ from vnfha.nfvi.model import (
     FenceResult,
     HostStatus,
     InstanceState,
+    MaintenancePlan,
     MemberPlacement,
+    NotifiedInstance,
     PlacementPolicy,
     PlacementView,
     PolicyReport,
@@ -64,7 +70,7 @@ from vnfha.nfvi.model import (
 )
 from vnfha.nfvi.tickets import Busy, KeyConflict, TicketBook, plan_repair
 from vnfha.nfvi.watchdogs import Armed, WatchdogTable
-from vnfha.nfvi.wire import Caller, Escalation, Refused
+from vnfha.nfvi.wire import Caller, Escalation, MaintenanceRequest, Refused
 
 __all__ = ["BridgeCore", "BridgeLimits"]
 
@@ -101,12 +107,19 @@ class _Routed:
 
 
 class BridgeCore:
-    """The bridge without gRPC (see the module docstring). Use as an async context manager."""
+    """The bridge without gRPC (see the module docstring). Use as an async context manager.
+
+    ``operators`` are the certificate CNs that may call the Operations service under mutual
+    TLS; ``wall_clock`` (Unix seconds) turns a maintenance notice into the event's deadline.
+    """
 
     def __init__(self, driver: Driver, *, clock: Clock, limits: BridgeLimits | None = None,
-                 ) -> None:
+                 operators: frozenset[str] = frozenset(),
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.driver = driver
         self.limits = limits or BridgeLimits()
+        self.operators = operators
+        self._wall_clock = wall_clock
         self.owner_name = f"nfvi:{driver.name}"
         self._clock = clock
         self._epochs = EpochTable()
@@ -122,6 +135,12 @@ class BridgeCore:
         self._wd_wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
+
+    @property
+    def event_watchers(self) -> int:
+        """How many WatchEvents streams are open (all groups): tests wait on it before
+        publishing, so that a watcher cannot miss the event."""
+        return self._events.subscribers
 
     @staticmethod
     def _lagged(n: int) -> Exception:
@@ -458,6 +477,40 @@ class BridgeCore:
             if event is not None:
                 yield event
 
+    # -- Operations -------------------------------------------------------------------------------
+
+    def _check_operator(self, peer: str | None) -> None:
+        """Under mutual TLS (``peer`` set), only an operator's certificate may go on."""
+        if peer is not None and peer not in self.operators:
+            raise Refused("PERMISSION_DENIED", f"certificate {peer!r} is not one of the "
+                          "bridge's operators (vnfha bridge serve --operator-cn)")
+
+    async def plan_maintenance(self, peer: str | None,
+                               request: MaintenanceRequest) -> MaintenancePlan:
+        """Announce that ``request.host`` goes down ``request.deadline_in_s`` from now:
+        ``MAINTENANCE_PLANNED`` to every group with an instance there. Checks: the caller is an
+        operator (PERMISSION_DENIED), the driver lists the host (NOT_FOUND)."""
+        self._check_operator(peer)
+        host = request.host
+        hosts = await self.driver.list_hosts()
+        if host not in hosts:
+            known = ", ".join(hosts[:10]) + (", ..." if len(hosts) > 10 else "")
+            raise Refused("NOT_FOUND", f"unknown host {host!r}: driver {self.driver.name} "
+                          f"lists {len(hosts)} host(s) ({known or 'none'})")
+        deadline = self._wall_clock() + request.deadline_in_s
+        detail = "planned maintenance" + (f": {request.reason}" if request.reason else "") + (
+            f" (announced by {peer})" if peer else "")
+        instances = await self.driver.list_instances()
+        sequence = await self._route(InfraEvent(
+            EventKind.MAINTENANCE_PLANNED, host=host, detail=detail, deadline_unix_s=deadline),
+            instances)
+        notified = tuple(sorted(NotifiedInstance(i.group, i.member, i.name)
+                                for i in instances if i.host == host))
+        log.warning("maintenance of %s announced%s: down in %g s (at %.3f), %d instance(s) "
+                    "notified: %s", host, f" by {peer}" if peer else "",
+                    request.deadline_in_s, deadline, len(notified), detail)
+        return MaintenancePlan(host, deadline, notified, sequence)
+
     # -- events -----------------------------------------------------------------------------------
 
     async def _pump(self, events: AsyncIterator[InfraEvent]) -> None:
@@ -471,18 +524,21 @@ class BridgeCore:
                 log.warning("driver events: %s; resubscribing (events were lost)", e)
                 events = self.driver.events()
 
-    async def _route(self, event: InfraEvent) -> None:
+    async def _route(self, event: InfraEvent,
+                     instances: Sequence[Instance] | None = None) -> int:
         """Publish ``event`` to the groups it concerns: a VM event to the instance's group, a
-        host event to every group with a member on that host."""
+        host event to every group with a member on that host (``instances``: the inventory, if
+        the caller has just read it). Returns the event's sequence, 0 if nobody was sent it."""
         if event.kind is EventKind.HOST_DOWN and event.host:
             self._down.add(event.host)
         elif event.kind is EventKind.HOST_UP and event.host:
             self._down.discard(event.host)
-        try:
-            instances: Sequence[Instance] = await self.driver.list_instances()
-        except DriverError as e:
-            log.warning("cannot route %s: listing instances failed: %s", event.kind, e)
-            return
+        if instances is None:
+            try:
+                instances = await self.driver.list_instances()
+            except DriverError as e:
+                log.warning("cannot route %s: listing instances failed: %s", event.kind, e)
+                return 0
         sequence = next(self._sequence)
         by_group: dict[str, BridgeEvent] = {}
         base = BridgeEvent(event.kind, event.instance or "", "", event.host or "", (),
@@ -499,8 +555,10 @@ class BridgeCore:
             if owner is not None:
                 by_group[owner.group] = replace(base, member=owner.member,
                                                 host=event.host or owner.host)
-        if by_group:
-            self._events.publish(_Routed(by_group))
+        if not by_group:
+            return 0
+        self._events.publish(_Routed(by_group))
+        return sequence
 
 
 class _NoHost(VnfhaError):

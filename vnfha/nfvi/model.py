@@ -20,7 +20,9 @@ __all__ = [
     "FenceResult",
     "HostStatus",
     "InstanceState",
+    "MaintenancePlan",
     "MemberPlacement",
+    "NotifiedInstance",
     "PlacementPolicy",
     "PlacementView",
     "PolicyReport",
@@ -230,4 +232,25 @@ class BridgeEvent:
     members: tuple[str, ...] = ()
     deadline_unix_s: float | None = None
     detail: str = ""
+    sequence: int = 0
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class NotifiedInstance:
+    """An instance on a host under planned maintenance, whose group was sent the event."""
+
+    group: str
+    member: str
+    instance: str
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenancePlan:
+    """The answer to an operator's PlanMaintenance: the host, the deadline the event carries
+    (wall clock), the instances on the host sorted by group then member (their groups were sent
+    ``MAINTENANCE_PLANNED``), and the event's ``sequence`` (0: no instance, nothing published)."""
+
+    host: str
+    deadline_unix_s: float
+    instances: tuple[NotifiedInstance, ...] = ()
     sequence: int = 0

@@ -38,7 +38,9 @@ DRIVERS = ("sim", "libvirt")
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
     """What to serve. TLS: ``tls_cert`` and ``tls_key`` turn on TLS; adding ``tls_ca`` makes it
-    mutual (clients must present a certificate signed by it, whose CN is their member)."""
+    mutual (clients must present a certificate signed by it, whose CN is their member).
+    ``operators``: under mutual TLS, the certificate CNs that may call the Operations service
+    (announce a maintenance); they need ``tls_ca``."""
 
     driver: str
     listen: str
@@ -48,6 +50,7 @@ class ServeOptions:
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    operators: frozenset[str] = frozenset()
     limits: BridgeLimits = field(default_factory=BridgeLimits)
 
     def __post_init__(self) -> None:
@@ -59,6 +62,10 @@ class ServeOptions:
         if self.tls_ca is not None and self.tls_cert is None:
             raise ConfigError("--tls-ca", self.tls_ca, "mutual TLS also needs --tls-cert and "
                               "--tls-key")
+        if self.operators and self.tls_ca is None:
+            raise ConfigError("--operator-cn", sorted(self.operators), "names client "
+                              "certificates: it needs mutual TLS (--tls-ca, --tls-cert, "
+                              "--tls-key); without TLS anyone may announce a maintenance")
         if self.driver != "sim" and (self.instances_file or self.log_dir):
             flag = "--instances" if self.instances_file else "--log-dir"
             raise ConfigError(flag, self.instances_file or self.log_dir,
@@ -111,6 +118,7 @@ async def serve(options: ServeOptions, *, stop: asyncio.Event,
         async with BridgeServer(driver, listen=options.listen, clock=SystemClock(),
                                 server_credentials=credentials,
                                 require_client_cert=options.mutual_tls,
+                                operators=options.operators,
                                 limits=options.limits) as bridge:
             on_ready(bridge, len(inventory.instances) if inventory else 0)
             await stop.wait()

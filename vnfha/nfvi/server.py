@@ -1,4 +1,4 @@
-"""The NFVI bridge server: the four services of ``nfvi.proto`` and grpc.health.v1 on one port.
+"""The NFVI bridge server: the five services of ``nfvi.proto`` and grpc.health.v1 on one port.
 
 ::
 
@@ -17,7 +17,10 @@ Guarantees:
 - With ``require_client_cert`` (pass credentials made with ``require_client_auth=True``, e.g.
   :func:`vnfha.nfvi.wire.server_credentials`), the client certificate's common name must be the
   calling member, and the member must belong to the group it names: else PERMISSION_DENIED.
-- grpc.health.v1 answers SERVING for ``""`` and each of the four service names while the server
+  The Operations service (an operator's PlanMaintenance) takes only a certificate whose common
+  name is in ``operators``; without mutual TLS it is open like every other service, so
+  ``operators`` without ``require_client_cert`` is refused (it would protect nothing).
+- grpc.health.v1 answers SERVING for ``""`` and each of the five service names while the server
   runs, NOT_SERVING once it is stopping.
 - Leaving the context stops the gRPC server (ending open streams), the bridge's timers and
   repairs; the driver is not closed (its owner does that).
@@ -56,12 +59,18 @@ class BridgeServer:
                  clock: Clock | None = None,
                  server_credentials: grpc.ServerCredentials | None = None,
                  require_client_cert: bool = False,
+                 operators: frozenset[str] = frozenset(),
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
                  limits: BridgeLimits | None = None, stop_grace_s: float = 0.5) -> None:
         if require_client_cert and server_credentials is None:
             raise ValueError("require_client_cert needs server_credentials (mutual TLS)")
+        if operators and not require_client_cert:
+            raise ValueError(f"operators={sorted(operators)} are client certificate names: they "
+                             "need require_client_cert (mutual TLS); without it anyone may call "
+                             "Operations")
         self.driver = driver
-        self.core = BridgeCore(driver, clock=clock or SystemClock(), limits=limits)
+        self.core = BridgeCore(driver, clock=clock or SystemClock(), limits=limits,
+                               operators=operators)
         self.health = HealthService()
         self._listen = listen
         self._credentials = server_credentials
@@ -195,6 +204,10 @@ class BridgeServer:
     async def _WatchEvents(self, request: Any, peer: str | None) -> AsyncIterator[Any]:
         caller = wire.decode_caller(request, acting=False)
         return _mapped(await self.core.watch_events(caller, peer), wire.event_to_pb)
+
+    async def _PlanMaintenance(self, request: Any, peer: str | None) -> Any:
+        maintenance = wire.decode_maintenance(request)
+        return wire.maintenance_to_pb(await self.core.plan_maintenance(peer, maintenance))
 
 
 async def _mapped(items: AsyncIterator[Any], encode: Callable[[Any], Any]) -> AsyncIterator[Any]:

@@ -385,8 +385,10 @@ class SimDriver:
 
     def plan_maintenance(self, host: str, deadline_unix_s: float) -> None:
         """Announce that ``host`` goes down for maintenance at ``deadline_unix_s`` (wall clock):
-        publishes ``MAINTENANCE_PLANNED``. Nothing is killed; call :meth:`fail_host` at the
-        deadline to play it out."""
+        publishes ``MAINTENANCE_PLANNED``, as a hypervisor that schedules maintenance would.
+        Nothing is killed; call :meth:`fail_host` at the deadline to play it out. (An operator
+        announces one for any driver through the bridge: ``Operations/PlanMaintenance``; both
+        reach members through the bridge's one event routing.)"""
         if host not in self._hosts:
             raise UnknownHost(host, operation="plan_maintenance")
         self._events.publish(InfraEvent(EventKind.MAINTENANCE_PLANNED, host=host,

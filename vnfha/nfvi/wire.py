@@ -12,6 +12,7 @@ a message naming the field and the value. Decoded values are model types, never 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,9 @@ from vnfha.nfvi.model import (
     FenceResult,
     HostStatus,
     InstanceState,
+    MaintenancePlan,
     MemberPlacement,
+    NotifiedInstance,
     PlacementPolicy,
     PlacementView,
     PolicyReport,
@@ -43,11 +46,13 @@ from vnfha.nfvi.model import (
 from vnfha.nfvi.v1 import nfvi_pb2 as _pb
 
 __all__ = [
+    "MAX_MAINTENANCE_NOTICE_S",
     "MAX_NAME_BYTES",
     "MAX_TEXT_BYTES",
     "METHODS",
     "SERVICES",
     "Caller",
+    "MaintenanceRequest",
     "Method",
     "Refused",
     "pb",
@@ -61,11 +66,15 @@ pb: Any = _pb
 MAX_NAME_BYTES = 256
 """The longest group, member, ticket id or idempotency key accepted, in UTF-8 bytes."""
 MAX_TEXT_BYTES = 4096
-"""The longest free text (fence reason, fault) accepted, in UTF-8 bytes."""
+"""The longest free text (fence reason, fault, maintenance reason) accepted, in UTF-8 bytes."""
+MAX_MAINTENANCE_NOTICE_S = 7 * 24 * 3600.0
+"""The longest maintenance notice accepted (7 days): members switch over as soon as they hear
+of a maintenance, so a longer notice says only that the number is wrong (milliseconds?)."""
 
 PACKAGE = "vnfha.nfvi.v1"
-SERVICES = tuple(f"{PACKAGE}.{s}" for s in ("Watchdog", "Placement", "Fencing", "Faults"))
-"""The fully qualified names of the four services (also the health service names)."""
+SERVICES = tuple(f"{PACKAGE}.{s}"
+                 for s in ("Watchdog", "Placement", "Fencing", "Faults", "Operations"))
+"""The fully qualified names of the five services (also the health service names)."""
 
 REASON_KEY = "vnfha-reason"
 """Trailing metadata key that says which refusal a status code stands for."""
@@ -121,6 +130,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("Faults", "Escalate", pb.EscalateRequest, pb.RepairTicket),
     Method("Faults", "WatchRepair", pb.WatchRepairRequest, pb.RepairTicket, streaming=True),
     Method("Faults", "WatchEvents", pb.WatchEventsRequest, pb.Event, streaming=True),
+    Method("Operations", "PlanMaintenance", pb.PlanMaintenanceRequest, pb.PlanMaintenanceReply),
 )}
 """Every bridge method by name."""
 
@@ -270,6 +280,29 @@ def decode_escalation(request: Any) -> Escalation:
         requested=requested, tried=tried, evacuation_policy=policy)
 
 
+@dataclass(frozen=True, slots=True)
+class MaintenanceRequest:
+    """A decoded PlanMaintenanceRequest: ``host`` goes down ``deadline_in_s`` from now."""
+
+    host: str
+    deadline_in_s: float
+    reason: str
+
+
+def decode_maintenance(request: Any) -> MaintenanceRequest:
+    """The PlanMaintenanceRequest's fields: a host name, a finite notice in
+    ``(0, MAX_MAINTENANCE_NOTICE_S]`` and an optional reason."""
+    host = name("host", request.host)
+    notice = request.deadline_in_s
+    if not math.isfinite(notice) or notice <= 0:
+        raise Refused("INVALID_ARGUMENT", f"deadline_in_s={notice}: must be a number of seconds "
+                      "> 0 (the host goes down that long from now)")
+    if notice > MAX_MAINTENANCE_NOTICE_S:
+        raise Refused("INVALID_ARGUMENT", f"deadline_in_s={notice:g} is over the bridge's "
+                      f"limit of {MAX_MAINTENANCE_NOTICE_S:g} s (7 days)")
+    return MaintenanceRequest(host, notice, text("reason", request.reason))
+
+
 # -- values -> messages (server) and back (client) -------------------------------------------------
 
 
@@ -374,6 +407,21 @@ def event_from_pb(m: Any) -> BridgeEvent | None:
         return None
     return BridgeEvent(kind, m.instance, m.member, m.host, tuple(m.members),
                        m.deadline_unix_s or None, m.detail, m.sequence)
+
+
+def maintenance_to_pb(m: MaintenancePlan) -> Any:
+    """A ``PlanMaintenanceReply`` with the instances in the plan's order."""
+    return pb.PlanMaintenanceReply(
+        host=m.host, deadline_unix_s=m.deadline_unix_s, sequence=m.sequence,
+        instances=[pb.NotifiedInstance(group=i.group, member=i.member, instance=i.instance)
+                   for i in m.instances])
+
+
+def maintenance_from_pb(m: Any) -> MaintenancePlan:
+    """The client side of :func:`maintenance_to_pb`."""
+    return MaintenancePlan(m.host, m.deadline_unix_s,
+                           tuple(NotifiedInstance(i.group, i.member, i.instance)
+                                 for i in m.instances), m.sequence)
 
 
 def caller_to_pb(group: str, member: str, epoch: int) -> Any:

@@ -331,3 +331,35 @@ class Event(_message.Message):
     detail: str
     sequence: int
     def __init__(self, kind: _Optional[_Union[EventKind, str]] = ..., instance: _Optional[str] = ..., member: _Optional[str] = ..., host: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., deadline_unix_s: _Optional[float] = ..., detail: _Optional[str] = ..., sequence: _Optional[int] = ...) -> None: ...
+
+class PlanMaintenanceRequest(_message.Message):
+    __slots__ = ("host", "deadline_in_s", "reason")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_IN_S_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    deadline_in_s: float
+    reason: str
+    def __init__(self, host: _Optional[str] = ..., deadline_in_s: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class NotifiedInstance(_message.Message):
+    __slots__ = ("group", "member", "instance")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    member: str
+    instance: str
+    def __init__(self, group: _Optional[str] = ..., member: _Optional[str] = ..., instance: _Optional[str] = ...) -> None: ...
+
+class PlanMaintenanceReply(_message.Message):
+    __slots__ = ("host", "deadline_unix_s", "instances", "sequence")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_UNIX_S_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    deadline_unix_s: float
+    instances: _containers.RepeatedCompositeFieldContainer[NotifiedInstance]
+    sequence: int
+    def __init__(self, host: _Optional[str] = ..., deadline_unix_s: _Optional[float] = ..., instances: _Optional[_Iterable[_Union[NotifiedInstance, _Mapping]]] = ..., sequence: _Optional[int] = ...) -> None: ...
