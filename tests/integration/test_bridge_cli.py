@@ -1,21 +1,30 @@
 """``vnfha bridge serve`` as an operator runs it: launches the inventory, serves, stops cleanly
-on SIGTERM with every simulated instance killed; clear refusals with exit code 2."""
+on SIGTERM with every simulated instance killed; clear refusals with exit code 2. And
+``vnfha bridge maintenance`` against it: the announcement reaches the group on the host (exit 0),
+refusals exit 1 (refused) or 2 (bad input), an unreachable bridge 3; under mutual TLS only an
+operator's certificate is accepted."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import pytest
 
 from vnfha.nfvi.client import BridgeClient
-from vnfha.nfvi.model import FenceMode, InstanceState
+from vnfha.nfvi.model import BridgeEvent, EventKind, FenceMode, InstanceState
+from vnfha.nfvi.wire import channel_credentials
+from vnfha.testing.etcd import TlsFiles
+from vnfha.testing.tls import TestPki, make_test_pki
 
 PID_WRITER = ("import os, sys, time\n"
               "open(sys.argv[1], 'w').write(str(os.getpid()))\n"
@@ -29,10 +38,10 @@ def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str
                             env={**os.environ, **(env or {})})
 
 
-def wait_serving(proc: subprocess.Popen[str]) -> str:
+def wait_serving(proc: subprocess.Popen[str], security: str = "plaintext") -> str:
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    match = re.search(r"serving on (\S+) \(driver sim, plaintext, (\d+) instances", line)
+    match = re.search(rf"serving on (\S+) \(driver sim, {security}, (\d+) instances", line)
     if not match:
         proc.kill()
         raise AssertionError(f"unexpected first line {line!r}; stderr: {proc.communicate()[1]}")
@@ -106,6 +115,7 @@ def test_serve_launch_fence_and_stop_on_sigterm(tmp_path: Path) -> None:
     (["--driver", "libvirt", "--instances", "x.toml"], "only the sim driver launches"),
     (["--driver", "sim", "--libvirt-host", "h=test:///default"], "only for --driver libvirt"),
     (["--driver", "sim", "--libvirt-host", "nonsense"], "expected HOST=URI"),
+    (["--driver", "sim", "--operator-cn", "ops"], "it needs mutual TLS"),
     (["--driver", "xen"], "invalid choice: 'xen'"),
 ])
 def test_bad_usage_exits_2_naming_the_value(args: list[str], message: str) -> None:
@@ -146,3 +156,156 @@ def test_a_taken_port_exits_2(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2, err
     assert f"127.0.0.1:{port}" in err
+
+
+# -- vnfha bridge maintenance ---------------------------------------------------------------------
+
+
+def maintenance(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vnfha", "bridge", "maintenance", *args],
+                          check=False, capture_output=True, text=True, timeout=60)
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
+async def announced_to(watcher: BridgeClient, operator: BridgeClient, probe_host: str,
+                       announce: Callable[[], subprocess.CompletedProcess[str]],
+                       ) -> tuple[BridgeEvent, subprocess.CompletedProcess[str]]:
+    """Open ``watcher``'s event stream, make sure it is open (announce a maintenance of
+    ``probe_host`` through ``operator`` until one arrives), then run ``announce`` (the CLI) and
+    return the first event for another host, with the CLI's outcome."""
+    events = watcher.watch_events(timeout_s=60)
+    try:
+        first = asyncio.ensure_future(anext(events))
+        deadline = time.monotonic() + 30
+        while not first.done():
+            assert time.monotonic() < deadline, "the watch never opened"
+            await operator.plan_maintenance(probe_host, 3600, "probe")
+            await asyncio.wait({first}, timeout=0.2)
+        assert first.result().host == probe_host
+        done = await asyncio.to_thread(announce)
+        async for event in events:
+            if event.host != probe_host:
+                return event, done
+        raise AssertionError(f"the stream ended; CLI: {done}")
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
+
+
+def test_maintenance_announces_refuses_and_reports_unreachable(tmp_path: Path) -> None:
+    inventory, _ = write_inventory(tmp_path)
+    proc = start("--driver", "sim", "--listen", "127.0.0.1:0", "--instances", str(inventory))
+    try:
+        address = wait_serving(proc)
+
+        async def announce() -> tuple[BridgeEvent, subprocess.CompletedProcess[str]]:
+            async with BridgeClient(address, group="vfw", member="vfw-b", timeout_s=10) as c, \
+                    BridgeClient.operator(address, timeout_s=10) as ops:
+                return await announced_to(c, ops, "h2", lambda: maintenance(
+                    "--bridge", address, "--host", "h1", "--in-s", "600",
+                    "--reason", "kernel upgrade", "--json"))
+
+        before = time.time()
+        event, done = asyncio.run(announce())
+        assert done.returncode == 0, done.stderr
+        out = json.loads(done.stdout)
+        assert out["host"] == "h1" and out["in_s"] == 600
+        assert out["instances"] == [{"group": "vfw", "member": "vfw-a", "instance": "vm-a"}]
+        assert before + 600 <= out["deadline_unix_s"] <= time.time() + 600
+        assert event.kind is EventKind.MAINTENANCE_PLANNED
+        assert (event.host, event.members) == ("h1", ("vfw-a",))
+        assert event.deadline_unix_s == out["deadline_unix_s"]
+        assert event.sequence == out["sequence"] and "kernel upgrade" in event.detail
+
+        text = maintenance("--bridge", address, "--host", "h3", "--in-s", "60")
+        assert text.returncode == 0, text.stderr
+        assert "maintenance of h3 announced: down in 60 s" in text.stdout
+        assert "0 instance(s) notified" in text.stdout
+
+        refused = maintenance("--bridge", address, "--host", "nope", "--in-s", "60")
+        assert refused.returncode == 1, refused.stderr
+        assert "NOT_FOUND" in refused.stderr and "'nope'" in refused.stderr
+        assert refused.stderr.startswith("vnfha bridge: error:")
+        for bad in ("0", "nan", str(8 * 24 * 3600)):
+            invalid = maintenance("--bridge", address, "--host", "h1", "--in-s", bad)
+            assert invalid.returncode == 2, (bad, invalid.stderr)
+            assert "INVALID_ARGUMENT" in invalid.stderr and "deadline_in_s" in invalid.stderr
+        assert proc.poll() is None  # still serving
+    finally:
+        stop(proc)
+    gone = maintenance("--bridge", address, "--host", "h1", "--in-s", "60", "--timeout-s", "1")
+    assert gone.returncode == 3, gone.stderr
+    assert f"bridge unreachable at {address}" in gone.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--host", "h1", "--in-s", "60"], "--bridge"),
+    (["--bridge", "127.0.0.1:1", "--host", "h1", "--in-s", "soon"], "invalid float value"),
+    (["--bridge", "127.0.0.1:1", "--host", "h1", "--in-s", "60", "--cert-file", "x.crt"],
+     "--cert-file and --key-file go together"),
+    (["--bridge", "127.0.0.1:1", "--host", "h1", "--in-s", "60", "--ca-file", "/nonexistent"],
+     "cannot read /nonexistent"),
+])
+def test_maintenance_bad_usage_exits_2(args: list[str], message: str) -> None:
+    done = maintenance(*args)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert message in done.stderr
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    return make_test_pki(str(tmp_path_factory.mktemp("pki")), members=["vfw-a", "vfw-b"],
+                         clients=["ops"])
+
+
+def test_maintenance_under_mutual_tls_takes_only_an_operator(tmp_path: Path,
+                                                             pki: TestPki) -> None:
+    inventory, _ = write_inventory(tmp_path)
+    proc = start("--driver", "sim", "--listen", "127.0.0.1:0", "--instances", str(inventory),
+                 "--tls-cert", pki.server.cert_file, "--tls-key", pki.server.key_file,
+                 "--tls-ca", pki.ca_file, "--operator-cn", "ops", "--operator-cn", "ops-2")
+    try:
+        port = wait_serving(proc, "mutual TLS").rsplit(":", 1)[1]
+        target = f"localhost:{port}"
+
+        def as_cert(files: TlsFiles, *extra: str) -> subprocess.CompletedProcess[str]:
+            return maintenance("--bridge", target, "--host", "h2", "--in-s", "60",
+                               "--ca-file", pki.ca_file, "--cert-file", files.cert_file,
+                               "--key-file", files.key_file, *extra)
+
+        def creds(files: TlsFiles) -> grpc.ChannelCredentials:
+            return channel_credentials(ca_file=pki.ca_file, cert_file=files.cert_file,
+                                       key_file=files.key_file)
+
+        async def announce() -> tuple[BridgeEvent, subprocess.CompletedProcess[str]]:
+            async with BridgeClient(target, group="vfw", member="vfw-a", timeout_s=10,
+                                    credentials=creds(pki.members["vfw-a"])) as c, \
+                    BridgeClient.operator(target, timeout_s=10,
+                                          credentials=creds(pki.clients["ops"])) as ops:
+                return await announced_to(c, ops, "h1",
+                                          lambda: as_cert(pki.clients["ops"], "--json"))
+
+        event, done = asyncio.run(announce())
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["instances"] == [
+            {"group": "vfw", "member": "vfw-b", "instance": "vm-b"}]
+        assert (event.kind, event.host, event.members) == (
+            EventKind.MAINTENANCE_PLANNED, "h2", ("vfw-b",))
+        assert "announced by ops" in event.detail
+
+        member = as_cert(pki.members["vfw-b"])
+        assert member.returncode == 1, member.stderr
+        assert "PERMISSION_DENIED" in member.stderr and "'vfw-b'" in member.stderr
+        no_cert = maintenance("--bridge", target, "--host", "h2", "--in-s", "60",
+                              "--ca-file", pki.ca_file, "--timeout-s", "1")
+        assert no_cert.returncode == 3, no_cert.stderr  # no client certificate: no handshake
+    finally:
+        stop(proc)
