@@ -59,41 +59,63 @@ class Checkpoint:
         """Set ``section``/``key`` to ``value``; returns the write's sequence in this epoch."""
         if not isinstance(value, bytes):
             raise ConfigError("value", type(value).__name__, "must be bytes")
-        return await self._write(Change(section, key, value), ack, timeout_s)
+        seq = self._apply(Change(section, key, value), ack)
+        # the Ack.NONE path stays in this coroutine: no second one per write
+        if ack is not Ack.NONE:
+            return await self._protect(seq, ack, timeout_s)
+        if self._unyielded >= _YIELD_EVERY:
+            await self._yield()
+        return seq
 
     async def delete(self, section: str, key: str, *, ack: Ack = Ack.NONE,
                      timeout_s: float | None = None) -> int:
         """Remove ``section``/``key`` (a no-op change if absent, still replicated)."""
-        return await self._write(Change(section, key, None), ack, timeout_s)
+        seq = self._apply(Change(section, key, None), ack)
+        if ack is not Ack.NONE:
+            return await self._protect(seq, ack, timeout_s)
+        if self._unyielded >= _YIELD_EVERY:
+            await self._yield()
+        return seq
 
-    async def _write(self, change: Change, ack: Ack, timeout_s: float | None) -> int:
+    def _apply(self, change: Change, ack: Ack) -> int:
+        """Check ``change`` and that this member may write, then apply and log it; its
+        sequence. Counts an Ack.NONE write as done (it is, once applied here)."""
         if not isinstance(ack, Ack):
             raise ConfigError("ack", ack, f"must be one of {', '.join(a.name for a in Ack)}")
-        metrics = self._member.metrics
+        member = self._member
         try:
-            epoch = self._member.check_active()
+            epoch = member.check_active()
         except NotActive:
-            metrics.checkpoint_write(ack, WriteResult.NOT_ACTIVE)
+            member.metrics.checkpoint_write(ack, WriteResult.NOT_ACTIVE)
             raise
         primary = self._primary
         if primary is None or primary.closed or primary.epoch != epoch:
-            metrics.checkpoint_write(ack, WriteResult.NOT_ACTIVE)
-            raise NotActive(self._member.name, self._member.role.value, epoch)
+            member.metrics.checkpoint_write(ack, WriteResult.NOT_ACTIVE)
+            raise NotActive(member.name, member.role.value, epoch)
         try:
             self._data.check(change, self._limits)
         except (ConfigError, CheckpointLimitError):
-            metrics.checkpoint_write(ack, WriteResult.REJECTED)
+            member.metrics.checkpoint_write(ack, WriteResult.REJECTED)
             raise
         seq = primary.write(change)
         if ack is Ack.NONE:
-            metrics.checkpoint_write(ack, WriteResult.OK)
+            member.metrics.checkpoint_write(ack, WriteResult.OK)
             self._unyielded += 1
-            if self._unyielded >= _YIELD_EVERY:
-                # a burst of NONE writes never suspends otherwise, and would starve the
-                # keepalives and the replication streams on the same loop
-                self._unyielded = 0
-                await asyncio.sleep(0)
-            return seq
+        return seq
+
+    async def _yield(self) -> None:
+        # a burst of NONE writes never suspends otherwise, and would starve the keepalives and
+        # the replication streams on the same loop
+        self._unyielded = 0
+        await asyncio.sleep(0)
+
+    async def _protect(self, seq: int, ack: Ack, timeout_s: float | None) -> int:
+        """Wait until write ``seq`` (just applied by :meth:`_apply`) is protected as ``ack``
+        asks; its sequence, or the error the module docstring names."""
+        primary = self._primary
+        assert primary is not None  # _apply checked it, and nothing ran since
+        epoch = primary.epoch
+        metrics = self._member.metrics
         timeout = timeout_s if timeout_s is not None else \
             self._member.config.checkpoint_ack_timeout_s
         start = self._member._clock.monotonic()

@@ -75,6 +75,37 @@ async def test_late_standby_gets_everything_and_acks_count_once_in_sync(
             assert SyncRecord.decode(kv.value) == SyncRecord("a", (("b", b.lease_id),))
 
 
+async def test_a_burst_of_none_writes_lets_the_loop_run(store: MemoryStore) -> None:
+    """Ack.NONE writes never suspend on their own; every 1024 of them (puts and deletes alike)
+    the writer yields, so keepalives and streams on the same loop are not starved."""
+    async with Member(cfg("a"), store=store) as a:
+        await a.wait_for_role(Role.ACTIVE, 5)
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0)
+        try:
+            since_tick = longest = 0
+            for i in range(5000):
+                before = ticks
+                if i % 3:
+                    await a.checkpoint.put("s", f"k{i % 50}", b"v")
+                else:
+                    await a.checkpoint.delete("s", f"k{i % 50}")
+                since_tick = 0 if ticks != before else since_tick + 1
+                longest = max(longest, since_tick)
+        finally:
+            ticker.cancel()
+        assert 1000 <= longest <= 1024
+        assert ticks >= 4
+
+
 async def test_degraded_ack_is_counted_and_returns(store: MemoryStore) -> None:
     async with Member(cfg("a", checkpoint_degrade_ack=True), store=store) as a:
         await a.wait_for_role(Role.ACTIVE, 5)
