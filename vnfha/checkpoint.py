@@ -59,22 +59,22 @@ class Checkpoint:
         """Set ``section``/``key`` to ``value``; returns the write's sequence in this epoch."""
         if not isinstance(value, bytes):
             raise ConfigError("value", type(value).__name__, "must be bytes")
-        seq = self._apply(Change(section, key, value), ack)
-        # the Ack.NONE path stays in this coroutine: no second one per write
-        if ack is not Ack.NONE:
-            return await self._protect(seq, ack, timeout_s)
-        if self._unyielded >= _YIELD_EVERY:
-            await self._yield()
-        return seq
+        return await self._write(Change(section, key, value), ack, timeout_s)
 
     async def delete(self, section: str, key: str, *, ack: Ack = Ack.NONE,
                      timeout_s: float | None = None) -> int:
         """Remove ``section``/``key`` (a no-op change if absent, still replicated)."""
-        seq = self._apply(Change(section, key, None), ack)
+        return await self._write(Change(section, key, None), ack, timeout_s)
+
+    async def _write(self, change: Change, ack: Ack, timeout_s: float | None) -> int:
+        seq = self._apply(change, ack)
         if ack is not Ack.NONE:
             return await self._protect(seq, ack, timeout_s)
         if self._unyielded >= _YIELD_EVERY:
-            await self._yield()
+            # a burst of NONE writes never suspends otherwise, and would starve the keepalives
+            # and the replication streams on the same loop
+            self._unyielded = 0
+            await asyncio.sleep(0)
         return seq
 
     def _apply(self, change: Change, ack: Ack) -> int:
@@ -102,12 +102,6 @@ class Checkpoint:
             member.metrics.checkpoint_write(ack, WriteResult.OK)
             self._unyielded += 1
         return seq
-
-    async def _yield(self) -> None:
-        # a burst of NONE writes never suspends otherwise, and would starve the keepalives and
-        # the replication streams on the same loop
-        self._unyielded = 0
-        await asyncio.sleep(0)
 
     async def _protect(self, seq: int, ack: Ack, timeout_s: float | None) -> int:
         """Wait until write ``seq`` (just applied by :meth:`_apply`) is protected as ``ack``
