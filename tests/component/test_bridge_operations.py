@@ -22,7 +22,7 @@ from vnfha import grpc_health
 from vnfha.errors import BridgeRequestError, BridgeUnavailable
 from vnfha.nfvi import wire
 from vnfha.nfvi.client import BridgeClient
-from vnfha.nfvi.model import BridgeEvent, EventKind, NotifiedInstance
+from vnfha.nfvi.model import BridgeEvent, EventKind, MaintenancePlan, NotifiedInstance
 from vnfha.nfvi.server import BridgeServer
 from vnfha.nfvi.sim import SimDriver
 from vnfha.nfvi.wire import MAX_MAINTENANCE_NOTICE_S, METHODS, pb
@@ -94,6 +94,17 @@ async def watching(bridge: BridgeServer, stack: AsyncExitStack,
     return watches
 
 
+async def announced(watch: Watch, plan: MaintenancePlan, members: tuple[str, ...],
+                    reason: str) -> None:
+    """The watch's next event is ``plan``'s announcement, naming the group's ``members``."""
+    event = await watch.next()
+    assert event.kind is EventKind.MAINTENANCE_PLANNED
+    assert (event.host, event.members) == (plan.host, members)
+    assert event.deadline_unix_s == plan.deadline_unix_s
+    assert event.sequence == plan.sequence > 0
+    assert reason in event.detail
+
+
 def operator(bridge: BridgeServer) -> BridgeClient:
     return BridgeClient.operator(bridge.address, timeout_s=CALL_S)
 
@@ -118,13 +129,8 @@ async def test_the_groups_on_the_host_receive_the_announcement(bridge: BridgeSer
             assert before + 600 <= plan.deadline_unix_s <= after + 600
             assert plan.instances == (NotifiedInstance("dns", "dns-a", "vm-dns-a"),
                                       NotifiedInstance("vfw", "vfw-a", "vm-vfw-a"))
-            for events, members in ((vfw, ("vfw-a",)), (dns, ("dns-a",))):
-                event = await events.next()
-                assert event.kind is EventKind.MAINTENANCE_PLANNED
-                assert (event.host, event.members) == ("h1", members)
-                assert event.deadline_unix_s == plan.deadline_unix_s
-                assert event.sequence == plan.sequence > 0
-                assert "kernel upgrade CHG-42" in event.detail
+            await announced(vfw, plan, ("vfw-a",), "kernel upgrade CHG-42")
+            await announced(dns, plan, ("dns-a",), "kernel upgrade CHG-42")
 
             # h2 concerns vfw only: dns's next event is the second h1 announcement
             on_h2 = await ops.plan_maintenance("h2", 30)
@@ -308,12 +314,8 @@ async def test_the_core_announces_maintenance_on_every_driver(rig: Rig) -> None:
             plan = await ops.plan_maintenance("host-a", 300, f"{rig.driver.name} host patch")
             assert plan.instances == (NotifiedInstance("g1", "m-a", "vm-a"),
                                       NotifiedInstance("g2", "m-c", "vm-c"))
-            for events, members in ((g1, ("m-a",)), (g2, ("m-c",))):
-                event = await events.next()
-                assert event.kind is EventKind.MAINTENANCE_PLANNED
-                assert (event.host, event.members) == ("host-a", members)
-                assert event.deadline_unix_s == plan.deadline_unix_s
-                assert f"{rig.driver.name} host patch" in event.detail
+            await announced(g1, plan, ("m-a",), f"{rig.driver.name} host patch")
+            await announced(g2, plan, ("m-c",), f"{rig.driver.name} host patch")
             with pytest.raises(BridgeRequestError) as e:
                 await ops.plan_maintenance("host-z", 300)
             assert e.value.code == "NOT_FOUND" and "'host-z'" in str(e.value)
