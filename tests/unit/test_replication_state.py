@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -50,6 +52,15 @@ def test_data_put_get_delete_and_accounting() -> None:
 def test_refusals_name_the_limit(change: Change, error: type[Exception], text: str) -> None:
     with pytest.raises(error, match=text):
         CheckpointData().check(change, SMALL)
+
+
+def test_a_change_is_a_frozen_value() -> None:
+    c = Change("s", "k", b"v")
+    assert c == Change(section="s", key="k", value=b"v") and hash(c) == hash(Change("s", "k", b"v"))
+    assert c != Change("s", "k", None) and dataclasses.replace(c, value=None).value is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.key = "other"  # type: ignore[misc]
+    assert repr(c) == "Change(section='s', key='k', value=b'v')"
 
 
 def test_a_section_name_is_checked_every_time_it_is_refused() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from vnfha.errors import CheckpointLimitError, ConfigError
@@ -89,7 +89,7 @@ def _where(change: Change) -> str:
     return f"{change.section}/{change.key[:64]}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Change:
     """Set ``section``/``key`` to ``value``, or delete it when ``value`` is None."""
 
@@ -97,11 +97,24 @@ class Change:
     key: str
     value: bytes | None
 
+    def __init__(self, section: str, key: str, value: bytes | None) -> None:
+        # what the generated __init__ of a frozen dataclass does (object.__setattr__ per
+        # field), through the slots' own setters: 0.26 instead of 0.41 us, and every write
+        # builds one Change on the active and one on each standby
+        _set_section(self, section)
+        _set_key(self, key)
+        _set_value(self, value)
+
     @property
     def wire_bytes(self) -> int:
         """An upper estimate of the change's size in a message."""
         value = len(self.value) if self.value is not None else 0
         return len(self.section) + utf8_len(self.key) + value + CHANGE_OVERHEAD_BYTES
+
+
+_set_section: Callable[[Change, str], None] = Change.__dict__["section"].__set__
+_set_key: Callable[[Change, str], None] = Change.__dict__["key"].__set__
+_set_value: Callable[[Change, bytes | None], None] = Change.__dict__["value"].__set__
 
 
 @dataclass(frozen=True, slots=True)
