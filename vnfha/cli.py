@@ -7,7 +7,8 @@ names the offending value:
 - 1 the request was understood and failed: unknown group or member, a switchover refused or not
   completed, the local etcd died;
 - 2 bad usage or input: a bad flag, a bad group or member name, a taken port, no etcd binary;
-- 3 etcd could not be reached, or refused the credentials.
+- 3 etcd (or, for ``bridge maintenance``, the bridge) could not be reached, or refused the
+  credentials.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ Modules (docs/nfvi-bridge.md tells the whole story):
 - ``sim`` and ``libvirt_driver``: the drivers (local processes as VMs; libvirt domains).
 - ``epochs``, ``watchdogs``, ``placement``, ``tickets``: PURE decision logic (no I/O, no time).
 - ``core``: the bridge's runtime, executing those decisions on a driver.
-- ``server``: the gRPC endpoint (four services + grpc.health.v1); ``serve``: the program.
+- ``server``: the gRPC endpoint (the four member services, Operations for operators, and
+  grpc.health.v1); ``serve``: the program.
 - ``client``: :class:`~vnfha.nfvi.client.BridgeClient` and the null
   :class:`~vnfha.nfvi.client.NoBridge`, behind :class:`~vnfha.nfvi.client.NfviPort`.
 - ``model``: the API's frozen values; ``wire``: messages <-> values, validation, binding.
