@@ -32,13 +32,15 @@ import platform
 import socket
 import socketserver
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from vnfha.errors import ConfigError
 from vnfha.health import ladder as _ladder
@@ -367,7 +369,10 @@ class MemberMetrics(Metrics):
     ``role`` (a member joins as SPARE). ``version`` defaults to the installed vnfha's.
 
     Thread-safe (``prometheus_client`` metrics are): the runtime records from the event loop
-    while the exporter thread reads.
+    while the exporter thread reads. Checkpoint writes, the one per-write metric, are tallied
+    in plain ints by that one recording thread and added to their counter whenever the
+    registry is read (a scrape, :meth:`exposition`, ``registry.collect()``), so every read
+    sees every write recorded before it.
     """
 
     def __init__(self, group: str, member: str, *, version: str | None = None,
@@ -387,8 +392,14 @@ class MemberMetrics(Metrics):
         self._failover = self._histogram(FAILOVER)
         self._lag_entries = self._gauge(LAG_ENTRIES)
         self._lag_seconds = self._gauge(LAG_SECONDS)
-        self._writes = self._counter(WRITES)
+        self._writes = Counter(WRITES.name, WRITES.meaning, self._labels(WRITES), registry=None)
+        self.registry.register(_ExportFirst(self._writes, self._export_writes))
         self._write_counts: dict[tuple[Ack, WriteResult], Counter] = {}
+        self._tally: dict[tuple[Ack, WriteResult], int] = {}
+        """Writes recorded, by (ack, result); only the recording thread changes it, and adds
+        a key only under ``_lock``."""
+        self._exported: dict[tuple[Ack, WriteResult], int] = {}
+        """How much of ``_tally`` is in the counter; changed only under ``_lock``."""
         self._latencies: dict[Ack, Histogram] = {}
         self._ack_latency = self._histogram(ACK_LATENCY)
         self._in_sync = self._gauge(IN_SYNC).labels(group, member)
@@ -469,26 +480,38 @@ class MemberMetrics(Metrics):
 
     def checkpoint_write(self, ack: Ack | str, result: WriteResult | str,
                          ack_latency_s: float | None = None) -> None:
+        tally = self._tally
         if ack_latency_s is None and type(ack) is Ack and type(result) is WriteResult:
-            # the hot path (every Ack.NONE write): valid as they are, and one child per
-            # (ack, result) found once, since labels() costs more than the increment
-            count = self._write_counts.get((ack, result))
-            if count is not None:
-                count.inc()
+            key = (ack, result)
+            if key in tally:
+                # the hot path (every Ack.NONE write): valid as they are, and a plain count
+                # (a counter's inc() takes a lock and costs several times more)
+                tally[key] += 1
                 return
         super().checkpoint_write(ack, result, ack_latency_s)
         mode, outcome = Ack(ack), WriteResult(result)
-        count = self._write_counts.get((mode, outcome))
-        if count is None:
-            count = self._write_counts[mode, outcome] = self._writes.labels(
-                self.group, self.member, mode.value, outcome.value)
-        count.inc()
+        key = (mode, outcome)
+        if key not in tally:
+            with self._lock:  # the series exists from its first write, as any counter's
+                self._write_counts[key] = self._writes.labels(self.group, self.member,
+                                                              mode.value, outcome.value)
+                tally[key] = 0
+        tally[key] += 1
         if ack_latency_s is not None:
             latency = self._latencies.get(mode)
             if latency is None:
                 latency = self._latencies[mode] = self._ack_latency.labels(
                     self.group, self.member, mode.value)
             latency.observe(ack_latency_s)
+
+    def _export_writes(self) -> None:
+        """Add the writes tallied since the last read to their counter (any thread)."""
+        with self._lock:
+            for key, total in self._tally.items():  # keys are added only under this lock
+                done = self._exported.get(key, 0)
+                if total > done:
+                    self._write_counts[key].inc(total - done)
+                    self._exported[key] = total
 
     def health_check_failed(self, check: CheckKind | str) -> None:
         super().health_check_failed(check)
@@ -542,6 +565,21 @@ class MemberMetrics(Metrics):
         server, self._server = self._server, None
         if server is not None:
             server.close()
+
+
+class _ExportFirst(Collector):
+    """``metric`` on a registry, brought up to date by ``export`` before every read of it."""
+
+    def __init__(self, metric: Counter, export: Callable[[], None]) -> None:
+        self._metric = metric
+        self._export = export
+
+    def describe(self) -> Iterable[Metric]:
+        return self._metric.describe()
+
+    def collect(self) -> Iterable[Metric]:
+        self._export()
+        return self._metric.collect()
 
 
 # -- the exporter --------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ from __future__ import annotations
 import inspect
 import math
 import platform
+import sys
+import threading
 
 import pytest
 
@@ -249,6 +251,38 @@ def test_writes_are_validated_however_many_came_before(kind: type[Metrics]) -> N
         assert m.exposition() == before
         assert value(m, "vnfha_checkpoint_writes_total", ack="none", result="ok") == 3
         assert value(m, "vnfha_checkpoint_ack_latency_seconds_count", ack="none") == 5
+
+
+def test_write_counts_are_exact_under_concurrent_scrapes(metrics: MemberMetrics) -> None:
+    """Writes are tallied in plain ints and added to the counter on every read: two scraping
+    threads see the count only grow, and the last read sees every write."""
+    w = "vnfha_checkpoint_writes_total"
+    metrics.checkpoint_write(Ack.NONE, WriteResult.OK)
+    stop = threading.Event()
+    seen: list[list[float]] = [[], []]
+
+    def scrape(out: list[float]) -> None:
+        while not stop.is_set():
+            out.append(value(metrics, w, ack="none", result="ok") or 0.0)
+
+    threads = [threading.Thread(target=scrape, args=(out,)) for out in seen]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often, inside the tally's updates
+    try:
+        for t in threads:
+            t.start()
+        for i in range(30_000):
+            metrics.checkpoint_write(Ack.NONE, WriteResult.OK)
+            if i % 1000 == 0:  # a new series appearing while the scrapers read
+                metrics.checkpoint_write(Ack.ONE, WriteResult.OK, 0.001)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        sys.setswitchinterval(interval)
+    assert all(out == sorted(out) and out for out in seen)
+    assert value(metrics, w, ack="none", result="ok") == 30_001
+    assert value(metrics, w, ack="one", result="ok") == 30
 
 
 def test_the_error_lists_the_allowed_values() -> None:
