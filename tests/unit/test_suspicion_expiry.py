@@ -104,18 +104,37 @@ def test_regular_polls_prove_just_after_the_deadline() -> None:
 
 def test_a_refresh_restarts_the_run() -> None:
     t = ExpiryTracker(MARGIN, GUARD)
-    t.observe(Poll(9.0, 9.001, answer(10.0, 9.0), TTL))       # 1 s left: bound 11.001
+    t.observe(Poll(9.0, 9.001, answer(10.0, 9.0), TTL))       # 1 s left: bounds nothing
+    assert t.state is ExpiryProof.UNKNOWN and t.bound is None
     t.observe(Poll(9.05, 9.051, answer(10.0, 9.05), TTL))     # 0: bound 10.051
     assert t.state is ExpiryProof.BOUNDED and t.bound == pytest.approx(10.051)
     # the active's keepalive lands at 9.07: expiry moves to 11.07
     t.observe(Poll(9.1, 9.101, answer(11.07, 9.1), TTL))      # 1 s left: inconsistent
     assert "refreshed" in t.reason
-    assert t.bound == pytest.approx(11.101)
+    assert t.state is ExpiryProof.UNKNOWN and t.bound is None  # and 1 s left bounds nothing
+
+
+def test_an_answer_of_granted_minus_one_never_bounds() -> None:
+    """Found by hypothesis: with a 2 s TTL, an answer of 1 s bounds the expiry only to within
+    2 s of the poll, and a keepalive 0.25 s later moves the expiry past that bound while every
+    later answer (1, then 0) still looks consistent with it. The proof came at 2.25 while the
+    active's deadline was 2.3. Only answers of at most granted - 2 may bound."""
+    t = ExpiryTracker(MARGIN, GUARD)
+    events = [(0.25, 2.25), (0.5, 2.5)]  # keepalives processed at 0.25 and 0.5
+    deadline = 0.5 + TTL - MARGIN
+    now = 0.375
+    for gap in (0.25, 0.375, 0.125, 0.0625, 0.0625, 0.375, 0.375, 0.25, 0.25, 0.05, 0.05):
+        expiry = max(e for p, e in events if p <= now)
+        if t.observe(Poll(now, now, answer(expiry, now), TTL)) is ExpiryProof.PROVEN:
+            assert deadline <= now, (deadline, now)
+            return
+        now += gap
+    raise AssertionError(f"never proven; last: {t.reason}")
 
 
 def test_polls_too_far_apart_restart_the_run() -> None:
     t = ExpiryTracker(MARGIN, GUARD)
-    t.observe(Poll(9.0, 9.001, 1, TTL))
+    t.observe(Poll(9.0, 9.001, 0, TTL))
     t.observe(Poll(10.0, 10.001, 0, TTL))
     assert "apart" in t.reason
 
@@ -132,7 +151,7 @@ def test_parameters_are_checked() -> None:
         ExpiryTracker(0.2, 0)
 
 
-@settings(max_examples=400)
+@settings(max_examples=1500)
 @given(
     first_keepalive=st.floats(0, 1),
     keepalive_gaps=st.lists(st.floats(0.01, 1.2), max_size=6),

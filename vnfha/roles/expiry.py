@@ -14,19 +14,24 @@ below ``v + 1``, so ``E < p + v + 1 <= recv + v + 1`` (``recv``: when the reply 
 standby's monotonic clock). The tightest such bound over the polls of one *run* is ``bound``.
 
 A refresh (a keepalive that etcd accepted, or an etcd leader change, which extends every lease)
-moves ``E``. Polls catch every refresh: right after one, the remaining time is about the granted
-TTL, so a poll within ``granted - 1`` seconds of it answers ``v >= 1`` with ``send + v >=
-bound``, which is impossible without a refresh. So a run stays valid only while
+moves ``E`` to at least ``r + granted`` (``r``: when etcd processed it). Polls catch every
+refresh, provided the bound came from an answer ``v_i <= granted - 2``: a poll processed within
+one second after the refresh answers ``v >= granted - 1``, and since it was sent after the
+bounding poll's reply, ``send + v >= recv_i + v_i + 1 = bound``, which is impossible without a
+refresh. An answer of ``granted - 1`` bounds nothing: a refresh right after it moves ``E`` up to
+a second past ``recv + v + 1`` while every later answer still looks consistent (hypothesis found
+exactly that: a proof 50 ms before the active's deadline). So a run stays valid only while
 
-- consecutive polls are less than ``granted - 1 - guard`` seconds apart (send of one to the
-  reply of the next), and
-- every answer is consistent with ``bound`` (``send + v < bound``).
+- consecutive polls are less than ``1 - guard`` seconds apart (send of one to the reply of the
+  next), and
+- every answer is consistent with ``bound`` (``send + v < bound``);
 
-Otherwise the run restarts from the latest poll. The proof is a consistent poll *sent* at or
-after ``bound - margin + guard``: every refresh the active could have acted on was processed by
-etcd before its local deadline, hence before that poll, which would have shown it; and the
-active's deadline is at most ``E - margin < bound - margin``. ``guard`` covers clock-rate
-differences between hosts and the time the takeover transaction takes.
+only answers of at most ``granted - 2`` start a run or lower its bound. Otherwise the run
+restarts from the latest poll (or waits for such an answer). The proof is a consistent poll
+*sent* at or after ``bound - margin + guard``: every refresh the active could have acted on was
+processed by etcd before its local deadline, hence before that poll, which would have shown it;
+and the active's deadline is at most ``E - margin < bound - margin``. ``guard`` covers
+clock-rate differences between hosts and the time the takeover transaction takes.
 
 Assumptions, stated in ``docs/failover.md``: every member of a group uses the same
 ``lease_margin_s``; monotonic clocks on different hosts run at the same rate to within
@@ -45,6 +50,12 @@ import enum
 from dataclasses import dataclass
 
 __all__ = ["ExpiryProof", "ExpiryTracker", "Poll"]
+
+
+def _informative(poll: Poll) -> bool:
+    """Whether ``poll``'s answer may bound the expiry: at most ``granted - 2`` whole seconds
+    left. Only such a bound lets the next poll see a refresh (see the module docstring)."""
+    return poll.ttl_s <= poll.granted_ttl_s - 2
 
 
 class ExpiryProof(enum.StrEnum):
@@ -89,13 +100,11 @@ class ExpiryTracker:
         """Take one answer into account; returns the new state."""
         if self.state is ExpiryProof.PROVEN:
             return self.state
-        max_gap = poll.granted_ttl_s - 1 - self.guard_s
-        if max_gap <= 0:
+        if poll.granted_ttl_s < 2:
             self._restart(poll, f"granted TTL {poll.granted_ttl_s} s is too short to read an "
                           "expiry from whole-second answers")
-            self.bound = None
-            self.state = ExpiryProof.UNKNOWN
             return self.state
+        max_gap = 1 - self.guard_s
         if self.bound is None or self._last_send is None:
             self._restart(poll, "first poll of this run")
         elif poll.recv - self._last_send >= max_gap:
@@ -105,7 +114,8 @@ class ExpiryTracker:
             self._restart(poll, f"lease refreshed: {poll.ttl_s} s left at {poll.send:.3f}, "
                           f"beyond the bound {self.bound:.3f}")
         else:
-            self.bound = min(self.bound, poll.recv + poll.ttl_s + 1)
+            if _informative(poll):
+                self.bound = min(self.bound, poll.recv + poll.ttl_s + 1)
             self._last_send = poll.send
             if poll.send >= self.bound - self.margin_s + self.guard_s:
                 self.state = ExpiryProof.PROVEN
@@ -114,6 +124,14 @@ class ExpiryTracker:
         return self.state
 
     def _restart(self, poll: Poll, why: str) -> None:
+        """Start a run at ``poll`` if its answer can bound the expiry, else wait for one."""
+        if poll.granted_ttl_s < 2 or not _informative(poll):
+            self.bound = None
+            self._last_send = None
+            self.state = ExpiryProof.UNKNOWN
+            self.reason = (f"no run ({why}); {poll.ttl_s} s left of {poll.granted_ttl_s}: "
+                           "waiting for an answer of at most granted - 2 s")
+            return
         self.bound = poll.recv + poll.ttl_s + 1
         self._last_send = poll.send
         self.state = ExpiryProof.BOUNDED
