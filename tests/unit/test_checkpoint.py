@@ -150,6 +150,9 @@ async def test_limits_and_names_are_refused_and_the_member_keeps_serving(
             await a.checkpoint.put("s", "", b"x")
         with pytest.raises(ConfigError, match="bytes"):
             await a.checkpoint.put("s", "k", "text")  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="without surrogates"):
+            await a.checkpoint.put("s", "k\udcff", b"x")
+        assert a.checkpoint.get("s", "k\udcff") is None
         with pytest.raises(ConfigError, match="ack"):
             await a.checkpoint.put("s", "k", b"x", ack="one")  # type: ignore[arg-type]
         for i in range(9):

@@ -19,6 +19,7 @@ from vnfha.replication.state import (
     Verdict,
     check_deltas,
     check_section,
+    check_shape,
     utf8_len,
 )
 
@@ -82,12 +83,20 @@ def test_a_section_name_is_checked_every_time_it_is_refused() -> None:
         check_section(Sneaky("bad name"))
 
 
-@given(st.text(st.characters(codec=None, exclude_categories=())))
+@given(st.text(st.characters(codec="utf-8")))
 def test_utf8_len_is_the_encoded_length(text: str) -> None:
-    assert utf8_len(text) == len(text.encode("utf-8", "surrogateescape"))
+    assert utf8_len(text) == len(text.encode("utf-8"))
 
 
-@given(st.lists(st.tuples(st.sampled_from(["k", "é", "\udcff", "ключ", "k2"]),
+@pytest.mark.parametrize("key", ["\udcff", "\ud800", "ok\udfffok"])
+def test_a_key_with_a_surrogate_is_refused(key: str) -> None:
+    # it has no UTF-8 form: accepted, it would be applied on the active and then break every
+    # stream (and snapshot) that tried to carry it to a standby
+    with pytest.raises(ConfigError, match="without surrogates"):
+        check_shape(Change("s", key, b"v"), Limits())
+
+
+@given(st.lists(st.tuples(st.sampled_from(["k", "é", "\U0001f600", "ключ", "k2"]),
                           st.one_of(st.none(), st.binary(max_size=12))), max_size=40))
 def test_section_accounting_and_limit_match_the_definition(
         ops: list[tuple[str, bytes | None]]) -> None:

@@ -60,9 +60,10 @@ def check_section(section: object) -> str:
 
 
 def utf8_len(text: str) -> int:
-    """``len(text.encode("utf-8", "surrogateescape"))``, without encoding ASCII text (the
-    common case: for it the two are equal, and ``isascii`` does not scan the string)."""
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogateescape"))
+    """``len(text.encode("utf-8"))``, without encoding ASCII text (the common case: for it the
+    two are equal, and ``isascii`` does not scan the string). UnicodeEncodeError for text with
+    surrogates, which has no UTF-8 form (and so cannot travel in a protobuf string)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def check_shape(change: Change, limits: Limits) -> int:
@@ -71,7 +72,11 @@ def check_shape(change: Change, limits: Limits) -> int:
     key = change.key
     if not isinstance(key, str) or not key:
         raise ConfigError("key", key, "must be a non-empty string")
-    key_bytes = utf8_len(key)
+    try:
+        key_bytes = utf8_len(key)
+    except UnicodeEncodeError:  # a lone surrogate: applied here, it could never replicate
+        raise ConfigError("key", key, "must be valid Unicode text, without surrogates: keys "
+                          "travel to the standbys as UTF-8") from None
     if key_bytes > limits.max_key_bytes:
         raise CheckpointLimitError("max_key_bytes", f"key {_where(change)}", key_bytes,
                                    limits.max_key_bytes)
