@@ -41,9 +41,10 @@ __all__ = ["ENV_PREFIX", "OTHER_ENV_VARS", "Config", "load_config"]
 ENV_PREFIX: Final = "VNFHA_"
 """Environment variables ``VNFHA_<FIELD IN UPPER CASE>`` override fields in load_config."""
 
-OTHER_ENV_VARS: Final = frozenset({"VNFHA_ETCD_BIN", "VNFHA_ETCDCTL_BIN", "VNFHA_REQUIRE_LIBVIRT"})
+OTHER_ENV_VARS: Final = frozenset({"VNFHA_ETCD_BIN", "VNFHA_ETCDCTL_BIN", "VNFHA_REQUIRE_LIBVIRT",
+                                   "VNFHA_REQUIRE_PROMTOOL"})
 """``VNFHA_*`` variables that are not config fields (read by ``vnfha.testing.etcd``, and by the
-test suite: ``VNFHA_REQUIRE_LIBVIRT``); ignored by
+test suite: ``VNFHA_REQUIRE_LIBVIRT`` and ``VNFHA_REQUIRE_PROMTOOL``, which CI sets); ignored by
 load_config. Any other unknown ``VNFHA_*`` variable is refused as a probable typo."""
 
 _MASK: Final = "***"
