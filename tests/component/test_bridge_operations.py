@@ -36,8 +36,8 @@ MAX_BYTES = 16 * 1024
 
 @pytest.fixture
 async def sim() -> AsyncIterator[SimDriver]:
-    """vfw-a and dns-a on h1, vfw-b on h2, nothing on h3."""
-    driver = SimDriver(hosts=["h1", "h2", "h3"])
+    """vfw-a and dns-a on h1, vfw-b on h2, nothing on h3 and h4."""
+    driver = SimDriver(hosts=["h1", "h2", "h3", "h4"])
     try:
         for name, group, host in (("vfw-a", "vfw", "h1"), ("vfw-b", "vfw", "h2"),
                                   ("dns-a", "dns", "h1")):

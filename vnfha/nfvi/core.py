@@ -25,6 +25,12 @@ Guarantees:
 - An operator's planned maintenance (:meth:`BridgeCore.plan_maintenance`) is published through
   the same routing as the driver's own events, so it reaches members the same way whatever the
   driver. With mutual TLS only the configured ``operators`` (certificate CNs) may announce one.
+- Every planned maintenance (the operator's or the driver's) is remembered until its deadline
+  passes or its host goes down (:mod:`vnfha.nfvi.maintenance`, at most
+  ``max_pending_maintenance``, one per host): a new WatchEvents subscriber first receives the
+  pending ones of the hosts where its group has an instance, then the live events (an event
+  is never sent twice on one stream), and an evacuation avoids those hosts when another one
+  qualifies. Like the rest of the state, it is in memory: a restarted bridge forgets it.
 - :meth:`BridgeCore.close` stops every task it started and ends every watch stream; it does not
   close the driver (its owner does).
 """
@@ -49,6 +55,7 @@ from vnfha.nfvi import wire
 from vnfha.nfvi._fanout import Fanout
 from vnfha.nfvi.driver import Driver, DriverError, InfraEvent, Instance
 from vnfha.nfvi.epochs import EpochTable
+from vnfha.nfvi.maintenance import MaintenanceBook, replay_for
 from vnfha.nfvi.model import (
     BridgeEvent,
     EventKind,
@@ -82,14 +89,16 @@ _HOST_EVENTS = (EventKind.HOST_DOWN, EventKind.HOST_UP, EventKind.MAINTENANCE_PL
 @dataclass(frozen=True, slots=True)
 class BridgeLimits:
     """The bridge's bounds. Watchdog timeouts outside ``[watchdog_min_s, watchdog_max_s]`` are
-    refused; a repair longer than ``repair_timeout_s`` fails; ``max_tickets`` tickets and
-    ``max_queued_events`` events per watcher are kept."""
+    refused; a repair longer than ``repair_timeout_s`` fails; ``max_tickets`` tickets,
+    ``max_queued_events`` events per watcher and ``max_pending_maintenance`` planned
+    maintenances (one per host) are kept."""
 
     watchdog_min_s: float = 0.01
     watchdog_max_s: float = 3600.0
     repair_timeout_s: float = 60.0
     max_tickets: int = 10_000
     max_queued_events: int = 1_000
+    max_pending_maintenance: int = 1_000
 
     def __post_init__(self) -> None:
         if not 0 < self.watchdog_min_s <= self.watchdog_max_s:
@@ -97,6 +106,9 @@ class BridgeLimits:
                              f"{self.watchdog_max_s}: need 0 < min <= max")
         if self.repair_timeout_s <= 0:
             raise ValueError(f"repair_timeout_s={self.repair_timeout_s}: must be > 0")
+        if self.max_pending_maintenance < 1:
+            raise ValueError(f"max_pending_maintenance={self.max_pending_maintenance}: must "
+                             "be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +139,7 @@ class BridgeCore:
         self._tickets = TicketBook(max_tickets=self.limits.max_tickets)
         self._locks: dict[str, asyncio.Lock] = {}
         self._down: set[str] = set()
+        self._maintenance = MaintenanceBook(max_pending=self.limits.max_pending_maintenance)
         self._sequence = itertools.count(1)
         self._events: Fanout[_Routed] = Fanout(
             max_queued=self.limits.max_queued_events, lagged=self._lagged)
@@ -431,7 +444,8 @@ class BridgeCore:
         up = [h for h in await self.driver.list_hosts() if h not in self._down]
         choice = placement_rules.choose_host(
             ticket.member, policy, placement=group, hosts_up=up,
-            load=Counter(i.host for i in instances))
+            load=Counter(i.host for i in instances),
+            under_maintenance=self._maintenance.hosts(self._clock.monotonic()))
         if choice.host is None:
             raise _NoHost(choice.reason)
         await self.driver.migrate(name, choice.host)
@@ -465,16 +479,23 @@ class BridgeCore:
 
     async def watch_events(self, caller: Caller,
                            peer: str | None) -> AsyncIterator[BridgeEvent]:
-        """Events that concern the caller's group, from now on."""
-        await self._group(caller, peer)
-        return self._event_stream(caller.group, self._events.subscribe())
+        """The pending maintenances of the hosts where the caller's group has an instance,
+        then the events that concern the group, from now on."""
+        group = await self._group(caller, peer)
+        routed = self._events.subscribe()  # before the snapshot: nothing falls in between
+        replay = replay_for(self._maintenance.pending(self._clock.monotonic()),
+                            {m: i.host for m, i in group.items()})
+        return self._event_stream(caller.group, routed, replay)
 
     @staticmethod
-    async def _event_stream(group: str,
-                            routed: AsyncIterator[_Routed]) -> AsyncIterator[BridgeEvent]:
+    async def _event_stream(group: str, routed: AsyncIterator[_Routed],
+                            replay: list[BridgeEvent]) -> AsyncIterator[BridgeEvent]:
+        for pending in replay:
+            yield pending
+        replayed = {e.sequence for e in replay}  # published after subscribing: already sent
         async for r in routed:
             event = r.by_group.get(group)
-            if event is not None:
+            if event is not None and event.sequence not in replayed:
                 yield event
 
     # -- Operations -------------------------------------------------------------------------------
@@ -531,6 +552,8 @@ class BridgeCore:
         the caller has just read it). Returns the event's sequence, 0 if nobody was sent it."""
         if event.kind is EventKind.HOST_DOWN and event.host:
             self._down.add(event.host)
+            if self._maintenance.host_down(event.host) is not None:
+                log.info("maintenance of %s no longer pending: the host is down", event.host)
         elif event.kind is EventKind.HOST_UP and event.host:
             self._down.discard(event.host)
         if instances is None:
@@ -543,6 +566,8 @@ class BridgeCore:
         by_group: dict[str, BridgeEvent] = {}
         base = BridgeEvent(event.kind, event.instance or "", "", event.host or "", (),
                            event.deadline_unix_s, event.detail, sequence)
+        if event.kind is EventKind.MAINTENANCE_PLANNED and event.host:
+            self._remember(base)
         if event.kind in _HOST_EVENTS:
             on_host: dict[str, list[str]] = {}
             for i in instances:
@@ -559,6 +584,17 @@ class BridgeCore:
             return 0
         self._events.publish(_Routed(by_group))
         return sequence
+
+    def _remember(self, event: BridgeEvent) -> None:
+        """Keep a planned maintenance until its deadline (on the monotonic clock: converted
+        here, once, from the event's wall-clock deadline), for later subscribers."""
+        remaining = None if event.deadline_unix_s is None \
+            else event.deadline_unix_s - self._wall_clock()
+        evicted = self._maintenance.announce(event, now=self._clock.monotonic(),
+                                             remaining_s=remaining)
+        if evicted is not None:
+            log.warning("maintenance of %s forgotten to keep %d pending (the limit): its "
+                        "deadline came first", evicted.host, self.limits.max_pending_maintenance)
 
 
 class _NoHost(VnfhaError):

@@ -13,14 +13,21 @@ SOFT_*               the same violations, as advice: an evacuation may break a s
 Choosing an evacuation host (:func:`choose_host`): the candidates are the hosts that are up,
 other than the member's current host; among those that keep the policy, the least loaded (fewest
 instances of any group), then the first by name. If none keeps it: a soft policy takes the
-least loaded candidate anyway (the decision says so), a hard one refuses. No asyncio here.
+least loaded candidate anyway (the decision says so), a hard one refuses.
+
+Hosts under planned maintenance (a deadline still ahead) are avoided: the rules above run first
+on the candidates without them, and only if that yields no host (no candidate left, or a hard
+policy that none of the rest keeps) on every candidate. So a soft policy is broken rather than
+an instance moved onto a host about to go down, and a hard one takes a host under maintenance
+rather than fail the repair (the member there is told of the maintenance and hands over). No
+asyncio here.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
 
 from vnfha.nfvi.model import PlacementPolicy, PolicyReport, Violation
 
@@ -81,10 +88,29 @@ def _keeps(policy: PlacementPolicy, host: str, others: Mapping[str, str]) -> boo
 
 
 def choose_host(member: str, policy: PlacementPolicy, *, placement: Mapping[str, str],
-                hosts_up: Iterable[str], load: Mapping[str, int]) -> HostChoice:
+                hosts_up: Iterable[str], load: Mapping[str, int],
+                under_maintenance: Collection[str] = frozenset()) -> HostChoice:
     """The host to evacuate ``member`` to (see the module docstring). ``placement`` is the
     group's member -> host, ``hosts_up`` the hosts that are up, ``load`` the number of
-    instances (of any group) per host."""
+    instances (of any group) per host, ``under_maintenance`` the hosts to avoid if possible."""
+    up = set(hosts_up)
+    avoided = sorted(h for h in up & set(under_maintenance) if h != placement.get(member))
+    if not avoided:
+        return _choose(member, policy, placement, up, load)
+    note = f"{', '.join(avoided)} under planned maintenance"
+    choice = _choose(member, policy, placement, up - set(avoided), load)
+    if choice.host is not None:
+        return replace(choice, reason=f"{choice.reason}; avoided {note}")
+    fallback = _choose(member, policy, placement, up, load)
+    if fallback.host is None:
+        return fallback
+    return replace(fallback, reason=f"{fallback.reason}; only {note} qualified "
+                   f"({choice.reason} otherwise)")
+
+
+def _choose(member: str, policy: PlacementPolicy, placement: Mapping[str, str],
+            hosts_up: Iterable[str], load: Mapping[str, int]) -> HostChoice:
+    """:func:`choose_host` without regard to maintenance."""
     current = placement.get(member)
     others = {m: h for m, h in placement.items() if m != member}
     candidates = sorted(h for h in set(hosts_up) if h != current)
