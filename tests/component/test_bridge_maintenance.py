@@ -143,3 +143,14 @@ async def test_an_evacuation_avoids_a_host_under_maintenance(bridge: BridgeServe
 def test_the_bound_is_validated() -> None:
     with pytest.raises(ValueError, match="max_pending_maintenance=0"):
         BridgeLimits(max_pending_maintenance=0)
+
+
+async def test_a_watcher_that_went_away_is_no_longer_counted(bridge: BridgeServer) -> None:
+    """A client that closes its stream (or loses its connection) ends its subscription: the
+    bridge stops queueing for it, and ``event_watchers`` (which tests wait on) drops."""
+    for _ in range(2):
+        async with AsyncExitStack() as stack:
+            await watching(bridge, stack, ("vfw", "vfw-a"), ("dns", "dns-a"))
+            assert bridge.core.event_watchers == 2
+        await test_bridge_operations.until(lambda: bridge.core.event_watchers == 0,
+                                           "the closed watches are gone")

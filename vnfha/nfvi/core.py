@@ -52,7 +52,7 @@ from vnfha.clock import Clock
 from vnfha.errors import VnfhaError
 from vnfha.nfvi import placement as placement_rules
 from vnfha.nfvi import wire
-from vnfha.nfvi._fanout import Fanout
+from vnfha.nfvi._fanout import Fanout, Subscription
 from vnfha.nfvi.driver import Driver, DriverError, InfraEvent, Instance
 from vnfha.nfvi.epochs import EpochTable
 from vnfha.nfvi.maintenance import MaintenanceBook, replay_for
@@ -464,18 +464,21 @@ class BridgeCore:
         return self._ticket_stream(ticket, updates)
 
     async def _ticket_stream(self, ticket: RepairTicket,
-                             updates: AsyncIterator[RepairTicket]) -> AsyncIterator[RepairTicket]:
-        current = self._tickets.get(ticket.ticket_id) or ticket
-        yield current
-        last = current.version
-        if current.state.terminal:
-            return
-        async for update in updates:
-            if update.ticket_id == ticket.ticket_id and update.version > last:
-                last = update.version
-                yield update
-                if update.state.terminal:
-                    return
+                             updates: Subscription[RepairTicket]) -> AsyncIterator[RepairTicket]:
+        try:
+            current = self._tickets.get(ticket.ticket_id) or ticket
+            yield current
+            last = current.version
+            if current.state.terminal:
+                return
+            async for update in updates:
+                if update.ticket_id == ticket.ticket_id and update.version > last:
+                    last = update.version
+                    yield update
+                    if update.state.terminal:
+                        return
+        finally:
+            updates.close()
 
     async def watch_events(self, caller: Caller,
                            peer: str | None) -> AsyncIterator[BridgeEvent]:
@@ -488,15 +491,18 @@ class BridgeCore:
         return self._event_stream(caller.group, routed, replay)
 
     @staticmethod
-    async def _event_stream(group: str, routed: AsyncIterator[_Routed],
+    async def _event_stream(group: str, routed: Subscription[_Routed],
                             replay: list[BridgeEvent]) -> AsyncIterator[BridgeEvent]:
-        for pending in replay:
-            yield pending
-        replayed = {e.sequence for e in replay}  # published after subscribing: already sent
-        async for r in routed:
-            event = r.by_group.get(group)
-            if event is not None and event.sequence not in replayed:
-                yield event
+        try:
+            for pending in replay:
+                yield pending
+            replayed = {e.sequence for e in replay}  # published after subscribing: sent
+            async for r in routed:
+                event = r.by_group.get(group)
+                if event is not None and event.sequence not in replayed:
+                    yield event
+        finally:
+            routed.close()  # the client went away: stop queueing for it (and counting it)
 
     # -- Operations -------------------------------------------------------------------------------
 
