@@ -2,15 +2,19 @@
 driver) and a real 3-member etcd: a violated hard placement policy refuses the start (or warns),
 and planned maintenance of the active's host makes it switch over before the deadline, whether
 the hypervisor (the sim driver) or an operator (the bridge's Operations/PlanMaintenance, as
-``vnfha bridge maintenance`` sends it) announces it. Members run in this process; their "VMs"
+``vnfha bridge maintenance`` sends it) announces it, and even when the active's event stream
+was down at that moment (the bridge replays the pending maintenance when it watches again; the
+replay is harmless once the switchover happened). Members run in this process; their "VMs"
 are sleepers the sim driver owns, on the hosts under test."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -98,3 +102,116 @@ async def test_planned_maintenance_of_the_active_host_switches_over(
             assert b.epoch > first
             assert b.checkpoint.get("s", "k") == b"before the maintenance"
             assert a.role is not Role.ACTIVE
+
+
+class CuttableLink:
+    """A TCP proxy in front of the bridge that the test can cut (open connections are aborted,
+    new ones refused) and mend: a member's bridge connection fails on cue, nothing else."""
+
+    def __init__(self, target: str) -> None:
+        self._host, port = target.rsplit(":", 1)
+        self._port = int(port)
+        self._cut = False
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self.address = ""
+
+    async def __aenter__(self) -> CuttableLink:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.address = f"127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def cut(self) -> None:
+        self._cut = True
+        for w in tuple(self._writers):
+            w.transport.abort()
+
+    def mend(self) -> None:
+        self._cut = False
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._cut:
+            writer.transport.abort()
+            return
+        up_reader, up_writer = await asyncio.open_connection(self._host, self._port)
+        self._writers |= {writer, up_writer}
+        try:
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        finally:
+            for w in (writer, up_writer):
+                self._writers.discard(w)
+                w.transport.abort()
+
+    @staticmethod
+    async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        dst.transport.abort()
+
+
+async def until(cond: Callable[[], bool], what: str, within_s: float = 20.0) -> None:
+    deadline = time.monotonic() + within_s
+    while not cond():
+        assert time.monotonic() < deadline, f"not within {within_s} s: {what}"
+        await asyncio.sleep(0.02)
+
+
+async def test_an_active_that_missed_the_announcement_switches_over_when_it_watches_again(
+        etcd3: EtcdCluster, group: str, bridge: tuple[SimDriver, BridgeServer],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Each member reaches the bridge through a link the test cuts. The maintenance of the
+    active's host is announced while the active's link is cut: nobody hears it then (the
+    standby is elsewhere); once the link is mended the active watches again, is sent the
+    pending maintenance, and hands over. Then both watch again: the replay changes nothing
+    (the old active is a standby now, the new one is on another host)."""
+    sim, server = bridge
+    caplog.set_level(logging.WARNING, logger="vnfha.nfvi")
+    for m in ("a", "b"):
+        await sim.launch(f"vm-{m}", group=group, member=m, host=f"host-{m}", argv=SLEEPER)
+
+    def told(member: str) -> int:
+        return sum(f"{member}: planned maintenance of host-a" in r.getMessage()
+                   for r in caplog.records)
+
+    async with CuttableLink(server.address) as link_a, CuttableLink(server.address) as link_b:
+        def cfg(name: str, link: CuttableLink) -> Config:
+            return Config(group=group, member=name, etcd_endpoints=etcd3.endpoints,
+                          bridge_endpoint=link.address)
+
+        async with Member(cfg("a", link_a)) as a:
+            await a.wait_for_role(Role.ACTIVE, 10)
+            async with Member(cfg("b", link_b)) as b:
+                await b.wait_for_role(Role.STANDBY, 10)
+                await until(lambda: server.core.event_watchers == 2, "both members watch")
+                first = a.epoch
+                link_a.cut()
+                await until(lambda: server.core.event_watchers == 1, "a's stream is down")
+                async with BridgeClient.operator(server.address, timeout_s=5) as ops:
+                    plan = await ops.plan_maintenance("host-a", 120, "kernel upgrade")
+                assert plan.instances == (NotifiedInstance(group, "a", "vm-a"),)
+                assert (told("a"), a.role) == (0, Role.ACTIVE)  # a missed it
+                link_a.mend()
+                await b.wait_for_role(Role.ACTIVE, 20)  # a watched again and handed over
+                assert b.epoch > first and told("a") == 1
+                await until(lambda: a.role is Role.STANDBY, "a follows b")
+
+                second = b.epoch
+                for link in (link_a, link_b):
+                    link.cut()
+                await until(lambda: server.core.event_watchers == 0, "both streams down")
+                for link in (link_a, link_b):
+                    link.mend()
+                await until(lambda: told("a") == 2, "a is sent the maintenance again")
+                hold = time.monotonic() + 1.0  # long enough for a switchover to start
+                while time.monotonic() < hold:
+                    assert (b.role, b.epoch, a.role) == (Role.ACTIVE, second, Role.STANDBY)
+                    await asyncio.sleep(0.02)
+                assert server.core.event_watchers == 2 and told("b") == 0
