@@ -162,6 +162,8 @@ class Member:
         self._started = False
         self._loop_task: asyncio.Task[None] | None = None
         self._progress_task: asyncio.Task[None] | None = None
+        self._maintenance_task: asyncio.Task[None] | None = None
+        self._maintenance_warned: BridgeEvent | None = None
         self._changed: asyncio.Event | None = None
         self._role_event: asyncio.Event | None = None
         self._all_active = config.redundancy is Redundancy.N_WAY_ACTIVE
@@ -604,6 +606,7 @@ class Member:
             await self._publish()
             if self._role is Role.ACTIVE:
                 await self._serve_switchover_request()
+                self._serve_maintenance()
             if decision.action in (Action.CAMPAIGN, Action.TAKEOVER):
                 if decision.delay_steps and await self._wait_changed(
                         decision.delay_steps * self._step_s):
@@ -670,18 +673,43 @@ class Member:
         self._poke()
 
     def _on_maintenance(self, event: BridgeEvent) -> None:
-        """This member's host goes down for maintenance: an active hands over first."""
-        if self._role is not Role.ACTIVE or self._stopping:
+        """This member's host goes down for maintenance: the role loop looks again
+        (:meth:`_serve_maintenance`)."""
+        self._poke()
+
+    def _serve_maintenance(self) -> None:
+        """While a planned maintenance of this member's host is ahead, an active hands over to
+        the best eligible standby that is not on that host, as soon as there is one (a standby
+        on the same host would only have to hand back). Checked on every change of the group,
+        so a member that becomes active, or gets an eligible standby, after the announcement
+        still moves in time."""
+        if self.nfvi is None or self._role is not Role.ACTIVE or self._stopping or \
+                self._all_active or (self._maintenance_task is not None
+                                     and not self._maintenance_task.done()):
+            return
+        event = self.nfvi.pending_maintenance()
+        if event is None:
+            return
+        target = best_target(self._view(), avoid=frozenset(event.members))
+        if target is None:
+            if self._maintenance_warned != event:
+                self._maintenance_warned = event
+                log.warning("%s: planned maintenance of %s (deadline %s), but no eligible "
+                            "standby on another host: staying active for now", self.name,
+                            event.host, event.deadline_unix_s)
             return
 
         async def hand_over() -> None:
             try:
-                await self.switchover()
+                await self.switchover(to=target)
             except (SwitchoverError, NotActive, StoreError) as e:
-                log.warning("%s: switchover before the maintenance of %s failed: %s",
-                            self.name, event.host, e)
+                log.warning("%s: switchover to %s before the maintenance of %s failed: %s",
+                            self.name, target, event.host, e)
 
-        self._callbacks.adopt(asyncio.create_task(hand_over(), name=f"{self.name}-maintenance"))
+        log.warning("%s: planned maintenance of %s (deadline %s): handing over to %s",
+                    self.name, event.host, event.deadline_unix_s, target)
+        self._maintenance_task = asyncio.create_task(hand_over(), name=f"{self.name}-maintenance")
+        self._callbacks.adopt(self._maintenance_task)
 
     def _on_active_gone(self, epoch: int, evidence: str) -> None:
         """Proof that the active of ``epoch`` can no longer act: its endpoint refused a

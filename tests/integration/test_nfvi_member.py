@@ -178,8 +178,8 @@ async def test_an_active_that_missed_the_announcement_switches_over_when_it_watc
         await sim.launch(f"vm-{m}", group=group, member=m, host=f"host-{m}", argv=SLEEPER)
 
     def told(member: str) -> int:
-        return sum(f"{member}: planned maintenance of host-a" in r.getMessage()
-                   for r in caplog.records)
+        return sum(r.name == "vnfha.nfvi" and f"{member}: planned maintenance of host-a"
+                   in r.getMessage() for r in caplog.records)
 
     async with CuttableLink(server.address) as link_a, CuttableLink(server.address) as link_b:
         def cfg(name: str, link: CuttableLink) -> Config:
@@ -215,3 +215,35 @@ async def test_an_active_that_missed_the_announcement_switches_over_when_it_watc
                     assert (b.role, b.epoch, a.role) == (Role.ACTIVE, second, Role.STANDBY)
                     await asyncio.sleep(0.02)
                 assert server.core.event_watchers == 2 and told("b") == 0
+
+
+async def test_a_maintenance_announced_first_moves_the_active_once_a_standby_elsewhere_syncs(
+        etcd3: EtcdCluster, group: str, bridge: tuple[SimDriver, BridgeServer]) -> None:
+    """The maintenance of host-1 is announced before anyone runs. a (host-1) becomes active
+    with nobody to hand over to; c, a standby on the same host, changes nothing (handing over
+    to it would only move the role to another member that must leave too); once b, on host-2,
+    is in sync, a hands over to b, and b, not on host-1, stays."""
+    sim, server = bridge
+    for m, host in (("a", "host-1"), ("c", "host-1"), ("b", "host-2")):
+        await sim.launch(f"vm-{m}", group=group, member=m, host=host, argv=SLEEPER)
+    async with BridgeClient.operator(server.address, timeout_s=5) as ops:
+        await ops.plan_maintenance("host-1", 120, "firmware")
+
+    def cfg(name: str) -> Config:
+        return Config(group=group, member=name, etcd_endpoints=etcd3.endpoints,
+                      bridge_endpoint=server.address, redundancy="n-way")
+
+    async with Member(cfg("a")) as a:
+        await a.wait_for_role(Role.ACTIVE, 10)
+        first = a.epoch
+        async with Member(cfg("c")) as c:
+            await c.wait_for_role(Role.STANDBY, 10)
+            await until(lambda: "c" in a.checkpoint.in_sync, "c in sync")
+            await asyncio.sleep(1.0)  # long enough for a switchover to start
+            assert (a.role, a.epoch, c.role) == (Role.ACTIVE, first, Role.STANDBY)
+            async with Member(cfg("b")) as b:
+                await b.wait_for_role(Role.ACTIVE, 20)  # a handed over to b, not to c
+                assert b.epoch > first and c.role is Role.STANDBY
+                second = b.epoch
+                await asyncio.sleep(1.0)
+                assert (b.role, b.epoch) == (Role.ACTIVE, second)

@@ -59,6 +59,16 @@ def test_best_target(v: GroupView, expected: str | None) -> None:
     assert best_target(v) == expected
 
 
+@pytest.mark.parametrize(("avoid", "expected"), [
+    (frozenset(), "c"),
+    (frozenset({"c"}), "b"),            # the best one is on the host under maintenance
+    (frozenset({"b", "c"}), None),      # every candidate is: nobody
+    (frozenset({"a", "x"}), "c"),       # avoiding this member itself, or a stranger: no change
+])
+def test_best_target_avoids(avoid: frozenset[str], expected: str | None) -> None:
+    assert best_target(view(A, B, MemberInfo("c", priority=5)), avoid=avoid) == expected
+
+
 @pytest.mark.parametrize(
     ("v", "to", "expected"),
     [

@@ -16,8 +16,8 @@ each confirmed keepalive    kicks it, so a hung active (or one cut off from etcd
 demoted from ACTIVE         disarms it
 a standby suspects the      fences it (``fence_mode``) and reports what the bridge confirmed:
 active (heartbeat silence)  the proof that lets the standby take over at once
-planned maintenance of the  asks the member to switch over before the deadline
-active's host
+planned maintenance of the  is remembered until its deadline; while it is ahead, the member
+member's host               (when active) hands over to an eligible standby on another host
 ==========================  =================================================================
 
 Guarantees:
@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Literal
 
@@ -87,11 +88,14 @@ class NfviAgent:
     planned maintenance of the host this member runs on."""
 
     def __init__(self, port: NfviPort, config: Config, clock: Clock, *,
-                 on_maintenance: Callable[[BridgeEvent], None]) -> None:
+                 on_maintenance: Callable[[BridgeEvent], None],
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.port = port
         self._config = config
         self._clock = clock
+        self._wall_clock = wall_clock
         self._on_maintenance = on_maintenance
+        self._maintenance: BridgeEvent | None = None
         self._ops: asyncio.Queue[_Op] = asyncio.Queue()
         self._armed_epoch = 0
         self._wanted_epoch = 0  # the epoch the watchdog should be armed in; 0: none
@@ -259,12 +263,25 @@ class NfviAgent:
                 log.info("%s: bridge event stream ended: %s", self._config.member, e)
             await self._clock.sleep(step)
 
+    def pending_maintenance(self) -> BridgeEvent | None:
+        """The planned maintenance of this member's host whose deadline is still ahead (the
+        latest announced), or None. Kept from the event until the deadline, so a member that
+        becomes active later, or gets an eligible standby later, still hands over in time."""
+        event = self._maintenance
+        if event is not None and event.deadline_unix_s is not None and \
+                event.deadline_unix_s <= self._wall_clock():
+            self._maintenance = event = None
+        return event
+
     def _handle(self, event: BridgeEvent) -> None:
         me = self._config.member
         if event.kind is EventKind.VM_MIGRATED and event.member == me:
             self.host = event.host
+            if self._maintenance is not None and self._maintenance.host != event.host:
+                self._maintenance = None  # moved off the host under maintenance
         if event.kind is EventKind.MAINTENANCE_PLANNED and (
                 me in event.members or (self.host is not None and event.host == self.host)):
             log.warning("%s: planned maintenance of %s (deadline %s): %s", me, event.host,
                         event.deadline_unix_s, event.detail)
+            self._maintenance = event
             self._on_maintenance(event)

@@ -47,10 +47,10 @@ __all__ = [
 Txn = tuple[list[Compare], list[Op]]
 
 
-def best_target(view: GroupView) -> str | None:
-    """The best-ranked eligible member other than ``view.me`` (in sync, not tagged
-    no-failover), or None when there is none."""
-    others = [m for m in view.members if m.name != view.me]
+def best_target(view: GroupView, avoid: frozenset[str] = frozenset()) -> str | None:
+    """The best-ranked eligible member other than ``view.me`` and those in ``avoid`` (in sync,
+    not tagged no-failover), or None when there is none."""
+    others = [m for m in view.members if m.name != view.me and m.name not in avoid]
     ranked = eligible(others)
     return ranked[0].name if ranked else None
 
