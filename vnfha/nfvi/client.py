@@ -262,8 +262,9 @@ class BridgeClient:
 
     async def watch_events(self, *,
                            timeout_s: float | None = None) -> AsyncIterator[BridgeEvent]:
-        """Events for the group from now on, until the bridge ends the stream (or ``timeout_s``
-        passes). Event kinds this client does not know are skipped."""
+        """Events for the group: first the pending planned maintenances of its hosts, then
+        every event from now on, until the bridge ends the stream (or ``timeout_s`` passes).
+        Event kinds this client does not know are skipped."""
         request = pb.WatchEventsRequest(caller=self._caller())
         async for reply in self._stream("WatchEvents", request, timeout_s):
             event = wire.event_from_pb(reply)
