@@ -62,6 +62,8 @@ class MemberStatus:
     (None: the active, a member not streaming from it, or no current progress record)."""
     lag_seconds: float | None = None
     """Age of the oldest of them (None as for ``lag_entries``)."""
+    failing: tuple[str, ...] = ()
+    """The member's health checks that are failing, as it last published."""
 
 
 def lag_text(m: MemberStatus) -> str:
@@ -104,7 +106,8 @@ class GroupStatus:
                  "priority": m.priority,
                  "no_failover": m.no_failover, "listen": m.listen,
                  "etcd_endpoint": m.etcd_endpoint, "pid": m.pid, "host": m.host,
-                 "lag_entries": m.lag_entries, "lag_seconds": m.lag_seconds}
+                 "lag_entries": m.lag_entries, "lag_seconds": m.lag_seconds,
+                 "failing": list(m.failing)}
                 for m in self.members
             ],
         }
@@ -137,6 +140,7 @@ async def group_status(store: Store, prefix: str, group: str) -> GroupStatus:
             etcd_endpoint=rec.etcd_endpoint, pid=rec.pid, host=rec.host,
             lag_entries=lag[rec.member][0] if rec.member in lag else None,
             lag_seconds=lag[rec.member][1] if rec.member in lag else None,
+            failing=rec.failing,
         )
         for rec, lease in sorted(state.members.values(), key=lambda x: x[0].member)
     )

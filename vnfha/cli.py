@@ -248,14 +248,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
         active = f"{status.active} (epoch {status.epoch})" if status.active else "none"
         print(f"group {status.group}  redundancy {status.redundancy}  active {active}  "
               f"etcd {status.etcd_endpoint} @ revision {status.revision}")
-        rows = [("MEMBER", "ROLE", "EPOCH", "SYNC", "LAG", "PRIO", "LISTEN", "ETCD", "PID",
-                 "HOST")]
+        rows = [("MEMBER", "ROLE", "EPOCH", "SYNC", "LAG", "HEALTH", "PRIO", "LISTEN", "ETCD",
+                 "PID", "HOST")]
         for m in status.members:
             role = m.role + ("*" if m.holds_active_key else "")
             flags = " no-failover" if m.no_failover else ""
             sync = "-" if m.holds_active_key else ("yes" if m.in_sync else "no")
-            rows.append((m.member, role, str(m.epoch), sync, lag_text(m), f"{m.priority}{flags}",
-                         m.listen, m.etcd_endpoint, str(m.pid), m.host))
+            health = f"failing: {','.join(m.failing)}" if m.failing else "ok"
+            rows.append((m.member, role, str(m.epoch), sync, lag_text(m), health,
+                         f"{m.priority}{flags}", m.listen, m.etcd_endpoint, str(m.pid), m.host))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for r in rows:
             print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

@@ -228,7 +228,7 @@ class Member:
         self.supervisor = Supervisor(self, config=config, store=self._store, clock=self._clock,
                                      nfvi=port, metrics=self.metrics,
                                      health_check=getattr(self.component, "health_check", None),
-                                     on_health=lambda healthy: self.serving.update(healthy=healthy))
+                                     on_health=self._health_changed)
 
     # -- public state ----------------------------------------------------------------------------
 
@@ -672,6 +672,12 @@ class Member:
         self.metrics.stale_epoch_rejected("active")
         self._poke()
 
+    def _health_changed(self, healthy: bool) -> None:
+        """A health check failed or recovered: grpc.health.v1 follows at once, and the role
+        loop republishes this member's record (its failing checks, for ``vnfha status``)."""
+        self.serving.update(healthy=healthy)
+        self._poke()
+
     def _on_maintenance(self, event: BridgeEvent) -> None:
         """This member's host goes down for maintenance: the role loop looks again
         (:meth:`_serve_maintenance`)."""
@@ -782,6 +788,7 @@ class Member:
             host=socket.gethostname(),
             # the final position, once the active can no longer act: the takeover ranks by it
             applied=self._replica.applied if final else (0, 0),
+            failing=self.supervisor.monitor.failing,
         )
         if record == self._published:
             return

@@ -1,5 +1,6 @@
 """grpc.health.v1 on a member's replication port, probed over real gRPC: the whole member
-follows its health checks, ``vnfha.active`` follows the role through a switchover, and a stopped
+follows its health checks (and its record, as ``vnfha status`` reads it, names the failing
+ones), ``vnfha.active`` follows the role through a switchover, and a stopped
 member stops answering (two real members with real replication, on the in-memory store)."""
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import grpc.aio
 import pytest
 
 from vnfha import Config, Member, Role
+from vnfha.admin import group_status
 from vnfha.grpc_health import ServingStatus, probe
 from vnfha.health.serving import ACTIVE_SERVICE, REPLICATION_SERVICE
+from vnfha.health.supervisor import APP_CHECK
 from vnfha.store.memory import MemoryStore
 
 S, N = ServingStatus.SERVING, ServingStatus.NOT_SERVING
@@ -86,8 +89,14 @@ async def test_a_failing_health_check_makes_the_member_not_serving_until_it_reco
             return (await statuses(a))[""] is status
         await eventually(lambda: whole_is(N))
         assert (await statuses(a))[ACTIVE_SERVICE] is S  # sick, but still the active
+
+        async def published_failing(expected: tuple[str, ...]) -> bool:  # vnfha status's view
+            status = await group_status(store, "/vnfha", "vfw")
+            return status.members[0].failing == expected
+        await eventually(lambda: published_failing((APP_CHECK,)))
         component.sick = False
         await eventually(lambda: whole_is(S))
+        await eventually(lambda: published_failing(()))
 
 
 async def test_a_stopped_member_stops_answering(store: MemoryStore) -> None:

@@ -119,6 +119,11 @@ class HealthMonitor:
         return all(s.health is Health.HEALTHY for s in self._states.values())
 
     @property
+    def failing(self) -> tuple[str, ...]:
+        """The names of the checks that are FAILING now, sorted."""
+        return tuple(sorted(n for n, s in self._states.items() if s.health is Health.FAILING))
+
+    @property
     def handling(self) -> bool:
         """True while ``on_fault`` runs."""
         return self._handling

@@ -136,6 +136,8 @@ class MemberRecord:
     in_sync: bool = True
     pid: int = 0
     host: str = ""
+    failing: tuple[str, ...] = ()
+    """The member's health checks that are failing (``vnfha status`` shows them)."""
 
     def encode(self) -> bytes:
         return _dump(self)
@@ -151,6 +153,7 @@ class MemberRecord:
             listen=str(d.get("listen", "")), etcd_endpoint=str(d.get("etcd_endpoint", "")),
             applied=(int(applied[0]), int(applied[1])), in_sync=bool(d.get("in_sync", True)),
             pid=int(d.get("pid", 0)), host=str(d.get("host", "")),
+            failing=tuple(str(name) for name in d.get("failing", ())),
         )
 
 
