@@ -3,8 +3,10 @@ and runs the component's callbacks.
 
 This is the composition root and the role runtime. Its parts live in their own modules: the
 group snapshot and its watch (:mod:`vnfha.roles.watch`), the choice of a successor and the
-transactions on the active key (:mod:`vnfha.roles.handover`, pure), the callback runner
-(:mod:`vnfha.callbacks`), and the events listeners receive (:mod:`vnfha.events`).
+transactions on the active key (:mod:`vnfha.roles.handover`, pure), the graceful exit
+(:mod:`vnfha.roles.resign`), following the active as a standby (:mod:`vnfha.roles.follow`),
+the callback runner (:mod:`vnfha.callbacks`), the events listeners receive
+(:mod:`vnfha.events`), and the parts built from the config (:mod:`vnfha.wiring`).
 
 How it works (the keys are drawn in :mod:`vnfha.roles.keys`):
 
@@ -56,14 +58,14 @@ from vnfha.nfvi.model import BridgeEvent
 from vnfha.replication.active import Primary, ReplicationServer
 from vnfha.replication.progress import ProgressReporter
 from vnfha.replication.standby import Replica
-from vnfha.replication.state import CheckpointData, Limits
+from vnfha.replication.state import CheckpointData
 from vnfha.replication.wire import channel_credentials, server_credentials
+from vnfha.roles.follow import Follower, FollowTarget
 from vnfha.roles.handover import (
     best_target,
     campaign_txn,
     choose_target,
     refusal_ops,
-    release_txn,
     sync_txn,
 )
 from vnfha.roles.keys import (
@@ -73,12 +75,14 @@ from vnfha.roles.keys import (
     MemberRecord,
     SwitchoverRequest,
 )
-from vnfha.roles.monitor import ActiveMonitor, Fencer, MonitorTimers
+from vnfha.roles.monitor import ActiveMonitor
 from vnfha.roles.policy import Action, ActiveInfo, Decision, GroupView, decide
+from vnfha.roles.resign import Resigner
 from vnfha.roles.watch import GroupWatch
 from vnfha.store.base import Store
 from vnfha.store.session import Session, SessionState
 from vnfha.store.session_state import SessionView
+from vnfha.wiring import checkpoint_limits, monitor_timers, store_from_config
 
 __all__ = [
     "CallbackFailed",
@@ -90,34 +94,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("vnfha.member")
-
-
-def store_from_config(config: Config, clock: Clock | None = None) -> Store:
-    """The EtcdStore the config describes."""
-    from vnfha.store.etcd import EtcdOptions, EtcdStore  # noqa: PLC0415 - the etcd adapter
-
-    return EtcdStore(
-        EtcdOptions(
-            endpoints=config.etcd_endpoints, tls=config.etcd_tls,
-            ca_file=config.etcd_ca_file, cert_file=config.etcd_cert_file,
-            key_file=config.etcd_key_file, username=config.etcd_username,
-            password=config.etcd_password_effective,
-            request_timeout_s=config.etcd_request_timeout_s,
-            connect_timeout_s=config.etcd_connect_timeout_s,
-        ),
-        clock=clock,
-    )
-
-
-def checkpoint_limits(config: Config) -> Limits:
-    """The checkpoint size limits ``config`` sets."""
-    return Limits(
-        max_key_bytes=config.checkpoint_max_key_bytes,
-        max_value_bytes=config.checkpoint_max_value_bytes,
-        max_section_bytes=config.checkpoint_max_section_bytes,
-        max_message_bytes=config.checkpoint_max_message_bytes,
-        max_backlog_entries=config.checkpoint_max_backlog_entries,
-    )
 
 
 _CALLBACK_ROLES = {Role.ACTIVE: "on_active", Role.STANDBY: "on_standby", Role.SPARE: "on_standby"}
@@ -157,7 +133,6 @@ class Member:
         self._listeners = Listeners(config.member)
         self._published: MemberRecord | None = None
         self._handled_requests: set[str] = set()
-        self._resigning = False
         self._stopping = False
         self._started = False
         self._loop_task: asyncio.Task[None] | None = None
@@ -180,8 +155,6 @@ class Member:
         """What this member answers on grpc.health.v1 (:mod:`vnfha.health.serving`)."""
         self._server = self._replication_server()
         self._listen = config.listen
-        self._following: tuple[str, int, str, int] | None = None
-        self._fencer: Fencer | None = None
         self.nfvi: NfviAgent | None
         self.supervisor: Supervisor
         self._build_services()
@@ -189,9 +162,14 @@ class Member:
             self.component, member=config.member, clock=self._clock,
             timeout_s=config.callback_timeout_s, emit=self._listeners.emit,
             on_failure=self.supervisor.callback_failed)
-        self.monitor: ActiveMonitor | None = None
-        """The watch over the active this member follows as a standby (for tests and metrics)."""
-        self._follow_task: asyncio.Task[None] | None = None
+        self._resigner = Resigner(
+            member=config.member, config=config, clock=self._clock, store=self._store,
+            keys=self._keys, watch=self._group, checkpoint=self.checkpoint,
+            callbacks=self._callbacks, quiesce=self._quiesce_for_handover,
+            settled=self._handover_settled)
+        self._follower = Follower(
+            me=config.member, replica=self._replica, store=self._store, clock=self._clock,
+            on_gone=self._on_active_gone, timers=monitor_timers(config))
         self._joined_revision = 0
 
     def _replication_server(self) -> ReplicationServer:
@@ -274,6 +252,12 @@ class Member:
         return self._replica
 
     @property
+    def monitor(self) -> ActiveMonitor | None:
+        """The watch over the active this member follows, or last followed, as a standby (for
+        tests and the fence benchmark)."""
+        return self._follower.monitor
+
+    @property
     def callback_failures(self) -> int:
         """How many callbacks raised or overran since start."""
         return self._callbacks.failures
@@ -298,7 +282,7 @@ class Member:
         if self.is_active():
             return self._epoch
         primary = self.checkpoint._primary
-        if (self._resigning and primary is not None and not primary.closed
+        if (self._resigner.resigning and primary is not None and not primary.closed
                 and self._session is not None and self._session.valid()):
             return self._epoch
         raise NotActive(self.name, self._role.value, self._epoch)
@@ -347,7 +331,7 @@ class Member:
             if self.nfvi is not None and self._bridge is not None:
                 await self._bridge.__aenter__()
                 await self.nfvi.start()  # may refuse to start: a violated placement policy
-                self._fencer = self.nfvi.fence
+                self._follower.fencer = self.nfvi.fence
             await self._join()
         except BaseException:
             await self.stop()
@@ -379,7 +363,7 @@ class Member:
             await self._session.close(revoke=True)
         if self._role is not Role.QUIESCED:
             self._set_role(Role.QUIESCED, self._epoch, "member stopped", callback=False)
-        await stop_task(self._follow_task)
+        await self._follower.stop()
         self.checkpoint._demote()
         self.serving.close()
         await self._server.stop()
@@ -429,7 +413,9 @@ class Member:
         target = choose_target(self._view(), to, self.group)
         old_epoch = self._epoch
         await self._resign(target, f"switchover to {target}")
-        return await self._wait_new_active(target, old_epoch, timeout_s)
+        assert self._role_event is not None
+        return await self._resigner.wait_new_active(target, old_epoch, timeout_s,
+                                                    self._role_event)
 
     def _view(self) -> GroupView:
         """The group as the active sees it when it chooses a successor."""
@@ -440,66 +426,16 @@ class Member:
 
     async def _resign(self, target: str | None, reason: str,
                       request: SwitchoverRequest | None = None) -> bool:
-        """Quiesce, then release the active key if it is still ours; True if we released it."""
-        epoch, lease = self._epoch, self.lease_id
-        self._resigning = True
-        try:
-            self._set_role(Role.QUIESCED, epoch, reason, callback=False, keep_primary=True)
-            await self._callbacks.enqueue("on_quiesce")
-            await self._hand_over_checkpoint(target)
-            res = await self._store.txn(*release_txn(self._keys, self.name, epoch, lease,
-                                                     target=target, reason=reason,
-                                                     request=request))
-            if not res.succeeded:
-                log.warning("%s: active key was no longer ours (epoch %d) when resigning",
-                            self.name, epoch)
-            else:
-                # decide again only from a snapshot that contains the release: the stale one
-                # would re-promote this member at the epoch it just released
-                await self._group.wait_released(
-                    res.revision, poll_s=self.config.heartbeat_interval_s / 10,
-                    timeout_s=self.config.etcd_request_timeout_s)
-            return res.succeeded
-        finally:
-            self._resigning = False
-            self.checkpoint._demote()
-            self._poke()
+        """Quiesce, then release the active key if it is still ours; True if we released it
+        (:mod:`vnfha.roles.resign`)."""
+        return await self._resigner.resign(self._epoch, self.lease_id, target, reason, request)
 
-    async def _hand_over_checkpoint(self, target: str | None) -> None:
-        """Before releasing the key, wait (bounded) until ``target`` has applied every change
-        of this epoch, on_quiesce's last writes included: it takes over with all of them."""
-        primary = self.checkpoint._primary
-        if primary is None or target is None or target not in primary.peers:
-            return
-        last = primary.log.last_sequence
+    def _quiesce_for_handover(self, epoch: int, reason: str) -> None:
+        self._set_role(Role.QUIESCED, epoch, reason, callback=False, keep_primary=True)
 
-        async def caught_up() -> None:
-            while primary.tracker.acked.get(target, 0) < last and not primary.closed:
-                await self._clock.sleep(self.config.heartbeat_interval_s / 10)
-
-        try:
-            await self._clock.wait_for(caught_up(), self.config.checkpoint_ack_timeout_s)
-        except TimeoutError:
-            log.warning("%s: %s had not applied sequence %d of epoch %d when handing over",
-                        self.name, target, last, primary.epoch)
-
-    async def _wait_new_active(self, target: str, old_epoch: int, timeout_s: float | None) -> int:
-        limit = timeout_s if timeout_s is not None else float(self.config.lease_ttl_s)
-
-        async def wait() -> int:
-            while True:
-                active = self._state.active
-                if active is not None and active[1].epoch > old_epoch:
-                    return active[1].epoch
-                assert self._role_event is not None
-                self._role_event.clear()
-                await self._role_event.wait()
-
-        try:
-            return await self._clock.wait_for(wait(), limit)
-        except TimeoutError:
-            raise SwitchoverError(self.group, target,
-                                  f"no member took the active role within {limit} s") from None
+    def _handover_settled(self) -> None:
+        self.checkpoint._demote()
+        self._poke()
 
     # -- joining and the role loop ---------------------------------------------------------------
 
@@ -596,7 +532,7 @@ class Member:
             self._changed.clear()
             if session.state is SessionState.LOST:
                 return
-            if self._resigning:
+            if self._resigner.resigning:
                 await self._changed.wait()
                 continue
             decision = decide(self._state.view(self.name, session.lease_id, session.valid(),
@@ -637,35 +573,14 @@ class Member:
     def _follow(self) -> None:
         """Replicate from the active, and watch it, while this member is its standby (not as a
         spare)."""
-        want: tuple[str, int, str, int] | None = None
         active = self._state.active
         if (self._role is Role.STANDBY and active is not None and active[1].member != self.name
                 and active[0].listen and self.config.redundancy in (Redundancy.TWO_N,
                                                                       Redundancy.N_WAY)):
-            want = (active[0].listen, active[1].epoch, active[1].member, active[1].lease)
-        if want == self._following:
-            return
-        if self._follow_task is not None:
-            self._follow_task.cancel()
-            self._follow_task = None
-        self._following = want
-        if want is not None:
-            self._follow_task = asyncio.create_task(self._follow_active(*want),
-                                                    name=f"{self.name}-follow")
-
-    async def _follow_active(self, target: str, epoch: int, member: str, lease: int) -> None:
-        """Replicate from ``target`` and run an :class:`ActiveMonitor` on it, until cancelled."""
-        cfg = self.config
-        self.monitor = ActiveMonitor(
-            me=self.name, member=member, epoch=epoch, lease=lease, replica=self._replica,
-            store=self._store, clock=self._clock, on_gone=self._on_active_gone,
-            fencer=self._fencer,
-            timers=MonitorTimers(cfg.heartbeat_interval_s, cfg.suspicion_s, cfg.lease_margin_s,
-                                 cfg.etcd_request_timeout_s),
-        )
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._replica.follow(target, epoch), name=f"{self.name}-replica")
-            tasks.create_task(self.monitor.run(), name=f"{self.name}-monitor")
+            self._follower.follow(FollowTarget(active[0].listen, active[1].epoch,
+                                               active[1].member, active[1].lease))
+        else:
+            self._follower.follow(None)
 
     def _on_stale(self, epoch: int) -> None:
         """A standby told this (old) active about a newer epoch than its own."""
@@ -833,9 +748,7 @@ class Member:
 
     def _promote(self, epoch: int) -> None:
         """Start replicating as the active of ``epoch``, on top of what this member has."""
-        if self._follow_task is not None:
-            self._follow_task.cancel()
-            self._follow_task, self._following = None, None
+        self._follower.follow(None)
         lease = self.lease_id
 
         async def publish(members: frozenset[str]) -> frozenset[str]:

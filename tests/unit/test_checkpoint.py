@@ -123,7 +123,7 @@ async def test_writes_on_a_standby_or_a_deposed_active_raise_not_active(
             await b.checkpoint.put("s", "k", b"v")
         await until(lambda: a.checkpoint.in_sync == ("b",))
         # b stops applying (its stream is cut), so a ONE write waits; then a is deposed
-        b._follow_task.cancel()  # type: ignore[union-attr]
+        b._follower.pause()
         waiting = asyncio.create_task(a.checkpoint.put("s", "k", b"v", ack=Ack.ONE,
                                                        timeout_s=5))
         await asyncio.sleep(0.05)
@@ -173,12 +173,11 @@ async def test_slow_standby_is_cut_back_to_a_snapshot(store: MemoryStore) -> Non
         primary = a.checkpoint._primary
         assert primary is not None
         before = primary.snapshots_sent
-        b._follow_task.cancel()  # type: ignore[union-attr]
-        b._following = None
+        b._follower.pause()
         for i in range(500):
             await a.checkpoint.put("s", f"k{i % 120}", b"%d" % i)
         assert len(primary.log) == 50  # bounded, whatever the standby does
-        b._follow()  # it comes back: too far behind for the log
+        b._follower.resume()  # it comes back: too far behind for the log
         await until(lambda: b.checkpoint.position == a.checkpoint.position)
         assert primary.snapshots_sent > before
         assert dict(b.checkpoint.items("s")) == dict(a.checkpoint.items("s"))
