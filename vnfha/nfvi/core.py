@@ -30,7 +30,12 @@ Guarantees:
   ``max_pending_maintenance``, one per host): a new WatchEvents subscriber first receives the
   pending ones of the hosts where its group has an instance, then the live events (an event
   is never sent twice on one stream), and an evacuation avoids those hosts when another one
-  qualifies. Like the rest of the state, it is in memory: a restarted bridge forgets it.
+  qualifies.
+- With a state file (``state``, :mod:`vnfha.nfvi.state`) the epochs, tickets and pending
+  maintenances survive a restart: the core starts from the saved state (open tickets become
+  FAILED) and saves it after every change, before answering the request that made it (a save
+  that fails refuses it with INTERNAL; a raised epoch is never acted on unsaved). Watchdogs are
+  never saved. Without one, a restarted bridge forgets everything.
 - :meth:`BridgeCore.close` stops every task it started and ends every watch stream; it does not
   close the driver (its owner does).
 """
@@ -39,12 +44,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from vnfha._tasks import stop_task
@@ -55,7 +59,6 @@ from vnfha.nfvi import wire
 from vnfha.nfvi._fanout import Fanout, Subscription
 from vnfha.nfvi.driver import Driver, DriverError, InfraEvent, Instance
 from vnfha.nfvi.epochs import EpochTable
-from vnfha.nfvi.maintenance import MaintenanceBook, replay_for
 from vnfha.nfvi.model import (
     BridgeEvent,
     EventKind,
@@ -75,6 +78,8 @@ from vnfha.nfvi.model import (
     WatchdogAction,
     WatchdogStatus,
 )
+from vnfha.nfvi.routing import EventRouter
+from vnfha.nfvi.state import BridgeState, StateFileError, StateStore
 from vnfha.nfvi.tickets import Busy, KeyConflict, TicketBook, plan_repair
 from vnfha.nfvi.watchdogs import Armed, WatchdogTable
 from vnfha.nfvi.wire import Caller, Escalation, MaintenanceRequest, Refused
@@ -83,7 +88,7 @@ __all__ = ["BridgeCore", "BridgeLimits"]
 
 log = logging.getLogger("vnfha.nfvi.bridge")
 
-_HOST_EVENTS = (EventKind.HOST_DOWN, EventKind.HOST_UP, EventKind.MAINTENANCE_PLANNED)
+_SAVED_EVENTS = (EventKind.HOST_DOWN, EventKind.MAINTENANCE_PLANNED)  # change the maintenances
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,38 +116,33 @@ class BridgeLimits:
                              "be at least 1")
 
 
-@dataclass(frozen=True, slots=True)
-class _Routed:
-    """One event, as each concerned group sees it."""
-
-    by_group: dict[str, BridgeEvent]
-
-
 class BridgeCore:
     """The bridge without gRPC (see the module docstring). Use as an async context manager.
 
     ``operators`` are the certificate CNs that may call the Operations service under mutual
-    TLS; ``wall_clock`` (Unix seconds) turns a maintenance notice into the event's deadline.
+    TLS; ``wall_clock`` (Unix seconds) turns a maintenance notice into the event's deadline, and
+    a saved deadline back; ``state``: keep the state there across restarts.
     """
 
     def __init__(self, driver: Driver, *, clock: Clock, limits: BridgeLimits | None = None,
                  operators: frozenset[str] = frozenset(),
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time,
+                 state: StateStore | None = None) -> None:
         self.driver = driver
         self.limits = limits or BridgeLimits()
         self.operators = operators
         self._wall_clock = wall_clock
         self.owner_name = f"nfvi:{driver.name}"
         self._clock = clock
+        self._state = state
         self._epochs = EpochTable()
         self._watchdogs = WatchdogTable()
         self._tickets = TicketBook(max_tickets=self.limits.max_tickets)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._down: set[str] = set()
-        self._maintenance = MaintenanceBook(max_pending=self.limits.max_pending_maintenance)
-        self._sequence = itertools.count(1)
-        self._events: Fanout[_Routed] = Fanout(
-            max_queued=self.limits.max_queued_events, lagged=self._lagged)
+        self._router = EventRouter(clock=clock, wall_clock=wall_clock,
+                                   max_queued=self.limits.max_queued_events,
+                                   max_pending_maintenance=self.limits.max_pending_maintenance,
+                                   lagged=self._lagged)
         self._ticket_updates: Fanout[RepairTicket] = Fanout(
             max_queued=self.limits.max_queued_events, lagged=self._lagged)
         self._wd_wake = asyncio.Event()
@@ -153,7 +153,7 @@ class BridgeCore:
     def event_watchers(self) -> int:
         """How many WatchEvents streams are open (all groups): tests wait on it before
         publishing, so that a watcher cannot miss the event."""
-        return self._events.subscribers
+        return self._router.watchers
 
     @staticmethod
     def _lagged(n: int) -> Exception:
@@ -162,6 +162,10 @@ class BridgeCore:
                        "some; read the state again and watch again")
 
     async def __aenter__(self) -> BridgeCore:
+        """Start: restore the saved state (:class:`StateFileError` if it cannot be used), then
+        route events and run the watchdogs."""
+        if self._state is not None:
+            await self._restore(self._state)
         driver_events = self.driver.events()  # subscribed now: nothing from here on is missed
         self._loops = [asyncio.create_task(self._pump(driver_events), name="bridge-events"),
                        asyncio.create_task(self._run_watchdogs(), name="bridge-watchdogs")]
@@ -175,7 +179,7 @@ class BridgeCore:
         for task in [*self._loops, *self._tasks]:
             await stop_task(task)
         self._loops.clear()
-        self._events.close()
+        self._router.close()
         self._ticket_updates.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -205,21 +209,23 @@ class BridgeCore:
                           f"{caller.group!r}")
         return group
 
-    def _check_epoch(self, caller: Caller) -> None:
+    async def _check_epoch(self, caller: Caller) -> None:
         """Refuse a stale epoch (FAILED_PRECONDITION, ``vnfha-reason: stale-epoch``); else
-        the group's record rises to it."""
+        the group's record rises to it (and is saved before the request goes on)."""
         verdict = self._epochs.check(caller.group, caller.epoch)
         if not verdict.accepted:
             raise Refused("FAILED_PRECONDITION", f"member {caller.member!r}: {verdict.reason}",
                           metadata={wire.REASON_KEY: "stale-epoch",
                                     wire.HIGHEST_EPOCH_KEY: str(verdict.highest)})
+        if verdict.raised:
+            await self._persist()
 
     async def _acting(self, caller: Caller, peer: str | None,
                       target: str | None = None) -> Instance:
         """Checks for an acting request; returns the target member's instance (default: the
         caller's own)."""
         group = await self._group(caller, peer)
-        self._check_epoch(caller)
+        await self._check_epoch(caller)
         member = target or caller.member
         instance = group.get(member)
         if instance is None:
@@ -328,7 +334,8 @@ class BridgeCore:
         group = await self._group(caller, peer)
         members = tuple(MemberPlacement(m, i.name, i.host, i.state)
                         for m, i in sorted(group.items()))
-        hosts = tuple(HostStatus(h, h not in self._down) for h in await self.driver.list_hosts())
+        hosts = tuple(HostStatus(h, h not in self._router.down)
+                      for h in await self.driver.list_hosts())
         return PlacementView(members, hosts)
 
     async def check_policy(self, caller: Caller, peer: str | None,
@@ -372,7 +379,7 @@ class BridgeCore:
         """Open (or find) the repair ticket for a fault; start the repair if the NFVI owns it."""
         instance = await self._acting(caller, peer, e.target_member)
         plan = plan_repair(e.requested, e.tried, host=instance.host,
-                           host_up=instance.host not in self._down)
+                           host_up=instance.host not in self._router.down)
         out = self._tickets.open(key=e.idempotency_key, group=caller.group,
                                  member=instance.member, instance=instance.name,
                                  host=instance.host, epoch=caller.epoch, plan=plan,
@@ -397,12 +404,14 @@ class BridgeCore:
             if plan.action.by_nfvi:
                 self._spawn(self._repair(out.ticket, e.evacuation_policy),
                             f"repair-{out.ticket.ticket_id}")
+            await self._persist()
         return out.ticket
 
-    def _update(self, ticket: RepairTicket, state: RepairState, detail: str,
-                host: str | None = None) -> RepairTicket:
-        """Record a ticket change and send it to the WatchRepair streams."""
+    async def _update(self, ticket: RepairTicket, state: RepairState, detail: str,
+                      host: str | None = None) -> RepairTicket:
+        """Record a ticket change, save it, and send it to the WatchRepair streams."""
         updated = self._tickets.update(ticket.ticket_id, state, detail, host=host)
+        await self._persist(quiet=True)
         self._ticket_updates.publish(updated)
         return updated
 
@@ -412,25 +421,26 @@ class BridgeCore:
         try:
             async with self._lock(name):
                 self._watchdogs.disarm(name)
-                ticket = self._update(ticket, RepairState.IN_PROGRESS,
-                                      f"{ticket.action} of {name} started")
+                ticket = await self._update(ticket, RepairState.IN_PROGRESS,
+                                            f"{ticket.action} of {name} started")
                 note = await self._clock.wait_for(self._act(ticket, policy),
                                                   self.limits.repair_timeout_s)
                 after = await self.driver.get_instance(name)
         except (DriverError, _NoHost) as e:
-            self._update(ticket, RepairState.FAILED, f"{ticket.action} of {name} failed: {e}")
+            await self._update(ticket, RepairState.FAILED,
+                               f"{ticket.action} of {name} failed: {e}")
             log.warning("repair %s of %s failed: %s", ticket.ticket_id, name, e)
             return
         except TimeoutError:
-            self._update(ticket, RepairState.FAILED, f"{ticket.action} of {name} did not "
-                         f"finish within {self.limits.repair_timeout_s} s")
+            await self._update(ticket, RepairState.FAILED, f"{ticket.action} of {name} did "
+                               f"not finish within {self.limits.repair_timeout_s} s")
             return
         if after.state is InstanceState.RUNNING:
-            self._update(ticket, RepairState.SUCCEEDED, f"{note}; running on {after.host}",
-                         host=after.host)
+            await self._update(ticket, RepairState.SUCCEEDED,
+                               f"{note}; running on {after.host}", host=after.host)
         else:
-            self._update(ticket, RepairState.FAILED, f"{note}, but {name} is {after.state}",
-                         host=after.host)
+            await self._update(ticket, RepairState.FAILED,
+                               f"{note}, but {name} is {after.state}", host=after.host)
         log.info("repair %s of %s: %s", ticket.ticket_id, name, note)
 
     async def _act(self, ticket: RepairTicket, policy: PlacementPolicy) -> str:
@@ -441,11 +451,11 @@ class BridgeCore:
             return f"rebooted {name} on {ticket.host}"
         instances = await self.driver.list_instances()
         group = {i.member: i.host for i in instances if i.group == ticket.group}
-        up = [h for h in await self.driver.list_hosts() if h not in self._down]
+        up = [h for h in await self.driver.list_hosts() if h not in self._router.down]
         choice = placement_rules.choose_host(
             ticket.member, policy, placement=group, hosts_up=up,
             load=Counter(i.host for i in instances),
-            under_maintenance=self._maintenance.hosts(self._clock.monotonic()))
+            under_maintenance=self._router.maintenance.hosts(self._clock.monotonic()))
         if choice.host is None:
             raise _NoHost(choice.reason)
         await self.driver.migrate(name, choice.host)
@@ -485,24 +495,7 @@ class BridgeCore:
         """The pending maintenances of the hosts where the caller's group has an instance,
         then the events that concern the group, from now on."""
         group = await self._group(caller, peer)
-        routed = self._events.subscribe()  # before the snapshot: nothing falls in between
-        replay = replay_for(self._maintenance.pending(self._clock.monotonic()),
-                            {m: i.host for m, i in group.items()})
-        return self._event_stream(caller.group, routed, replay)
-
-    @staticmethod
-    async def _event_stream(group: str, routed: Subscription[_Routed],
-                            replay: list[BridgeEvent]) -> AsyncIterator[BridgeEvent]:
-        try:
-            for pending in replay:
-                yield pending
-            replayed = {e.sequence for e in replay}  # published after subscribing: sent
-            async for r in routed:
-                event = r.by_group.get(group)
-                if event is not None and event.sequence not in replayed:
-                    yield event
-        finally:
-            routed.close()  # the client went away: stop queueing for it (and counting it)
+        return self._router.watch(caller.group, {m: i.host for m, i in group.items()})
 
     # -- Operations -------------------------------------------------------------------------------
 
@@ -531,6 +524,7 @@ class BridgeCore:
         sequence = await self._route(InfraEvent(
             EventKind.MAINTENANCE_PLANNED, host=host, detail=detail, deadline_unix_s=deadline),
             instances)
+        await self._persist()
         notified = tuple(sorted(NotifiedInstance(i.group, i.member, i.name)
                                 for i in instances if i.host == host))
         log.warning("maintenance of %s announced%s: down in %g s (at %.3f), %d instance(s) "
@@ -546,6 +540,8 @@ class BridgeCore:
             try:
                 async for event in events:
                     await self._route(event)
+                    if event.kind in _SAVED_EVENTS:
+                        await self._persist(quiet=True)
                 return  # the driver closed
             except DriverError as e:
                 log.warning("driver events: %s; resubscribing (events were lost)", e)
@@ -556,51 +552,46 @@ class BridgeCore:
         """Publish ``event`` to the groups it concerns: a VM event to the instance's group, a
         host event to every group with a member on that host (``instances``: the inventory, if
         the caller has just read it). Returns the event's sequence, 0 if nobody was sent it."""
-        if event.kind is EventKind.HOST_DOWN and event.host:
-            self._down.add(event.host)
-            if self._maintenance.host_down(event.host) is not None:
-                log.info("maintenance of %s no longer pending: the host is down", event.host)
-        elif event.kind is EventKind.HOST_UP and event.host:
-            self._down.discard(event.host)
         if instances is None:
             try:
                 instances = await self.driver.list_instances()
             except DriverError as e:
                 log.warning("cannot route %s: listing instances failed: %s", event.kind, e)
-                return 0
-        sequence = next(self._sequence)
-        by_group: dict[str, BridgeEvent] = {}
-        base = BridgeEvent(event.kind, event.instance or "", "", event.host or "", (),
-                           event.deadline_unix_s, event.detail, sequence)
-        if event.kind is EventKind.MAINTENANCE_PLANNED and event.host:
-            self._remember(base)
-        if event.kind in _HOST_EVENTS:
-            on_host: dict[str, list[str]] = {}
-            for i in instances:
-                if i.host == event.host:
-                    on_host.setdefault(i.group, []).append(i.member)
-            for group, members in on_host.items():
-                by_group[group] = replace(base, members=tuple(sorted(members)))
-        else:
-            owner = next((i for i in instances if i.name == event.instance), None)
-            if owner is not None:
-                by_group[owner.group] = replace(base, member=owner.member,
-                                                host=event.host or owner.host)
-        if not by_group:
-            return 0
-        self._events.publish(_Routed(by_group))
-        return sequence
+        return self._router.route(event, instances)
 
-    def _remember(self, event: BridgeEvent) -> None:
-        """Keep a planned maintenance until its deadline (on the monotonic clock: converted
-        here, once, from the event's wall-clock deadline), for later subscribers."""
-        remaining = None if event.deadline_unix_s is None \
-            else event.deadline_unix_s - self._wall_clock()
-        evicted = self._maintenance.announce(event, now=self._clock.monotonic(),
-                                             remaining_s=remaining)
-        if evicted is not None:
-            log.warning("maintenance of %s forgotten to keep %d pending (the limit): its "
-                        "deadline came first", evicted.host, self.limits.max_pending_maintenance)
+    # -- state across restarts ------------------------------------------------------------------
+
+    async def _restore(self, store: StateStore) -> None:
+        """Start from the saved state (none: a first start), then save it back at once: that
+        records the interrupted repairs, and proves the file writable before serving."""
+        saved = await asyncio.to_thread(store.load)
+        if saved is not None:
+            self._epochs = EpochTable(saved.epochs)
+            for t in self._tickets.restore(saved.tickets, next_number=saved.next_ticket):
+                log.warning("repair %s (%s of %s) was open when the bridge stopped: now %s",
+                            t.ticket_id, t.action, t.instance, t.state)
+            self._router.restore(saved.maintenance)
+            log.info("state restored from %s: %d group epoch(s), %d ticket(s), %d pending "
+                     "maintenance(s)", store.path, len(saved.epochs), len(self._tickets),
+                     len(self._router.maintenance))
+        await store.save(self._snapshot)
+
+    def _snapshot(self) -> BridgeState:
+        """The state to save, as of now (references only: it runs on the event loop)."""
+        return BridgeState(self._epochs.snapshot(), self._tickets.tickets(),
+                           self._tickets.next_number, self._router.pending())
+
+    async def _persist(self, *, quiet: bool = False) -> None:
+        """Save the state, if the bridge keeps one. A failure is logged, and unless ``quiet``
+        (no request to answer) refuses the request with INTERNAL."""
+        if self._state is None:
+            return
+        try:
+            await self._state.save(self._snapshot)
+        except StateFileError as e:
+            log.error("%s", e)  # noqa: TRY400 - the message says it all
+            if not quiet:
+                raise Refused("INTERNAL", f"the bridge could not save its state: {e}") from e
 
 
 class _NoHost(VnfhaError):

@@ -22,19 +22,26 @@ The :class:`TicketBook` guarantees:
 - Bounded memory: past ``max_tickets``, the oldest terminal tickets are forgotten, with their
   keys (so a retry must come within the last ``max_tickets`` escalations to be recognised).
 - A ticket's ``version`` grows by one with each change; terminal tickets never change.
+- Across a bridge restart (``--state-file``, :meth:`TicketBook.restore`): the tickets and their
+  keys are kept; one that was not terminal is FAILED with :data:`RESTARTED` (its repair task is
+  gone; the instance may be half repaired), so a duplicate escalation gets it back like any
+  finished ticket and a new key may escalate the instance again. Ticket ids are never reused.
 
 No asyncio, grpc or time here.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from vnfha.nfvi.model import RepairAction, RepairOwner, RepairState, RepairTicket
 
-__all__ = ["Busy", "KeyConflict", "Opened", "RepairPlan", "TicketBook", "plan_repair"]
+__all__ = ["RESTARTED", "Busy", "KeyConflict", "Opened", "RepairPlan", "TicketBook",
+           "plan_repair"]
+
+RESTARTED = "bridge restarted during the repair"
+"""The detail of a ticket that was open when the bridge stopped (:meth:`TicketBook.restore`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +106,37 @@ class TicketBook:
         self._tickets: dict[str, RepairTicket] = {}  # insertion order = age
         self._by_key: dict[tuple[str, str], str] = {}
         self._open_by_instance: dict[str, str] = {}
-        self._ids = itertools.count(1)
+        self._next = 1
+
+    @property
+    def next_number(self) -> int:
+        """The number in the next ticket's id (``t-<number>``)."""
+        return self._next
+
+    def tickets(self) -> tuple[RepairTicket, ...]:
+        """Every remembered ticket, oldest first."""
+        return tuple(self._tickets.values())
+
+    def restore(self, tickets: Iterable[RepairTicket], *,
+                next_number: int) -> list[RepairTicket]:
+        """Fill an empty book with saved ``tickets`` (oldest first; an earlier :meth:`tickets`)
+        after a bridge restart; ids continue at ``next_number``. A ticket that was not terminal
+        becomes FAILED with :data:`RESTARTED` (version + 1); those are returned. Past
+        ``max_tickets``, the oldest are forgotten. ``ValueError`` if the book is not empty."""
+        if self._tickets:
+            raise ValueError(f"restore into a book holding {len(self._tickets)} ticket(s)")
+        interrupted = []
+        for saved in tickets:
+            ticket = saved
+            if not saved.state.terminal:
+                ticket = replace(saved, state=RepairState.FAILED, detail=RESTARTED,
+                                 version=saved.version + 1)
+                interrupted.append(ticket)
+            self._tickets[ticket.ticket_id] = ticket
+            self._by_key[(ticket.group, ticket.idempotency_key)] = ticket.ticket_id
+        self._next = next_number
+        self._forget_oldest()
+        return interrupted
 
     def get(self, ticket_id: str) -> RepairTicket | None:
         """The ticket, or None if unknown (never issued, or forgotten)."""
@@ -123,7 +160,8 @@ class TicketBook:
         busy = self.open_for(instance)
         if busy is not None:
             return Busy(busy)
-        ticket_id = f"t-{next(self._ids)}"
+        ticket_id = f"t-{self._next}"
+        self._next += 1
         nfvi = plan.owner is RepairOwner.NFVI
         ticket = RepairTicket(
             ticket_id=ticket_id, idempotency_key=key, group=group, member=member,
