@@ -138,7 +138,6 @@ class Member:
         self._loop_task: asyncio.Task[None] | None = None
         self._progress_task: asyncio.Task[None] | None = None
         self._maintenance_task: asyncio.Task[None] | None = None
-        self._maintenance_warned: BridgeEvent | None = None
         self._changed: asyncio.Event | None = None
         self._role_event: asyncio.Event | None = None
         self._all_active = config.redundancy is Redundancy.N_WAY_ACTIVE
@@ -608,17 +607,10 @@ class Member:
                 self._all_active or (self._maintenance_task is not None
                                      and not self._maintenance_task.done()):
             return
-        event = self.nfvi.pending_maintenance()
-        if event is None:
+        move = self.nfvi.maintenance_move(self._view())
+        if move is None:
             return
-        target = best_target(self._view(), avoid=frozenset(event.members))
-        if target is None:
-            if self._maintenance_warned != event:
-                self._maintenance_warned = event
-                log.warning("%s: planned maintenance of %s (deadline %s), but no eligible "
-                            "standby on another host: staying active for now", self.name,
-                            event.host, event.deadline_unix_s)
-            return
+        event, target = move
 
         async def hand_over() -> None:
             try:

@@ -58,6 +58,8 @@ from vnfha.nfvi.model import (
     WatchdogAction,
 )
 from vnfha.nfvi.wire import channel_credentials
+from vnfha.roles.handover import best_target
+from vnfha.roles.policy import GroupView
 
 __all__ = ["NfviAgent", "PlacementRefused", "bridge_client"]
 
@@ -96,6 +98,7 @@ class NfviAgent:
         self._wall_clock = wall_clock
         self._on_maintenance = on_maintenance
         self._maintenance: BridgeEvent | None = None
+        self._maintenance_warned: BridgeEvent | None = None
         self._ops: asyncio.Queue[_Op] = asyncio.Queue()
         self._armed_epoch = 0
         self._wanted_epoch = 0  # the epoch the watchdog should be armed in; 0: none
@@ -272,6 +275,24 @@ class NfviAgent:
                 event.deadline_unix_s <= self._wall_clock():
             self._maintenance = event = None
         return event
+
+    def maintenance_move(self, view: GroupView) -> tuple[BridgeEvent, str] | None:
+        """While a planned maintenance of this member's host is ahead: the announcement and
+        the best eligible standby in ``view`` that is not on that host (one on the same host
+        would only have to hand back), or None. Warns once per announcement while there is
+        no such standby."""
+        event = self.pending_maintenance()
+        if event is None:
+            return None
+        target = best_target(view, avoid=frozenset(event.members))
+        if target is None:
+            if self._maintenance_warned != event:
+                self._maintenance_warned = event
+                log.warning("%s: planned maintenance of %s (deadline %s), but no eligible "
+                            "standby on another host: staying active for now",
+                            self._config.member, event.host, event.deadline_unix_s)
+            return None
+        return event, target
 
     def _handle(self, event: BridgeEvent) -> None:
         me = self._config.member
