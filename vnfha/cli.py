@@ -345,6 +345,10 @@ def _add_bridge(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     s.add_argument("--operator-cn", action="append", default=[], metavar="NAME",
                    help="mutual TLS: a client certificate CN that may announce maintenance "
                    "(vnfha bridge maintenance); repeatable. Without mutual TLS anyone may")
+    s.add_argument("--state-file", metavar="PATH",
+                   help="keep the highest epochs, repair tickets and pending maintenances in "
+                   "this file across restarts (created if missing; a file that cannot be read "
+                   "stops the bridge from starting). Default: in memory only")
     s.add_argument("--log-level", default="warning",
                    choices=("debug", "info", "warning", "error"),
                    help="the bridge's log level on stderr (default: %(default)s)")
@@ -357,6 +361,7 @@ def _cmd_bridge_serve(args: argparse.Namespace) -> int:
 
     from vnfha.nfvi.driver import DriverError  # noqa: PLC0415
     from vnfha.nfvi.serve import ServeOptions, serve  # noqa: PLC0415
+    from vnfha.nfvi.state import StateFileError  # noqa: PLC0415
 
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -364,7 +369,8 @@ def _cmd_bridge_serve(args: argparse.Namespace) -> int:
         options = ServeOptions(
             driver=args.driver, listen=args.listen, instances_file=args.instances,
             log_dir=args.log_dir, libvirt_hosts=dict(args.libvirt_host), tls_ca=args.tls_ca,
-            tls_cert=args.tls_cert, tls_key=args.tls_key, operators=frozenset(args.operator_cn))
+            tls_cert=args.tls_cert, tls_key=args.tls_key, operators=frozenset(args.operator_cn),
+            state_file=args.state_file)
     except ConfigError as e:
         raise CliError(str(e)) from None
 
@@ -384,6 +390,9 @@ def _cmd_bridge_serve(args: argparse.Namespace) -> int:
         asyncio.run(run())
     except ConfigError as e:
         raise CliError(str(e)) from None
+    except StateFileError as e:
+        raise CliError(f"{e}; not starting without it (a bridge that lost its saved epochs "
+                       "would accept a deposed active)") from None
     except OSError as e:
         raise CliError(str(e)) from None
     except DriverError as e:

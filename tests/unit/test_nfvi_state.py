@@ -92,6 +92,7 @@ def edit(path: str, value: object) -> dict[str, Any]:
 @pytest.mark.parametrize(("path", "value", "field", "problem"), [
     ("version", 2, "version=2", "reads version 1 only"),
     ("version", "1", "version='1'", "reads version 1"),
+    ("version", ..., "version=None", "reads version 1"),
     ("epochs", [1], "epochs=[1]", "must be an object"),
     ("epochs.vfw", -1, "epochs['vfw']=-1", "integer >= 0"),
     ("epochs.vfw", True, "epochs['vfw']=True", "integer >= 0"),
@@ -128,6 +129,11 @@ def test_refusals_name_the_field_and_value(path: str, value: object, field: str,
     message = str(caught.value)
     assert message.startswith(field + ":"), message
     assert problem in caught.value.problem
+
+
+def test_another_version_is_named_whatever_else_the_file_holds() -> None:
+    with pytest.raises(StateFormatError, match=r"^version=2: this bridge reads version 1 only"):
+        from_dict({"version": 2, "groups": []})
 
 
 @pytest.mark.parametrize("data", [None, [], "state", 3])
@@ -283,6 +289,21 @@ def test_a_failed_write_leaves_the_old_file_and_says_why(tmp_path: Path) -> None
         tmp_path.chmod(0o700)
     assert store.load() == STATE
     assert [p.name for p in tmp_path.iterdir()] == ["bridge.json"]
+
+
+def test_the_file_is_to_dict_whichever_tickets_were_encoded_before(tmp_path: Path) -> None:
+    """The store reuses the JSON of tickets it wrote before: a changed ticket (a new object) is
+    encoded again, a forgotten one leaves the file."""
+    path = tmp_path / "bridge.json"
+    store = StateStore(path)
+    save(store, STATE)
+    assert json.loads(path.read_text()) == to_dict(STATE)
+    changed = replace(STATE, tickets=(
+        replace(STATE.tickets[1], state=RepairState.SUCCEEDED, version=3), ticket(3)),
+        next_ticket=4)
+    save(store, changed)
+    assert json.loads(path.read_text()) == to_dict(changed)
+    assert store.load() == changed
 
 
 def test_saves_made_together_share_a_write_and_the_last_state_wins(tmp_path: Path) -> None:

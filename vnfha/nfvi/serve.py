@@ -10,26 +10,33 @@ set, and then cleans up. Guarantees:
 - ``--driver libvirt`` imports :mod:`vnfha.nfvi.libvirt_driver` only when asked for, so the
   bridge runs without libvirt-python installed; when it is missing, :class:`ConfigError` says so.
 - Option mistakes are :class:`ConfigError` naming the option; nothing is started for them.
+- With ``state_file`` the bridge keeps its epochs, tickets and pending maintenances there across
+  restarts (:mod:`vnfha.nfvi.state`). A file that cannot be used (unreadable, corrupt, another
+  version) is :class:`~vnfha.nfvi.state.StateFileError` naming the path, before anything is
+  launched: the bridge never starts empty in its place (it would accept a deposed active's
+  stale epoch). A missing file is a first start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import grpc
 
-from vnfha.clock import SystemClock
+from vnfha.clock import Clock, SystemClock
 from vnfha.errors import ConfigError
 from vnfha.nfvi import wire
-from vnfha.nfvi.core import BridgeLimits
+from vnfha.nfvi.core import BridgeCore, BridgeLimits
 from vnfha.nfvi.driver import Driver
 from vnfha.nfvi.inventory import launch_inventory, load_inventory
 from vnfha.nfvi.server import BridgeServer
 from vnfha.nfvi.sim import SimDriver
+from vnfha.nfvi.state import StateStore
 
-__all__ = ["DRIVERS", "ServeOptions", "make_driver", "serve"]
+__all__ = ["DRIVERS", "ServeOptions", "make_driver", "make_server", "serve"]
 
 DRIVERS = ("sim", "libvirt")
 """The drivers ``--driver`` accepts."""
@@ -40,7 +47,8 @@ class ServeOptions:
     """What to serve. TLS: ``tls_cert`` and ``tls_key`` turn on TLS; adding ``tls_ca`` makes it
     mutual (clients must present a certificate signed by it, whose CN is their member).
     ``operators``: under mutual TLS, the certificate CNs that may call the Operations service
-    (announce a maintenance); they need ``tls_ca``."""
+    (announce a maintenance); they need ``tls_ca``. ``state_file``: keep the bridge's state
+    there across restarts (None: in memory only)."""
 
     driver: str
     listen: str
@@ -52,6 +60,7 @@ class ServeOptions:
     tls_key: str | None = None
     operators: frozenset[str] = frozenset()
     limits: BridgeLimits = field(default_factory=BridgeLimits)
+    state_file: str | None = None
 
     def __post_init__(self) -> None:
         if self.driver not in DRIVERS:
@@ -106,20 +115,35 @@ async def make_driver(options: ServeOptions) -> Driver:
     return driver
 
 
+def make_server(driver: Driver, options: ServeOptions, *, clock: Clock,
+                wall_clock: Callable[[], float] = time.time,
+                state: StateStore | None = None) -> BridgeServer:
+    """The server ``options`` describe, over ``driver`` (not started); its core keeps its state
+    in ``state`` if given, and reads ``wall_clock`` (tests pass fakes for both clocks)."""
+    server = BridgeServer(driver, listen=options.listen, clock=clock,
+                          server_credentials=options.credentials(),
+                          require_client_cert=options.mutual_tls, operators=options.operators,
+                          limits=options.limits)
+    # BridgeServer builds a core without a state store or a wall clock: replace it (it has not
+    # started) with one that has them
+    server.core = BridgeCore(driver, clock=clock, limits=options.limits,
+                             operators=options.operators, wall_clock=wall_clock, state=state)
+    return server
+
+
 async def serve(options: ServeOptions, *, stop: asyncio.Event,
                 on_ready: Callable[[BridgeServer, int], None]) -> None:
     """Serve until ``stop`` is set; ``on_ready(server, instances launched)`` once serving."""
     inventory = load_inventory(options.instances_file) if options.instances_file else None
-    credentials = options.credentials()
+    options.credentials()  # unreadable files: refused before anything starts
+    state = None if options.state_file is None else StateStore(options.state_file)
+    if state is not None:
+        await asyncio.to_thread(state.load)  # refused before anything starts; the core reloads
     driver = await make_driver(options)
     try:
         if inventory is not None and isinstance(driver, SimDriver):
             await launch_inventory(driver, inventory)
-        async with BridgeServer(driver, listen=options.listen, clock=SystemClock(),
-                                server_credentials=credentials,
-                                require_client_cert=options.mutual_tls,
-                                operators=options.operators,
-                                limits=options.limits) as bridge:
+        async with make_server(driver, options, clock=SystemClock(), state=state) as bridge:
             on_ready(bridge, len(inventory.instances) if inventory else 0)
             await stop.wait()
     finally:

@@ -45,7 +45,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ _TICKET_ENUMS: dict[str, type[enum.StrEnum]] = {
     "action": RepairAction, "owner": RepairOwner, "state": RepairState}
 _TICKET_INTS = {"epoch": 0, "version": 1}  # field -> minimum
 _TICKET_FIELDS = tuple(f.name for f in fields(Ticket))
+_COMPACT = (",", ":")
 
 
 # -- PURE: the snapshot and its JSON form ----------------------------------------------------------
@@ -99,20 +100,25 @@ def to_dict(state: BridgeState) -> dict[str, Any]:
         "version": STATE_VERSION,
         "epochs": dict(sorted(state.epochs.items())),
         "next_ticket": state.next_ticket,
-        "tickets": [{name: getattr(t, name) for name in _TICKET_FIELDS} for t in state.tickets],
+        "tickets": [_ticket_dict(t) for t in state.tickets],
         "maintenance": [{"host": e.host, "deadline_unix_s": e.deadline_unix_s,
                          "detail": e.detail, "sequence": e.sequence}
                         for e in state.maintenance],
     }
 
 
+def _ticket_dict(ticket: Ticket) -> dict[str, Any]:
+    return {name: getattr(ticket, name) for name in _TICKET_FIELDS}
+
+
 def from_dict(data: object) -> BridgeState:
     """The state a parsed file holds; :class:`StateFormatError` naming the first offending
     field otherwise (the version is checked first)."""
-    top = _object(data, "state", _TOP)
-    if (version := top["version"]) != STATE_VERSION:
+    version = data.get("version") if isinstance(data, dict) else None
+    if isinstance(data, dict) and version != STATE_VERSION:  # before the fields it defines
         raise StateFormatError("version", version, f"this bridge reads version {STATE_VERSION} "
                                "only")
+    top = _object(data, "state", _TOP)
     epochs_in = top["epochs"]
     if not isinstance(epochs_in, dict):
         raise StateFormatError("epochs", epochs_in, "must be an object (group -> epoch)")
@@ -231,6 +237,11 @@ class StateStore:
     (renamed into place, directory fsynced); saves run one at a time, in a worker thread, and
     calls arriving while one runs share the next write. A failed save raises
     :class:`StateFileError` and the next save writes everything again.
+
+    Cost: each ticket is encoded once and its JSON kept (tickets never change in place: a change
+    is a new object), so a save encodes only what changed; the rest is joining, writing and one
+    fsync. With 10,000 tickets (a 2.5 MB file) that keeps the event loop from stalling for the
+    tens of milliseconds a whole ``json.dumps`` holds the interpreter lock.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -240,6 +251,7 @@ class StateStore:
         self._saved = 0  # changes covered by the last completed save
         self._write_lock = threading.Lock()
         self._written = 0
+        self._encoded: dict[str, tuple[Ticket, str]] = {}  # ticket id -> (ticket, its JSON)
 
     def load(self) -> BridgeState | None:
         """The saved state; None if there is no file (a first start)."""
@@ -255,6 +267,19 @@ class StateStore:
             raise StateFileError(self.path, f"not valid JSON ({e})") from e
         except StateFormatError as e:
             raise StateFileError(self.path, f"not a valid bridge state: {e}") from e
+
+    def _encode(self, state: BridgeState) -> bytes:
+        """``json.dumps(to_dict(state))``, reusing the JSON of the tickets already encoded."""
+        encoded: dict[str, tuple[Ticket, str]] = {}
+        for t in state.tickets:
+            cached = self._encoded.get(t.ticket_id)
+            encoded[t.ticket_id] = cached if cached is not None and cached[0] is t else (
+                t, json.dumps(_ticket_dict(t), separators=_COMPACT))
+        self._encoded = encoded  # forgotten tickets go
+        head = to_dict(replace(state, tickets=()))
+        del head["tickets"]
+        tickets = ",".join(text for _, text in encoded.values())
+        return f'{json.dumps(head, separators=_COMPACT)[:-1]},"tickets":[{tickets}]}}'.encode()
 
     async def save(self, snapshot: Callable[[], BridgeState]) -> None:
         """Write ``snapshot()`` unless a write that started after this call already covered it.
@@ -273,10 +298,10 @@ class StateStore:
         """Replace the file with ``state`` (change ``generation``), atomically and durably,
         unless a later generation is already written (a cancelled save's thread may finish after
         the next save's has started)."""
-        data = json.dumps(to_dict(state), separators=(",", ":")).encode()
         with self._write_lock:
             if generation <= self._written:
                 return
+            data = self._encode(state)
             try:
                 _replace_durably(self.path, data)
             except OSError as e:

@@ -1,0 +1,142 @@
+"""A bridge restarted on the same state file (``--state-file``) keeps what it must (real server
+on 127.0.0.1:0 each time, one sim driver with real processes outliving the bridge, as a
+hypervisor would; FakeClock monotonic clocks, a fake wall clock): a deposed active's stale epoch
+is still refused, a duplicate escalation gets its ticket back (an interrupted repair FAILED), a
+pending maintenance is replayed to new watchers and an expired one is not. Watchdogs are not
+kept. A bridge without a state file forgets, as before (the control)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import grpc
+import pytest
+import test_bridge_operations
+from test_bridge_operations import CALL_S, announced, operator, watching
+
+from vnfha.errors import BridgeRequestError, StaleEpochRejected
+from vnfha.nfvi.client import BridgeClient
+from vnfha.nfvi.model import EventKind, RepairAction, RepairState, WatchdogAction
+from vnfha.nfvi.serve import ServeOptions, make_server
+from vnfha.nfvi.server import BridgeServer
+from vnfha.nfvi.sim import SimDriver
+from vnfha.nfvi.state import StateStore
+from vnfha.nfvi.tickets import RESTARTED
+from vnfha.testing import FakeClock
+
+sim = test_bridge_operations.sim  # vfw-a and dns-a on h1, vfw-b on h2, nothing on h3 and h4
+
+WALL = 1_750_000_000.0
+Start = Callable[..., AbstractAsyncContextManager[BridgeServer]]
+
+
+@pytest.fixture
+def wall() -> list[float]:
+    return [WALL]
+
+
+@pytest.fixture
+def start(sim: SimDriver, tmp_path: Path, wall: list[float]) -> Start:
+    """``start()``: a new bridge on the same state file (each with its own monotonic clock, as
+    a new process); ``start(state=False)``: one without a state file."""
+    starts = iter(range(1, 100))
+
+    @asynccontextmanager
+    async def running(*, state: bool = True) -> AsyncIterator[BridgeServer]:
+        server = make_server(sim, ServeOptions(driver="sim", listen="127.0.0.1:0"),
+                             clock=FakeClock(start=1000.0 * next(starts)),
+                             wall_clock=lambda: wall[0],
+                             state=StateStore(tmp_path / "bridge.json") if state else None)
+        async with server:
+            yield server
+    return running
+
+
+def member(bridge: BridgeServer, name: str, group: str = "vfw") -> BridgeClient:
+    return BridgeClient(bridge.address, group=group, member=name, timeout_s=CALL_S)
+
+
+async def test_a_stale_epoch_is_refused_after_a_restart(start: Start, tmp_path: Path) -> None:
+    async with start() as bridge, member(bridge, "vfw-b") as new_active:
+        await new_active.arm_watchdog(60, WatchdogAction.NONE, 5)
+        # saved before the reply, not only at shutdown
+        saved = StateStore(tmp_path / "bridge.json").load()
+        assert saved is not None and saved.epochs == {"vfw": 5}
+    async with start() as bridge:
+        async with member(bridge, "vfw-a") as deposed:
+            with pytest.raises(StaleEpochRejected) as caught:
+                await deposed.arm_watchdog(60, WatchdogAction.RESET, 4)
+        cause = caught.value.__cause__
+        assert isinstance(cause, grpc.aio.AioRpcError)
+        assert cause.code() is grpc.StatusCode.FAILED_PRECONDITION
+        assert caught.value.highest == 5 and "epoch 4 is stale" in str(caught.value)
+        async with member(bridge, "vfw-b") as new_active:
+            with pytest.raises(BridgeRequestError) as not_armed:  # watchdogs are not kept
+                await new_active.kick(5)
+            assert not_armed.value.reason == "not-armed"
+            await new_active.arm_watchdog(60, WatchdogAction.NONE, 5)
+
+
+async def test_without_a_state_file_a_restart_forgets_the_epoch(start: Start) -> None:
+    async with start(state=False) as bridge, member(bridge, "vfw-b") as new_active:
+        await new_active.arm_watchdog(60, WatchdogAction.NONE, 5)
+    async with start(state=False) as bridge, member(bridge, "vfw-a") as deposed:
+        status = await deposed.arm_watchdog(60, WatchdogAction.NONE, 4)  # the hole, reopened
+        assert status.armed
+
+
+async def test_a_duplicate_escalation_gets_its_ticket_back_after_a_restart(
+        start: Start, sim: SimDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = asyncio.Event()
+    reset = sim.reset
+
+    async def held_reset(name: str) -> None:  # a reboot that does not finish before the stop
+        await gate.wait()
+        await reset(name)
+
+    monkeypatch.setattr(sim, "reset", held_reset)
+    async with start() as bridge, member(bridge, "vfw-a") as vfw_a:
+        recorded = await vfw_a.escalate("k-report", "db lost", RepairAction.NONE, 3)
+        reboot = await vfw_a.escalate("k-reboot", "hung", RepairAction.REBOOT, 3)
+        async for t in vfw_a.watch_repair(reboot.ticket_id, timeout_s=30):
+            if t.state is RepairState.IN_PROGRESS:
+                break
+    gate.set()
+    async with start() as bridge, member(bridge, "vfw-a") as vfw_a:
+        again = await vfw_a.escalate("k-report", "db lost", RepairAction.NONE, 3)
+        assert again == recorded
+        interrupted = await vfw_a.escalate("k-reboot", "hung", RepairAction.REBOOT, 3)
+        assert interrupted.ticket_id == reboot.ticket_id
+        assert (interrupted.state, interrupted.detail) == (RepairState.FAILED, RESTARTED)
+        # nothing holds vm-vfw-a any more: a new escalation repairs it, under a new id
+        fresh = await vfw_a.escalate("k-reboot-2", "hung", RepairAction.REBOOT, 3)
+        assert fresh.ticket_id not in (recorded.ticket_id, reboot.ticket_id)
+        async for t in vfw_a.watch_repair(fresh.ticket_id, timeout_s=30):
+            fresh = t
+        assert fresh.state is RepairState.SUCCEEDED, fresh.detail
+
+
+async def test_a_pending_maintenance_is_replayed_after_a_restart_an_expired_one_not(
+        start: Start, wall: list[float]) -> None:
+    async with start() as bridge, operator(bridge) as ops:
+        kept = await ops.plan_maintenance("h1", 600, "kernel CHG-42")
+        await ops.plan_maintenance("h2", 60, "firmware")
+    wall[0] += 120  # the bridge was down for two minutes: h2's deadline passed, h1's has not
+    async with start() as bridge, AsyncExitStack() as stack:
+        vfw, dns = await watching(bridge, stack, ("vfw", "vfw-b"), ("dns", "dns-a"))
+        await announced(vfw, kept, ("vfw-a",), "kernel CHG-42")  # the very event
+        await announced(dns, kept, ("dns-a",), "kernel CHG-42")
+        # h2's would come next if it had been kept: a live marker comes first instead (numbered
+        # above the replayed event, so the stream does not mistake it for that one)
+        async with operator(bridge) as ops:
+            marker = await ops.plan_maintenance("h2", 600, "marker")
+        assert marker.sequence > kept.sequence
+        event = await vfw.next()
+        assert (event.kind, event.sequence) == (EventKind.MAINTENANCE_PLANNED, marker.sequence)
+    wall[0] += 500  # now h1's has passed too; the marker's is still ahead (by 100 s)
+    async with start() as bridge, AsyncExitStack() as stack:
+        (vfw,) = await watching(bridge, stack, ("vfw", "vfw-a"))
+        assert (await vfw.next()).sequence == marker.sequence
