@@ -181,7 +181,7 @@ async def test_a_missing_lifecycle_event_is_logged_not_raised(
     driver = await lv.LibvirtDriver.open(uris, event_timeout_s=0.2)
     try:
         conn = driver.connection("host-a")
-        conn.domainEventDeregisterAny(driver._callback_ids["host-a"])  # the events stop coming
+        conn.domainEventDeregisterAny(driver._links.callback_id("host-a"))  # the events stop
         await driver.pause("vm-a")
         assert conn.lookupByName("vm-a").state()[0] == libvirt.VIR_DOMAIN_PAUSED
         assert "no vm-paused event within 0.2 s" in caplog.text

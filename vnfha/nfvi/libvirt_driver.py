@@ -53,19 +53,24 @@ Guarantees, beyond the driver interface's:
 - Every blocking libvirt call runs in a worker thread (``asyncio.to_thread``).
 - Importing this module silences libvirt's habit of printing every error to stderr: errors
   reach the caller as :class:`DriverError` (with libvirt's message) instead.
-
-Limits: a host whose connection drops is not reported (no ``HOST_DOWN``), and its instances fail
-with :class:`DriverError` until the driver is opened again.
+- A host whose connection is lost (libvirt's close callback, keepalives, or an operation's
+  error that says so: :mod:`vnfha.nfvi.libvirt_conn`) is reported once as ``HOST_DOWN`` and
+  reopened in the background with bounded exponential backoff; once it is back, ``HOST_UP``,
+  then one event per instance whose state changed meanwhile. While it is down,
+  :meth:`~LibvirtDriver.list_hosts` still lists it and :meth:`~LibvirtDriver.list_instances`
+  lists its instances as last seen (so that the bridge can tell their groups), but
+  :meth:`~LibvirtDriver.get_instance` and every action on them raise :class:`HostDown` naming
+  the host: the driver cannot tell whether a domain there still runs (a restarted libvirtd
+  leaves its domains running), so it neither confirms a fence nor evacuates one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -77,8 +82,15 @@ from vnfha.nfvi.driver import (
     InfraEvent,
     Instance,
     InstanceState,
-    UnknownHost,
     UnknownInstance,
+)
+from vnfha.nfvi.libvirt_conn import (
+    ConnPolicy,
+    HostDown,
+    HostLinks,
+    Via,
+    ensure_event_loop,
+    missed_events,
 )
 from vnfha.nfvi.libvirt_domains import (
     METADATA_NS,
@@ -99,7 +111,9 @@ except ImportError as _e:  # pragma: no cover - depends on the environment
 
 __all__ = [
     "METADATA_NS",
+    "ConnPolicy",
     "DomainSpec",
+    "HostDown",
     "LibvirtDriver",
     "domain_xml",
     "event_kind",
@@ -113,64 +127,61 @@ log = logging.getLogger("vnfha.nfvi.libvirt")
 
 T = TypeVar("T")
 
-# -- libvirt's event loop: one per process -------------------------------------------------------
-
-_event_loop_lock = threading.Lock()
-_event_loop_started = False
-
-
-def _run_event_loop() -> None:
-    while True:
-        try:
-            libvirt.virEventRunDefaultImpl()
-        except libvirt.libvirtError:
-            log.exception("libvirt event loop iteration failed")
-
-
-def ensure_event_loop() -> None:
-    """Register libvirt's default event loop and start the daemon thread that runs it, once per
-    process. Connections opened before this call deliver no events, so :meth:`LibvirtDriver.open`
-    calls it first. The thread lives as long as the process (libvirt cannot unregister it)."""
-    global _event_loop_started  # noqa: PLW0603 - a process-wide singleton, like libvirt's own
-    with _event_loop_lock:
-        if _event_loop_started:
-            return
-        libvirt.registerErrorHandler(_ignore_error, None)
-        libvirt.virEventRegisterDefaultImpl()
-        threading.Thread(target=_run_event_loop, name="vnfha-libvirt-events",
-                         daemon=True).start()
-        _event_loop_started = True
-
-
-def _ignore_error(_ctx: object, _err: object) -> None:
-    """libvirt's error callback: errors are raised as exceptions, not printed."""
-
-
 # -- the driver ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class _Found:
-    """One instance located on its host, with the domain handle the action will use."""
+    """One instance located on its host, with the domain handle the action will use and the
+    connection it came from (both None for a copy only remembered from a host that is down)."""
 
     instance: Instance
     domain: Any  # libvirt.virDomain (the binding ships no types)
+    via: Via | None
 
 
 _Waiter = tuple[str, str, EventKind, "asyncio.Future[None]"]
+
+
+class _LastSeen:
+    """What each host held when the driver last looked (scans, lookups, lifecycle events): what
+    it lists for a host that is down, and what a reconnect compares with. Thread-safe: worker
+    threads scan, the loop applies events."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hosts: dict[str, dict[str, Instance]] = {}
+
+    def replace(self, host: str, instances: Iterable[Instance]) -> None:
+        with self._lock:
+            self._hosts[host] = {i.name: i for i in instances}
+
+    def put(self, instance: Instance) -> None:
+        with self._lock:
+            self._hosts.setdefault(instance.host, {})[instance.name] = instance
+
+    def drop(self, host: str, name: str) -> None:
+        with self._lock:
+            self._hosts.get(host, {}).pop(name, None)
+
+    def on(self, host: str) -> dict[str, Instance]:
+        with self._lock:
+            return dict(self._hosts.get(host, {}))
 
 
 class LibvirtDriver:
     """Domains as instances, connections as hosts (see the module docstring). Make one with
     :meth:`open`.
 
-    ``clock`` times the waits for lifecycle callbacks (``event_timeout_s`` per action);
-    ``max_queued_events`` bounds each :meth:`events` subscriber's backlog."""
+    ``clock`` times the waits for lifecycle callbacks (``event_timeout_s`` per action) and the
+    reconnects; ``max_queued_events`` bounds each :meth:`events` subscriber's backlog;
+    ``policy`` sets keepalives and the reconnect backoff; ``opener`` opens a URI
+    (``libvirt.open``, replaceable for tests)."""
 
-    def __init__(self, connections: Mapping[str, Any], *, loop: asyncio.AbstractEventLoop,
+    def __init__(self, hosts: Mapping[str, str], *, loop: asyncio.AbstractEventLoop,
                  clock: Clock | None = None, event_timeout_s: float = 10.0,
-                 max_queued_events: int = 10_000) -> None:
-        self._conns: dict[str, Any] = dict(connections)
+                 max_queued_events: int = 10_000, policy: ConnPolicy | None = None,
+                 opener: Callable[[str], Any] | None = None) -> None:
         self._loop = loop
         self._clock: Clock = clock or SystemClock()
         self._event_timeout_s = event_timeout_s
@@ -178,36 +189,35 @@ class LibvirtDriver:
             max_queued=max_queued_events,
             lagged=lambda n: DriverError(f"libvirt events: subscriber fell {n} events behind",
                                          operation="events"))
+        self._links = HostLinks(hosts, loop=loop, clock=self._clock, policy=policy or ConnPolicy(),
+                                opener=opener or libvirt.open, lifecycle=self._on_lifecycle,
+                                on_down=self._host_down, on_up=self._host_up)
+        self._seen = _LastSeen()
         self._waiters: list[_Waiter] = []
-        self._callback_ids: dict[str, int] = {}
         self._managed: set[str] = set()  # names known to carry vnfha metadata
         self._closed = False
 
     @classmethod
     async def open(cls, hosts: Mapping[str, str], *, clock: Clock | None = None,
-                   event_timeout_s: float = 10.0, max_queued_events: int = 10_000
+                   event_timeout_s: float = 10.0, max_queued_events: int = 10_000,
+                   policy: ConnPolicy | None = None, opener: Callable[[str], Any] | None = None
                    ) -> LibvirtDriver:
-        """Connect to every host's URI (``{"host-a": "qemu:///system"}``) and subscribe to its
-        lifecycle events. :class:`DriverError` naming the host and URI if one cannot be opened
-        (the ones already opened are closed again)."""
+        """Connect to every host's URI (``{"host-a": "qemu:///system"}``), watch each connection
+        and subscribe to its lifecycle events, and note which instances each host holds.
+        :class:`DriverError` naming the host and URI if one cannot be opened (the ones already
+        opened are closed again). Later losses are not errors: see the module docstring."""
         if not hosts:
             raise DriverError("the libvirt driver needs at least one host", operation="open")
         await asyncio.to_thread(ensure_event_loop)
-        conns: dict[str, Any] = {}
+        driver = cls(hosts, loop=asyncio.get_running_loop(), clock=clock,
+                     event_timeout_s=event_timeout_s, max_queued_events=max_queued_events,
+                     policy=policy, opener=opener)
         try:
-            for host, uri in sorted(hosts.items()):
-                try:
-                    conns[host] = await asyncio.to_thread(libvirt.open, uri)
-                except libvirt.libvirtError as e:
-                    raise DriverError(f"host {host!r}: cannot open {uri!r}: "
-                                      f"{e.get_error_message()}", operation="open") from e
-            driver = cls(conns, loop=asyncio.get_running_loop(), clock=clock,
-                         event_timeout_s=event_timeout_s, max_queued_events=max_queued_events)
-            await driver._subscribe_all()
+            await driver._links.open_all()
+            up = driver._links.snapshot()[0]
+            await driver._blocking("open", None, lambda: [driver._scan_host(v) for v in up])
         except BaseException:
-            for conn in conns.values():
-                with contextlib.suppress(libvirt.libvirtError):
-                    await asyncio.to_thread(conn.close)
+            await driver.close()
             raise
         return driver
 
@@ -218,24 +228,27 @@ class LibvirtDriver:
 
     def connection(self, host: str) -> Any:
         """The driver's own ``virConnect`` for ``host`` (for tools and tests: a ``test:///``
-        hypervisor's state is private to its connection). :class:`UnknownHost` otherwise."""
-        if host not in self._conns:
-            raise UnknownHost(host, operation="connection")
-        return self._conns[host]
+        hypervisor's state is private to its connection). :class:`UnknownHost` otherwise,
+        :class:`HostDown` while its connection is lost."""
+        return self._links.current(host, operation="connection").conn
 
     # -- inventory --------------------------------------------------------------------------------
 
     async def list_instances(self) -> list[Instance]:
-        """Every domain with vnfha metadata on every host, sorted by name."""
-        return await self._blocking("list_instances", None, self._scan)
+        """Every domain with vnfha metadata on every host, sorted by name. A host that is down
+        contributes its instances as last seen, state included (the bridge routes its
+        ``HOST_DOWN`` to their groups); acting on them raises :class:`HostDown`."""
+        up, down = self._links.snapshot()
+        return await self._blocking("list_instances", None, lambda: self._scan(up, down))
 
     async def get_instance(self, name: str) -> Instance:
-        """One instance's current state; :class:`UnknownInstance` if there is none."""
+        """One instance's current state; :class:`UnknownInstance` if there is none,
+        :class:`HostDown` if it is on a host that is down (its state there is unknown)."""
         return (await self._find(name, "get_instance")).instance
 
     async def list_hosts(self) -> list[str]:
-        """Every host label, sorted."""
-        return sorted(self._conns)
+        """Every host label, sorted, including hosts that are down."""
+        return self._links.hosts()
 
     # -- the Driver actions ---------------------------------------------------------------------
 
@@ -298,10 +311,11 @@ class LibvirtDriver:
     async def migrate(self, name: str, host: str) -> None:
         """Cold evacuation to ``host`` (see the module docstring); returns once the domain runs
         there. Migrating to the host it is on restarts it in place. :class:`UnknownHost` for a
-        host the driver does not know. If creating it on the target fails, the target's copy is
-        undefined again and the domain stays (shut off) on the source."""
-        if host not in self._conns:
-            raise UnknownHost(host, operation="migrate")
+        host the driver does not know, :class:`HostDown` if the target or the source is down
+        (a domain on a host the driver cannot reach may still run there: moving it would make
+        two). If creating it on the target fails, the target's copy is undefined again and the
+        domain stays (shut off) on the source."""
+        target = self._links.current(host, operation="migrate", instance=name)
         found = await self._find(name, "migrate")
         source = found.instance.host
         if found.instance.state not in (InstanceState.STOPPED, InstanceState.CRASHED):
@@ -309,25 +323,25 @@ class LibvirtDriver:
         if source == host:
             moved = found
         else:
-            target = self._conns[host]
             flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
             definition: str = await self._blocking(
-                "migrate", name, lambda: found.domain.XMLDesc(flags))
-            domain = await self._blocking("migrate", name, lambda: target.defineXML(definition))
+                "migrate", name, lambda: found.domain.XMLDesc(flags), found.via)
+            domain = await self._blocking(
+                "migrate", name, lambda: target.conn.defineXML(definition), target)
             moved = _Found(Instance(name, found.instance.group, found.instance.member, host,
-                                    InstanceState.STOPPED), domain)
+                                    InstanceState.STOPPED), domain, target)
         self._publish(EventKind.VM_MIGRATED, moved.instance, f"from {source} to {host}")
         try:
             await self._act(moved, "migrate", "create", EventKind.VM_STARTED)
         except DriverError:
             if moved is not found:
                 with contextlib.suppress(DriverError):
-                    await self._blocking("migrate", name, moved.domain.undefine)
+                    await self._blocking("migrate", name, moved.domain.undefine, moved.via)
             raise
         await self._confirm(moved, "migrate", InstanceState.RUNNING)
         if moved is not found:
             try:
-                await self._blocking("migrate", name, found.domain.undefine)
+                await self._blocking("migrate", name, found.domain.undefine, found.via)
             except DriverError as e:
                 raise DriverError(f"migrate {name!r}: running on {host!r}, but its copy on "
                                   f"{source!r} could not be undefined: {e}", instance=name,
@@ -338,21 +352,46 @@ class LibvirtDriver:
         return self._events.subscribe()
 
     async def close(self) -> None:
-        """Unsubscribe from every host's events, close the connections and end every events
-        iterator. Domains keep running. Idempotent."""
+        """Stop reconnecting, unsubscribe from every host's events, close the connections and
+        end every events iterator. Domains keep running. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        for host, conn in self._conns.items():
-            callback_id = self._callback_ids.pop(host, None)
-            with contextlib.suppress(libvirt.libvirtError):
-                if callback_id is not None:
-                    await asyncio.to_thread(conn.domainEventDeregisterAny, callback_id)
-                await asyncio.to_thread(conn.close)
+        await self._links.close()
         for _, _, _, waiter in self._waiters:
             waiter.cancel()
         self._waiters.clear()
         self._events.close()
+
+    # -- hosts lost and back (on the loop, called by HostLinks) ---------------------------------
+
+    def _host_down(self, host: str, reason: str) -> None:
+        """Publish ``HOST_DOWN`` (as the simulator does: ``host`` set, no instance) and release
+        the actions waiting for an event from the host: they fail reading the state back."""
+        self._events.publish(InfraEvent(EventKind.HOST_DOWN, host=host,
+                                        detail=f"libvirt connection lost: {reason}"))
+        for _, waiting_on, _, waiter in self._waiters:
+            if waiting_on == host and not waiter.done():
+                waiter.set_result(None)
+
+    async def _host_up(self, host: str) -> None:
+        """Publish ``HOST_UP``, look at the host again, and publish an event for each instance
+        whose state changed meanwhile (see :func:`~vnfha.nfvi.libvirt_conn.missed_events`)."""
+        self._events.publish(InfraEvent(EventKind.HOST_UP, host=host,
+                                        detail="libvirt connection re-established"))
+        before = {name: i.state for name, i in self._seen.on(host).items()}
+        try:
+            via = self._links.current(host, operation="reconnect")
+            found = await self._blocking("reconnect", None, lambda: self._scan_host(via), via)
+        except DriverError as e:
+            log.warning("libvirt: host %s: cannot list its domains after reconnecting: %s",
+                        host, e)
+            return
+        if found is None:
+            return  # lost again already (reported)
+        after = {f.instance.name: f.instance for f in found}
+        for name, kind in missed_events(before, {n: i.state for n, i in after.items()}):
+            self._publish(kind, after[name], "changed while the libvirt connection was lost")
 
     # -- locating instances (blocking: run in a worker thread) ------------------------------------
 
@@ -366,7 +405,7 @@ class LibvirtDriver:
             raise
         return parse_metadata(text)
 
-    def _read(self, host: str, domain: Any) -> _Found | None:
+    def _instance(self, host: str, domain: Any) -> Instance | None:
         """The instance behind ``domain`` on ``host``, None if it is not vnfha's."""
         identity = self._identity(domain)
         if identity is None:
@@ -374,50 +413,108 @@ class LibvirtDriver:
         name: str = domain.name()
         self._managed.add(name)
         state, reason = domain.state()
-        return _Found(Instance(name, identity[0], identity[1], host,
-                               instance_state(state, reason)), domain)
+        return Instance(name, identity[0], identity[1], host, instance_state(state, reason))
 
-    def _scan(self) -> list[Instance]:
+    def _scan_host(self, via: Via) -> list[_Found] | None:
+        """Every instance on ``via``'s host, remembered as last seen; None if the connection
+        turned out to be lost (reported)."""
+        found: list[_Found] = []
+        try:
+            for domain in via.conn.listAllDomains(0):
+                instance = self._instance(via.host, domain)
+                if instance is not None:
+                    found.append(_Found(instance, domain, via))
+        except libvirt.libvirtError as e:
+            if self._links.check(via, e) is None:
+                raise
+            return None
+        self._seen.replace(via.host, (f.instance for f in found))
+        return found
+
+    def _scan(self, up: list[Via], down: dict[str, str]) -> list[Instance]:
         copies: dict[str, list[_Found]] = {}
-        for host in sorted(self._conns):
-            for domain in self._conns[host].listAllDomains(0):
-                found = self._read(host, domain)
-                if found is not None:
-                    copies.setdefault(found.instance.name, []).append(found)
+        for via in up:
+            found = self._scan_host(via)
+            for f in self._remembered(via.host) if found is None else found:
+                copies.setdefault(f.instance.name, []).append(f)
+        for host in down:
+            for f in self._remembered(host):
+                copies.setdefault(f.instance.name, []).append(f)
         return [_pick(name, copies[name]).instance for name in sorted(copies)]
 
-    def _locate(self, name: str, operation: str) -> _Found:
+    def _remembered(self, host: str) -> list[_Found]:
+        return [_Found(i, None, None) for i in self._seen.on(host).values()]
+
+    def _lookup(self, via: Via, name: str) -> _Found | None:
+        try:
+            domain = via.conn.lookupByName(name)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+        instance = self._instance(via.host, domain)
+        return None if instance is None else _Found(instance, domain, via)
+
+    def _locate(self, name: str, operation: str, up: list[Via], down: dict[str, str]) -> _Found:
         copies: list[_Found] = []
-        for host in sorted(self._conns):
+        down = dict(down)
+        for via in up:
             try:
-                domain = self._conns[host].lookupByName(name)
+                found = self._lookup(via, name)
             except libvirt.libvirtError as e:
-                if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                    continue
-                raise
-            found = self._read(host, domain)
-            if found is not None:
+                reason = self._links.check(via, e)
+                if reason is None:
+                    raise
+                down[via.host] = reason
+                continue
+            if found is None:
+                self._seen.drop(via.host, name)
+            else:
+                self._seen.put(found.instance)
                 copies.append(found)
+        for host in down:
+            copies += [f for f in self._remembered(host) if f.instance.name == name]
         if not copies:
             raise UnknownInstance(name, operation=operation)
         try:
-            return _pick(name, copies)
+            chosen = _pick(name, copies)
         except DriverError as e:
             raise DriverError(f"{operation}: {e}", instance=name, operation=operation) from e
+        if chosen.via is None:
+            host = chosen.instance.host
+            raise HostDown(host, down[host], instance=name, operation=operation)
+        return chosen
 
     async def _find(self, name: str, operation: str) -> _Found:
-        return await self._blocking(operation, name, lambda: self._locate(name, operation))
+        up, down = self._links.snapshot()
+        return await self._blocking(operation, name,
+                                    lambda: self._locate(name, operation, up, down))
 
     # -- acting -----------------------------------------------------------------------------------
 
-    async def _blocking(self, operation: str, name: str | None, call: Callable[[], T]) -> T:
+    async def _blocking(self, operation: str, name: str | None, call: Callable[[], T],
+                        via: Via | None = None) -> T:
         """Run ``call`` in a worker thread; libvirt's errors become :class:`DriverError` (or
-        :class:`UnknownInstance` when the domain vanished) naming the instance and operation."""
+        :class:`UnknownInstance` when the domain vanished) naming the instance and operation.
+        With ``via`` (the connection ``call`` uses): :class:`HostDown` if that connection is
+        lost, before the call or as its error shows (reported to the supervisor)."""
         if self._closed:
             raise DriverError(f"{operation} {name!r}: the libvirt driver is closed",
                               instance=name, operation=operation)
+        if via is not None:
+            self._links.require(via, operation=operation, instance=name)
+
+        def guarded() -> T:
+            try:
+                return call()
+            except libvirt.libvirtError as e:
+                reason = None if via is None else self._links.check(via, e)
+                if via is not None and reason is not None:
+                    raise HostDown(via.host, reason, instance=name, operation=operation) from e
+                raise
+
         try:
-            return await asyncio.to_thread(call)
+            return await asyncio.to_thread(guarded)
         except libvirt.libvirtError as e:
             if name is not None and e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 raise UnknownInstance(name, operation=operation) from e
@@ -434,7 +531,7 @@ class LibvirtDriver:
         if expect is not None:
             self._waiters.append((name, host, expect, waiter))
         try:
-            await self._blocking(operation, name, call)
+            await self._blocking(operation, name, call, found.via)
             if expect is not None:
                 try:
                     await self._clock.wait_for(waiter, self._event_timeout_s)
@@ -446,7 +543,8 @@ class LibvirtDriver:
 
     async def _confirm(self, found: _Found, operation: str, *wanted: InstanceState) -> None:
         """Read the domain's state back; :class:`DriverError` unless it is one of ``wanted``."""
-        state, reason = await self._blocking(operation, found.instance.name, found.domain.state)
+        state, reason = await self._blocking(operation, found.instance.name, found.domain.state,
+                                             found.via)
         now = instance_state(state, reason)
         if now not in wanted:
             raise DriverError(f"{operation} {found.instance.name!r}: the domain is {now} "
@@ -462,38 +560,37 @@ class LibvirtDriver:
 
     # -- events ------------------------------------------------------------------------------------
 
-    async def _subscribe_all(self) -> None:
-        for host, conn in sorted(self._conns.items()):
-            register = functools.partial(conn.domainEventRegisterAny, None,
-                                         libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                         self._on_lifecycle, host)
-            self._callback_ids[host] = await self._blocking("open", None, register)
-
     def _on_lifecycle(self, _conn: Any, domain: Any, event: int, detail: int, host: str) -> None:
-        """libvirt's callback, on the event loop thread: map, filter, hand to asyncio."""
+        """libvirt's callback, on the event loop thread: map, filter, hand to asyncio (with the
+        domain as it is now, for the last-seen record)."""
         kind = event_kind(event, detail)
-        if kind is None:
+        if kind is None and event != libvirt.VIR_DOMAIN_EVENT_UNDEFINED:
             return
         try:
             name: str = domain.name()
         except libvirt.libvirtError:
             log.exception("libvirt: a lifecycle event on %s for a domain without a name", host)
             return
-        try:
-            managed = self._identity(domain) is not None
-        except libvirt.libvirtError:
-            managed = name in self._managed  # the domain is gone already: trust what we saw
-        if not managed:
-            return
-        item = InfraEvent(kind, instance=name, host=host,
-                          detail=f"libvirt lifecycle event {event}/{detail}")
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
-            self._loop.call_soon_threadsafe(self._deliver, item)
+            if kind is None:  # undefined: no longer on this host
+                self._loop.call_soon_threadsafe(self._seen.drop, host, name)
+                return
+            try:
+                now = self._instance(host, domain)
+                managed = now is not None
+            except libvirt.libvirtError:
+                now, managed = None, name in self._managed  # gone already: trust what we saw
+            if managed:
+                item = InfraEvent(kind, instance=name, host=host,
+                                  detail=f"libvirt lifecycle event {event}/{detail}")
+                self._loop.call_soon_threadsafe(self._deliver, item, now)
 
-    def _deliver(self, item: InfraEvent) -> None:
+    def _deliver(self, item: InfraEvent, now: Instance | None) -> None:
         """Publish a callback's event (on the loop) and release the action waiting for it."""
         if self._closed:
             return
+        if now is not None:
+            self._seen.put(now)
         self._events.publish(item)
         for name, host, kind, waiter in self._waiters:
             if (name, host, kind) == (item.instance, item.host, item.kind) and not waiter.done():
