@@ -27,7 +27,10 @@ Time: deadlines travel as wall-clock Unix seconds (``deadline_unix_s``) because 
 operators share no monotonic clock, but the book compares on the bridge's injected monotonic
 clock: the caller converts once, when the event is announced (``expires_at = now +
 (deadline_unix_s - wall_now)``), so a wall-clock step does not revive or end an entry and a
-test moves it with a ``FakeClock``. No asyncio here.
+test moves it with a ``FakeClock``. A bridge with a state file (:mod:`vnfha.nfvi.state`) saves the
+pending events with their wall-clock deadline, since its monotonic clock does not survive a
+restart, and announces them again when it starts: converted once more, the passed ones dropped.
+No asyncio here.
 """
 
 from __future__ import annotations
