@@ -21,6 +21,7 @@ import test_bridge_operations
 from test_bridge_operations import CALL_S, announced, operator, watching
 
 from vnfha.errors import BridgeRequestError, StaleEpochRejected
+from vnfha.nfvi import state as state_module
 from vnfha.nfvi.client import BridgeClient
 from vnfha.nfvi.core import BridgeLimits
 from vnfha.nfvi.model import (
@@ -89,6 +90,42 @@ async def test_a_stale_epoch_is_refused_after_a_restart(start: Start, tmp_path: 
                 await new_active.kick(5)
             assert not_armed.value.reason == "not-armed"
             await new_active.arm_watchdog(60, WatchdogAction.NONE, 5)
+
+
+async def test_a_raised_epoch_is_not_acted_on_before_it_is_saved(
+        start: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the file cannot be written, a request that raises the epoch is refused (INTERNAL),
+    and so is the next one at that epoch (the raise is still not on disk); requests that change
+    nothing write nothing."""
+    writes: list[Path] = []
+    failing = [False]
+    replace_durably = state_module._replace_durably
+
+    def counted(path: Path, data: bytes) -> None:
+        if failing[0]:
+            raise OSError(28, "No space left on device")
+        writes.append(path)
+        replace_durably(path, data)
+
+    monkeypatch.setattr(state_module, "_replace_durably", counted)
+    async with start() as bridge, member(bridge, "vfw-b") as new_active:
+        await new_active.arm_watchdog(60, WatchdogAction.NONE, 4)
+        before = len(writes)
+        await new_active.kick(4)
+        await new_active.arm_watchdog(60, WatchdogAction.NONE, 4)
+        await new_active.placement()
+        assert len(writes) == before  # nothing changed: nothing written
+        failing[0] = True
+        for _ in range(2):
+            with pytest.raises(BridgeRequestError) as caught:
+                await new_active.arm_watchdog(60, WatchdogAction.NONE, 5)
+            assert caught.value.code == "INTERNAL"
+            assert "could not save its state" in str(caught.value)
+            assert "No space left on device" in str(caught.value)
+        failing[0] = False
+        await new_active.arm_watchdog(60, WatchdogAction.NONE, 5)
+        saved = StateStore(tmp_path / "bridge.json").load()
+        assert saved is not None and saved.epochs == {"vfw": 5}
 
 
 async def test_without_a_state_file_a_restart_forgets_the_epoch(start: Start) -> None:

@@ -275,10 +275,13 @@ def test_an_unreadable_path_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_failed_write_leaves_the_old_file_and_says_why(tmp_path: Path) -> None:
+    lost = StateStore(tmp_path / "missing" / "bridge.json")
     with pytest.raises(StateFileError, match="cannot write it"):
-        save(StateStore(tmp_path / "missing" / "bridge.json"), STATE)
+        save(lost, STATE)
+    assert lost.behind  # the change is not on disk: the next request must save again
     store = StateStore(tmp_path / "bridge.json")
     save(store, STATE)
+    assert not store.behind
     if os.geteuid() == 0:
         pytest.skip("running as root: directory permissions are not enforced")
     tmp_path.chmod(0o500)  # no temporary file can be made beside it

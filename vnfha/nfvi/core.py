@@ -211,14 +211,13 @@ class BridgeCore:
 
     async def _check_epoch(self, caller: Caller) -> None:
         """Refuse a stale epoch (FAILED_PRECONDITION, ``vnfha-reason: stale-epoch``); else
-        the group's record rises to it (and is saved before the request goes on)."""
+        the group's record rises to it, and the request goes on once that is saved."""
         verdict = self._epochs.check(caller.group, caller.epoch)
         if not verdict.accepted:
             raise Refused("FAILED_PRECONDITION", f"member {caller.member!r}: {verdict.reason}",
                           metadata={wire.REASON_KEY: "stale-epoch",
                                     wire.HIGHEST_EPOCH_KEY: str(verdict.highest)})
-        if verdict.raised:
-            await self._persist()
+        await self._persist(changed=verdict.raised)
 
     async def _acting(self, caller: Caller, peer: str | None,
                       target: str | None = None) -> Instance:
@@ -404,7 +403,7 @@ class BridgeCore:
             if plan.action.by_nfvi:
                 self._spawn(self._repair(out.ticket, e.evacuation_policy),
                             f"repair-{out.ticket.ticket_id}")
-            await self._persist()
+        await self._persist(changed=out.new)
         return out.ticket
 
     async def _update(self, ticket: RepairTicket, state: RepairState, detail: str,
@@ -581,10 +580,12 @@ class BridgeCore:
         return BridgeState(self._epochs.snapshot(), self._tickets.tickets(),
                            self._tickets.next_number, self._router.pending())
 
-    async def _persist(self, *, quiet: bool = False) -> None:
-        """Save the state, if the bridge keeps one. A failure is logged, and unless ``quiet``
-        (no request to answer) refuses the request with INTERNAL."""
-        if self._state is None:
+    async def _persist(self, *, changed: bool = True, quiet: bool = False) -> None:
+        """Save the state, if the bridge keeps one, when it ``changed`` or an earlier change is
+        not on disk yet (a save failed, or is still running: a request at an epoch raised a
+        moment ago must not act before that epoch is saved either). A failure is logged, and
+        unless ``quiet`` (no request to answer) refuses the request with INTERNAL."""
+        if self._state is None or not (changed or self._state.behind):
             return
         try:
             await self._state.save(self._snapshot)

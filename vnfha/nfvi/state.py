@@ -253,6 +253,12 @@ class StateStore:
         self._written = 0
         self._encoded: dict[str, tuple[Ticket, str]] = {}  # ticket id -> (ticket, its JSON)
 
+    @property
+    def behind(self) -> bool:
+        """True while a change announced to :meth:`save` is not on disk: a save is running, or
+        the last one failed."""
+        return self._saved < self._changes
+
     def load(self) -> BridgeState | None:
         """The saved state; None if there is no file (a first start)."""
         try:
