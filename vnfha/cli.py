@@ -6,7 +6,8 @@ names the offending value:
 - 0 success;
 - 1 the request was understood and failed: unknown group or member, a switchover refused or not
   completed, the local etcd died;
-- 2 bad usage or input: a bad flag, a bad group or member name, a taken port, no etcd binary;
+- 2 bad usage or input: a bad flag, a bad group or member name, a taken port, no etcd binary,
+  a bridge state file (``--state-file``) that is corrupt, of another version, or unusable;
 - 3 etcd (or, for ``bridge maintenance``, the bridge) could not be reached, or refused the
   credentials.
 """

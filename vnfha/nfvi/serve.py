@@ -29,7 +29,7 @@ import grpc
 from vnfha.clock import Clock, SystemClock
 from vnfha.errors import ConfigError
 from vnfha.nfvi import wire
-from vnfha.nfvi.core import BridgeCore, BridgeLimits
+from vnfha.nfvi.core import BridgeLimits
 from vnfha.nfvi.driver import Driver
 from vnfha.nfvi.inventory import launch_inventory, load_inventory
 from vnfha.nfvi.server import BridgeServer
@@ -123,11 +123,7 @@ def make_server(driver: Driver, options: ServeOptions, *, clock: Clock,
     server = BridgeServer(driver, listen=options.listen, clock=clock,
                           server_credentials=options.credentials(),
                           require_client_cert=options.mutual_tls, operators=options.operators,
-                          limits=options.limits)
-    # BridgeServer builds a core without a state store or a wall clock: replace it (it has not
-    # started) with one that has them
-    server.core = BridgeCore(driver, clock=clock, limits=options.limits,
-                             operators=options.operators, wall_clock=wall_clock, state=state)
+                          limits=options.limits, state=state, wall_clock=wall_clock)
     return server
 
 

@@ -22,6 +22,9 @@ Guarantees:
   ``operators`` without ``require_client_cert`` is refused (it would protect nothing).
 - grpc.health.v1 answers SERVING for ``""`` and each of the five service names while the server
   runs, NOT_SERVING once it is stopping.
+- With ``state`` (a :class:`~vnfha.nfvi.state.StateStore`), the core restores the highest
+  epochs, tickets and pending maintenances from it on entry and saves them after each change
+  (``docs/nfvi-bridge.md``, State and restarts); without it they live in memory only.
 - Leaving the context stops the gRPC server (ending open streams), the bridge's timers and
   repairs; the driver is not closed (its owner does that).
 """
@@ -29,6 +32,7 @@ Guarantees:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -40,6 +44,7 @@ from vnfha.grpc_health import HealthService, ServingStatus
 from vnfha.nfvi import wire
 from vnfha.nfvi.core import BridgeCore, BridgeLimits
 from vnfha.nfvi.driver import Driver, DriverError
+from vnfha.nfvi.state import StateStore
 from vnfha.nfvi.wire import Method, Refused
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "BridgeServer"]
@@ -61,7 +66,9 @@ class BridgeServer:
                  require_client_cert: bool = False,
                  operators: frozenset[str] = frozenset(),
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-                 limits: BridgeLimits | None = None, stop_grace_s: float = 0.5) -> None:
+                 limits: BridgeLimits | None = None, stop_grace_s: float = 0.5,
+                 state: StateStore | None = None,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         if require_client_cert and server_credentials is None:
             raise ValueError("require_client_cert needs server_credentials (mutual TLS)")
         if operators and not require_client_cert:
@@ -70,7 +77,7 @@ class BridgeServer:
                              "Operations")
         self.driver = driver
         self.core = BridgeCore(driver, clock=clock or SystemClock(), limits=limits,
-                               operators=operators)
+                               operators=operators, wall_clock=wall_clock, state=state)
         self.health = HealthService()
         self._listen = listen
         self._credentials = server_credentials
