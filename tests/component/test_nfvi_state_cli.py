@@ -85,7 +85,9 @@ def test_a_bad_state_file_stops_the_bridge_with_exit_2(tmp_path: Path, content: 
 def test_a_state_file_in_a_missing_directory_stops_the_bridge(tmp_path: Path) -> None:
     state_file = tmp_path / "no-such-dir" / "bridge-state.json"
     err = refused(state_file)
-    assert f"state file {state_file}: cannot write it" in err, err
+    # the first thing that needs the directory is the lock file beside the state file
+    assert f"state file {state_file}: cannot open its lock file" in err, err
+    assert "No such file or directory" in err
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
@@ -94,3 +96,30 @@ def test_an_unreadable_state_file_stops_the_bridge(tmp_path: Path) -> None:
     state_file.write_text("{}")
     state_file.chmod(0)
     assert "cannot read it" in refused(state_file)
+
+
+def test_a_second_bridge_on_the_same_file_is_refused_until_the_first_exits(
+    tmp_path: Path,
+) -> None:
+    state_file = tmp_path / "bridge-state.json"
+    first = serve(state_file)
+    try:
+        assert first.stdout is not None
+        assert "vnfha bridge serving on" in first.stdout.readline()
+        err = refused(state_file)
+        assert str(state_file) in err and f"pid {first.pid}" in err, err
+        assert "one bridge per state file" in err
+    finally:
+        finish(first, stop=True)
+    serve_then_stop(state_file)  # the lock went with the first bridge
+
+
+def test_a_killed_bridge_leaves_no_lock_behind(tmp_path: Path) -> None:
+    state_file = tmp_path / "bridge-state.json"
+    first = serve(state_file)
+    assert first.stdout is not None
+    assert "vnfha bridge serving on" in first.stdout.readline()
+    first.kill()  # no cleanup runs: the kernel drops the flock
+    finish(first, stop=False)
+    assert (tmp_path / "bridge-state.json.lock").exists()
+    serve_then_stop(state_file)

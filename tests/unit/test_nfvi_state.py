@@ -338,3 +338,26 @@ def test_an_older_write_never_replaces_a_newer_one(tmp_path: Path) -> None:
     store._write(BridgeState(epochs={"vfw": 5}), 2)
     store._write(replace(STATE, epochs={"vfw": 4}), 1)  # late: skipped
     assert store.load() == BridgeState(epochs={"vfw": 5})
+
+
+def test_one_claim_per_state_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    first, second = StateStore(path), StateStore(path)
+    first.claim()
+    first.claim()  # idempotent
+    assert first.lock_path.read_text().strip() == str(os.getpid())
+    with pytest.raises(StateFileError, match=rf"in use by another bridge \(pid {os.getpid()}"):
+        second.claim()
+    first.release()
+    second.claim()  # free again
+    second.release()
+    second.release()  # idempotent
+
+
+def test_a_lock_file_left_behind_without_its_lock_does_not_block(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    (tmp_path / "state.json.lock").write_text("999999\n")  # a dead bridge's leftover
+    store = StateStore(path)
+    store.claim()
+    assert store.lock_path.read_text() == f"{os.getpid()}\n"
+    store.release()

@@ -14,7 +14,8 @@ set, and then cleans up. Guarantees:
   restarts (:mod:`vnfha.nfvi.state`). A file that cannot be used (unreadable, corrupt, another
   version) is :class:`~vnfha.nfvi.state.StateFileError` naming the path, before anything is
   launched: the bridge never starts empty in its place (it would accept a deposed active's
-  stale epoch). A missing file is a first start.
+  stale epoch). A missing file is a first start. A file another bridge is using
+  (:meth:`~vnfha.nfvi.state.StateStore.claim`) is refused the same way, naming its pid.
 """
 
 from __future__ import annotations
@@ -134,13 +135,19 @@ async def serve(options: ServeOptions, *, stop: asyncio.Event,
     options.credentials()  # unreadable files: refused before anything starts
     state = None if options.state_file is None else StateStore(options.state_file)
     if state is not None:
-        await asyncio.to_thread(state.load)  # refused before anything starts; the core reloads
-    driver = await make_driver(options)
+        state.claim()  # one bridge per file: refused before anything starts
     try:
-        if inventory is not None and isinstance(driver, SimDriver):
-            await launch_inventory(driver, inventory)
-        async with make_server(driver, options, clock=SystemClock(), state=state) as bridge:
-            on_ready(bridge, len(inventory.instances) if inventory else 0)
-            await stop.wait()
+        if state is not None:
+            await asyncio.to_thread(state.load)  # refused before anything starts; the core reloads
+        driver = await make_driver(options)
+        try:
+            if inventory is not None and isinstance(driver, SimDriver):
+                await launch_inventory(driver, inventory)
+            async with make_server(driver, options, clock=SystemClock(), state=state) as bridge:
+                on_ready(bridge, len(inventory.instances) if inventory else 0)
+                await stop.wait()
+        finally:
+            await driver.close()
     finally:
-        await driver.close()
+        if state is not None:
+            state.release()

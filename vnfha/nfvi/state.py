@@ -32,6 +32,12 @@ Two parts:
   writes atomically (a temporary file in the same directory, flushed and fsynced, renamed over
   the file, then the directory fsynced), off the event loop, one write at a time; a crash at
   any moment leaves the old file or the new one, never a mix.
+
+One bridge per file: :meth:`StateStore.claim` takes an exclusive ``flock`` on ``PATH.lock``
+(the state file itself is replaced on every save, so it cannot carry the lock) and writes the
+owner's pid into it. A second bridge on the same file is refused with the holder's pid named;
+two bridges writing one file would each overwrite the other's epochs. The kernel drops the lock
+when the owner exits, however it exits, so a crashed bridge never blocks its successor.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import fcntl
 import json
 import math
 import os
@@ -252,6 +259,43 @@ class StateStore:
         self._write_lock = threading.Lock()
         self._written = 0
         self._encoded: dict[str, tuple[Ticket, str]] = {}  # ticket id -> (ticket, its JSON)
+        self._claim: int | None = None  # the open, flock'ed PATH.lock while claimed
+
+    @property
+    def lock_path(self) -> Path:
+        """The file whose ``flock`` says which bridge owns the state file."""
+        return self.path.with_name(self.path.name + ".lock")
+
+    def claim(self) -> None:
+        """Become the only bridge using this state file, until :meth:`release` or exit.
+        :class:`StateFileError` naming the holder's pid if another process holds it; idempotent
+        for this store."""
+        if self._claim is not None:
+            return
+        lock = self.lock_path
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            raise StateFileError(self.path, f"cannot open its lock file {lock}: {e}") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise StateFileError(self.path, f"in use by another bridge (pid {holder}, holding "
+                                 f"{lock}): one bridge per state file") from None
+        except OSError as e:
+            os.close(fd)
+            raise StateFileError(self.path, f"cannot lock {lock}: {e}") from e
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._claim = fd
+
+    def release(self) -> None:
+        """Give up the claim (the lock file stays, empty of meaning until the next claim)."""
+        fd, self._claim = self._claim, None
+        if fd is not None:
+            os.close(fd)  # closing the last descriptor drops the flock
 
     @property
     def behind(self) -> bool:
