@@ -8,7 +8,9 @@ evacuation avoids a host under maintenance.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 
 import pytest
@@ -17,7 +19,7 @@ from test_bridge_operations import CALL_S, Watch, announced, operator, watching
 
 from vnfha.nfvi.client import BridgeClient
 from vnfha.nfvi.core import BridgeLimits
-from vnfha.nfvi.model import EventKind, PlacementPolicy, RepairAction, RepairState
+from vnfha.nfvi.model import EventKind, HostStatus, PlacementPolicy, RepairAction, RepairState
 from vnfha.nfvi.server import BridgeServer
 from vnfha.nfvi.sim import SimDriver
 from vnfha.testing import FakeClock
@@ -138,6 +140,75 @@ async def test_an_evacuation_avoids_a_host_under_maintenance(bridge: BridgeServe
         clock.jump(600)
         detail = await evacuate("k2", "vfw-a", 1)  # from h4: h3 is free again
         assert "to h3" in detail and "maintenance" not in detail
+
+
+async def hosts_seen_by(bridge: BridgeServer, member: str = "vfw-a") -> dict[str, HostStatus]:
+    """GetPlacement's hosts, by name, as a member of vfw reads them."""
+    async with BridgeClient(bridge.address, group="vfw", member=member, timeout_s=CALL_S) as c:
+        return {h.host: h for h in (await c.placement()).hosts}
+
+
+async def hosts_until(bridge: BridgeServer, done: Callable[[dict[str, HostStatus]], bool]
+                      ) -> dict[str, HostStatus]:
+    """GetPlacement's hosts once ``done(hosts)`` (a driver event reaches the bridge a moment
+    after the driver published it), within the deadline."""
+    deadline = time.monotonic() + test_bridge_operations.DEADLINE_S
+    while not done(hosts := await hosts_seen_by(bridge)):
+        assert time.monotonic() < deadline, f"placement still {hosts}"
+        await asyncio.sleep(0.01)
+    return hosts
+
+
+async def test_placement_shows_the_pending_maintenance_until_its_deadline(
+        bridge: BridgeServer, clock: FakeClock) -> None:
+    async with operator(bridge) as ops:
+        plan = await ops.plan_maintenance("h1", 600, "kernel CHG-42")
+    hosts = await hosts_seen_by(bridge, "vfw-b")  # any member sees every host's
+    h1 = hosts["h1"]
+    assert h1.up and h1.maintenance_pending
+    assert h1.maintenance_deadline_unix_s == plan.deadline_unix_s  # exactly the event's
+    assert h1.maintenance_detail == "planned maintenance: kernel CHG-42"
+    assert [h for h, s in hosts.items() if s.maintenance_pending] == ["h1"]
+    assert hosts["h2"] == HostStatus("h2", True)
+    async with AsyncExitStack() as stack:
+        (vfw,) = await watching(bridge, stack, ("vfw", "vfw-a"))
+        replayed = await vfw.next()
+        assert (replayed.deadline_unix_s, replayed.detail) == (h1.maintenance_deadline_unix_s,
+                                                               h1.maintenance_detail)
+    clock.jump(599)
+    assert (await hosts_seen_by(bridge))["h1"].maintenance_pending
+    clock.jump(1)  # the deadline: over
+    assert (await hosts_seen_by(bridge))["h1"] == HostStatus("h1", True)
+
+
+async def test_placement_shows_the_newest_announcement_of_a_host(bridge: BridgeServer,
+                                                                 sim: SimDriver) -> None:
+    async with operator(bridge) as ops:
+        await ops.plan_maintenance("h1", 60, "first")
+        second = await ops.plan_maintenance("h1", 6000, "postponed")
+    h1 = (await hosts_seen_by(bridge))["h1"]
+    assert (h1.maintenance_deadline_unix_s, h1.maintenance_detail) == (
+        second.deadline_unix_s, "planned maintenance: postponed")
+    sim.plan_maintenance("h3", 1_900_000_000.0)  # the hypervisor's own announcement: shown too
+    h3 = (await hosts_until(bridge, lambda hosts: hosts["h3"].maintenance_pending))["h3"]
+    assert (h3.maintenance_deadline_unix_s, h3.maintenance_detail) == (
+        1_900_000_000.0, "planned maintenance")
+
+
+async def test_placement_no_longer_shows_it_once_the_host_went_down(bridge: BridgeServer,
+                                                                    sim: SimDriver) -> None:
+    async with operator(bridge) as ops:
+        await ops.plan_maintenance("h2", 600, "kernel CHG-42")
+    assert (await hosts_seen_by(bridge))["h2"].maintenance_pending
+    async with AsyncExitStack() as stack:
+        (live,) = await watching(bridge, stack, ("vfw", "vfw-a"))
+        await live.next()  # the replayed announcement
+        await sim.fail_host("h2")  # the maintenance began
+        assert (await live.next()).kind is EventKind.HOST_DOWN  # routed: the bridge knows
+    assert (await hosts_seen_by(bridge))["h2"] == HostStatus("h2", False)
+    sim.restore_host("h2")
+    hosts = await hosts_until(bridge, lambda hosts: hosts["h2"].up)
+    assert hosts["h2"] == HostStatus("h2", True)  # back up: maintained, not pending again
 
 
 def test_the_bound_is_validated() -> None:

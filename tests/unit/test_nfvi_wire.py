@@ -67,8 +67,13 @@ def test_replies_round_trip() -> None:
     assert wire.watchdog_from_pb(wire.watchdog_to_pb(WatchdogStatus("vm", False))) == \
         WatchdogStatus("vm", False)
     view = PlacementView((MemberPlacement("a", "vm-a", "h1", InstanceState.PAUSED),),
-                         (HostStatus("h1", True), HostStatus("h2", False)))
+                         (HostStatus("h1", True, 1.9e9 + 0.25, "planned maintenance: CHG-42"),
+                          HostStatus("h2", False)))
     assert wire.placement_from_pb(wire.placement_to_pb(view)) == view
+    (h1, h2) = wire.placement_to_pb(view).hosts
+    assert (h1.maintenance_pending, h1.maintenance_deadline_unix_s) == (True, 1.9e9 + 0.25)
+    assert (h2.maintenance_pending, h2.maintenance_deadline_unix_s, h2.maintenance_detail) == (
+        False, 0.0, "")
     report = PolicyReport(PlacementPolicy.ANTI_AFFINITY, (Violation("h1", ("a", "b"), "x"),))
     assert wire.policy_from_pb(wire.policy_to_pb(report), report.policy) == report
     for applied in (FenceMode.KILL, None):
@@ -81,6 +86,15 @@ def test_replies_round_trip() -> None:
     event = BridgeEvent(EventKind.MAINTENANCE_PLANNED, "", "", "h1", ("a", "b"), 1.9e9, "d", 4)
     assert wire.event_from_pb(wire.event_to_pb(event)) == event
     assert wire.event_from_pb(pb.Event(kind=99)) is None  # a newer bridge's kind is skipped
+
+
+def test_a_host_reads_as_under_maintenance_only_when_the_bridge_says_so() -> None:
+    older = pb.GetPlacementReply(hosts=[pb.HostStatus(host="h1", up=True)])  # no such fields
+    (host,) = wire.placement_from_pb(older).hosts
+    assert host == HostStatus("h1", True) and not host.maintenance_pending
+    stray = pb.GetPlacementReply(hosts=[pb.HostStatus(host="h1", up=True,
+                                                      maintenance_deadline_unix_s=5.0)])
+    assert not wire.placement_from_pb(stray).hosts[0].maintenance_pending
 
 
 def test_request_checks_name_the_field() -> None:

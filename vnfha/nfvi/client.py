@@ -102,7 +102,7 @@ class NfviPort(Protocol):
         ...
 
     async def placement(self, *, call_timeout_s: float | None = None) -> PlacementView:
-        """Where the group's members run."""
+        """Where the group's members run, and every host (up or down, pending maintenance)."""
         ...
 
     async def check_policy(self, policy: PlacementPolicy, *,
@@ -224,7 +224,9 @@ class BridgeClient:
         return wire.fence_from_pb(await self._unary("Fence", request, call_timeout_s))
 
     async def placement(self, *, call_timeout_s: float | None = None) -> PlacementView:
-        """Where the group's members run, and every host."""
+        """Where the group's members run, and every host: up or down, and its pending planned
+        maintenance (:attr:`HostStatus.maintenance_pending
+        <vnfha.nfvi.model.HostStatus.maintenance_pending>`, deadline and detail)."""
         request = pb.GetPlacementRequest(caller=self._caller())
         return wire.placement_from_pb(await self._unary("GetPlacement", request,
                                                         call_timeout_s))

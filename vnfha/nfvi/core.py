@@ -29,8 +29,8 @@ Guarantees:
   passes or its host goes down (:mod:`vnfha.nfvi.maintenance`, at most
   ``max_pending_maintenance``, one per host): a new WatchEvents subscriber first receives the
   pending ones of the hosts where its group has an instance, then the live events (an event
-  is never sent twice on one stream), and an evacuation avoids those hosts when another one
-  qualifies.
+  is never sent twice on one stream), GetPlacement shows it on its host, and an evacuation
+  avoids those hosts when another one qualifies.
 - With a state file (``state``, :mod:`vnfha.nfvi.state`) the epochs, tickets and pending
   maintenances survive a restart: the core starts from the saved state (open tickets become
   FAILED) and saves it after every change, before answering the request that made it (a save
@@ -64,7 +64,6 @@ from vnfha.nfvi.model import (
     EventKind,
     FenceMode,
     FenceResult,
-    HostStatus,
     InstanceState,
     MaintenancePlan,
     MemberPlacement,
@@ -329,13 +328,12 @@ class BridgeCore:
     # -- Placement --------------------------------------------------------------------------------
 
     async def placement(self, caller: Caller, peer: str | None) -> PlacementView:
-        """Where the caller's group runs, and every host."""
+        """Where the caller's group runs, and every host: up or down, and its pending planned
+        maintenance."""
         group = await self._group(caller, peer)
         members = tuple(MemberPlacement(m, i.name, i.host, i.state)
                         for m, i in sorted(group.items()))
-        hosts = tuple(HostStatus(h, h not in self._router.down)
-                      for h in await self.driver.list_hosts())
-        return PlacementView(members, hosts)
+        return PlacementView(members, self._router.host_status(await self.driver.list_hosts()))
 
     async def check_policy(self, caller: Caller, peer: str | None,
                            policy: PlacementPolicy) -> PolicyReport:

@@ -161,10 +161,22 @@ class MemberPlacement:
 
 @dataclass(frozen=True, slots=True)
 class HostStatus:
-    """One host; ``up`` is False after a HOST_DOWN and until a HOST_UP."""
+    """One host; ``up`` is False after a HOST_DOWN and until a HOST_UP.
+
+    ``maintenance_deadline_unix_s`` (wall clock) and ``maintenance_detail`` describe the host's
+    pending planned maintenance, the one a new WatchEvents stream would be sent first: set from
+    its announcement until its deadline passes or the host goes down; None and ``""`` when
+    there is none."""
 
     host: str
     up: bool
+    maintenance_deadline_unix_s: float | None = None
+    maintenance_detail: str = ""
+
+    @property
+    def maintenance_pending(self) -> bool:
+        """True while a planned maintenance of the host is pending."""
+        return self.maintenance_deadline_unix_s is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,8 @@ the core reads the driver's inventory and hands each event over. Guarantees:
   HOST_UP, MAINTENANCE_PLANNED) to every group with a member on that host (``members``, sorted).
   ``sequence`` numbers every published event, in order.
 - HOST_DOWN marks the host down until HOST_UP (:attr:`EventRouter.down`).
+- :meth:`EventRouter.host_status` tells, for GetPlacement, whether each host is up and its
+  pending maintenance (the one a new stream would be sent), as of now.
 - Every MAINTENANCE_PLANNED with a deadline ahead is remembered
   (:mod:`vnfha.nfvi.maintenance`: until the deadline on the monotonic clock, or the host's
   HOST_DOWN; one per host; at most ``max_pending_maintenance``). A new stream
@@ -28,7 +30,7 @@ from vnfha.clock import Clock
 from vnfha.nfvi._fanout import Fanout, Subscription
 from vnfha.nfvi.driver import InfraEvent, Instance
 from vnfha.nfvi.maintenance import MaintenanceBook, replay_for
-from vnfha.nfvi.model import BridgeEvent, EventKind
+from vnfha.nfvi.model import BridgeEvent, EventKind, HostStatus
 
 __all__ = ["EventRouter"]
 
@@ -116,6 +118,18 @@ class EventRouter:
     def pending(self) -> tuple[BridgeEvent, ...]:
         """The maintenances still ahead (without ``members``), oldest announcement first."""
         return tuple(p.event for p in self.maintenance.pending(self._clock.monotonic()))
+
+    def host_status(self, hosts: Iterable[str]) -> tuple[HostStatus, ...]:
+        """Each of ``hosts``, in that order: up or down, and its pending maintenance's deadline
+        (wall clock, as announced) and detail."""
+        pending = {p.host: p.event for p in self.maintenance.pending(self._clock.monotonic())}
+        statuses = []
+        for host in hosts:
+            event = pending.get(host)
+            statuses.append(HostStatus(host, host not in self.down) if event is None else
+                            HostStatus(host, host not in self.down, event.deadline_unix_s,
+                                       event.detail))
+        return tuple(statuses)
 
     def restore(self, pending: Iterable[BridgeEvent]) -> None:
         """Take back saved maintenances (wall-clock deadlines; those passed are dropped);

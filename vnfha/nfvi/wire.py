@@ -331,17 +331,21 @@ def placement_to_pb(v: PlacementView) -> Any:
     return pb.GetPlacementReply(
         members=[pb.MemberPlacement(member=m.member, instance=m.instance, host=m.host,
                                     state=to_pb(m.state)) for m in v.members],
-        hosts=[pb.HostStatus(host=h.host, up=h.up) for h in v.hosts])
+        hosts=[pb.HostStatus(host=h.host, up=h.up, maintenance_pending=h.maintenance_pending,
+                             maintenance_deadline_unix_s=h.maintenance_deadline_unix_s or 0.0,
+                             maintenance_detail=h.maintenance_detail) for h in v.hosts])
 
 
 def placement_from_pb(m: Any) -> PlacementView:
     """The client side of :func:`placement_to_pb`; an unknown state reads as CRASHED (not
-    running: the safe reading)."""
+    running: the safe reading). A host reads as under maintenance only when
+    ``maintenance_pending`` says so (an older bridge never sets it)."""
     return PlacementView(
         tuple(MemberPlacement(p.member, p.instance, p.host,
                               _lenient(_INSTANCE, p.state, InstanceState.CRASHED))
               for p in m.members),
-        tuple(HostStatus(h.host, h.up) for h in m.hosts))
+        tuple(HostStatus(h.host, h.up, h.maintenance_deadline_unix_s, h.maintenance_detail)
+              if h.maintenance_pending else HostStatus(h.host, h.up) for h in m.hosts))
 
 
 def policy_to_pb(r: PolicyReport) -> Any:

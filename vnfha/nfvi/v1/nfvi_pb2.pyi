@@ -183,12 +183,18 @@ class MemberPlacement(_message.Message):
     def __init__(self, member: _Optional[str] = ..., instance: _Optional[str] = ..., host: _Optional[str] = ..., state: _Optional[_Union[InstanceState, str]] = ...) -> None: ...
 
 class HostStatus(_message.Message):
-    __slots__ = ("host", "up")
+    __slots__ = ("host", "up", "maintenance_pending", "maintenance_deadline_unix_s", "maintenance_detail")
     HOST_FIELD_NUMBER: _ClassVar[int]
     UP_FIELD_NUMBER: _ClassVar[int]
+    MAINTENANCE_PENDING_FIELD_NUMBER: _ClassVar[int]
+    MAINTENANCE_DEADLINE_UNIX_S_FIELD_NUMBER: _ClassVar[int]
+    MAINTENANCE_DETAIL_FIELD_NUMBER: _ClassVar[int]
     host: str
     up: bool
-    def __init__(self, host: _Optional[str] = ..., up: bool = ...) -> None: ...
+    maintenance_pending: bool
+    maintenance_deadline_unix_s: float
+    maintenance_detail: str
+    def __init__(self, host: _Optional[str] = ..., up: bool = ..., maintenance_pending: bool = ..., maintenance_deadline_unix_s: _Optional[float] = ..., maintenance_detail: _Optional[str] = ...) -> None: ...
 
 class GetPlacementReply(_message.Message):
     __slots__ = ("members", "hosts")
