@@ -4,30 +4,36 @@
 Each rig has the same inventory: instances ``vm-a`` (g1/m-a) and ``vm-c`` (g2/m-c) on ``host-a``,
 ``vm-b`` (g1/m-b) on ``host-b``, and an empty ``host-c``, all running. Besides the driver it gives
 the suite what only the hypervisor can tell: whether an instance can execute (checked outside the
-driver) and a way to stop an instance behind the driver's back.
+driver), a way to stop an instance behind the driver's back, a way to take a host down, and what
+the driver documents about a down host's instances (``dead`` or ``unknown``, see
+:mod:`vnfha.nfvi.driver`).
 
 ``libvirt``: libvirt's ``test`` hypervisor, one ``test:///<file>`` URI per host (files written by
 ``write_test_hosts``), plus a domain ``plain`` on host-a without vnfha metadata. Skipped when
 libvirt's binding is not importable, unless ``VNFHA_REQUIRE_LIBVIRT=1`` (CI), which makes that an
-error instead.
+error instead. A host goes down as a lost connection does: its connection's close callback is
+called as libvirt's event thread would (``libvirt_double``), and reconnecting is refused for the
+rest of the test. Its instances are then ``unknown``.
 
-``sim``: :class:`~vnfha.nfvi.sim.SimDriver` with small ``python -c`` sleepers as instances.
+``sim``: :class:`~vnfha.nfvi.sim.SimDriver` with small ``python -c`` sleepers as instances. A host
+goes down by ``fail_host``, which kills its instances: they are ``dead``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from vnfha.nfvi.driver import Driver, EventKind
+from vnfha.nfvi.driver import Driver, EventKind, HostDown
 
 LAYOUT: dict[str, tuple[str, str, str]] = {
     "vm-a": ("g1", "m-a", "host-a"),
@@ -36,6 +42,16 @@ LAYOUT: dict[str, tuple[str, str, str]] = {
 }
 HOSTS = ["host-a", "host-b", "host-c"]
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
+
+
+class DownInstances(enum.Enum):
+    """What a driver says about the instances of a host that is down (:mod:`vnfha.nfvi.driver`,
+    "Hosts that go down")."""
+
+    DEAD = "dead"
+    """It knows they cannot execute: CRASHED, VM_CRASHED each, power_off confirms, evacuable."""
+    UNKNOWN = "unknown"
+    """It cannot tell: listed as last seen, HostDown for get_instance and every action."""
 
 
 @dataclass
@@ -48,6 +64,11 @@ class Rig:
     a check: can that instance execute at the time of the call?"""
     stop_behind_back: Callable[[str], EventKind]
     """Stop the instance without the driver; returns the event kind the driver must report."""
+    take_host_down: Callable[[str], Awaitable[None]]
+    """Make the host go down as this hypervisor's hosts do; it stays down for the test. Taking
+    it down again is the same outage noticed again."""
+    down_instances: DownInstances
+    """What the driver documents about a down host's instances."""
 
 
 def require_libvirt() -> Any:
@@ -90,13 +111,16 @@ async def sim_rig() -> AsyncIterator[Rig]:
             os.kill(pid, signal.SIGKILL)
             return EventKind.VM_CRASHED
 
-        yield Rig(sim, probe, stop_behind_back)
+        yield Rig(sim, probe, stop_behind_back, sim.fail_host, DownInstances.DEAD)
     finally:
         await sim.close()
 
 
 async def libvirt_rig(directory: Path) -> AsyncIterator[Rig]:
     libvirt = require_libvirt()
+    from libvirt_double import Hypervisor  # noqa: PLC0415 - needs libvirt
+
+    from vnfha.clock import SystemClock  # noqa: PLC0415
     from vnfha.nfvi.libvirt_driver import (  # noqa: PLC0415
         DomainSpec,
         LibvirtDriver,
@@ -107,15 +131,23 @@ async def libvirt_rig(directory: Path) -> AsyncIterator[Rig]:
     for name, (group, member, host) in LAYOUT.items():
         layout[host].append(DomainSpec(name, group, member))
     layout["host-a"].append(DomainSpec("plain"))
-    driver = await LibvirtDriver.open(write_test_hosts(directory, layout))
+    uris = write_test_hosts(directory, layout)
+    hypervisor = Hypervisor(SystemClock())
+    driver = await LibvirtDriver.open(uris, opener=hypervisor)
     executing = {libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED,
                  libvirt.VIR_DOMAIN_SHUTDOWN, libvirt.VIR_DOMAIN_NOSTATE}
 
     def domains(name: str) -> list[Any]:
-        found = []
+        found, unseen = [], []
         for host in HOSTS:
+            try:
+                conn = driver.connection(host)
+            except HostDown:
+                unseen.append(host)
+                continue
             with contextlib.suppress(libvirt.libvirtError):
-                found.append(driver.connection(host).lookupByName(name))
+                found.append(conn.lookupByName(name))
+        assert found or not unseen, f"{name} may be on {unseen}, which cannot be looked at"
         return found
 
     def probe(name: str) -> Callable[[], bool]:
@@ -126,8 +158,12 @@ async def libvirt_rig(directory: Path) -> AsyncIterator[Rig]:
         domain.destroy()
         return EventKind.VM_STOPPED
 
+    async def take_host_down(host: str) -> None:
+        hypervisor.unreachable.add(uris[host])  # no reconnecting: it stays down
+        hypervisor.last(uris[host]).close_as_libvirt_would(libvirt.VIR_CONNECT_CLOSE_REASON_EOF)
+
     try:
-        yield Rig(driver, probe, stop_behind_back)
+        yield Rig(driver, probe, stop_behind_back, take_host_down, DownInstances.UNKNOWN)
     finally:
         await driver.close()
 

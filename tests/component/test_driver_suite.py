@@ -13,12 +13,13 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from driver_rigs import HOSTS, LAYOUT, Rig
+from driver_rigs import HOSTS, LAYOUT, DownInstances, Rig
 
 from vnfha.nfvi.driver import (
     Driver,
     DriverError,
     EventKind,
+    HostDown,
     InfraEvent,
     Instance,
     InstanceState,
@@ -217,3 +218,91 @@ async def test_close_ends_every_event_iterator(rig: Rig) -> None:
     assert await asyncio.wait_for(anext(second, None), DEADLINE_S) is None
     assert await asyncio.wait_for(anext(rig.driver.events(), None), DEADLINE_S) is None
     await rig.driver.close()  # idempotent
+
+
+# -- a host that goes down (driver.py: "Hosts that go down") -------------------------------------
+
+
+async def host_a_down(rig: Rig) -> AsyncIterator[InfraEvent]:
+    """Take host-a down (and notice it twice); returns a subscription made before, whose
+    HOST_DOWN and, for a driver that knows its instances died, VM_CRASHED events are consumed
+    (checked here)."""
+    events = rig.driver.events()
+    await rig.take_host_down("host-a")
+    await rig.take_host_down("host-a")  # the same outage noticed again
+    (down,) = await take(events, 1)
+    assert (down.kind, down.host, down.instance) == (K.HOST_DOWN, "host-a", None)
+    if rig.down_instances is DownInstances.DEAD:
+        crashed = await take(events, 2)
+        assert sorted((e.kind, e.instance, e.host) for e in crashed) == [
+            (K.VM_CRASHED, "vm-a", "host-a"), (K.VM_CRASHED, "vm-c", "host-a")]
+    return events
+
+
+async def test_a_host_down_is_one_event_and_the_host_and_its_instances_stay_listed(
+        rig: Rig) -> None:
+    driver = rig.driver
+    events = await host_a_down(rig)
+    await driver.pause("vm-b")  # the other hosts work; and no second HOST_DOWN came before:
+    assert [(e.kind, e.instance) for e in await take(events, 1)] == [(K.VM_PAUSED, "vm-b")]
+    assert await driver.list_hosts() == HOSTS
+    listed = await driver.list_instances()
+    assert [i.name for i in listed] == sorted(LAYOUT)
+    for instance in listed:
+        assert (instance.group, instance.member, instance.host) == LAYOUT[instance.name]
+
+    late = driver.events()  # subscribed while host-a is down: told first
+    (down,) = await take(late, 1)
+    assert (down.kind, down.host, down.instance) == (K.HOST_DOWN, "host-a", None)
+    await driver.resume("vm-b")
+    for stream in (events, late):
+        assert [(e.kind, e.instance) for e in await take(stream, 1)] == [(K.VM_RESUMED, "vm-b")]
+
+
+@pytest.mark.parametrize(("operation", "name", "args"), [
+    ("migrate", "vm-b", ("host-a",)),  # to the down host
+    ("start", "vm-a", ()),
+    ("reset", "vm-a", ()),
+])
+async def test_what_needs_a_down_host_raises_host_down_naming_it(
+        rig: Rig, operation: str, name: str, args: tuple[str, ...]) -> None:
+    await host_a_down(rig)
+    with pytest.raises(HostDown) as e:
+        await getattr(rig.driver, operation)(name, *args)
+    assert (e.value.host, e.value.instance, e.value.operation) == ("host-a", name, operation)
+    assert "host-a" in str(e.value) and name in str(e.value) and operation in str(e.value)
+    assert [(i.name, i.host) for i in await rig.driver.list_instances() if i.name == "vm-b"] == [
+        ("vm-b", "host-b")]
+    assert rig.probe("vm-b")()
+
+
+async def test_a_down_hosts_instances_are_what_the_driver_knows(rig: Rig) -> None:
+    driver = rig.driver
+    running = {name: rig.probe(name) for name in ("vm-a", "vm-c")}
+    events = await host_a_down(rig)
+    listed = {i.name: i for i in await driver.list_instances()}
+    if rig.down_instances is DownInstances.DEAD:
+        for name, can_execute in running.items():
+            assert not can_execute()
+            assert listed[name].state is InstanceState.CRASHED
+            assert await driver.get_instance(name) == listed[name]
+        await driver.power_off("vm-a")  # confirmed at once: nothing is left to stop
+        await driver.migrate("vm-c", "host-c")  # evacuated off the dead host
+        assert (await driver.get_instance("vm-c")).host == "host-c"
+        assert rig.probe("vm-c")()
+        assert [(e.kind, e.instance, e.host) for e in await take(events, 2)] == [
+            (K.VM_MIGRATED, "vm-c", "host-c"), (K.VM_STARTED, "vm-c", "host-c")]
+        return
+    assert {n: listed[n].state for n in running} == {n: InstanceState.RUNNING for n in running}
+    for call, operation in [(lambda: driver.get_instance("vm-a"), "get_instance"),
+                            (lambda: driver.power_off("vm-a"), "power_off"),
+                            (lambda: driver.pause("vm-c"), "pause"),
+                            (lambda: driver.resume("vm-c"), "resume"),
+                            (lambda: driver.migrate("vm-c", "host-c"), "migrate")]:
+        with pytest.raises(HostDown) as e:  # never a confirmation, never a second copy
+            await call()
+        assert (e.value.host, e.value.operation) == ("host-a", operation)
+    assert {i.name: (i.host, i.state) for i in await driver.list_instances()} == {
+        i.name: (i.host, i.state) for i in listed.values()}
+    await driver.pause("vm-b")  # and no event about host-a's instances came before:
+    assert [(e.kind, e.instance) for e in await take(events, 1)] == [(K.VM_PAUSED, "vm-b")]

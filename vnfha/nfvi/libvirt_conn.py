@@ -55,6 +55,7 @@ from typing import Any
 
 from vnfha.clock import Clock
 from vnfha.errors import ConfigError
+from vnfha.nfvi import driver
 from vnfha.nfvi.driver import DriverError, EventKind, InstanceState, UnknownHost
 
 try:
@@ -175,19 +176,14 @@ def missed_events(before: Mapping[str, InstanceState], after: Mapping[str, Insta
 # -- errors and handles --------------------------------------------------------------------------
 
 
-class HostDown(DriverError):
-    """The host's libvirt connection is lost (the driver is reconnecting). ``host`` names it,
-    ``reason`` says how the loss was seen; ``instance`` and ``operation`` as for every
-    :class:`DriverError`."""
+class HostDown(driver.HostDown):
+    """The host has no libvirt connection (the driver is reconnecting): ``reason`` says how the
+    loss was seen, or why the host could not be reached at all."""
 
-    def __init__(self, host: str, reason: str, *, instance: str | None = None,
-                 operation: str | None = None) -> None:
-        self.host = host
-        self.reason = reason
-        prefix = "" if operation is None else (
-            f"{operation}: " if instance is None else f"{operation} {instance!r}: ")
-        super().__init__(f"{prefix}host {host!r} is down: its libvirt connection was lost "
-                         f"({reason})", instance=instance, operation=operation)
+    @staticmethod
+    def describe(reason: str) -> str:
+        """The message names libvirt's connection."""
+        return f"no libvirt connection to it ({reason})"
 
 
 @dataclass(frozen=True, slots=True)

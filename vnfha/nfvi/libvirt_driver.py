@@ -79,6 +79,7 @@ from vnfha.nfvi._fanout import Fanout
 from vnfha.nfvi.driver import (
     DriverError,
     EventKind,
+    HostsDownFirst,
     InfraEvent,
     Instance,
     InstanceState,
@@ -348,8 +349,12 @@ class LibvirtDriver:
                                   operation="migrate") from e
 
     def events(self) -> AsyncIterator[InfraEvent]:
-        """Every event from now on (bounded backlog per subscriber), until :meth:`close`."""
-        return self._events.subscribe()
+        """A ``HOST_DOWN`` for each host down now (detail ``no libvirt connection: <reason>``),
+        then every event from now on (bounded backlog per subscriber), until :meth:`close`."""
+        live = self._events.subscribe()
+        down = {} if self._closed else self._links.snapshot()[1]
+        return HostsDownFirst({h: f"no libvirt connection: {why}" for h, why in down.items()},
+                              live)
 
     async def close(self) -> None:
         """Stop reconnecting, unsubscribe from every host's events, close the connections and

@@ -35,8 +35,12 @@ Guarantees, beyond the driver interface's:
   ``<log_dir>/<instance>.log`` (every incarnation, with a header line per launch); without it
   they go to ``/dev/null``.
 - ``env`` entries are added to (and override) the environment the driver itself runs with.
-- A host that :meth:`fail_host` took down refuses launches, starts and migrations until
-  :meth:`restore_host`; :meth:`list_hosts` still lists it.
+- A host that :meth:`fail_host` took down refuses launches, starts, resets and migrations to
+  it with :class:`~vnfha.nfvi.driver.HostDown` until :meth:`restore_host`; :meth:`list_hosts`
+  still lists it, and :meth:`list_instances` its instances. The simulator's hosts are *dead*
+  when down, in the driver interface's terms: their instances are CRASHED (each with
+  ``VM_CRASHED``), ``power_off`` confirms at once, and ``migrate`` evacuates them to a host
+  that is up.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ from vnfha.nfvi._fanout import Fanout
 from vnfha.nfvi.driver import (
     DriverError,
     EventKind,
+    HostDown,
+    HostsDownFirst,
     InfraEvent,
     Instance,
     InstanceState,
@@ -66,6 +72,8 @@ from vnfha.nfvi.driver import (
 __all__ = ["LaunchSpec", "SimDriver"]
 
 log = logging.getLogger("vnfha.nfvi.sim")
+
+_FAILED = "host failed"  # the detail of a failed host's HOST_DOWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,8 +348,10 @@ class SimDriver:
             await self._spawn(slot, f"migrated from {source}")
 
     def events(self) -> AsyncIterator[InfraEvent]:
-        """Every event from now on (bounded backlog per subscriber), until :meth:`close`."""
-        return self._events.subscribe()
+        """A ``HOST_DOWN`` for each host down now, then every event from now on (bounded
+        backlog per subscriber), until :meth:`close`."""
+        live = self._events.subscribe()
+        return HostsDownFirst({} if self._closed else dict.fromkeys(self._down, _FAILED), live)
 
     async def close(self) -> None:
         """Kill every process this driver launched (by process group, waiting for each) and end
@@ -364,11 +374,14 @@ class SimDriver:
 
     async def fail_host(self, host: str) -> None:
         """Take ``host`` down: publish ``HOST_DOWN``, then kill each of its instances (CRASHED,
-        ``VM_CRASHED``). It refuses launches until :meth:`restore_host`."""
+        ``VM_CRASHED``). It refuses launches until :meth:`restore_host`. Failing a host that is
+        down does nothing (one outage, one ``HOST_DOWN``)."""
         if host not in self._hosts:
             raise UnknownHost(host, operation="fail_host")
+        if host in self._down:
+            return
         self._down.add(host)
-        self._events.publish(InfraEvent(EventKind.HOST_DOWN, host=host, detail="host failed"))
+        self._events.publish(InfraEvent(EventKind.HOST_DOWN, host=host, detail=_FAILED))
         for slot in [s for s in self._slots.values() if s.instance.host == host]:
             async with slot.lock:
                 if await self._kill(slot, "fail_host"):
@@ -410,8 +423,8 @@ class SimDriver:
 
     def _check_host_up(self, host: str, name: str, operation: str) -> None:
         if host in self._down:
-            raise DriverError(f"{operation} {name!r}: host {host!r} is down", instance=name,
-                              operation=operation)
+            raise HostDown(host, "failed by fail_host, not restored", instance=name,
+                           operation=operation)
 
     def _running(self, slot: _Slot, operation: str) -> asyncio.subprocess.Process:
         process = slot.process
