@@ -30,7 +30,9 @@ or keepalives. The async side bounds a callback by ``callback_timeout_s``, but a
 be cancelled: one that overruns keeps running and its late result is dropped; other callbacks
 start in new threads alongside it, while a new call of that same callback fails at once until
 it returns (so a hung ``health_check`` is one thread, not one per period). Not
-``asyncio.to_thread``: its pool is joined at exit, so a stuck callback would hang exit.
+``asyncio.to_thread``: its pool is joined at exit, so a stuck callback would hang exit. Where
+no thread may start (Python 3.12+ refuses them once the interpreter is exiting, which is when
+an ``atexit`` stop runs ``on_quiesce``), the callback runs on the loop thread instead.
 """
 
 from __future__ import annotations
@@ -223,7 +225,13 @@ class _Threaded:
                 loop.call_soon_threadsafe(settle, error)
 
         thread = f"vnfha-{self._member}-{name}"
-        threading.Thread(target=work, name=thread, daemon=True).start()
+        try:
+            threading.Thread(target=work, name=thread, daemon=True).start()
+        except RuntimeError:
+            # Python 3.12+ refuses new threads once the interpreter is exiting (an atexit
+            # stop runs on_quiesce then): run it here, on the loop thread, which has nothing
+            # else left to do
+            work()
         await done
 
 

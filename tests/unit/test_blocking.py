@@ -272,3 +272,25 @@ def test_a_hung_health_check_holds_one_thread_and_fails_each_period(
         release.set()
         until(lambda: failing() == ())
         assert len(calls) >= 3 and set(calls) == {"vnfha-a-health_check"}
+
+
+def test_callbacks_run_on_the_loop_when_no_thread_may_start(
+    loop: LoopThread, store: MemoryStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Python 3.12+ refuses new threads at interpreter exit, where an atexit stop runs
+    on_quiesce: the callback then runs on the loop thread instead of failing."""
+    ra = Recorder()
+    with Member(cfg("a"), ra, store=store, loop=loop) as a:
+        ra.member = a
+        a.wait_for_role(Role.ACTIVE, 5)
+        until(lambda: "on_active" in ra.threads)
+        start = threading.Thread.start
+
+        def refuse(self: threading.Thread) -> None:
+            if self.name.startswith("vnfha-a-"):
+                raise RuntimeError("can't create new thread at interpreter shutdown")
+            start(self)
+
+        monkeypatch.setattr(threading.Thread, "start", refuse)
+    assert ra.threads["on_quiesce"] is loop._thread  # the stop's handover ran it, inline
+    assert ra.threads["on_active"] is not loop._thread
