@@ -12,7 +12,8 @@ backoff runs on a :class:`FakeClock`. Skipped without libvirt's binding unless
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,14 +143,18 @@ class Rig:
             await asyncio.sleep(0.01)
 
 
-@pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    uris = lv.write_test_hosts(tmp_path, {
+@contextlib.asynccontextmanager
+async def running(directory: Path, *, layout: dict[str, list[lv.DomainSpec]] | None = None,
+                  unreachable: Iterable[str] = ()) -> AsyncIterator[Rig]:
+    """A driver on ``layout`` (default: vm-a and vm-c on host-a, vm-b on host-b) on a fake
+    clock, whose ``unreachable`` hosts refuse to be opened, with its events collected from the
+    start."""
+    uris = lv.write_test_hosts(directory, layout or {
         "host-a": [lv.DomainSpec("vm-a", "g1", "m-a"), lv.DomainSpec("vm-c", "g2", "m-c")],
         "host-b": [lv.DomainSpec("vm-b", "g1", "m-b")],
     })
     clock = FakeClock()
-    hypervisor = Hypervisor(clock)
+    hypervisor = Hypervisor(clock, unreachable={uris[h] for h in unreachable})
     driver = await lv.LibvirtDriver.open(uris, clock=clock, opener=hypervisor)
     events: list[InfraEvent] = []
     subscription = driver.events()
@@ -164,6 +169,12 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     finally:
         await driver.close()
         await asyncio.wait_for(collector, REAL_DEADLINE_S)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    async with running(tmp_path) as rig:
+        yield rig
 
 
 async def test_every_connection_asks_for_keepalives_and_watches_its_close(rig: Rig) -> None:
@@ -319,3 +330,84 @@ async def test_the_bridge_tells_the_groups_on_the_host_and_neither_fences_nor_ev
 async def last(items: AsyncIterator[RepairTicket]) -> RepairTicket:
     updates = [item async for item in items]
     return updates[-1]
+
+
+# -- a host that cannot be reached when the driver opens -----------------------------------------
+
+
+async def test_a_host_unreachable_at_start_starts_down_and_comes_up_later(
+        tmp_path: Path) -> None:
+    async with running(tmp_path, unreachable=["host-b"]) as rig:
+        driver, uri = rig.driver, rig.uris["host-b"]
+        opened_at = rig.clock.monotonic()
+        await rig.run_until(lambda: bool(rig.events), move_clock=False)
+        (down,) = rig.events  # the subscription starts with it
+        assert (down.kind, down.host, down.instance) == (K.HOST_DOWN, "host-b", None)
+        assert down.detail == (f"no libvirt connection: cannot open {uri!r}: Failed to "
+                               f"connect socket to {uri}: No route to host")
+        assert await driver.list_hosts() == ["host-a", "host-b"]
+        assert [i.name for i in await driver.list_instances()] == ["vm-a", "vm-c"]
+        with pytest.raises(lc.HostDown, match=r"host 'host-b' is down: no libvirt connection "
+                           r"to it \(cannot open .*No route to host\)") as e:
+            await driver.migrate("vm-a", "host-b")
+        assert (e.value.host, e.value.operation) == ("host-b", "migrate")
+        with pytest.raises(lc.HostDown):
+            driver.connection("host-b")
+        await driver.pause("vm-a")  # the reachable host works
+        await rig.run_until(lambda: (K.VM_PAUSED, "host-a", "vm-a") in rig.seen(),
+                            move_clock=False)
+
+        attempts = len(rig.hypervisor.attempts)
+        await rig.run_until(lambda: len(rig.hypervisor.attempts) == attempts + 3)
+        rig.hypervisor.unreachable.clear()  # the host is reachable now
+        await rig.run_until(lambda: (K.HOST_UP, "host-b", None) in rig.seen())
+        delays = [t - opened_at for t in rig.hypervisor.attempts[attempts:]]
+        assert delays == [0.5, 1.5, 3.5, 7.5]  # the reconnect backoff: three refused, one opened
+        instance = await driver.get_instance("vm-b")
+        assert (instance.host, instance.state) == ("host-b", S.RUNNING)
+        await driver.pause("vm-b")
+        await rig.run_until(lambda: rig.seen()[-1] == (K.VM_PAUSED, "host-b", "vm-b"))
+        assert rig.seen(K.HOST_DOWN, K.HOST_UP) == [(K.HOST_DOWN, "host-b", None),
+                                                   (K.HOST_UP, "host-b", None)]
+
+
+async def test_no_host_reachable_at_start_fails_naming_every_host(tmp_path: Path) -> None:
+    uris = lv.write_test_hosts(tmp_path, {"host-a": [], "host-b": []})
+    clock = FakeClock()
+    hypervisor = Hypervisor(clock, unreachable=set(uris.values()))
+    with pytest.raises(lv.DriverError) as e:
+        await lv.LibvirtDriver.open(uris, clock=clock, opener=hypervisor)
+    assert not isinstance(e.value, lc.HostDown) and e.value.operation == "open"
+    message = str(e.value)
+    assert message.startswith("no libvirt host could be opened: host 'host-a': cannot open ")
+    for host, uri in uris.items():
+        assert f"host {host!r}: cannot open {uri!r}: Failed to connect socket to {uri}" in message
+    assert len(hypervisor.attempts) == 2 and not hypervisor.opened
+    assert clock.next_deadline() is None  # nothing left retrying
+
+
+async def test_the_bridge_started_with_a_host_down_shows_it_and_evacuates_elsewhere(
+        tmp_path: Path) -> None:
+    """host-b (empty, first by name) cannot be reached: the bridge marks it down from the
+    start, so an evacuation of m-a goes to host-c, not to host-b."""
+    layout = {"host-a": [lv.DomainSpec("vm-a", "g1", "m-a"), lv.DomainSpec("vm-c", "g1", "m-c")],
+              "host-b": [], "host-c": []}
+    async with running(tmp_path, layout=layout, unreachable=["host-b"]) as rig, \
+            BridgeCore(rig.driver, clock=rig.clock) as core:
+        caller = Caller("g1", "m-c", 1)
+
+        async def host_b_down() -> dict[str, bool]:
+            while True:  # the bridge routes the HOST_DOWN its subscription starts with
+                up = {h.host: h.up for h in (await core.placement(caller, None)).hosts}
+                if not up["host-b"]:
+                    return up
+                await asyncio.sleep(0.01)
+
+        up = await asyncio.wait_for(host_b_down(), REAL_DEADLINE_S)
+        assert up == {"host-a": True, "host-b": False, "host-c": True}
+        ticket = await core.escalate(caller, None, Escalation(
+            "k1", "m-a", "lost its disk", RepairAction.EVACUATE, (),
+            PlacementPolicy.SOFT_ANTI_AFFINITY))
+        updates = await core.watch_repair(caller, None, ticket.ticket_id)
+        final = await asyncio.wait_for(last(updates), REAL_DEADLINE_S)
+        assert (final.state, final.host) == (RepairState.SUCCEEDED, "host-c"), final

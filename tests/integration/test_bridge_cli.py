@@ -2,7 +2,8 @@
 on SIGTERM with every simulated instance killed; clear refusals with exit code 2. And
 ``vnfha bridge maintenance`` against it: the announcement reaches the group on the host (exit 0),
 refusals exit 1 (refused) or 2 (bad input), an unreachable bridge 3; under mutual TLS only an
-operator's certificate is accepted."""
+operator's certificate is accepted. With libvirt, a host that cannot be reached is served as
+down, and none reachable exits 1."""
 
 from __future__ import annotations
 
@@ -143,6 +144,44 @@ def test_libvirt_that_cannot_be_imported_exits_2(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2, err
     assert "cannot load the libvirt driver" in err and "libvirt-python" in err
+
+
+def test_libvirt_serves_with_the_hosts_it_can_reach_and_exits_1_with_none(
+        tmp_path: Path) -> None:
+    pytest.importorskip("libvirt")
+    from vnfha.nfvi.libvirt_driver import DomainSpec, write_test_hosts  # noqa: PLC0415
+
+    uris = write_test_hosts(tmp_path, {"good": [DomainSpec("vm-a", "vfw", "vfw-a")]})
+    gone = [f"test://{tmp_path}/missing-{n}.xml" for n in (1, 2)]
+    proc = start("--driver", "libvirt", "--listen", "127.0.0.1:0",
+                 "--libvirt-host", f"good={uris['good']}", "--libvirt-host", f"gone={gone[0]}")
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"serving on (\S+) \(driver libvirt,", line)
+        assert match, f"unexpected first line {line!r}"
+
+        async def hosts() -> dict[str, bool]:
+            async with BridgeClient(match.group(1), group="vfw", member="vfw-a",
+                                    timeout_s=10) as c:
+                deadline = time.monotonic() + 20
+                while True:
+                    up = {h.host: h.up for h in (await c.placement()).hosts}
+                    if not up["gone"] or time.monotonic() > deadline:
+                        return up
+                    await asyncio.sleep(0.02)
+        assert asyncio.run(hosts()) == {"good": True, "gone": False}
+    finally:
+        stop(proc)
+    assert proc.returncode == 0
+
+    proc = start("--driver", "libvirt", "--listen", "127.0.0.1:0",
+                 *(f"--libvirt-host=gone-{n}={uri}" for n, uri in enumerate(gone)))
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1, err
+    assert "no libvirt host could be opened" in err
+    for n, uri in enumerate(gone):
+        assert f"host 'gone-{n}': cannot open {uri!r}" in err
 
 
 def test_a_taken_port_exits_2(tmp_path: Path) -> None:

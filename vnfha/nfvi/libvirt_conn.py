@@ -26,6 +26,11 @@ Guarantees (:class:`HostLinks`):
   detects its loss first (the close callback on libvirt's event thread, or a worker thread's
   failed call) marks the host down and calls ``on_down`` once, on the asyncio loop; every later
   report about the same connection, and any about an older one, is ignored.
+- :meth:`HostLinks.open_all` opens every host's URI, one after the other. A host that cannot
+  be opened starts down, with the error as its reason, and is reconnected like a lost one
+  (``on_down`` is not called for it: nobody can have subscribed yet; the driver reports it to
+  each new subscriber). Only when no host can be opened does it fail, naming every host, its
+  URI and its error.
 - While a host is down, :meth:`HostLinks.current` raises :class:`HostDown` naming it, and a
   background task reopens its URI after :func:`reconnect_delay` (``reconnect_initial_s``
   doubling up to ``reconnect_max_s``, on the injected clock), forever, until :meth:`close`.
@@ -49,14 +54,14 @@ import itertools
 import logging
 import math
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from vnfha.clock import Clock
 from vnfha.errors import ConfigError
 from vnfha.nfvi import driver
-from vnfha.nfvi.driver import DriverError, EventKind, InstanceState, UnknownHost
+from vnfha.nfvi.driver import DriverError, EventKind, Instance, InstanceState, UnknownHost
 
 try:
     import libvirt
@@ -68,6 +73,7 @@ __all__ = [
     "ConnPolicy",
     "HostDown",
     "HostLinks",
+    "LastSeen",
     "Via",
     "close_reason",
     "ensure_event_loop",
@@ -186,6 +192,15 @@ class HostDown(driver.HostDown):
         return f"no libvirt connection to it ({reason})"
 
 
+class _CannotOpen(DriverError):
+    """A host's URI could not be opened (or watched): ``reason`` says why, naming the URI."""
+
+    def __init__(self, host: str, reason: str) -> None:
+        self.host = host
+        self.reason = reason
+        super().__init__(f"host {host!r}: {reason}", operation="open")
+
+
 @dataclass(frozen=True, slots=True)
 class Via:
     """One host's connection as it was when an operation began (``generation`` tells a
@@ -206,6 +221,36 @@ class _Link:
     callback_id: int | None = None  # the lifecycle callback registered on conn
     reason: str = "not connected yet"
     down_since: float = 0.0
+
+
+class LastSeen:
+    """What each host held when the driver last looked (scans, lookups, lifecycle events): what
+    it lists for a host that is down, and what a reconnect compares with
+    (:func:`missed_events`). Thread-safe: worker threads scan, the loop applies events."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hosts: dict[str, dict[str, Instance]] = {}
+
+    def replace(self, host: str, instances: Iterable[Instance]) -> None:
+        """``host`` holds exactly ``instances`` (a scan of it)."""
+        with self._lock:
+            self._hosts[host] = {i.name: i for i in instances}
+
+    def put(self, instance: Instance) -> None:
+        """``instance`` is as given, on its host (a lookup, an event)."""
+        with self._lock:
+            self._hosts.setdefault(instance.host, {})[instance.name] = instance
+
+    def drop(self, host: str, name: str) -> None:
+        """``name`` is no longer on ``host`` (undefined, or not found there)."""
+        with self._lock:
+            self._hosts.get(host, {}).pop(name, None)
+
+    def on(self, host: str) -> dict[str, Instance]:
+        """A copy of what ``host`` held, by instance name (empty for a host never seen)."""
+        with self._lock:
+            return dict(self._hosts.get(host, {}))
 
 
 Lifecycle = Callable[[Any, Any, int, int, str], None]
@@ -239,12 +284,30 @@ class HostLinks:
         self._generations = itertools.count(1)  # every connection opened gets its own
         self._closed = False
 
-    async def open_all(self) -> None:
-        """Connect to every host, by name. :class:`DriverError` naming the host and URI for
-        the first that cannot be opened (those already open stay, for :meth:`close`)."""
+    async def open_all(self) -> dict[str, str]:
+        """Connect to every host, by name. Those that cannot be opened start down and are
+        reconnected in the background; returns them, with the reason (see the module
+        docstring). :class:`DriverError` naming every host, its URI and its error if none can
+        be opened."""
+        failed: dict[str, str] = {}
         for host in sorted(self._links):
             generation = next(self._generations)
-            self._install(host, generation, await self._connect(host, generation))
+            try:
+                self._install(host, generation, await self._connect(host, generation))
+            except _CannotOpen as e:
+                failed[host] = e.reason
+        if len(failed) == len(self._links):
+            raise DriverError("no libvirt host could be opened: " + "; ".join(
+                f"host {h!r}: {why}" for h, why in sorted(failed.items())), operation="open")
+        now = self._clock.monotonic()
+        for host, reason in sorted(failed.items()):
+            link = self._links[host]
+            link.reason, link.down_since = reason, now
+            log.warning("libvirt: host %s is down from the start (%s); connecting in the "
+                        "background (first in %g s, backing off to every %g s)", host, reason,
+                        self._policy.reconnect_initial_s, self._policy.reconnect_max_s)
+            self._spawn(self._reconnect(host))
+        return failed
 
     def hosts(self) -> list[str]:
         """Every host, up or down, sorted."""
@@ -343,7 +406,7 @@ class HostLinks:
                 continue
             break
         self._install(host, generation, opened)
-        log.warning("libvirt: host %s is up again: reconnected to %s after %.1f s (%d "
+        log.warning("libvirt: host %s is up: connected to %s after %.1f s down (%d "
                     "attempt(s))", host, link.uri, self._clock.monotonic() - link.down_since,
                     attempt)
         await self._on_up(host)
@@ -371,8 +434,7 @@ class HostLinks:
         try:
             conn = self._opener(uri)
         except libvirt.libvirtError as e:
-            raise DriverError(f"host {host!r}: cannot open {uri!r}: {e.get_error_message()}",
-                              operation="open") from e
+            raise _CannotOpen(host, f"cannot open {uri!r}: {e.get_error_message()}") from e
         try:
             _keepalive(conn, host, self._policy)
             conn.registerCloseCallback(self._on_close, (host, generation))
@@ -381,8 +443,7 @@ class HostLinks:
                 (host, generation))
         except libvirt.libvirtError as e:
             _retire(conn, None)
-            raise DriverError(f"host {host!r}: cannot watch {uri!r}: {e.get_error_message()}",
-                              operation="open") from e
+            raise _CannotOpen(host, f"cannot watch {uri!r}: {e.get_error_message()}") from e
         return conn, callback_id
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:

@@ -54,9 +54,10 @@ Guarantees, beyond the driver interface's:
 - Importing this module silences libvirt's habit of printing every error to stderr: errors
   reach the caller as :class:`DriverError` (with libvirt's message) instead.
 - A host whose connection is lost (libvirt's close callback, keepalives, or an operation's
-  error that says so: :mod:`vnfha.nfvi.libvirt_conn`) is reported once as ``HOST_DOWN`` and
-  reopened in the background with bounded exponential backoff; once it is back, ``HOST_UP``,
-  then one event per instance whose state changed meanwhile. While it is down,
+  error that says so: :mod:`vnfha.nfvi.libvirt_conn`), or that could not be opened at start
+  (as long as another could), is reported once as ``HOST_DOWN`` and reopened in the
+  background with bounded exponential backoff; once it is back, ``HOST_UP``, then one event
+  per instance whose state changed meanwhile. While it is down,
   :meth:`~LibvirtDriver.list_hosts` still lists it and :meth:`~LibvirtDriver.list_instances`
   lists its instances as last seen (so that the bridge can tell their groups), but
   :meth:`~LibvirtDriver.get_instance` and every action on them raise :class:`HostDown` naming
@@ -69,8 +70,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -89,6 +89,7 @@ from vnfha.nfvi.libvirt_conn import (
     ConnPolicy,
     HostDown,
     HostLinks,
+    LastSeen,
     Via,
     ensure_event_loop,
     missed_events,
@@ -144,32 +145,6 @@ class _Found:
 _Waiter = tuple[str, str, EventKind, "asyncio.Future[None]"]
 
 
-class _LastSeen:
-    """What each host held when the driver last looked (scans, lookups, lifecycle events): what
-    it lists for a host that is down, and what a reconnect compares with. Thread-safe: worker
-    threads scan, the loop applies events."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._hosts: dict[str, dict[str, Instance]] = {}
-
-    def replace(self, host: str, instances: Iterable[Instance]) -> None:
-        with self._lock:
-            self._hosts[host] = {i.name: i for i in instances}
-
-    def put(self, instance: Instance) -> None:
-        with self._lock:
-            self._hosts.setdefault(instance.host, {})[instance.name] = instance
-
-    def drop(self, host: str, name: str) -> None:
-        with self._lock:
-            self._hosts.get(host, {}).pop(name, None)
-
-    def on(self, host: str) -> dict[str, Instance]:
-        with self._lock:
-            return dict(self._hosts.get(host, {}))
-
-
 class LibvirtDriver:
     """Domains as instances, connections as hosts (see the module docstring). Make one with
     :meth:`open`.
@@ -193,7 +168,7 @@ class LibvirtDriver:
         self._links = HostLinks(hosts, loop=loop, clock=self._clock, policy=policy or ConnPolicy(),
                                 opener=opener or libvirt.open, lifecycle=self._on_lifecycle,
                                 on_down=self._host_down, on_up=self._host_up)
-        self._seen = _LastSeen()
+        self._seen = LastSeen()
         self._waiters: list[_Waiter] = []
         self._managed: set[str] = set()  # names known to carry vnfha metadata
         self._closed = False
@@ -205,8 +180,13 @@ class LibvirtDriver:
                    ) -> LibvirtDriver:
         """Connect to every host's URI (``{"host-a": "qemu:///system"}``), watch each connection
         and subscribe to its lifecycle events, and note which instances each host holds.
-        :class:`DriverError` naming the host and URI if one cannot be opened (the ones already
-        opened are closed again). Later losses are not errors: see the module docstring."""
+
+        A host that cannot be opened starts down: every :meth:`events` subscription starts with
+        its ``HOST_DOWN`` (detail ``no libvirt connection: cannot open '<uri>': <error>``), it
+        is connected in the background with the reconnect backoff, and once it is up comes
+        ``HOST_UP``; until then its instances are unknown to the driver. Only when no host can
+        be opened does ``open`` fail: :class:`DriverError` naming every host, its URI and its
+        error. Later losses are not errors either: see the module docstring."""
         if not hosts:
             raise DriverError("the libvirt driver needs at least one host", operation="open")
         await asyncio.to_thread(ensure_event_loop)
