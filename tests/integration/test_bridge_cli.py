@@ -148,7 +148,8 @@ def test_libvirt_that_cannot_be_imported_exits_2(tmp_path: Path) -> None:
 
 def test_libvirt_serves_with_the_hosts_it_can_reach_and_exits_1_with_none(
         tmp_path: Path) -> None:
-    pytest.importorskip("libvirt")
+    if os.environ.get("VNFHA_REQUIRE_LIBVIRT") != "1":  # CI: a missing binding fails the test
+        pytest.importorskip("libvirt")
     from vnfha.nfvi.libvirt_driver import DomainSpec, write_test_hosts  # noqa: PLC0415
 
     uris = write_test_hosts(tmp_path, {"good": [DomainSpec("vm-a", "vfw", "vfw-a")]})
