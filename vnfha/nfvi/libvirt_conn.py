@@ -61,13 +61,8 @@ from typing import Any
 from vnfha.clock import Clock
 from vnfha.errors import ConfigError
 from vnfha.nfvi import driver
+from vnfha.nfvi._libvirt import libvirt
 from vnfha.nfvi.driver import DriverError, EventKind, Instance, InstanceState, UnknownHost
-
-try:
-    import libvirt
-except ImportError as _e:  # pragma: no cover - depends on the environment
-    raise ImportError("the libvirt driver needs libvirt's Python binding: "
-                      "pip install 'vnfha[libvirt]' (and the system's libvirt-dev)") from _e
 
 __all__ = [
     "ConnPolicy",

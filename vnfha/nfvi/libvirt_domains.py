@@ -19,13 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
+from vnfha.nfvi._libvirt import libvirt
 from vnfha.nfvi.driver import DriverError, EventKind, InstanceState
-
-try:
-    import libvirt
-except ImportError as _e:  # pragma: no cover - depends on the environment
-    raise ImportError("the libvirt driver needs libvirt's Python binding: "
-                      "pip install 'vnfha[libvirt]' (and the system's libvirt-dev)") from _e
 
 __all__ = [
     "METADATA_NS",

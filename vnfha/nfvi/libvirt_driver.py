@@ -76,6 +76,7 @@ from typing import Any, TypeVar
 
 from vnfha.clock import Clock, SystemClock
 from vnfha.nfvi._fanout import Fanout
+from vnfha.nfvi._libvirt import libvirt
 from vnfha.nfvi.driver import (
     DriverError,
     EventKind,
@@ -104,12 +105,6 @@ from vnfha.nfvi.libvirt_domains import (
     pick_copy,
     write_test_hosts,
 )
-
-try:
-    import libvirt
-except ImportError as _e:  # pragma: no cover - depends on the environment
-    raise ImportError("the libvirt driver needs libvirt's Python binding: "
-                      "pip install 'vnfha[libvirt]' (and the system's libvirt-dev)") from _e
 
 __all__ = [
     "METADATA_NS",
