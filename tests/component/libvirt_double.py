@@ -11,6 +11,7 @@ where libvirt's binding is present (it skips the module otherwise, see ``require
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,17 +103,21 @@ class _FlakyDomain:
 @dataclass
 class Hypervisor:
     """The driver's opener: every connection it opens, by URI; ``refuse`` more opens fail (like
-    a daemon that is not back yet), and so does every open of a URI in ``unreachable``;
-    ``attempts`` holds the clock's time of each open."""
+    a daemon that is not back yet), and so does every open of a URI in ``unreachable``; an open
+    of a URI in ``hang`` blocks until its event is set (a remote host that does not answer),
+    then opens; ``attempts`` holds the clock's time of each open."""
 
     clock: Clock
     opened: dict[str, list[Flaky]] = field(default_factory=dict)
     attempts: list[float] = field(default_factory=list)
     refuse: int = 0
     unreachable: set[str] = field(default_factory=set)
+    hang: dict[str, threading.Event] = field(default_factory=dict)
 
     def __call__(self, uri: str) -> Flaky:
         self.attempts.append(self.clock.monotonic())
+        if uri in self.hang:
+            self.hang[uri].wait(60)
         if uri in self.unreachable:
             raise rpc_error(f"Failed to connect socket to {uri}: No route to host")
         if self.refuse > 0:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -411,3 +412,57 @@ async def test_the_bridge_started_with_a_host_down_shows_it_and_evacuates_elsewh
         updates = await core.watch_repair(caller, None, ticket.ticket_id)
         final = await asyncio.wait_for(last(updates), REAL_DEADLINE_S)
         assert (final.state, final.host) == (RepairState.SUCCEEDED, "host-c"), final
+
+
+async def test_a_host_whose_open_hangs_starts_down_and_holds_one_thread(tmp_path: Path) -> None:
+    """A host that never answers costs the start ``open_timeout_s``, then is down; the
+    reconnects start no second thread while the hung one has not returned; once it returns its
+    connection is closed (not leaked) and the next attempt brings the host up."""
+    uris = lv.write_test_hosts(tmp_path, {"host-a": [lv.DomainSpec("vm-a", "g1", "m-a")],
+                                          "host-b": [lv.DomainSpec("vm-b", "g1", "m-b")]})
+    clock = FakeClock()
+    release = threading.Event()
+    hypervisor = Hypervisor(clock, hang={uris["host-b"]: release})
+    opening = asyncio.create_task(lv.LibvirtDriver.open(
+        uris, clock=clock, opener=hypervisor, policy=lc.ConnPolicy(open_timeout_s=10)))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + REAL_DEADLINE_S
+    while not opening.done():  # both opens start at once; then only the timeout can end it
+        assert loop.time() < deadline, hypervisor.attempts
+        if len(hypervisor.attempts) == 2 and clock.next_deadline() is not None:
+            clock.jump(10)
+        await asyncio.sleep(0.01)
+    driver = await opening
+    rig = Rig(driver, hypervisor, clock, uris, [])
+    try:
+        subscription = driver.events()
+        down = await asyncio.wait_for(anext(subscription), REAL_DEADLINE_S)
+        assert (down.kind, down.host) == (K.HOST_DOWN, "host-b")
+        assert down.detail.endswith(f"cannot open {uris['host-b']!r}: no answer within 10 s")
+        assert (await driver.get_instance("vm-a")).state is S.RUNNING
+
+        async def collect() -> None:
+            async for event in subscription:
+                rig.events.append(event)
+
+        collector = asyncio.create_task(collect())
+        woken = clock.monotonic()
+        await rig.run_until(lambda: clock.monotonic() - woken > 60)  # several reconnects
+        assert len(hypervisor.attempts) == 2  # none of them started a second thread
+        release.set()  # the hung open returns now: that connection is closed again
+        await rig.run_until(lambda: bool(hypervisor.opened.get(uris["host-b"]))
+                            and hypervisor.opened[uris["host-b"]][0].closed, move_clock=False)
+        await rig.run_until(lambda: (K.HOST_UP, "host-b", None) in rig.seen())
+        assert len(hypervisor.opened[uris["host-b"]]) == 2
+        assert not hypervisor.last(uris["host-b"]).closed
+        assert (await driver.get_instance("vm-b")).host == "host-b"
+    finally:
+        release.set()
+        await driver.close()
+    await asyncio.wait_for(collector, REAL_DEADLINE_S)
+
+
+def test_open_timeout_must_be_positive() -> None:
+    for bad in (0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ConfigError, match="open_timeout_s"):
+            lc.ConnPolicy(open_timeout_s=bad)

@@ -106,8 +106,8 @@ _ARRIVED: dict[InstanceState, EventKind] = {
 class ConnPolicy:
     """How connections are watched and reopened. Refused with :class:`ConfigError` naming the
     value: an interval or count below 1 (libvirt counts whole seconds, and a count of 0 makes it
-    close an idle connection without asking), a first delay that is not a positive finite
-    number, a cap below the first delay."""
+    close an idle connection without asking), a first delay or an open timeout that is not a
+    positive finite number, a cap below the first delay."""
 
     keepalive_interval_s: int = 5
     """Send a keepalive after this many seconds without traffic."""
@@ -117,15 +117,20 @@ class ConnPolicy:
     """The wait before the first reconnect attempt; doubled after each failed one."""
     reconnect_max_s: float = 30.0
     """The longest wait between two attempts."""
+    open_timeout_s: float = 10.0
+    """How long one attempt to open a host may take before the host counts as down (at start,
+    the bridge then starts without it); libvirt's own connect can hang for minutes on an
+    unreachable remote host."""
 
     def __post_init__(self) -> None:
         for field in ("keepalive_interval_s", "keepalive_count"):
             value = getattr(self, field)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(field, value, "must be a whole number >= 1")
-        if not (math.isfinite(self.reconnect_initial_s) and self.reconnect_initial_s > 0):
-            raise ConfigError("reconnect_initial_s", self.reconnect_initial_s,
-                              "must be a finite number of seconds > 0")
+        for field in ("reconnect_initial_s", "open_timeout_s"):
+            value = getattr(self, field)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ConfigError(field, value, "must be a finite number of seconds > 0")
         if not (math.isfinite(self.reconnect_max_s)
                 and self.reconnect_max_s >= self.reconnect_initial_s):
             raise ConfigError("reconnect_max_s", self.reconnect_max_s, "must be finite and >= "
@@ -216,6 +221,7 @@ class _Link:
     callback_id: int | None = None  # the lifecycle callback registered on conn
     reason: str = "not connected yet"
     down_since: float = 0.0
+    opening: asyncio.Future[tuple[Any, int]] | None = None  # the last open attempt's thread
 
 
 class LastSeen:
@@ -285,12 +291,16 @@ class HostLinks:
         docstring). :class:`DriverError` naming every host, its URI and its error if none can
         be opened."""
         failed: dict[str, str] = {}
-        for host in sorted(self._links):
+
+        async def open_one(host: str) -> None:
             generation = next(self._generations)
             try:
                 self._install(host, generation, await self._connect(host, generation))
             except _CannotOpen as e:
                 failed[host] = e.reason
+
+        # all at once: a host that hangs delays the start by open_timeout_s, not by its share
+        await asyncio.gather(*(open_one(host) for host in sorted(self._links)))
         if len(failed) == len(self._links):
             raise DriverError("no libvirt host could be opened: " + "; ".join(
                 f"host {h!r}: {why}" for h, why in sorted(failed.items())), operation="open")
@@ -412,11 +422,23 @@ class HostLinks:
         link.conn, link.callback_id = opened
 
     async def _connect(self, host: str, generation: int) -> tuple[Any, int]:
-        """Open ``host``'s connection in a worker thread. If the caller is cancelled meanwhile,
-        the connection the thread still opens is closed again, not leaked."""
+        """Open ``host``'s connection in a worker thread, within ``open_timeout_s``. If the
+        caller is cancelled or the time runs out, the connection the thread may still open is
+        closed again, not leaked. While an earlier attempt's thread has not returned, no new one
+        starts (a host whose connect hangs holds one thread, not one per attempt)."""
+        link = self._links[host]
+        if link.opening is not None and not link.opening.done():
+            raise _CannotOpen(host, f"cannot open {link.uri!r}: the previous attempt has not "
+                              "returned yet")
         attempt = asyncio.ensure_future(asyncio.to_thread(self._open, host, generation))
+        link.opening = attempt
         try:
-            return await asyncio.shield(attempt)
+            return await self._clock.wait_for(asyncio.shield(attempt),
+                                              self._policy.open_timeout_s)
+        except TimeoutError:
+            attempt.add_done_callback(_retire_in_background)
+            raise _CannotOpen(host, f"cannot open {link.uri!r}: no answer within "
+                              f"{self._policy.open_timeout_s:g} s") from None
         except asyncio.CancelledError:
             attempt.add_done_callback(_retire_in_background)
             raise
