@@ -75,6 +75,31 @@ async def test_launch_lists_and_logs(sim: SimDriver, tmp_path: Path) -> None:
         await sim.launch("vm-a", group="g", member="m-a", host="h1", argv=argv)
 
 
+async def test_without_a_log_dir_output_goes_nowhere_not_to_the_drivers_stdout(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Inherited, an instance's stdout would mix into the bridge's own (``vnfha bridge serve``
+    prints its "serving on" line there) and hold that pipe open after the bridge exits."""
+    done = tmp_path / "printed"
+    argv = [sys.executable, "-c", "import sys, time; print('hello from the vm', flush=True); "
+            "print('and its stderr', file=sys.stderr, flush=True); "
+            f"open({str(done)!r}, 'w').close()\nwhile True: time.sleep(0.05)"]
+    driver = SimDriver()
+    try:
+        await driver.launch("vm-a", group="g", member="m", host="h1", argv=argv)
+        assert driver.log_path("vm-a") is None
+
+        async def printed() -> None:
+            while not done.exists():
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(printed(), DEADLINE_S)
+    finally:
+        await driver.close()
+    captured = capfd.readouterr()
+    assert "hello from the vm" not in captured.out
+    assert "and its stderr" not in captured.err
+
+
 async def test_pause_resume_power_off_are_confirmed_and_idempotent(sim: SimDriver) -> None:
     await sim.launch("vm-a", group="g", member="m", host="h1", argv=SLEEPER)
     pid = sim.pid("vm-a")

@@ -45,7 +45,8 @@ def wait_serving(proc: subprocess.Popen[str], security: str = "plaintext") -> st
     match = re.search(rf"serving on (\S+) \(driver sim, {security}, (\d+) instances", line)
     if not match:
         proc.kill()
-        raise AssertionError(f"unexpected first line {line!r}; stderr: {proc.communicate()[1]}")
+        raise AssertionError(f"unexpected first line {line!r}; stderr: "
+                             f"{proc.communicate(timeout=30)[1]}")
     return match.group(1)
 
 

@@ -216,7 +216,10 @@ class SimDriver:
         try:
             process = await asyncio.create_subprocess_exec(
                 *slot.spec.argv, env=env, cwd=slot.spec.cwd, stdin=asyncio.subprocess.DEVNULL,
-                stdout=out, stderr=asyncio.subprocess.STDOUT if out is not None else
+                # without a log: /dev/null, never the bridge's own stdout (an instance's output
+                # would mix into it, and the pipe would stay open after the bridge exits)
+                stdout=out if out is not None else asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.STDOUT if out is not None else
                 asyncio.subprocess.DEVNULL, start_new_session=True)
         except OSError as e:
             raise DriverError(f"instance {name!r}: cannot start {slot.spec.argv[0]!r}: {e}",
