@@ -13,21 +13,41 @@ Guarantees:
   ``""`` (the whole server) starts as SERVING.
 - ``Watch`` sends the current status at once and then every change, and ends when the server
   stops (``close``).
-- A malformed request gets INVALID_ARGUMENT; the server keeps serving.
+- A malformed request (bytes that are not a ``HealthCheckRequest``: truncated, a wrong wire
+  type for ``service``, a ``service`` that is not UTF-8, a field number outside protobuf's
+  range, a tag longer than 5 bytes) gets INVALID_ARGUMENT; the server keeps serving. Unknown
+  fields are skipped, as protobuf does (except groups, a deprecated wire type, which are
+  refused). So whatever this module accepts, protobuf's own parser reads as the same request
+  (``tests/component/test_fuzz_health.py`` checks it). Nothing a client sends makes a handler
+  raise anything but that abort, so grpc logs no traceback for it.
+- Refusals are logged (INFO, logger ``vnfha.grpc_health``) at most once every
+  ``refusal_log_interval_s``, the next line saying how many were suppressed meanwhile
+  (:attr:`HealthService.refusals` counts them all); an unknown service's NOT_FOUND is an answer,
+  not a refusal, and is not logged. A status message quotes at most
+  :data:`MAX_QUOTED_CHARS` characters of a service name, so a huge name cannot make the reply's
+  trailers exceed what a client accepts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncIterator
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import grpc
 
-__all__ = ["SERVICE_NAME", "HealthService", "ServingStatus", "probe"]
+from vnfha._ratelog import RateLimitedLog
+
+__all__ = ["MAX_QUOTED_CHARS", "SERVICE_NAME", "HealthService", "ServingStatus", "probe"]
+
+log = logging.getLogger("vnfha.grpc_health")
 
 SERVICE_NAME = "grpc.health.v1.Health"
 """The fully qualified gRPC service name of the health protocol."""
+MAX_QUOTED_CHARS = 128
+"""The most characters of a requested service name a status message quotes."""
 
 
 class ServingStatus(enum.IntEnum):
@@ -56,35 +76,41 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+def _read_varint(data: bytes, pos: int, *, max_bytes: int = 10) -> tuple[int, int]:
+    """The varint at ``pos`` (at most ``max_bytes`` long) and the position after it."""
     result = shift = 0
-    while pos < len(data):
+    end = min(len(data), pos + max_bytes)
+    while pos < end:
         byte = data[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
         if not byte & 0x80:
             return result, pos
         shift += 7
-        if shift > 63:
-            break
     raise MalformedHealthMessage("truncated or overlong varint")
 
 
-def _fields(data: bytes) -> dict[int, int | bytes]:
-    """Decode a flat protobuf message; unknown fields are skipped, as protobuf does."""
-    fields: dict[int, int | bytes] = {}
+_MAX_TAG = 0xFFFF_FFFF  # field numbers run from 1 to 2**29 - 1
+
+
+def _fields(data: bytes) -> list[tuple[int, int | bytes]]:
+    """Decode a flat protobuf message: every (number, value) of a varint or length-delimited
+    field, in order; fixed-width fields are skipped (no health field is one)."""
+    fields: list[tuple[int, int | bytes]] = []
     pos = 0
     while pos < len(data):
-        tag, pos = _read_varint(data, pos)
+        tag, pos = _read_varint(data, pos, max_bytes=5)  # a tag is 32 bits, as for protobuf
         number, wire_type = tag >> 3, tag & 7
+        if number == 0 or tag > _MAX_TAG:  # protobuf refuses both too
+            raise MalformedHealthMessage(f"invalid field number {number}")
         if wire_type == 0:
             value, pos = _read_varint(data, pos)
-            fields[number] = value
+            fields.append((number, value))
         elif wire_type == 2:
             length, pos = _read_varint(data, pos)
             if pos + length > len(data):
                 raise MalformedHealthMessage("length-delimited field runs past the end")
-            fields[number] = data[pos:pos + length]
+            fields.append((number, data[pos:pos + length]))
             pos += length
         elif wire_type in (1, 5):
             pos += 8 if wire_type == 1 else 4
@@ -102,14 +128,20 @@ def encode_request(service: str) -> bytes:
 
 
 def decode_request(data: bytes) -> str:
-    """The ``service`` of a ``HealthCheckRequest``; :class:`MalformedHealthMessage` if bad."""
-    value = _fields(data).get(1, b"")
-    if not isinstance(value, bytes):
-        raise MalformedHealthMessage("field 1 (service) is not a string")
-    try:
-        return value.decode()
-    except UnicodeDecodeError as e:
-        raise MalformedHealthMessage("service name is not UTF-8") from e
+    """The ``service`` of a ``HealthCheckRequest`` (the last one, if sent more than once, as
+    protobuf reads it); :class:`MalformedHealthMessage` if bad, including an earlier ``service``
+    that is not UTF-8 (protobuf checks each one)."""
+    service = ""
+    for number, value in _fields(data):
+        if number != 1:
+            continue
+        if not isinstance(value, bytes):
+            raise MalformedHealthMessage("field 1 (service) is not a string")
+        try:
+            service = value.decode()
+        except UnicodeDecodeError as e:
+            raise MalformedHealthMessage("service name is not UTF-8") from e
+    return service
 
 
 def encode_response(status: ServingStatus) -> bytes:
@@ -119,7 +151,7 @@ def encode_response(status: ServingStatus) -> bytes:
 
 def decode_response(data: bytes) -> ServingStatus:
     """The status of a ``HealthCheckResponse``; unknown numbers read as UNKNOWN."""
-    value = _fields(data).get(1, 0)
+    value = next((v for number, v in reversed(_fields(data)) if number == 1), 0)
     if not isinstance(value, int):
         raise MalformedHealthMessage("field 1 (status) is not a varint")
     try:
@@ -132,19 +164,35 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
+def _quoted(service: str) -> str:
+    """``service`` as a status message shows it: its repr, cut to :data:`MAX_QUOTED_CHARS`."""
+    if len(service) <= MAX_QUOTED_CHARS:
+        return repr(service)
+    return f"{service[:MAX_QUOTED_CHARS]!r}... ({len(service)} characters)"
+
+
 class HealthService:
     """The server side: per-service statuses, ``Check`` and ``Watch``.
 
     Register with ``server.add_generic_rpc_handlers((health.handler(),))`` on a ``grpc.aio``
     server; change statuses with :meth:`set`; call :meth:`close` before stopping the server so
-    that open ``Watch`` streams end.
+    that open ``Watch`` streams end. ``refusal_log_interval_s`` and ``monotonic`` rate-limit
+    the log of malformed requests (see the module).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, refusal_log_interval_s: float = 10.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._status: dict[str, ServingStatus] = {"": ServingStatus.SERVING}
         self._changed = asyncio.Condition()
         self._version = 0  # bumped on every change: a watcher never misses one between checks
         self._closed = False
+        self._refused = RateLimitedLog(log, interval_s=refusal_log_interval_s,
+                                       monotonic=monotonic)
+
+    @property
+    def refusals(self) -> Mapping[str, int]:
+        """Every malformed request refused so far (logged or not), per status code name."""
+        return dict(self._refused.counts)
 
     def status(self, service: str = "") -> ServingStatus | None:
         """The status set for ``service``, or None if it was never set."""
@@ -172,23 +220,29 @@ class HealthService:
             return
         loop.create_task(wake())  # noqa: RUF006 - fire and forget; it only wakes waiters
 
+    async def _decode(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes],
+                      method: str) -> str:
+        """The requested service name; a malformed request ends the call (INVALID_ARGUMENT),
+        logged at most once per interval."""
+        try:
+            return decode_request(request)
+        except MalformedHealthMessage as e:
+            message = f"bad HealthCheckRequest: {e}"
+            self._refused("INVALID_ARGUMENT", "health %s refused (INVALID_ARGUMENT): %s",
+                          method, message)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+
     async def _check(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes],
                      ) -> bytes:
-        try:
-            service = decode_request(request)
-        except MalformedHealthMessage as e:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad HealthCheckRequest: {e}")
+        service = await self._decode(request, context, "Check")
         status = self._status.get(service)
         if status is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {service!r}")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {_quoted(service)}")
         return encode_response(status)
 
     async def _watch(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes],
                      ) -> AsyncIterator[bytes]:
-        try:
-            service = decode_request(request)
-        except MalformedHealthMessage as e:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad HealthCheckRequest: {e}")
+        service = await self._decode(request, context, "Watch")
         last: ServingStatus | None = None
         while not self._closed:
             seen = self._version

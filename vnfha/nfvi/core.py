@@ -301,7 +301,9 @@ class BridgeCore:
 
     async def _fire(self, armed: Armed) -> None:
         """Perform an expired watchdog's action (under the instance lock), then publish
-        ``WATCHDOG_FIRED`` with the outcome; a driver failure is reported, not raised."""
+        ``WATCHDOG_FIRED`` with the outcome; a driver failure is reported, not raised. A PAUSE
+        of an instance that is not running is not attempted: it cannot execute already (it was
+        fenced, say, after the watchdog was armed), which is what the action is for."""
         actions = {WatchdogAction.RESET: self.driver.reset,
                    WatchdogAction.POWEROFF: self.driver.power_off,
                    WatchdogAction.PAUSE: self.driver.pause}
@@ -312,10 +314,15 @@ class BridgeCore:
         if act is not None:
             try:
                 async with self._lock(armed.instance):
-                    await act(armed.instance)
+                    state = None if armed.action is not WatchdogAction.PAUSE else (
+                        await self.driver.get_instance(armed.instance)).state
+                    if state is None or state is InstanceState.RUNNING:
+                        await act(armed.instance)
+                    else:
+                        outcome = f"nothing to do: {armed.instance} is {state}"
             except DriverError as e:
                 outcome = f"failed: {e}"
-        if outcome != "done":
+        if outcome.startswith("failed"):
             log.error("watchdog %s of %s %s", armed.action, armed.instance, outcome)
         detail = (f"{armed.action} after {armed.timeout_s:g} s without a kick (member "
                   f"{armed.member}, epoch {armed.epoch}): {outcome}")

@@ -11,11 +11,15 @@ set, and then cleans up. Guarantees:
   bridge runs without libvirt-python installed; when it is missing, :class:`ConfigError` says so.
 - Option mistakes are :class:`ConfigError` naming the option; nothing is started for them.
 - With ``state_file`` the bridge keeps its epochs, tickets and pending maintenances there across
-  restarts (:mod:`vnfha.nfvi.state`). A file that cannot be used (unreadable, corrupt, another
-  version) is :class:`~vnfha.nfvi.state.StateFileError` naming the path, before anything is
-  launched: the bridge never starts empty in its place (it would accept a deposed active's
-  stale epoch). A missing file is a first start. A file another bridge is using
-  (:meth:`~vnfha.nfvi.state.StateStore.claim`) is refused the same way, naming its pid.
+  restarts (:mod:`vnfha.nfvi.state`). Before the driver is even built, the file is claimed,
+  read and written back (:meth:`~vnfha.nfvi.state.StateStore.open`). A file that cannot be
+  used (unreadable, corrupt, another version, or not writable) is
+  :class:`~vnfha.nfvi.state.StateFileError` naming the path, and nothing has been launched: a
+  supervisor that restarts a bridge refused for its state file never starts and kills the
+  inventory's instances over and over, and the bridge never starts empty in the file's place
+  (it would accept a deposed active's stale epoch). A missing file is a first start. A file
+  another bridge is using (:meth:`~vnfha.nfvi.state.StateStore.claim`) is refused the same
+  way, naming its pid.
 """
 
 from __future__ import annotations
@@ -135,10 +139,14 @@ async def serve(options: ServeOptions, *, stop: asyncio.Event,
     options.credentials()  # unreadable files: refused before anything starts
     state = None if options.state_file is None else StateStore(options.state_file)
     if state is not None:
-        state.claim()  # one bridge per file: refused before anything starts
+        # one bridge per file; claimed here on the loop (it does not block), so that the
+        # finally below releases it even if we are cancelled while open() runs in its thread
+        state.claim()
     try:
         if state is not None:
-            await asyncio.to_thread(state.load)  # refused before anything starts; the core reloads
+            # read and written back (writable?) before the driver launches anything; the core
+            # reads it again, and writes it once more with its interrupted repairs FAILED
+            await asyncio.to_thread(state.open)
         driver = await make_driver(options)
         try:
             if inventory is not None and isinstance(driver, SimDriver):

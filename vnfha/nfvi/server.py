@@ -14,6 +14,11 @@ Guarantees:
   stands for several refusals. A message over ``max_message_bytes`` is RESOURCE_EXHAUSTED
   (grpc refuses it before it is decoded). A driver failure is INTERNAL. Nothing a client sends
   stops the server.
+- Refusals are logged (INFO, logger ``vnfha.nfvi.server``) at most once per status code every
+  ``refusal_log_interval_s``; the next line of a code says how many were suppressed meanwhile,
+  and :attr:`BridgeServer.refusals` counts them all (grpc.health.v1's refusals the same way,
+  on ``vnfha.grpc_health``). So a client that sends garbage as fast as it can costs the log a
+  handful of lines per interval, never one per request, and no traceback.
 - With ``require_client_cert`` (pass credentials made with ``require_client_auth=True``, e.g.
   :func:`vnfha.nfvi.wire.server_credentials`), the client certificate's common name must be the
   calling member, and the member must belong to the group it names: else PERMISSION_DENIED.
@@ -33,12 +38,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import grpc
 import grpc.aio
 
+from vnfha._ratelog import RateLimitedLog
 from vnfha.clock import Clock, SystemClock
 from vnfha.grpc_health import HealthService, ServingStatus
 from vnfha.nfvi import wire
@@ -47,12 +53,14 @@ from vnfha.nfvi.driver import Driver, DriverError
 from vnfha.nfvi.state import StateStore
 from vnfha.nfvi.wire import Method, Refused
 
-__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "BridgeServer"]
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "DEFAULT_REFUSAL_LOG_INTERVAL_S", "BridgeServer"]
 
 log = logging.getLogger("vnfha.nfvi.server")
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
 """Bridge requests are small (names and a fault text); 64 KiB leaves room and bounds memory."""
+DEFAULT_REFUSAL_LOG_INTERVAL_S = 10.0
+"""At most one refusal log line per status code this often (the others are counted)."""
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -68,7 +76,8 @@ class BridgeServer:
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
                  limits: BridgeLimits | None = None, stop_grace_s: float = 0.5,
                  state: StateStore | None = None,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time,
+                 refusal_log_interval_s: float = DEFAULT_REFUSAL_LOG_INTERVAL_S) -> None:
         if require_client_cert and server_credentials is None:
             raise ValueError("require_client_cert needs server_credentials (mutual TLS)")
         if operators and not require_client_cert:
@@ -76,9 +85,13 @@ class BridgeServer:
                              "need require_client_cert (mutual TLS); without it anyone may call "
                              "Operations")
         self.driver = driver
-        self.core = BridgeCore(driver, clock=clock or SystemClock(), limits=limits,
-                               operators=operators, wall_clock=wall_clock, state=state)
-        self.health = HealthService()
+        clock = clock or SystemClock()
+        self.core = BridgeCore(driver, clock=clock, limits=limits, operators=operators,
+                               wall_clock=wall_clock, state=state)
+        self._refused = RateLimitedLog(log, interval_s=refusal_log_interval_s,
+                                       monotonic=clock.monotonic)
+        self.health = HealthService(refusal_log_interval_s=refusal_log_interval_s,
+                                    monotonic=clock.monotonic)
         self._listen = listen
         self._credentials = server_credentials
         self._mtls = require_client_cert
@@ -87,6 +100,11 @@ class BridgeServer:
         self._server: grpc.aio.Server | None = None
         self.port = 0
         self.address = ""
+
+    @property
+    def refusals(self) -> Mapping[str, int]:
+        """Every refusal answered so far (logged or not), per status code name."""
+        return dict(self._refused.counts)
 
     async def __aenter__(self) -> BridgeServer:
         await self.start()
@@ -150,7 +168,7 @@ class BridgeServer:
                     async for item in items:
                         yield item
                 except Refused as e:
-                    await _abort(context, e)
+                    await self._abort(context, e)
             return stream
 
         async def unary(data: bytes, context: Context) -> Any:
@@ -158,10 +176,18 @@ class BridgeServer:
                 request = wire.decode_request(method, data)
                 return await call(request, self._peer(context))
             except Refused as e:
-                await _abort(context, e)
+                await self._abort(context, e)
             except DriverError as e:
-                await _abort(context, Refused("INTERNAL", f"{method.name}: driver: {e}"))
+                await self._abort(context, Refused("INTERNAL", f"{method.name}: driver: {e}"))
         return unary
+
+    async def _abort(self, context: Context, refused: Refused) -> None:
+        """End the call with the refusal's status, message and trailing metadata; log it
+        unless one of its code was logged within the interval."""
+        self._refused(refused.code, "refused (%s): %s", refused.code, refused.message)
+        metadata = tuple(refused.metadata.items())
+        await context.abort(grpc.StatusCode[refused.code], refused.message,
+                            trailing_metadata=metadata)
 
     # -- the methods: decode, call the core, encode -----------------------------------------------
 
@@ -220,12 +246,3 @@ class BridgeServer:
 async def _mapped(items: AsyncIterator[Any], encode: Callable[[Any], Any]) -> AsyncIterator[Any]:
     async for item in items:
         yield encode(item)
-
-
-async def _abort(context: Context, refused: Refused) -> None:
-    """End the call with the refusal's status, message and trailing metadata."""
-    log.info("refused (%s): %s", refused.code, refused.message)
-    metadata = tuple(refused.metadata.items())
-    await context.abort(grpc.StatusCode[refused.code], refused.message,
-                        trailing_metadata=metadata)
-

@@ -28,7 +28,9 @@ Two parts:
   with a :class:`StateFormatError` naming the field and value (``tickets[2].state='done'``).
 - I/O (:class:`StateStore`): :meth:`~StateStore.load` (a missing file is None; anything
   unreadable, corrupt or of another version is :class:`StateFileError` naming the path: the
-  bridge refuses to start rather than forget its epochs) and :meth:`~StateStore.save`, which
+  bridge refuses to start rather than forget its epochs), :meth:`~StateStore.open` (what a
+  bridge does before it launches anything: claim, load, and write the file back to prove it
+  writable) and :meth:`~StateStore.save`, which
   writes atomically (a temporary file in the same directory, flushed and fsynced, renamed over
   the file, then the directory fsynced), off the event loop, one write at a time; a crash at
   any moment leaves the old file or the new one, never a mix.
@@ -238,7 +240,8 @@ class StateFileError(VnfhaError):
 
 
 class StateStore:
-    """One state file. :meth:`load` at start, :meth:`save` after each change.
+    """One state file. :meth:`open` (a bridge's start) or :meth:`load`, then :meth:`save` after
+    each change.
 
     Guarantees: a save returns once a file holding every change made before the call is on disk
     (renamed into place, directory fsynced); saves run one at a time, in a worker thread, and
@@ -296,6 +299,32 @@ class StateStore:
         fd, self._claim = self._claim, None
         if fd is not None:
             os.close(fd)  # closing the last descriptor drops the flock
+
+    def open(self) -> BridgeState | None:
+        """Make the file ready for a bridge, before the bridge launches anything: :meth:`claim`
+        it, :meth:`load` it, and prove it writable by writing what was read back in place, the
+        way :meth:`save` writes (a first start writes an empty state, creating the file).
+        Returns what was read (None: a first start).
+
+        :class:`StateFileError` if any of the three fails (held by another bridge; unreadable,
+        corrupt, another version: the file is then left as it was; cannot be written: a
+        read-only directory, a full disk, a name too long for the temporary file beside it). A
+        claim this call took is released again when it fails; one held before is kept.
+        Blocking (file I/O and fsync): a bridge runs it in a worker thread."""
+        claimed_here = self._claim is None
+        self.claim()
+        try:
+            saved = self.load()
+            with self._write_lock:
+                try:
+                    _replace_durably(self.path, self._encode(saved or BridgeState({})))
+                except OSError as e:
+                    raise StateFileError(self.path, f"cannot write it: {e}") from e
+        except BaseException:
+            if claimed_here:
+                self.release()
+            raise
+        return saved
 
     @property
     def behind(self) -> bool:
