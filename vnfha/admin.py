@@ -93,13 +93,16 @@ class GroupStatus:
     etcd_endpoint: str
     sequence: int | None = None
     """The active's last checkpoint sequence of its epoch, as its progress record says."""
+    active_problem: str | None = None
+    """Why the active key is not trusted, when it holds something (``active`` is then None):
+    the members replace such a key by themselves (:mod:`vnfha.roles.keys`)."""
 
     def as_json(self) -> dict[str, object]:
         """A plain dict for ``--json`` output (stable field names)."""
         return {
             "group": self.group, "redundancy": self.redundancy, "active": self.active,
             "epoch": self.epoch, "revision": self.revision, "etcd_endpoint": self.etcd_endpoint,
-            "sequence": self.sequence,
+            "sequence": self.sequence, "active_problem": self.active_problem,
             "members": [
                 {"member": m.member, "role": m.role, "epoch": m.epoch,
                  "holds_active_key": m.holds_active_key, "in_sync": m.in_sync,
@@ -145,9 +148,11 @@ async def group_status(store: Store, prefix: str, group: str) -> GroupStatus:
         for rec, lease in sorted(state.members.values(), key=lambda x: x[0].member)
     )
     redundancy = next(iter(state.members.values()))[0].redundancy
+    bad = state.bad_active
     return GroupStatus(group, redundancy, active.member if active else None,
                        active.epoch if active else 0, members, state.revision, store.endpoint,
-                       progress.sequence if progress else None)
+                       progress.sequence if progress else None,
+                       f"revision {bad.epoch} {bad.why}" if bad is not None else None)
 
 
 async def _progress(store: Store, keys: GroupKeys, epoch: int | None) -> ProgressRecord | None:

@@ -83,7 +83,8 @@ def reason_kind(role: Role, reason: str) -> ReasonKind:
              (role is Role.ACTIVE, ReasonKind.ELECTED),
              ("switchover" in text or "maintenance" in text, ReasonKind.SWITCHOVER),
              ("session lost" in text or "past its deadline" in text, ReasonKind.SESSION_LOST),
-             ("active key taken" in text or "active key deleted" in text, ReasonKind.DEPOSED),
+             ("active key taken" in text or "active key deleted" in text
+              or "active key is bad" in text, ReasonKind.DEPOSED),
              ("stop" in text, ReasonKind.STOPPED),
              ("failed" in text or "fault" in text, ReasonKind.FAULT))
     return next((kind for hit, kind in table if hit), ReasonKind.ASSIGNED)

@@ -40,6 +40,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
+from vnfha._ratelog import RateLimitedLog
 from vnfha._tasks import stop_task
 from vnfha.callbacks import CallbackRunner
 from vnfha.checkpoint import Checkpoint
@@ -74,9 +75,10 @@ from vnfha.roles.keys import (
     GroupState,
     MemberRecord,
     SwitchoverRequest,
+    new_secret,
 )
 from vnfha.roles.monitor import ActiveMonitor
-from vnfha.roles.policy import Action, ActiveInfo, Decision, GroupView, decide
+from vnfha.roles.policy import Action, Decision, GroupView, decide
 from vnfha.roles.resign import Resigner
 from vnfha.roles.watch import GroupWatch
 from vnfha.store.base import Store
@@ -132,6 +134,15 @@ class Member:
         self._session: Session | None = None
         self._listeners = Listeners(config.member)
         self._published: MemberRecord | None = None
+        self._publishing: MemberRecord | None = None
+        self._grants: set[int] = set()
+        """Revisions at which this session's campaigns wrote the active key (only a key written
+        by one of them makes this member active)."""
+        self._record_lost = False
+        self._record_rewritten_at = -float("inf")
+        self._odd_records = RateLimitedLog(log, level=logging.WARNING,
+                                           monotonic=self._clock.monotonic)
+        """Warnings about what someone else wrote into our keys: one per kind every 10 s."""
         self._handled_requests: set[str] = set()
         self._stopping = False
         self._started = False
@@ -180,8 +191,8 @@ class Member:
             credentials=server_credentials(config), primary=lambda: self.checkpoint._primary,
             allowed_peers=(lambda: frozenset(self._state.members)) if mtls else None,
             on_stale=self._on_stale,
-            keepalive_s=config.standby_silence_s,
-            health=self.serving.service,
+            keepalive_s=config.standby_silence_s, clock=self._clock,
+            health=self.serving.service, on_refused=self.metrics.replication_refused,
         )
 
     def _build_services(self) -> None:
@@ -454,29 +465,67 @@ class Member:
             nfvi = self.nfvi
             session.add_ack_listener(lambda view: nfvi.keepalive_confirmed())
         self._published = None
+        self._grants.clear()  # a new lease: no key written before is this session's
         await self._publish()
         await self._group.resync()
 
     def _after_change(self) -> None:
         """Runs synchronously after every batch: an active that lost the key stops at once."""
-        if self._state.active is not None and not self._all_active:
-            self._replica.observe_epoch(self._state.active[1].epoch)
+        if self._state.active_key is not None and not self._all_active:
+            self._replica.observe_epoch(self._state.active_key[1].epoch)
         if self.checkpoint._primary is not None and not self._all_active and \
                 not self._holds_key():
             self.checkpoint._demote()  # the key is gone: no write of this epoch from now on
         if self._state.active is None and self._gone_at is None and self._role is Role.STANDBY:
             self._gone_at = self._clock.monotonic()  # the key is gone: a failover starts
         if self._role is Role.ACTIVE and not self._all_active and not self._holds_key():
-            active = self._state.active
-            why = (f"active key taken by {active[0].member} (epoch {active[1].epoch})"
-                   if active else "active key deleted")
-            self._set_role(Role.QUIESCED, self._epoch, why)
+            self._set_role(Role.QUIESCED, self._epoch, self._why_not_holding())
+        self._check_record()
         self._poke()
 
-    def _holds_key(self) -> bool:
+    def _why_not_holding(self) -> str:
+        active, bad = self._state.active, self._state.bad_active
+        if bad is not None:
+            return f"the active key is bad: revision {bad.epoch} {bad.why}"
+        if active is not None:
+            return f"active key taken by {active[0].member} (epoch {active[1].epoch})"
+        return "active key deleted"
+
+    def _check_record(self) -> None:
+        """Our member record, deleted or overwritten by someone else, is written back: at once
+        the first time, then at most once per lease TTL while it keeps happening (two processes
+        started under one name would otherwise overwrite each other without end)."""
+        if self._published is None or self._record_lost:
+            return
+        found = self._state.members.get(self.name)
+        if found is not None and found[1] == self.lease_id and \
+                found[0] in (self._published, self._publishing):
+            return
+        what = "deleted" if found is None else \
+            f"overwritten (lease {found[1]:x}, pid {found[0].pid}, host {found[0].host!r})"
+        now = self._clock.monotonic()
+        wait = self._record_rewritten_at + self.config.lease_ttl_s - now
+        self._record_lost = True
+        self._odd_records(what, "%s: our member record was %s; writing it back%s", self.name,
+                          what, f" in {wait:.1f} s" if wait > 0 else "")
+        if wait <= 0:
+            self._record_rewritten_at = now
+            return
+
+        async def later() -> None:
+            await self._clock.sleep(wait)
+            self._record_rewritten_at = self._clock.monotonic()
+            self._poke()
+
+        self._callbacks.adopt(asyncio.create_task(later(), name=f"{self.name}-record"))
+
+    def _holds_key(self, epoch: int | None = None) -> bool:
+        """True while the active key is one the group may trust, naming this member with its
+        current lease at ``epoch`` (default: this member's epoch)."""
         active = self._state.active
         return (active is not None and active[1].member == self.name
-                and active[1].lease == self.lease_id and active[1].epoch == self._epoch)
+                and active[1].lease == self.lease_id
+                and active[1].epoch == (self._epoch if epoch is None else epoch))
 
     def _on_session(self, view: SessionView) -> None:
         if view.state is SessionState.LOST:
@@ -534,9 +583,7 @@ class Member:
             if self._resigner.resigning:
                 await self._changed.wait()
                 continue
-            decision = decide(self._state.view(self.name, session.lease_id, session.valid(),
-                                               self.config.redundancy, self._role,
-                                               gone_epoch=self._gone_epoch))
+            decision = decide(self._decision_view(session))
             self._apply(decision)
             await self._publish()
             if self._role is Role.ACTIVE:
@@ -551,6 +598,13 @@ class Member:
                                          if decision.action is Action.TAKEOVER else 0)
                 continue
             await self._changed.wait()
+
+    def _decision_view(self, session: Session) -> GroupView:
+        """The group as this member decides from it: with its proof that the active is gone
+        and the revisions its own campaigns wrote."""
+        return self._state.view(self.name, session.lease_id, session.valid(),
+                                self.config.redundancy, self._role, gone_epoch=self._gone_epoch,
+                                my_grants=frozenset(self._grants))
 
     async def _wait_changed(self, timeout_s: float) -> bool:
         assert self._changed is not None
@@ -577,7 +631,8 @@ class Member:
                 and active[0].listen and self.config.redundancy in (Redundancy.TWO_N,
                                                                       Redundancy.N_WAY)):
             self._follower.follow(FollowTarget(active[0].listen, active[1].epoch,
-                                               active[1].member, active[1].lease))
+                                               active[1].member, active[1].lease,
+                                               active[0].secret))
         else:
             self._follower.follow(None)
 
@@ -641,7 +696,9 @@ class Member:
         if not session.valid():
             return
         lease = session.lease_id
-        txn = campaign_txn(self._keys, ActiveRecord(self.name, self._listen), lease, replace_epoch)
+        record = ActiveRecord(self.name, self._listen, new_secret())
+        bad = self._state.bad_active
+        txn = campaign_txn(self._keys, record, lease, replace_epoch)
         try:
             res = await self._store.txn(*txn)
             won, epoch = res.succeeded, res.revision
@@ -649,15 +706,25 @@ class Member:
             if not e.outcome_unknown:
                 raise
             kv = await self._store.get(self._keys.active)  # did it apply? read back
-            won = kv is not None and kv.lease == lease
+            won = kv is not None and kv.lease == lease and kv.value == record.encode()
             epoch = kv.mod_revision if kv is not None else 0
         if not won or not session.valid():  # lost, or the deadline passed while we waited
             return
+        self._grants.add(epoch)
+        if len(self._grants) > 16:  # only the current key's revision matters; keep a few
+            self._grants.discard(min(self._grants))
         if self._state.revision < epoch:  # the watch has not caught up yet: take our own word
-            self._state.active = (ActiveRecord(self.name, self._listen),
-                                  ActiveInfo(self.name, lease, epoch))
-        how = f"took over from the dead active of epoch {replace_epoch}" if replace_epoch \
-            else "won the campaign for the active key"
+            self._state.set_active(record, lease, epoch)
+        if not self._holds_key(epoch):  # already replaced again, as the watch shows
+            return
+        if bad is not None and bad.epoch == replace_epoch:
+            how = f"took over from a bad active key (revision {replace_epoch}: {bad.why})"
+            self._odd_records("bad-active", "%s: replaced the active key of revision %d, which "
+                              "%s", self.name, replace_epoch, bad.why)
+        elif replace_epoch:
+            how = f"took over from the dead active of epoch {replace_epoch}"
+        else:
+            how = "won the campaign for the active key"
         self._set_role(Role.ACTIVE, epoch, f"{how} (epoch {epoch})")
         if self._gone_at is not None:
             kind = ReasonKind.TAKEOVER if replace_epoch else ReasonKind.ELECTED
@@ -680,30 +747,46 @@ class Member:
         await self._resign(target, f"switchover to {target} requested by an operator", request)
 
     async def _publish(self) -> None:
-        """Write our record if it changed (bound to the session's lease)."""
+        """Write our record if it changed, or if someone else deleted or overwrote it (bound to
+        the session's lease)."""
         session = self._session
         if session is None or not session.valid():
             return
         cfg = self.config
-        active = self._state.active
-        final = (self._role is Role.STANDBY and active is not None
-                 and active[1].epoch == self._gone_epoch)
+        final_for = self._final_for()
         record = MemberRecord(
             member=self.name, redundancy=cfg.redundancy.value, role=self._role.value,
             epoch=self._epoch, priority=cfg.priority, no_failover=cfg.no_failover,
             listen=self._listen, etcd_endpoint=self._store.endpoint, pid=os.getpid(),
             host=socket.gethostname(),
             # the final position, once the active can no longer act: the takeover ranks by it
-            applied=self._replica.applied if final else (0, 0),
-            failing=self.supervisor.monitor.failing,
+            applied=self._replica.applied if final_for else (0, 0),
+            failing=self.supervisor.monitor.failing, final_for=final_for,
         )
-        if record == self._published:
+        if record == self._published and not self._record_lost:
             return
-        res = await self._store.put(self._keys.member(self.name), record.encode(),
-                                    lease=session.lease_id)
+        self._record_lost = False
+        self._publishing = record
+        try:
+            res = await self._store.put(self._keys.member(self.name), record.encode(),
+                                        lease=session.lease_id)
+        finally:
+            self._publishing = None
         if self._published is None:
             self._joined_revision = res.revision
         self._published = record
+
+    def _final_for(self) -> int:
+        """The epoch whose end this member reports its final position for: that of an active
+        known to be gone, or of an active key it found bad, exactly as it decides (0: none;
+        the record then says (0, 0)). Any member that may take over reports, spares too: the
+        policy waits for every eligible member's report."""
+        if self._role is Role.ACTIVE or self._session is None:
+            return 0
+        view = self._decision_view(self._session)
+        if view.active is not None and view.active_gone:
+            return view.active.epoch
+        return view.bad_active.epoch if view.bad_active is not None else 0
 
     # -- roles and callbacks ---------------------------------------------------------------------
 
@@ -712,9 +795,13 @@ class Member:
         previous = self._role
         if role is previous and epoch == self._epoch:
             return
-        if previous is Role.ACTIVE and (role is not Role.ACTIVE or epoch != self._epoch) and \
-                not keep_primary:
-            self.checkpoint._demote()  # from here on, writes of the old epoch are refused
+        if previous is Role.ACTIVE and (role is not Role.ACTIVE or epoch != self._epoch):
+            # never active twice in one epoch: its sequences would start again at 1, and the
+            # standbys would skip them as duplicates. A key of this epoch that makes us look
+            # active again (our record written back, say) is one we did not write: replaced
+            self._grants.discard(self._epoch)
+            if not keep_primary:
+                self.checkpoint._demote()  # from here on, writes of the old epoch are refused
         if role is Role.ACTIVE and (previous is not Role.ACTIVE or epoch != self._epoch):
             self._promote(epoch)
             if self.nfvi is not None:
@@ -746,11 +833,15 @@ class Member:
         async def publish(members: frozenset[str]) -> frozenset[str]:
             return await self._publish_sync(epoch, lease, members)
 
+        # the secret of this grant, as the key the policy (or our own campaign) found says; a
+        # key that does not name us at this epoch leaves none, and then no standby is served
+        active = self._state.active
+        secret = active[0].secret if active is not None and self._holds_key(epoch) else ""
         self.checkpoint._promote(Primary(
             member=self.name, epoch=epoch, data=self._replica.data, limits=self._limits,
             base=self._replica.applied, clock=self._clock,
             heartbeat_s=self.config.heartbeat_interval_s, publish_sync=publish,
-            standby_silence_s=self.config.standby_silence_s,
+            standby_silence_s=self.config.standby_silence_s, secret=secret,
         ))
 
     async def _publish_sync(self, epoch: int, lease: int, members: frozenset[str]

@@ -57,6 +57,7 @@ __all__ = [
     "NfviMethod",
     "NullMetrics",
     "ReasonKind",
+    "Refusal",
     "Rung",
     "StaleSide",
     "WriteResult",
@@ -152,6 +153,21 @@ class StaleSide(enum.StrEnum):
     """A standby told this member, as the active, that its epoch is stale (it was deposed)."""
 
 
+class Refusal(enum.StrEnum):
+    """Why this member's replication endpoint refused a stream (bad input, never a crash)."""
+
+    MALFORMED = "malformed"
+    """Bytes that are not a message of the protocol, or a Hello missing what it must carry."""
+    WRONG_GROUP = "wrong_group"
+    """A Hello for another group."""
+    PERMISSION = "permission"
+    """Under mutual TLS: a certificate that may not replicate as the member it names."""
+    UNAUTHENTICATED = "unauthenticated"
+    """No valid proof of this grant's replication secret (``docs/security.md``)."""
+    PROTOCOL = "protocol"
+    """An ack for another epoch or for a sequence not sent on the stream, a second Hello, ..."""
+
+
 _GRPC_CODES = frozenset({
     "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
     "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
@@ -220,10 +236,12 @@ NFVI_RPC = MetricSpec("vnfha_nfvi_rpc_duration_seconds", "histogram", ("method",
                       "NFVI bridge calls, by method and gRPC status code.", _RPC_BUCKETS)
 STALE = MetricSpec("vnfha_stale_epoch_rejections_total", "counter", ("side",),
                    "Messages refused because they carried a stale epoch.")
+REFUSED = MetricSpec("vnfha_replication_refusals_total", "counter", ("reason",),
+                     "Replication streams this member refused for bad input, by reason.")
 
 SPECS: tuple[MetricSpec, ...] = (
     BUILD_INFO, ROLE, TRANSITIONS, EPOCH, FAILOVER, LAG_ENTRIES, LAG_SECONDS, WRITES,
-    ACK_LATENCY, IN_SYNC, HEALTH_FAILURES, ESCALATIONS, DECISIONS, NFVI_RPC, STALE,
+    ACK_LATENCY, IN_SYNC, HEALTH_FAILURES, ESCALATIONS, DECISIONS, NFVI_RPC, STALE, REFUSED,
 )
 """Every metric a member exposes, in the order of the operations guide's table."""
 
@@ -351,6 +369,10 @@ class Metrics:
         """When a stale epoch is refused (see :class:`StaleSide`)."""
         _label(StaleSide, "side", side)
 
+    def replication_refused(self, reason: Refusal | str) -> None:
+        """When the replication endpoint refuses a stream (see :class:`Refusal`)."""
+        _label(Refusal, "reason", reason)
+
     def serve(self, port: int, host: str = "127.0.0.1", *, poll_s: float = 0.05) -> int:
         """Serves nothing: returns 0 (no port is bound)."""
         return 0
@@ -408,8 +430,10 @@ class MemberMetrics(Metrics):
         self._decisions = self._counter(DECISIONS)
         self._nfvi = self._histogram(NFVI_RPC)
         self._stale = self._counter(STALE)
+        self._refused = self._counter(REFUSED)
         for counter, vocabulary in ((self._health, CheckKind), (self._escalations, Rung),
-                                    (self._decisions, LadderAction), (self._stale, StaleSide)):
+                                    (self._decisions, LadderAction), (self._stale, StaleSide),
+                                    (self._refused, Refusal)):
             for value in vocabulary:
                 counter.labels(group, member, value.value)
         self._set_role(_label(Role, "role", role))
@@ -533,6 +557,10 @@ class MemberMetrics(Metrics):
     def stale_epoch_rejected(self, side: StaleSide | str) -> None:
         super().stale_epoch_rejected(side)
         self._stale.labels(self.group, self.member, StaleSide(side).value).inc()
+
+    def replication_refused(self, reason: Refusal | str) -> None:
+        super().replication_refused(reason)
+        self._refused.labels(self.group, self.member, Refusal(reason).value).inc()
 
     # -- exposition ------------------------------------------------------------------------------
 

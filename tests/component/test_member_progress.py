@@ -13,7 +13,7 @@ import pytest
 from vnfha import Ack, Config, Member, Role
 from vnfha.admin import group_status, lag_text
 from vnfha.metrics import MemberMetrics
-from vnfha.roles.keys import ActiveRecord, GroupKeys, MemberRecord, ProgressRecord
+from vnfha.roles.keys import ActiveRecord, GroupKeys, MemberRecord, ProgressRecord, new_secret
 from vnfha.store.memory import MemoryStore
 
 KEYS = GroupKeys("/vnfha", "vfw")
@@ -74,9 +74,11 @@ async def test_the_active_publishes_its_standbys_lag(store: MemoryStore) -> None
 
 
 async def test_only_a_record_of_the_current_epoch_shows_lag(store: MemoryStore) -> None:
-    for name in ("a", "b"):
-        await store.put(KEYS.member(name), MemberRecord(name, "2n").encode())
-    epoch = (await store.put(KEYS.active, ActiveRecord("a").encode())).revision
+    leases = {name: (await store.grant(60)).id for name in ("a", "b")}
+    for name, lease in leases.items():
+        await store.put(KEYS.member(name), MemberRecord(name, "2n").encode(), lease=lease)
+    epoch = (await store.put(KEYS.active, ActiveRecord("a", secret=new_secret()).encode(),
+                             lease=leases["a"])).revision
     await store.put(KEYS.progress, ProgressRecord("a", epoch - 1, 9, (("b", 3, 0.5),)).encode())
     status = await group_status(store, "/vnfha", "vfw")
     assert status.epoch == epoch

@@ -118,13 +118,13 @@ async def test_a_real_active_refuses_stale_and_malformed_streams_and_keeps_servi
     stale = replica(group)
     stale.observe_epoch(first["epoch"] + 100)
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stale._session(ready["listen"])
+        await stale.session(ready["listen"], first["epoch"], "")
     assert info.value.code() is grpc.StatusCode.FAILED_PRECONDITION
     assert "is stale" in (info.value.details() or "")
 
     # the wrong group, and a first message that is not a Hello
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await replica("other-group")._session(ready["listen"])
+        await replica("other-group").session(ready["listen"], first["epoch"], "")
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     async with grpc.aio.insecure_channel(ready["listen"]) as channel:
         call = wire.open_stream(channel)

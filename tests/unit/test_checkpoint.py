@@ -22,13 +22,12 @@ from vnfha import (
     NotActive,
     Role,
 )
-from vnfha.clock import SystemClock
 from vnfha.component import Component
-from vnfha.replication.active import Primary, ReplicationServer
 from vnfha.replication.standby import Applied, Replica
 from vnfha.replication.state import Change, CheckpointData, Limits
 from vnfha.roles.keys import SyncRecord
 from vnfha.store.memory import MemoryStore
+from vnfha.testing.replication import ReplicationRig
 from vnfha.testing.tls import make_test_pki
 
 
@@ -218,38 +217,17 @@ async def test_a_stale_epoch_is_rejected_and_counted() -> None:
     """An active whose epoch has ended keeps streaming to a standby that has learnt of a newer
     epoch (from etcd): the standby rejects it with FAILED_PRECONDITION and counts it; a stale
     active asked by a standby that has seen the newer epoch refuses to serve."""
-    limits = Limits()
-    data = CheckpointData()
-    published: list[frozenset[str]] = []
-
-    async def publish(m: frozenset[str]) -> frozenset[str]:
-        published.append(m)
-        return m
-
-    primary = Primary(member="old", epoch=3, data=data, limits=limits, base=(0, 0),
-                      clock=SystemClock(), heartbeat_s=0.02, publish_sync=publish,
-                      standby_silence_s=1.0)
-    server = ReplicationServer(listen="127.0.0.1:0", group="vfw", member="old", limits=limits,
-                               credentials=None, primary=lambda: primary, allowed_peers=None,
-                               on_stale=lambda e: None, keepalive_s=1.0)
-    address = await server.start()
-    replica = Replica(group="vfw", member="b", data=CheckpointData(), limits=limits,
-                      clock=SystemClock(), credentials=None, retry_s=0.05,
-                      keepalive_s=1.0)
-    task = asyncio.create_task(replica.follow(address, 3))
-    try:
-        primary.write(Change("s", "k", b"1"))
+    async with ReplicationRig.start(group="vfw", member="old", epoch=3, heartbeat_s=0.02) as rig:
+        replica = rig.replica("b")
+        rig.follow(replica)
+        rig.primary.write(Change("s", "k", b"1"))
         await until(lambda: replica.applied == (3, 1))
         replica.observe_epoch(7)  # etcd says: epoch 7 began
-        primary.write(Change("s", "k", b"stale"))
+        rig.primary.write(Change("s", "k", b"stale"))
         await until(lambda: replica.stale_rejections >= 1)
         assert replica.data.get("s", "k") == b"1"  # never applied
         # reconnecting, it now tells the old active about epoch 7: refused
-        await until(lambda: server.stale_rejections >= 1)
-    finally:
-        task.cancel()
-        primary.close()
-        await server.stop()
+        await until(lambda: rig.server.stale_rejections >= 1)
 
 
 async def test_mutual_tls_accepts_only_group_members(tmp_path: Path,
@@ -276,6 +254,6 @@ async def test_mutual_tls_accepts_only_group_members(tmp_path: Path,
                            limits=Limits(), clock=a._clock, credentials=creds, retry_s=1,
                            keepalive_s=1.0)
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await intruder._session(a.listen)
+            await intruder.session(a.listen, a.epoch, "")
         assert info.value.code() is grpc.StatusCode.PERMISSION_DENIED
         assert intruder.data.get("s", "k") is None

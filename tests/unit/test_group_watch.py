@@ -13,7 +13,7 @@ from typing import Self
 import pytest
 
 from vnfha.errors import Compacted, StoreUnavailable, VnfhaError
-from vnfha.roles.keys import ActiveRecord, GroupKeys, MemberRecord
+from vnfha.roles.keys import ActiveRecord, GroupKeys, MemberRecord, new_secret
 from vnfha.roles.watch import GroupWatch
 from vnfha.store.base import WatchBatch
 from vnfha.store.memory import MemoryStore, MemoryWatch
@@ -73,9 +73,16 @@ class Env:
     def changed(self) -> None:
         self.changes += 1
 
-    async def put_member(self, name: str) -> int:
+    async def put_member(self, name: str, lease: int = 0) -> int:
         record = MemberRecord(member=name, redundancy="2n")
-        return (await self.store.put(KEYS.member(name), record.encode())).revision
+        return (await self.store.put(KEYS.member(name), record.encode(), lease=lease)).revision
+
+    async def put_active(self, name: str) -> int:
+        """``name`` joins with a lease and holds the active key with it, as a campaign would."""
+        lease = (await self.store.grant(60)).id
+        await self.put_member(name, lease)
+        record = ActiveRecord(name, f"{name}:1", new_secret())
+        return (await self.store.put(KEYS.active, record.encode(), lease=lease)).revision
 
 
 @pytest.fixture
@@ -88,8 +95,7 @@ async def env() -> AsyncIterator[Env]:
 
 
 async def test_resync_reads_the_group_then_applies_newer_events_in_order(env: Env) -> None:
-    await env.put_member("a")
-    await env.store.put(KEYS.active, ActiveRecord("a", "a:1").encode())
+    await env.put_active("a")
     await env.group.resync()
     assert set(env.group.state.members) == {"a"}
     assert env.group.state.active is not None and env.group.state.active[1].member == "a"
@@ -148,7 +154,7 @@ async def test_read_members_takes_only_a_newer_list(env: Env) -> None:
 
 
 async def test_wait_released_returns_once_the_watch_delivered_the_release(env: Env) -> None:
-    await env.store.put(KEYS.active, ActiveRecord("a").encode())
+    await env.put_active("a")
     await env.group.resync()
     revision = (await env.store.delete(KEYS.active)).revision
     start = env.clock.monotonic()
@@ -159,7 +165,7 @@ async def test_wait_released_returns_once_the_watch_delivered_the_release(env: E
 
 
 async def test_wait_released_applies_the_release_itself_after_the_timeout(env: Env) -> None:
-    await env.store.put(KEYS.active, ActiveRecord("a").encode())
+    await env.put_active("a")
     await env.group.resync()
     await env.group.stop()  # the watch delivers nothing from now on
     revision = (await env.store.delete(KEYS.active)).revision

@@ -4,7 +4,7 @@ deposed, losing the session, and components that misbehave."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -36,17 +36,6 @@ class Recorder(Component):
 
     async def on_quiesce(self) -> None:
         await self._do("on_quiesce", 0)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def store(clock: FakeClock) -> AsyncIterator[MemoryStore]:
-    async with MemoryStore(clock) as s:
-        yield s
 
 
 def config(name: str, **kw: object) -> Config:

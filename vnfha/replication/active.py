@@ -11,6 +11,16 @@ Guarantees:
   its removal is published: etcd never lists fewer in-sync standbys than the acks relied on.
 - A deposed active serves nobody: a standby that has seen a higher epoch is answered
   FAILED_PRECONDITION, and closing the Primary fails every waiting write with NotActive.
+- **Only a standby that proves it knows this grant's secret is served**
+  (:mod:`vnfha.replication.auth`): before the proof, the stream carries nothing of the
+  checkpoint and no ack counts. A wrong proof is UNAUTHENTICATED.
+- **An ack counts only for what was sent on its own stream**: for this epoch, never above the
+  last sequence sent on that stream, recorded for that stream alone, and forgotten when the
+  stream ends or a newer stream of the same standby replaces it. Anything else the standby
+  sends after its Hello besides acks and a Reject (an ack out of range, a second Hello,
+  undecodable bytes) is a protocol violation: the stream ends with INVALID_ARGUMENT.
+- **Bad input costs one log line per kind per 10 s** (:class:`~vnfha._ratelog.RateLimitedLog`),
+  never a traceback, and is counted in :attr:`ReplicationServer.refusals`.
 """
 
 from __future__ import annotations
@@ -20,20 +30,23 @@ import heapq
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 import grpc.aio
 
+from vnfha._ratelog import RateLimitedLog
 from vnfha._tasks import stop_task
 from vnfha.clock import Clock
 from vnfha.errors import NotActive, StoreError
 from vnfha.grpc_health import HealthService
+from vnfha.metrics import Refusal
 from vnfha.model import Ack
-from vnfha.replication import wire
+from vnfha.replication import auth, wire
 from vnfha.replication.lag import Lag, WriteStamps
 from vnfha.replication.state import AckTracker, Change, CheckpointData, Limits, ReplicationLog
 from vnfha.replication.wire import pb
+from vnfha.roles.keys import NAME_PATTERN
 
 __all__ = ["Primary", "ReplicationServer"]
 
@@ -43,11 +56,17 @@ PublishSync = Callable[[frozenset[str]], Awaitable[frozenset[str]]]
 
 
 class _Peer:
+    """One standby's stream: what was sent on it, and why it ended if the standby broke the
+    protocol."""
+
     def __init__(self, member: str, now: float) -> None:
         self.member = member
         self.wake = asyncio.Event()
         self.stopped = False
         self.last_heard = now
+        self.sent = 0
+        """The highest sequence of this epoch sent on this stream (acks above it are refused)."""
+        self.violation: str | None = None
 
 
 class Primary:
@@ -55,9 +74,11 @@ class Primary:
 
     def __init__(self, *, member: str, epoch: int, data: CheckpointData, limits: Limits,
                  base: tuple[int, int], clock: Clock, heartbeat_s: float,
-                 publish_sync: PublishSync, standby_silence_s: float) -> None:
+                 publish_sync: PublishSync, standby_silence_s: float, secret: str) -> None:
         self.member = member
         self.epoch = epoch
+        self.secret = secret
+        """This grant's replication secret, as published in the active key's record."""
         self.data = data
         self.limits = limits
         self.log = ReplicationLog(epoch, limits, base)
@@ -177,13 +198,20 @@ class Primary:
                 self._publish_wake.set()
             self._resolve()
 
-    def on_ack(self, member: str, epoch: int, seq: int) -> None:
-        if epoch != self.epoch or self.closed:
-            return
-        self.tracker.on_ack(member, seq)
-        if member in self._peers and member not in self._wanted:
-            self._want(self._wanted | {member})
+    def _on_ack(self, peer: _Peer, epoch: int, seq: int) -> str | None:
+        """Count ``peer``'s ack of ``epoch``/``seq``; a protocol violation is returned, not
+        counted."""
+        if epoch != self.epoch:
+            return f"ack for epoch {epoch} on a stream of epoch {self.epoch}"
+        if seq > peer.sent:
+            return f"ack for sequence {seq}, but only up to {peer.sent} was sent on this stream"
+        if self.closed or self._peers.get(peer.member) is not peer:
+            return None  # a replaced stream's late ack: it no longer counts
+        self.tracker.on_ack(peer.member, seq)
+        if peer.member not in self._wanted:
+            self._want(self._wanted | {peer.member})
         self._resolve()
+        return None
 
     # -- one standby's stream --------------------------------------------------------------------
 
@@ -196,33 +224,39 @@ class Primary:
         return None
 
     async def serve(self, member: str, epoch: int, sequence: int,
-                    context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        """Stream to ``member`` (which has applied ``epoch``/``sequence``) until it goes away,
-        a newer stream from it replaces this one, or this epoch ends."""
+                    context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
+        """Stream to ``member`` (which has applied ``epoch``/``sequence``, and has proved it
+        knows the secret) until it goes away, a newer stream from it replaces this one, or this
+        epoch ends. Returns the protocol violation that ended the stream, if one did."""
         old = self._peers.get(member)
         if old is not None:
             old.stopped = True
             old.wake.set()
+            self.tracker.forget(member)  # the new stream's acks start from nothing
         peer = self._peers[member] = _Peer(member, self._clock.monotonic())
         reader = asyncio.create_task(self._read(peer, context), name=f"acks-{member}")
         try:
             cursor = self._start_cursor(epoch, sequence)
             if cursor is None:
-                cursor = await self._send_snapshot(context)
-            elif (epoch, sequence) != (self.epoch, cursor):  # it is at our base
-                await context.write(pb.ActiveMessage(rebase=pb.Rebase(
-                    epoch=self.epoch, base_epoch=self.log.base[0],
-                    base_sequence=self.log.base[1])))
+                cursor = await self._send_snapshot(peer, context)
+            else:
+                peer.sent = cursor
+                if (epoch, sequence) != (self.epoch, cursor):  # it is at our base
+                    await context.write(pb.ActiveMessage(rebase=pb.Rebase(
+                        epoch=self.epoch, base_epoch=self.log.base[0],
+                        base_sequence=self.log.base[1])))
             budget = self.limits.max_message_bytes
             while not (self.closed or peer.stopped):
                 batch = self.log.since(cursor, budget)
                 if batch is None:
                     log.info("epoch %d: %s fell behind the backlog; snapshot", self.epoch, member)
-                    cursor = await self._send_snapshot(context)
+                    cursor = await self._send_snapshot(peer, context)
                     continue
                 if batch:
-                    await context.write(wire.deltas_message(self.epoch, cursor + 1, batch))
+                    first = cursor + 1
                     cursor += len(batch)
+                    peer.sent = cursor  # before the write: its ack may come before it returns
+                    await context.write(wire.deltas_message(self.epoch, first, batch))
                     continue
                 peer.wake.clear()
                 try:
@@ -244,11 +278,14 @@ class Primary:
                 del self._peers[member]
                 self.tracker.forget(member)
                 self._want(self._wanted - {member})
+        return peer.violation
 
-    async def _send_snapshot(self, context: grpc.aio.ServicerContext[Any, Any]) -> int:
+    async def _send_snapshot(self, peer: _Peer,
+                             context: grpc.aio.ServicerContext[Any, Any]) -> int:
         entries = self.data.entries()  # a copy, consistent with the sequence read with it
         sequence = self.log.last_sequence
         self.snapshots_sent += 1
+        peer.sent = sequence
         budget = self.limits.max_message_bytes
         chunk: list[Change] = []
         used = 0
@@ -263,19 +300,28 @@ class Primary:
         return sequence
 
     async def _read(self, peer: _Peer, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        """Take the standby's acks until it closes, rejects the stream or breaks the protocol
+        (then :attr:`_Peer.violation` says how)."""
         try:
             while True:
-                msg = await context.read()
+                msg = wire.decode(pb.StandbyMessage, await context.read())
                 if msg is wire.EOF:
                     break
                 peer.last_heard = self._clock.monotonic()
                 kind = msg.WhichOneof("kind")
                 if kind == "ack":
-                    self.on_ack(peer.member, msg.ack.epoch, msg.ack.sequence)
+                    peer.violation = self._on_ack(peer, msg.ack.epoch, msg.ack.sequence)
+                    if peer.violation is not None:
+                        break
                 elif kind == "reject":
-                    log.warning("epoch %d: %s rejected the stream (code %d): %s", self.epoch,
+                    log.warning("epoch %d: %s rejected the stream (code %d): %.200s", self.epoch,
                                 peer.member, msg.reject.code, msg.reject.detail)
                     break
+                else:
+                    peer.violation = f"unexpected {kind or 'empty'} message after the Hello"
+                    break
+        except wire.Malformed as e:
+            peer.violation = str(e)
         except (grpc.aio.AioRpcError, grpc.aio.UsageError, asyncio.InvalidStateError):
             pass
         finally:
@@ -286,14 +332,20 @@ class Primary:
 class ReplicationServer:
     """The member's replication endpoint. It always runs; it serves only while the member has
     a :class:`Primary` (is active), and answers FAILED_PRECONDITION otherwise. With ``health``,
-    grpc.health.v1 is served on the same port (:mod:`vnfha.health.serving` says what it answers)."""
+    grpc.health.v1 is served on the same port (:mod:`vnfha.health.serving` says what it answers).
+
+    A stream is served only after its Hello names this group and a valid member name (and,
+    under mutual TLS, the certificate's own name) and the standby proved it knows the grant's
+    secret. Every refusal is answered with its status, counted through ``on_refused`` and logged
+    at most once per reason every 10 s."""
 
     def __init__(self, *, listen: str, group: str, member: str, limits: Limits,
                  credentials: grpc.ServerCredentials | None,
                  primary: Callable[[], Primary | None],
                  allowed_peers: Callable[[], frozenset[str]] | None,
-                 on_stale: Callable[[int], None], keepalive_s: float,
-                 health: HealthService | None = None) -> None:
+                 on_stale: Callable[[int], None], keepalive_s: float, clock: Clock,
+                 health: HealthService | None = None,
+                 on_refused: Callable[[Refusal], None] | None = None) -> None:
         self._listen = listen
         self._health = health
         self._keepalive_s = keepalive_s
@@ -304,9 +356,17 @@ class ReplicationServer:
         self._primary = primary
         self._allowed = allowed_peers
         self._on_stale = on_stale
+        self._on_refused = on_refused
+        self._clock = clock
         self._server: grpc.aio.Server | None = None
+        self._refusal_log = RateLimitedLog(log, level=logging.WARNING, monotonic=clock.monotonic)
         self.address = ""
         self.stale_rejections = 0
+
+    @property
+    def refusals(self) -> dict[str, int]:
+        """Streams refused for bad input so far, by :class:`~vnfha.metrics.Refusal` value."""
+        return dict(self._refusal_log.counts)
 
     async def start(self) -> str:
         """Bind and serve; returns the bound ``host:port``."""
@@ -331,23 +391,46 @@ class ReplicationServer:
             await self._server.stop(grace_s)
             self._server = None
 
+    async def _refuse(self, context: grpc.aio.ServicerContext[Any, Any], reason: Refusal,
+                      code: grpc.StatusCode, detail: str) -> NoReturn:
+        """Count, log (rate-limited) and end the call with ``code``."""
+        if self._on_refused is not None:
+            self._on_refused(reason)
+        self._refusal_log(reason.value, "%s: refused a replication stream from %s (%s): %s",
+                          self._member, context.peer(), reason.value, detail)
+        await context.abort(code, detail)
+        raise AssertionError("abort returns only by raising")  # pragma: no cover
+
     async def _stream(self, request_iterator: Any,
                       context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        first = await context.read()
+        invalid = grpc.StatusCode.INVALID_ARGUMENT
+        try:
+            first = wire.decode(pb.StandbyMessage, await context.read())
+        except wire.Malformed as e:
+            await self._refuse(context, Refusal.MALFORMED, invalid, f"first message: {e}")
         if first is wire.EOF or first.WhichOneof("kind") != "hello":
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a "
-                                "Hello")
+            await self._refuse(context, Refusal.MALFORMED, invalid,
+                               "the first message must be a Hello")
         hello = first.hello
         if hello.group != self._group:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"this is group {self._group!r}, not {hello.group!r}")
+            await self._refuse(context, Refusal.WRONG_GROUP, invalid,
+                               f"this is group {self._group!r}, not {hello.group[:80]!r}")
+        if not NAME_PATTERN.match(hello.member):
+            await self._refuse(context, Refusal.MALFORMED, invalid,
+                               f"Hello.member {hello.member[:80]!r} is not a member name")
+        if len(hello.nonce) != auth.NONCE_BYTES:
+            await self._refuse(context, Refusal.MALFORMED, invalid,
+                               f"Hello.nonce must be {auth.NONCE_BYTES} bytes, not "
+                               f"{len(hello.nonce)} (a standby of an older vnfha, which does "
+                               "not authenticate?)")
         if self._allowed is not None:
             names = list(context.auth_context().get("x509_common_name", []))
-            peer = names[0].decode() if names else ""
+            peer = names[0].decode(errors="replace") if names else ""
             if peer != hello.member or peer not in self._allowed():
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                                    f"certificate {peer!r} may not replicate as "
-                                    f"{hello.member!r} in group {self._group!r}")
+                await self._refuse(context, Refusal.PERMISSION,
+                                   grpc.StatusCode.PERMISSION_DENIED,
+                                   f"certificate {peer!r} may not replicate as "
+                                   f"{hello.member!r} in group {self._group!r}")
         primary = self._primary()
         if primary is None or primary.closed:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
@@ -359,4 +442,34 @@ class ReplicationServer:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 f"epoch {primary.epoch} is stale: {hello.member} has seen "
                                 f"epoch {hello.highest_epoch}")
-        await primary.serve(hello.member, hello.epoch, hello.sequence, context)
+        await self._authenticate(primary, hello, context)
+        violation = await primary.serve(hello.member, hello.epoch, hello.sequence, context)
+        if violation is not None:
+            await self._refuse(context, Refusal.PROTOCOL, invalid,
+                               f"{hello.member}: {violation}; stream closed")
+
+    async def _authenticate(self, primary: Primary, hello: Any,
+                            context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        """Challenge the standby to prove it knows ``primary``'s secret (and prove it too);
+        returns once it has, ends the call otherwise (:mod:`vnfha.replication.auth`)."""
+        nonce = auth.new_nonce()
+        binding = {"group": self._group, "standby": hello.member, "epoch": primary.epoch,
+                   "standby_nonce": hello.nonce, "active_nonce": nonce}
+        await context.write(pb.ActiveMessage(challenge=pb.Challenge(
+            epoch=primary.epoch, nonce=nonce,
+            proof=auth.proof(primary.secret, auth.Side.ACTIVE, **binding))))
+        try:
+            reply = wire.decode(pb.StandbyMessage,
+                                await self._clock.wait_for(context.read(), self._keepalive_s))
+        except TimeoutError:
+            reply = None
+        except wire.Malformed as e:
+            await self._refuse(context, Refusal.MALFORMED, grpc.StatusCode.INVALID_ARGUMENT,
+                               f"{hello.member}: the answer to the challenge: {e}")
+        expected = auth.proof(primary.secret, auth.Side.STANDBY, **binding)
+        if reply is None or reply is wire.EOF or reply.WhichOneof("kind") != "proof" or \
+                not auth.verify(expected, reply.proof.mac):
+            await self._refuse(context, Refusal.UNAUTHENTICATED,
+                               grpc.StatusCode.UNAUTHENTICATED,
+                               f"{hello.member} did not prove it knows the replication secret of "
+                               f"epoch {primary.epoch}")

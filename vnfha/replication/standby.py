@@ -7,6 +7,10 @@ Guarantees:
 - A message of an epoch lower than the highest this standby has seen is never applied: the
   stream is rejected (FAILED_PRECONDITION) and the rejection counted.
 - The standby acknowledges only what it has applied.
+- It streams only from the holder of the grant it follows: the endpoint must first prove it
+  knows that grant's secret (:mod:`vnfha.replication.auth`), then the standby proves it too.
+  An endpoint that cannot is rejected (UNAUTHENTICATED) before anything is applied.
+- Bytes from the endpoint that are not a message are rejected (INVALID_ARGUMENT), never applied.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import grpc.aio
 
 from vnfha.clock import Clock
 from vnfha.errors import CheckpointLimitError, ConfigError
-from vnfha.replication import wire
+from vnfha.replication import auth, wire
 from vnfha.replication.state import (
     Change,
     CheckpointData,
@@ -40,6 +44,7 @@ log = logging.getLogger("vnfha.replication")
 _FAILED_PRECONDITION = 9
 _INVALID_ARGUMENT = 3
 _OUT_OF_RANGE = 11
+_UNAUTHENTICATED = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +99,15 @@ class Replica:
         """An epoch seen elsewhere (etcd): anything older is stale from now on."""
         self.highest_epoch = max(self.highest_epoch, epoch)
 
-    async def follow(self, target: str, epoch: int) -> None:
-        """Replicate from the active at ``target`` (epoch ``epoch``) until cancelled. After a
-        stream that was delivering breaks, it reconnects at once: a refusal then is the proof
-        the active's process died (a live process accepts; a frozen one does not answer)."""
+    async def follow(self, target: str, epoch: int, secret: str) -> None:
+        """Replicate from the active at ``target`` (epoch ``epoch``, whose grant carries
+        ``secret``) until cancelled. After a stream that was delivering breaks, it reconnects at
+        once: a refusal then is the proof the active's process died (a live process accepts; a
+        frozen one does not answer)."""
         self.observe_epoch(epoch)
         while True:
             try:
-                await self._session(target)
+                await self.session(target, epoch, secret)
             except grpc.aio.AioRpcError as e:
                 details = e.details() or ""
                 if e.code() is grpc.StatusCode.UNAVAILABLE and "refused" in details.lower():
@@ -133,18 +139,27 @@ class Replica:
             return grpc.aio.insecure_channel(target, options=options)
         return grpc.aio.secure_channel(target, self._credentials, options=options)
 
-    async def _session(self, target: str) -> None:
+    async def session(self, target: str, epoch: int, secret: str) -> None:
+        """One stream from the active at ``target`` (grant ``epoch`` with ``secret``), until it
+        ends; grpc.aio.AioRpcError if the endpoint refuses it. :meth:`follow` reconnects around
+        it; tests call it to see a single attempt's outcome."""
         self.sessions += 1
         async with self._channel(target) as channel:
             call = wire.open_stream(channel)
-            epoch, seq = self.applied
+            applied_epoch, seq = self.applied
+            nonce = auth.new_nonce()
             await call.write(pb.StandbyMessage(hello=pb.Hello(
-                group=self.group, member=self.member, epoch=epoch, sequence=seq,
-                highest_epoch=self.highest_epoch)))
+                group=self.group, member=self.member, epoch=applied_epoch, sequence=seq,
+                highest_epoch=self.highest_epoch, nonce=nonce)))
             parts: list[Change] = []
             try:
+                msg = wire.decode(pb.ActiveMessage, await call.read())
+                if msg is wire.EOF:
+                    return
+                mac = self._answer(msg, target, epoch, secret, nonce)
+                await call.write(pb.StandbyMessage(proof=pb.Proof(mac=mac)))
                 while True:
-                    msg = await call.read()
+                    msg = wire.decode(pb.ActiveMessage, await call.read())
                     if msg is wire.EOF:
                         return
                     self.connected = True
@@ -154,13 +169,29 @@ class Replica:
                     if ack is not None:
                         await call.write(pb.StandbyMessage(ack=pb.Ack(epoch=ack[0],
                                                                       sequence=ack[1])))
-            except _Reject as r:
-                log.warning("%s: rejecting the stream from %s: %s", self.member, target,
-                            r.detail)
+            except (_Reject, wire.Malformed) as r:
+                code, detail = (r.code, r.detail) if isinstance(r, _Reject) else \
+                    (_INVALID_ARGUMENT, f"malformed message: {r}")
+                log.warning("%s: rejecting the stream from %s: %s", self.member, target, detail)
                 with contextlib.suppress(grpc.aio.AioRpcError, grpc.aio.UsageError):
-                    await call.write(pb.StandbyMessage(reject=pb.Reject(code=r.code,
-                                                                        detail=r.detail)))
+                    await call.write(pb.StandbyMessage(reject=pb.Reject(code=code,
+                                                                        detail=detail)))
                 call.cancel()
+
+    def _answer(self, msg: Any, target: str, epoch: int, secret: str, nonce: bytes) -> bytes:
+        """Check the endpoint's Challenge (it must prove it holds grant ``epoch``); this
+        standby's proof to send back."""
+        if msg.WhichOneof("kind") != "challenge":
+            raise _Reject(_INVALID_ARGUMENT, f"expected a Challenge, got "
+                          f"{msg.WhichOneof('kind') or 'an empty message'}")
+        challenge = msg.challenge
+        binding = {"group": self.group, "standby": self.member, "epoch": epoch,
+                   "standby_nonce": nonce, "active_nonce": challenge.nonce}
+        if challenge.epoch != epoch or len(challenge.nonce) != auth.NONCE_BYTES or \
+                not auth.verify(auth.proof(secret, auth.Side.ACTIVE, **binding), challenge.proof):
+            raise _Reject(_UNAUTHENTICATED, f"{target} did not prove it holds the grant of "
+                          f"epoch {epoch} (challenge for epoch {challenge.epoch})")
+        return auth.proof(secret, auth.Side.STANDBY, **binding)
 
     def _handle(self, msg: Any, parts: list[Change]) -> tuple[int, int] | None:
         """Apply one message; the position to acknowledge, if any."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import grpc.aio
+from google.protobuf.message import DecodeError
 
 from vnfha.config import Config
 from vnfha.replication.state import Change
@@ -20,8 +21,10 @@ from vnfha.replication.v1 import replication_pb2 as pb
 __all__ = [
     "EOF",
     "STREAM_METHOD",
+    "Malformed",
     "changes_from_pb",
     "channel_credentials",
+    "decode",
     "deltas_message",
     "generic_handler",
     "keepalive_options",
@@ -141,23 +144,45 @@ def channel_credentials(config: Config) -> grpc.ChannelCredentials | None:
     )
 
 
+class Malformed(ValueError):
+    """Bytes on the stream that are not a message of the expected type."""
+
+
+def _raw(data: bytes) -> bytes:
+    """The identity deserializer: messages are parsed by :func:`decode`, so undecodable bytes
+    are the receiver's INVALID_ARGUMENT, not grpc's UNKNOWN with a traceback in the log."""
+    return data
+
+
+def decode(kind: Any, data: object) -> Any:
+    """``data`` (raw bytes from the stream, or EOF, passed through) as a ``kind`` message;
+    Malformed if it is not one."""
+    if data is EOF:
+        return data
+    try:
+        return kind.FromString(data)
+    except (DecodeError, TypeError) as e:
+        raise Malformed(f"not a valid {kind.DESCRIPTOR.name} message "
+                        f"({len(data) if isinstance(data, bytes) else '?'} bytes): {e}") from None
+
+
 def open_stream(channel: grpc.aio.Channel) -> Any:
-    """Start the Stream call on ``channel``."""
+    """Start the Stream call on ``channel``; what it reads is raw (see :func:`decode`)."""
     method = channel.stream_stream(
         STREAM_METHOD,
         request_serializer=pb.StandbyMessage.SerializeToString,
-        response_deserializer=pb.ActiveMessage.FromString,
+        response_deserializer=_raw,
     )
     return method()  # type: ignore[call-arg]  # a streaming call takes its requests later
 
 
 def generic_handler(stream: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]
                     ) -> grpc.GenericRpcHandler[Any, Any]:
-    """The server's handler for the one method."""
+    """The server's handler for the one method; what it reads is raw (see :func:`decode`)."""
     return grpc.method_handlers_generic_handler(SERVICE, {
         "Stream": grpc.stream_stream_rpc_method_handler(
             stream,
-            request_deserializer=pb.StandbyMessage.FromString,
+            request_deserializer=_raw,
             response_serializer=pb.ActiveMessage.SerializeToString,
         ),
     })

@@ -32,12 +32,18 @@ __all__ = ["FollowTarget", "Follower"]
 
 
 class FollowTarget(NamedTuple):
-    """The active to follow: its replication endpoint and its grant (epoch, member, lease)."""
+    """The active to follow: its replication endpoint and its grant (epoch, member, lease, and
+    the grant's replication secret)."""
 
     listen: str
     epoch: int
     member: str
     lease: int
+    secret: str = ""
+
+    def __repr__(self) -> str:  # never print the secret in a log line
+        return (f"FollowTarget(listen={self.listen!r}, epoch={self.epoch}, "
+                f"member={self.member!r}, lease={self.lease:x})")
 
 
 class Follower:
@@ -97,6 +103,6 @@ class Follower:
             replica=self._replica, store=self._store, clock=self._clock,
             on_gone=self._on_gone, fencer=self.fencer, timers=self._timers)
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._replica.follow(target.listen, target.epoch),
+            tasks.create_task(self._replica.follow(target.listen, target.epoch, target.secret),
                               name=f"{self._me}-replica")
             tasks.create_task(self.monitor.run(), name=f"{self._me}-monitor")

@@ -27,18 +27,33 @@ watches (a group name cannot start with a dot, so it cannot collide with a group
 
 Records that do not parse are ignored by readers (and reported by :meth:`GroupState.apply`),
 never fatal: a foreign or future writer must not crash a member.
+
+**What is trusted.** Anyone with write access to the prefix (a careless ``etcdctl put``) can
+put anything in these keys, so a reader checks before it trusts:
+
+- The active key counts only if its record parses, carries a replication secret, is bound to a
+  lease, and that lease is the one the named member's own record is bound to
+  (:func:`active_problem`). Anything else is a *bad active key* (:attr:`GroupState.bad_active`):
+  nobody follows it, its holder (if it is a member) stops acting, and the group replaces it with
+  one compare-and-swap on its revision, as it replaces a dead active.
+- Which lease belongs to which member is learnt from member records bound to a lease (a record
+  an operator wrote without one says nothing about leases), and remembered when the record is
+  deleted (:attr:`GroupState.leases`), so deleting a member record does not depose its active.
+- An unreadable ``sync`` record keeps the last readable one (it decides who may take over: a
+  guess would risk acknowledged writes); an unreadable hint or request counts as none.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vnfha.errors import ConfigError
 from vnfha.model import Redundancy, Role
-from vnfha.roles.policy import ActiveInfo, GroupView, MemberInfo
+from vnfha.roles.policy import ActiveInfo, BadActive, GroupView, MemberInfo
 from vnfha.store.base import KeyValue, RangeResult
 
 __all__ = [
@@ -51,10 +66,24 @@ __all__ = [
     "SwitchoverRequest",
     "SwitchoverResult",
     "SyncRecord",
+    "active_problem",
     "check_name",
+    "new_secret",
 ]
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_SECRET = re.compile(r"^[0-9a-f]{64}$")
+
+
+_UNREADABLE = (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError, OverflowError,
+               RecursionError)
+"""What decoding a record someone else wrote may raise (a number too large for an int, JSON
+nested deeper than the parser's recursion limit, ...): all of it means "unreadable"."""
+
+
+def new_secret() -> str:
+    """A fresh replication secret for one grant of the active role: 32 random bytes, in hex."""
+    return secrets.token_hex(32)
 
 
 def check_name(field_name: str, value: object) -> str:
@@ -138,6 +167,9 @@ class MemberRecord:
     host: str = ""
     failing: tuple[str, ...] = ()
     """The member's health checks that are failing (``vnfha status`` shows them)."""
+    final_for: int = 0
+    """The epoch (active key revision) whose end ``applied`` is this member's final position for:
+    set when the active of that epoch can no longer act, or its key is bad."""
 
     def encode(self) -> bytes:
         return _dump(self)
@@ -154,6 +186,7 @@ class MemberRecord:
             applied=(int(applied[0]), int(applied[1])), in_sync=bool(d.get("in_sync", True)),
             pid=int(d.get("pid", 0)), host=str(d.get("host", "")),
             failing=tuple(str(name) for name in d.get("failing", ())),
+            final_for=int(d.get("final_for", 0)),
         )
 
 
@@ -165,6 +198,10 @@ class ActiveRecord:
 
     member: str
     listen: str = ""
+    secret: str = ""
+    """This grant's replication secret (:func:`new_secret`): a standby proves it knows it before
+    the active streams to it (:mod:`vnfha.replication.auth`). Readable by whoever may read the
+    group's keys, which is why etcd's auth should limit the prefix to the members."""
 
     def encode(self) -> bytes:
         return _dump(self)
@@ -172,7 +209,32 @@ class ActiveRecord:
     @classmethod
     def decode(cls, raw: bytes) -> ActiveRecord:
         d = _load(raw)
-        return cls(member=str(d["member"]), listen=str(d.get("listen", "")))
+        member, listen, secret = d["member"], d.get("listen", ""), d.get("secret", "")
+        if not all(isinstance(v, str) for v in (member, listen, secret)):
+            raise TypeError("member, listen and secret must be strings")
+        return cls(member=member, listen=listen, secret=secret)
+
+    def __repr__(self) -> str:  # never print the secret in a log line
+        return f"ActiveRecord(member={self.member!r}, listen={self.listen!r})"
+
+
+def active_problem(record: ActiveRecord, lease: int, leases: dict[str, int]) -> str | None:
+    """Why an active key holding ``record``, bound to ``lease``, must not be trusted, or None
+    when it may: the record must name a valid member name, carry a secret, and be bound to the
+    lease that member's own record is bound to (``leases``)."""
+    if not NAME_PATTERN.match(record.member):
+        return f"names {record.member[:80]!r}, which is not a member name"
+    if not _SECRET.match(record.secret):
+        return f"names {record.member}, but carries no valid replication secret"
+    if lease == 0:
+        return f"names {record.member}, but is not bound to a lease"
+    own = leases.get(record.member)
+    if own is None:
+        return f"names {record.member}, which has published no member record"
+    if own != lease:
+        return (f"names {record.member}, but is bound to lease {lease:x}, not to "
+                f"{record.member}'s lease {own:x}")
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,51 +344,123 @@ class GroupState:
     """A group as read from etcd, kept current by applying watch events in order.
 
     ``apply`` returns a description of a record it had to ignore (bad JSON, wrong name), or None.
+    The active key is kept as found (:attr:`active_key`); :attr:`active` is it only when it may be
+    trusted (:func:`active_problem`), :attr:`bad_active` when it may not.
     """
 
     keys: GroupKeys
     members: dict[str, tuple[MemberRecord, int]] = field(default_factory=dict)
-    active: tuple[ActiveRecord, ActiveInfo] | None = None
+    active_key: tuple[ActiveRecord | None, ActiveInfo, str] | None = None
+    """What the active key holds: its record (None if unreadable), who it names with its lease
+    and revision, and why it could not be read ("" when it could)."""
     handover: Handover | None = None
     switchover: SwitchoverRequest | None = None
     sync: SyncRecord | None = None
     revision: int = 0
+    leases: dict[str, int] = field(default_factory=dict)
+    """The lease each member's own records were last bound to (kept when a record is deleted)."""
+    last_active: ActiveInfo | None = None
+    """The last trusted active key seen (kept when the key is deleted or goes bad)."""
 
     @classmethod
-    def read(cls, keys: GroupKeys, result: RangeResult) -> tuple[GroupState, list[str]]:
-        """The group as one range read of its root returned it, and the records it ignored."""
+    def read(cls, keys: GroupKeys, result: RangeResult, *,
+             earlier: GroupState | None = None) -> tuple[GroupState, list[str]]:
+        """The group as one range read of its root returned it, and the records it ignored.
+        ``earlier``: the snapshot this read replaces; what it learnt (leases, the last trusted
+        active) is kept."""
         state = cls(keys)
+        if earlier is not None:
+            state.leases = dict(earlier.leases)
+            state.last_active = earlier.last_active
         problems = [p for kv in result.kvs if (p := state.apply(kv.key, kv, result.revision))]
         state.revision = result.revision
         return state, problems
+
+    @property
+    def active(self) -> tuple[ActiveRecord, ActiveInfo] | None:
+        """The active key's record and grant, only if it may be trusted."""
+        key = self.active_key
+        if key is None or key[0] is None or self._active_problem() is not None:
+            return None
+        return key[0], key[1]
+
+    @property
+    def bad_active(self) -> BadActive | None:
+        """The active key when it exists but may not be trusted, with why."""
+        problem = self._active_problem()
+        if problem is None:
+            return None
+        assert self.active_key is not None
+        info = self.active_key[1]
+        return BadActive(info.member, info.lease, info.epoch, problem)
+
+    def _active_problem(self) -> str | None:
+        key = self.active_key
+        if key is None:
+            return None
+        record, info, unreadable = key
+        if record is None:
+            return unreadable
+        return active_problem(record, info.lease, self.leases)
+
+    def set_active(self, record: ActiveRecord, lease: int, revision: int) -> None:
+        """Take the active key as written at ``revision`` (by this member's own campaign, before
+        the watch has delivered it)."""
+        self.active_key = (record, ActiveInfo(record.member, lease, revision), "")
 
     def apply(self, key: str, kv: KeyValue | None, revision: int) -> str | None:
         """Take in ``key``'s new value (``kv``) or its deletion (``kv`` None) at ``revision``."""
         self.revision = max(self.revision, revision)
         try:
             if key.startswith(self.keys.members):
-                name = key[len(self.keys.members):]
-                if kv is None:
-                    self.members.pop(name, None)
-                    return None
-                record = MemberRecord.decode(kv.value)
-                if record.member != name:
-                    return f"{key}: record names {record.member!r}, ignored"
-                self.members[name] = (record, kv.lease)
-            elif key == self.keys.active:
-                if kv is None:
-                    self.active = None
-                else:
-                    rec = ActiveRecord.decode(kv.value)
-                    self.active = (rec, ActiveInfo(rec.member, kv.lease, kv.mod_revision))
-            elif key == self.keys.handover:
+                return self._apply_member(key, kv)
+            if key == self.keys.active:
+                return self._apply_active(key, kv)
+            if key == self.keys.handover:
+                self.handover = None  # an unreadable hint counts as none
                 self.handover = None if kv is None else Handover.decode(kv.value)
             elif key == self.keys.sync:
+                # unreadable: keep the last readable one (see the module docstring)
                 self.sync = None if kv is None else SyncRecord.decode(kv.value)
             elif key == self.keys.switchover_request:
+                self.switchover = None  # an unreadable request counts as none
                 self.switchover = None if kv is None else SwitchoverRequest.decode(kv.value)
-        except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError) as e:
-            return f"{key}: unreadable record ignored ({e})"
+        except _UNREADABLE as e:
+            return f"{key}: unreadable record ignored ({_short(e)})"
+        return None
+
+    def _apply_member(self, key: str, kv: KeyValue | None) -> str | None:
+        name = key[len(self.keys.members):]
+        if kv is None:
+            self.members.pop(name, None)
+            return None
+        try:
+            record = MemberRecord.decode(kv.value)
+        except _UNREADABLE as e:
+            self.members.pop(name, None)
+            return f"{key}: unreadable record ignored ({_short(e)})"
+        if record.member != name:
+            self.members.pop(name, None)
+            return f"{key}: record names {record.member[:80]!r}, ignored"
+        self.members[name] = (record, kv.lease)
+        if kv.lease:
+            self.leases[name] = kv.lease
+        return None
+
+    def _apply_active(self, key: str, kv: KeyValue | None) -> str | None:
+        trusted = self.active
+        if trusted is not None:
+            self.last_active = trusted[1]
+        if kv is None:
+            self.active_key = None
+            return None
+        try:
+            rec = ActiveRecord.decode(kv.value)
+        except _UNREADABLE as e:
+            why = f"holds an unreadable record ({_short(e)})"
+            self.active_key = (None, ActiveInfo("", kv.lease, kv.mod_revision), why)
+            return f"{key}: {why}"
+        self.active_key = (rec, ActiveInfo(rec.member, kv.lease, kv.mod_revision), "")
         return None
 
     def in_sync(self) -> frozenset[str] | None:
@@ -341,19 +475,39 @@ class GroupState:
 
     def view(self, me: str, my_lease: int, session_valid: bool,
              redundancy: Redundancy, current_role: Role | None = None, *,
-             gone_epoch: int = 0) -> GroupView:
-        """The policy's input for member ``me``."""
+             gone_epoch: int = 0, my_grants: frozenset[int] | None = None) -> GroupView:
+        """The policy's input for member ``me``. ``my_grants``: the revisions at which this
+        session's own campaigns wrote the active key; a key naming ``me`` with its lease at any
+        other revision was written by someone else, and ``me`` treats it as bad (it did not
+        start acting under it, and will not: it replaces it). None: do not check."""
         in_sync = self.in_sync()
         infos = tuple(
             MemberInfo(name=rec.member, priority=rec.priority, no_failover=rec.no_failover,
                        applied=rec.applied, in_sync=in_sync is None or rec.member in in_sync,
-                       lease=lease)
+                       lease=lease, final_for=rec.final_for,
+                       acting_epoch=rec.epoch if rec.role == Role.ACTIVE.value else 0)
             for rec, lease in self.members.values()
         )
+        active, bad = self.active, self.bad_active
+        if (active is not None and my_grants is not None and active[1].member == me
+                and active[1].lease == my_lease and active[1].epoch not in my_grants):
+            info = active[1]
+            bad = BadActive(me, info.lease, info.epoch, f"names {me} with its lease, but {me} "
+                            "did not write it")
+            active = None
         return GroupView(
             me=me, my_lease=my_lease, session_valid=session_valid, redundancy=redundancy,
-            members=infos, active=self.active[1] if self.active else None,
-            handover_to=self.handover.to if self.handover else None, revision=self.revision,
+            members=infos, active=active[1] if active else None, bad_active=bad,
+            previous_active=self.last_active if active is None else None,
+            handover_to=(self.handover.to or None) if self.handover else None,
+            handover_from=(self.handover.from_member, self.handover.from_epoch)
+            if self.handover else None, revision=self.revision,
             current_role=current_role,
-            active_gone=self.active is not None and self.active[1].epoch == gone_epoch,
+            active_gone=active is not None and active[1].epoch == gone_epoch,
         )
+
+
+def _short(error: Exception) -> str:
+    """An exception as a bounded line (a record's text can be anything)."""
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= 160 else text[:157] + "..."

@@ -9,6 +9,14 @@ Invariants (tested table-driven and with hypothesis in ``tests/unit/test_policy.
 - **One active per group** under TWO_N, N_WAY and NO_REDUNDANCY: a member decides ACTIVE only
   when the view's active key names it with its own current lease, so at most one member can,
   whatever the views say about everything else.
+- **No campaign while the last active may still act.** After its key was deleted or went bad
+  (an operator's ``etcdctl``), the last trusted active stops when its own watch shows it; until
+  its record says so (or its lease is gone, record and all), nobody campaigns or replaces the
+  key: the handshake a graceful handover gets, for a change nobody announced.
+- **A bad active key is replaced, never followed.** A key the view could not trust
+  (:class:`BadActive`: unreadable, no lease, a lease that is not the named member's) makes
+  nobody ACTIVE; the eligible members replace it exactly as they take over from a dead active
+  (final positions first), so a group recovers from whatever was written into its key.
 - **No action without a valid session**: with ``session_valid`` false the decision is QUIESCED
   and nothing else, under every model.
 - **Ranking is a total order** on distinct names, so it does not depend on the order members
@@ -30,6 +38,7 @@ from vnfha.model import Redundancy, Role
 __all__ = [
     "Action",
     "ActiveInfo",
+    "BadActive",
     "Decision",
     "GroupView",
     "MemberInfo",
@@ -53,6 +62,11 @@ class MemberInfo:
     applied: tuple[int, int] = (0, 0)
     in_sync: bool = True
     lease: int = 0
+    final_for: int = 0
+    """The epoch whose end ``applied`` is this member's final position for (0: none)."""
+    acting_epoch: int = 0
+    """The epoch in which this member's record says it is acting as the active (0: it says it
+    is not active)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +80,17 @@ class ActiveInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class BadActive:
+    """An active key that must not be trusted: what it names (maybe nothing), its lease, its
+    revision (replaced by compare-and-swap on it), and why it is not trusted."""
+
+    member: str
+    lease: int
+    epoch: int
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class GroupView:
     """One member's snapshot of its group, as of etcd ``revision``.
 
@@ -73,7 +98,8 @@ class GroupView:
     ``current_role`` is the role this member holds now (None before its first decision);
     ``active_gone`` says this member has proof that the active can no longer act (its endpoint
     refused a connection, the NFVI bridge fenced it, or its lease deadline provably passed),
-    which allows a takeover before etcd deletes its key.
+    which allows a takeover before etcd deletes its key. ``bad_active`` is the active key when
+    it exists but must not be trusted (``active`` is then None).
     """
 
     me: str
@@ -86,6 +112,14 @@ class GroupView:
     revision: int = 0
     current_role: Role | None = None
     active_gone: bool = False
+    bad_active: BadActive | None = None
+    previous_active: ActiveInfo | None = None
+    handover_from: tuple[str, int] | None = None
+    """(member, epoch) of the active that released the key gracefully with the handover hint:
+    it had stopped acting before it released it."""
+    """The last trusted active key seen before the key was deleted or went bad (None while the
+    key is trusted): until that member's record says it stopped acting (or is gone with its
+    lease), nobody campaigns or replaces a bad key, so two members never act at once."""
 
     def member(self, name: str) -> MemberInfo | None:
         """The named member's record, or None."""
@@ -147,31 +181,44 @@ def _standby_or_spare(view: GroupView, others: Sequence[MemberInfo]) -> Role:
     return Role.STANDBY
 
 
-def _takeover(view: GroupView, role: Role, active: ActiveInfo,
+def _takeover(view: GroupView, role: Role, epoch: int, subject: str,
               non_active: Sequence[MemberInfo]) -> Decision:
-    """Replace an active that can no longer act. With replication, candidates first publish
-    the position they finally applied; the one that applied the most goes first, so a write that
-    only one standby acknowledged (``Ack.ONE``) survives (it is on the best-placed candidate)."""
+    """Replace the active key of ``epoch`` (``subject`` says why it has to go: its active can no
+    longer act, or the key is bad). With replication, candidates first publish the position they
+    finally applied; the one that applied the most goes first, so a write that only one standby
+    acknowledged (``Ack.ONE``) survives (it is on the best-placed candidate)."""
     replicated = view.redundancy in (Redundancy.TWO_N, Redundancy.N_WAY)
     ranked = eligible(non_active, require_sync=replicated)
     names = [m.name for m in ranked]
     if view.me not in names:
-        return Decision(role, epoch=active.epoch, reason=f"{active.member} can no longer act "
-                        f"(epoch {active.epoch}), but this member may not take over")
+        return Decision(role, epoch=epoch, reason=f"{subject}, but this member may not take over")
     if replicated:
-        unreported = [m.name for m in ranked if m.applied[0] < active.epoch]
+        unreported = [m.name for m in ranked if max(m.applied[0], m.final_for) < epoch]
         if view.me in unreported:
-            return Decision(role, epoch=active.epoch, reason=f"{active.member} can no longer act "
-                            f"(epoch {active.epoch}); publishing this member's final position")
+            return Decision(role, epoch=epoch,
+                            reason=f"{subject}; publishing this member's final position")
         if unreported:  # they are ranked as if they had applied nothing: give them a step
             position = names.index(view.me) + 1
-            return Decision(role, Action.TAKEOVER, position, epoch=active.epoch,
-                            reason=f"{active.member} can no longer act (epoch {active.epoch}); "
-                            f"waiting a step for the final positions of {', '.join(unreported)}")
+            return Decision(role, Action.TAKEOVER, position, epoch=epoch,
+                            reason=f"{subject}; waiting a step for the final positions of "
+                            f"{', '.join(unreported)}")
     position = names.index(view.me)
-    return Decision(role, Action.TAKEOVER, position, epoch=active.epoch,
-                    reason=f"{active.member} can no longer act (epoch {active.epoch}); take over, "
-                    f"ranked {position + 1} of {len(names)} eligible by final position")
+    return Decision(role, Action.TAKEOVER, position, epoch=epoch,
+                    reason=f"{subject}; take over, ranked {position + 1} of {len(names)} "
+                    f"eligible by final position")
+
+
+def _still_acting(view: GroupView) -> str | None:
+    """Why this member must wait for the last trusted active to stop acting, or None."""
+    p = view.previous_active
+    if p is None or p.member == view.me:  # our own stop is synchronous: we know we stopped
+        return None
+    if view.handover_from == (p.member, p.epoch):  # released gracefully, after quiescing
+        return None
+    record = view.member(p.member)
+    if record is None or record.lease != p.lease or record.acting_epoch != p.epoch:
+        return None
+    return f"waiting for {p.member} (epoch {p.epoch}) to show it stopped acting"
 
 
 def decide(view: GroupView) -> Decision:
@@ -201,9 +248,18 @@ def decide(view: GroupView) -> Decision:
             return Decision(role, reason=f"active key held by an earlier session of {view.me} "
                             f"(lease {active.lease:x}); waiting for it to expire")
         if view.active_gone:
-            return _takeover(view, role, active, non_active)
+            return _takeover(view, role, active.epoch, f"{active.member} can no longer act "
+                             f"(epoch {active.epoch})", non_active)
         return Decision(role, epoch=active.epoch,
                         reason=f"{active.member} is active (epoch {active.epoch})")
+
+    waiting = _still_acting(view)
+    bad = view.bad_active
+    if bad is not None:  # nobody follows it; replace it as a dead active's (compare its revision)
+        subject = f"the active key (revision {bad.epoch}) {bad.why}"
+        if waiting:
+            return Decision(role, epoch=bad.epoch, reason=f"{subject}; {waiting}")
+        return _takeover(view, role, bad.epoch, subject, non_active)
 
     candidates = eligible(non_active, require_sync=view.redundancy is not Redundancy.NO_REDUNDANCY)
     names = [m.name for m in candidates]
@@ -211,8 +267,10 @@ def decide(view: GroupView) -> Decision:
         me = view.member(view.me)
         why = "tagged no-failover" if me is not None and me.no_failover else "not in sync"
         return Decision(role, reason=f"no active, and this member may not take over ({why})")
+    if waiting:
+        return Decision(role, reason=f"no active; {waiting}")
     target = view.handover_to
-    if target is not None and target in names:
+    if target and target in names:
         if target == view.me:
             return Decision(role, Action.CAMPAIGN, 0, reason="handover names this member")
         names.remove(target)

@@ -67,7 +67,7 @@ class GroupWatch:
         except BaseException:
             await watch.cancel()
             raise
-        self.state, problems = GroupState.read(self._keys, result)
+        self.state, problems = GroupState.read(self._keys, result, earlier=self.state)
         for problem in problems:
             log.warning("%s: %s", self._member, problem)
         if self._task is not None and self._task is not asyncio.current_task():
@@ -91,7 +91,8 @@ class GroupWatch:
         result = await self._store.range(self._keys.members, prefix=True)
         if result.revision <= self.state.revision:
             return
-        self.state.members = GroupState.read(self._keys, result)[0].members
+        fresh = GroupState.read(self._keys, result, earlier=self.state)[0]
+        self.state.members, self.state.leases = fresh.members, fresh.leases
 
     async def wait_released(self, revision: int, *, poll_s: float, timeout_s: float) -> None:
         """Until the watch has delivered ``revision``, at which this member released the active

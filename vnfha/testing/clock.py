@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 __all__ = ["FakeClock"]
@@ -113,3 +113,15 @@ class FakeClock:
             await self.settle()
             if self._now >= target and (self.next_deadline() or target + 1) > target:
                 return
+
+    async def advance_until(self, predicate: Callable[[], object], limit_s: float = 5.0, *,
+                            step: float = 0.01, what: str = "the condition") -> float:
+        """Move forward in ``step`` increments until ``predicate()`` is true; the fake time it
+        took. AssertionError naming ``what`` once ``limit_s`` of fake time passed without it."""
+        start = self._now
+        while not predicate():
+            if self._now - start >= limit_s:
+                raise AssertionError(f"{what} did not happen within {limit_s} s of fake time")
+            await self.advance(step)
+        return self._now - start
+

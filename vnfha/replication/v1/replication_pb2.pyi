@@ -6,28 +6,38 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class StandbyMessage(_message.Message):
-    __slots__ = ("hello", "ack", "reject")
+    __slots__ = ("hello", "ack", "reject", "proof")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     REJECT_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     ack: Ack
     reject: Reject
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., reject: _Optional[_Union[Reject, _Mapping]] = ...) -> None: ...
+    proof: Proof
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., reject: _Optional[_Union[Reject, _Mapping]] = ..., proof: _Optional[_Union[Proof, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("group", "member", "epoch", "sequence", "highest_epoch")
+    __slots__ = ("group", "member", "epoch", "sequence", "highest_epoch", "nonce")
     GROUP_FIELD_NUMBER: _ClassVar[int]
     MEMBER_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     HIGHEST_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
     group: str
     member: str
     epoch: int
     sequence: int
     highest_epoch: int
-    def __init__(self, group: _Optional[str] = ..., member: _Optional[str] = ..., epoch: _Optional[int] = ..., sequence: _Optional[int] = ..., highest_epoch: _Optional[int] = ...) -> None: ...
+    nonce: bytes
+    def __init__(self, group: _Optional[str] = ..., member: _Optional[str] = ..., epoch: _Optional[int] = ..., sequence: _Optional[int] = ..., highest_epoch: _Optional[int] = ..., nonce: _Optional[bytes] = ...) -> None: ...
+
+class Proof(_message.Message):
+    __slots__ = ("mac",)
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    mac: bytes
+    def __init__(self, mac: _Optional[bytes] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ("epoch", "sequence")
@@ -46,16 +56,28 @@ class Reject(_message.Message):
     def __init__(self, code: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class ActiveMessage(_message.Message):
-    __slots__ = ("snapshot", "deltas", "heartbeat", "rebase")
+    __slots__ = ("snapshot", "deltas", "heartbeat", "rebase", "challenge")
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     DELTAS_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     REBASE_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGE_FIELD_NUMBER: _ClassVar[int]
     snapshot: SnapshotChunk
     deltas: Deltas
     heartbeat: Heartbeat
     rebase: Rebase
-    def __init__(self, snapshot: _Optional[_Union[SnapshotChunk, _Mapping]] = ..., deltas: _Optional[_Union[Deltas, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., rebase: _Optional[_Union[Rebase, _Mapping]] = ...) -> None: ...
+    challenge: Challenge
+    def __init__(self, snapshot: _Optional[_Union[SnapshotChunk, _Mapping]] = ..., deltas: _Optional[_Union[Deltas, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., rebase: _Optional[_Union[Rebase, _Mapping]] = ..., challenge: _Optional[_Union[Challenge, _Mapping]] = ...) -> None: ...
+
+class Challenge(_message.Message):
+    __slots__ = ("epoch", "nonce", "proof")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    nonce: bytes
+    proof: bytes
+    def __init__(self, epoch: _Optional[int] = ..., nonce: _Optional[bytes] = ..., proof: _Optional[bytes] = ...) -> None: ...
 
 class Rebase(_message.Message):
     __slots__ = ("epoch", "base_epoch", "base_sequence")
