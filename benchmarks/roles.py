@@ -1,10 +1,10 @@
-"""The roles benchmark, run from a source checkout: see vnfha.bench.roles.
+"""The roles benchmark, run from a source checkout: see vnfha.apps.bench.roles.
 
 Same as `vnfha bench roles`; its options: `python benchmarks/roles.py --help`.
 """
 
 import sys
 
-from vnfha.bench.roles import main
+from vnfha.apps.bench.roles import main
 
 sys.exit(main())

@@ -1,10 +1,10 @@
-"""The store benchmark, run from a source checkout: see vnfha.bench.store.
+"""The store benchmark, run from a source checkout: see vnfha.apps.bench.store.
 
 Same as `vnfha bench store`; its options: `python benchmarks/store.py --help`.
 """
 
 import sys
 
-from vnfha.bench.store import main
+from vnfha.apps.bench.store import main
 
 sys.exit(main())

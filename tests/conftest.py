@@ -4,11 +4,13 @@ every cluster a failed test used, attached to its report."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from hypothesis import settings
 
+from vnfha.store.memory import MemoryStore
+from vnfha.testing import FakeClock
 from vnfha.testing.etcd import EtcdCluster
 
 # Property tests explore new examples on every local run. CI runs a fixed set of them
@@ -67,3 +69,17 @@ def own_etcd3() -> Iterator[EtcdCluster]:
     """A 3-member etcd for one test, which may kill, pause and restart its members."""
     with EtcdCluster(3) as cluster:
         yield cluster
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock (``advance``, ``advance_until``): most tests of the runtime run on it."""
+    return FakeClock()
+
+
+@pytest.fixture
+async def store(clock: FakeClock) -> AsyncIterator[MemoryStore]:
+    """An in-memory store on :func:`clock` (tests that need a real etcd take ``etcd1``)."""
+    async with MemoryStore(clock) as s:
+        yield s
+

@@ -77,6 +77,11 @@ class LoopThread:
         self._thread.start()
         atexit.register(self.close)
 
+    @property
+    def thread(self) -> threading.Thread:
+        """The thread the loop runs in."""
+        return self._thread
+
     def in_loop_thread(self) -> bool:
         """True on the loop's own thread."""
         return threading.current_thread() is self._thread

@@ -70,6 +70,11 @@ class CallbackRunner:
         self.failures = 0
         """How many callbacks raised or overran since start."""
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The task that runs the callbacks one at a time (None before :meth:`start`)."""
+        return self._runner
+
     def start(self) -> None:
         """Start running queued callbacks, in a task of the running loop."""
         self._queue = asyncio.Queue()

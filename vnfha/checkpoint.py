@@ -19,19 +19,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Protocol
 
+from vnfha.clock import Clock
 from vnfha.errors import AckTimeout, CheckpointLimitError, ConfigError, NotActive
-from vnfha.metrics import WriteResult
-from vnfha.model import Ack
+from vnfha.metrics import Metrics, WriteResult
+from vnfha.model import Ack, Role
 from vnfha.replication.active import Primary
 from vnfha.replication.standby import Applied, Replica
 from vnfha.replication.state import Change, CheckpointData, Limits
 
-if TYPE_CHECKING:
-    from vnfha.member import Member
-
-__all__ = ["Applied", "Checkpoint"]
+__all__ = ["AckPolicy", "Applied", "Checkpoint", "WriteGate"]
 
 log = logging.getLogger("vnfha.checkpoint")
 
@@ -39,11 +38,43 @@ _YIELD_EVERY = 1024
 """Ack.NONE writes between two yields to the event loop."""
 
 
-class Checkpoint:
-    """The member's checkpoint (see the module docstring)."""
+class WriteGate(Protocol):
+    """What the checkpoint asks of its member before a write (``vnfha.Member`` is one)."""
 
-    def __init__(self, member: Member, replica: Replica, limits: Limits) -> None:
-        self._member = member
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def role(self) -> Role: ...
+
+    def check_active(self) -> int:
+        """The epoch writes may be made in now, or NotActive."""
+        ...
+
+    def is_active(self) -> bool:
+        """Whether the member still acts as the active (re-checked when an ack wait ends)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AckPolicy:
+    """How long ``Ack.ONE``/``ALL`` wait by default, and whether they return unprotected
+    (``degrade``) instead of raising AckTimeout when no standby acknowledged in time."""
+
+    timeout_s: float
+    degrade: bool = False
+
+
+class Checkpoint:
+    """The member's checkpoint (see the module docstring). ``gate`` says whether this member
+    may write now; the member promotes and demotes it with :meth:`promote` / :meth:`demote`."""
+
+    def __init__(self, gate: WriteGate, replica: Replica, limits: Limits, *, acks: AckPolicy,
+                 metrics: Metrics, clock: Clock) -> None:
+        self._gate = gate
+        self._acks = acks
+        self._metrics = metrics
+        self._clock = clock
         self._replica = replica
         self._data: CheckpointData = replica.data
         self._limits = limits
@@ -82,24 +113,24 @@ class Checkpoint:
         sequence. Counts an Ack.NONE write as done (it is, once applied here)."""
         if not isinstance(ack, Ack):
             raise ConfigError("ack", ack, f"must be one of {', '.join(a.name for a in Ack)}")
-        member = self._member
+        gate, metrics = self._gate, self._metrics
         try:
-            epoch = member.check_active()
+            epoch = gate.check_active()
         except NotActive:
-            member.metrics.checkpoint_write(ack, WriteResult.NOT_ACTIVE)
+            metrics.checkpoint_write(ack, WriteResult.NOT_ACTIVE)
             raise
         primary = self._primary
         if primary is None or primary.closed or primary.epoch != epoch:
-            member.metrics.checkpoint_write(ack, WriteResult.NOT_ACTIVE)
-            raise NotActive(member.name, member.role.value, epoch)
+            metrics.checkpoint_write(ack, WriteResult.NOT_ACTIVE)
+            raise NotActive(gate.name, gate.role.value, epoch)
         try:
             self._data.check(change, self._limits)
         except (ConfigError, CheckpointLimitError):
-            member.metrics.checkpoint_write(ack, WriteResult.REJECTED)
+            metrics.checkpoint_write(ack, WriteResult.REJECTED)
             raise
         seq = primary.write(change)
         if ack is Ack.NONE:
-            member.metrics.checkpoint_write(ack, WriteResult.OK)
+            metrics.checkpoint_write(ack, WriteResult.OK)
             self._unyielded += 1
         return seq
 
@@ -109,17 +140,16 @@ class Checkpoint:
         primary = self._primary
         assert primary is not None  # _apply checked it, and nothing ran since
         epoch = primary.epoch
-        metrics = self._member.metrics
-        timeout = timeout_s if timeout_s is not None else \
-            self._member.config.checkpoint_ack_timeout_s
-        start = self._member._clock.monotonic()
+        metrics, gate = self._metrics, self._gate
+        timeout = timeout_s if timeout_s is not None else self._acks.timeout_s
+        start = self._clock.monotonic()
         if await primary.wait_protected(seq, ack, timeout):
-            metrics.checkpoint_write(ack, WriteResult.OK, self._member._clock.monotonic() - start)
+            metrics.checkpoint_write(ack, WriteResult.OK, self._clock.monotonic() - start)
             return seq
-        if primary.closed or not self._member.is_active():
+        if primary.closed or not gate.is_active():
             metrics.checkpoint_write(ack, WriteResult.NOT_ACTIVE)
-            raise NotActive(self._member.name, self._member.role.value, epoch)
-        if self._member.config.checkpoint_degrade_ack:
+            raise NotActive(gate.name, gate.role.value, epoch)
+        if self._acks.degrade:
             self.degraded_acks += 1
             metrics.checkpoint_write(ack, WriteResult.DEGRADED)
             log.warning("checkpoint write %d/%d returned unprotected (ack=%s, in sync: %s)",
@@ -168,10 +198,19 @@ class Checkpoint:
 
     # -- role changes (called by the member) -----------------------------------------------------
 
-    def _promote(self, primary: Primary) -> None:
+    @property
+    def primary(self) -> Primary | None:
+        """The active's replication of its current epoch (None unless this member is active,
+        or quiesces for a handover)."""
+        return self._primary
+
+    def promote(self, primary: Primary) -> None:
+        """This member became the active of ``primary.epoch``: writes go through it."""
         self._primary = primary
 
-    def _demote(self) -> None:
+    def demote(self) -> None:
+        """The epoch is over: close its Primary (every waiting write fails with NotActive) and
+        keep its last position as this member's own. Idempotent."""
         primary, self._primary = self._primary, None
         if primary is not None:
             self._replica.applied = (primary.epoch, primary.log.last_sequence)

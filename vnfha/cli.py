@@ -363,9 +363,7 @@ def _add_bridge(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def _cmd_bridge_serve(args: argparse.Namespace) -> int:
     import logging  # noqa: PLC0415
 
-    from vnfha.nfvi.driver import DriverError  # noqa: PLC0415
-    from vnfha.nfvi.serve import ServeOptions, serve  # noqa: PLC0415
-    from vnfha.nfvi.state import StateFileError  # noqa: PLC0415
+    from vnfha.bridge.serve import DriverError, ServeOptions, StateFileError, serve  # noqa: PLC0415
 
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -491,7 +489,7 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from vnfha.demo import main as demo_main  # noqa: PLC0415 - imports the examples' code
+    from vnfha.apps.demo import main as demo_main  # noqa: PLC0415 - imports the examples' code
 
     return demo_main(args.demo_args)
 
@@ -509,7 +507,7 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _bench_listing() -> str:
-    from vnfha.bench import BENCHMARKS  # noqa: PLC0415
+    from vnfha.apps.bench import BENCHMARKS  # noqa: PLC0415
 
     width = max(len(name) for name in BENCHMARKS)
     lines = [f"  {name.ljust(width)}  {what}" for name, what in BENCHMARKS.items()]
@@ -521,7 +519,7 @@ def _bench_listing() -> str:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from vnfha.bench import BENCHMARKS, load  # noqa: PLC0415
+    from vnfha.apps.bench import BENCHMARKS, load  # noqa: PLC0415
 
     name, *rest = args.bench_args or [""]
     if name in ("-h", "--help"):
@@ -566,7 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["demo"]:  # its options (--help too) are the demo's own parser's
-        from vnfha.demo import main as demo_main  # noqa: PLC0415 - imports the examples' code
+        from vnfha.apps.demo import main as demo_main  # noqa: PLC0415 - imports the examples' code
 
         return demo_main(argv[1:])
     if argv[:1] == ["bench"]:  # the rest (--help too) is the benchmark's own parser's

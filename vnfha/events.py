@@ -13,8 +13,9 @@ overran). Guarantees of :class:`Listeners`:
   skipped; the others are still called, and the member carries on.
 - A listener added while an event is being delivered gets the next event, not that one.
 
-:func:`reason_kind` turns a role change's free-text reason into the bounded label the metrics
-use (``vnfha_role_transitions_total{reason_kind=...}``). Pure.
+Each :class:`RoleChanged` carries its :class:`~vnfha.model.ReasonKind`, chosen where the change
+was decided: the bounded label the metrics use (``vnfha_role_transitions_total{reason_kind=...}``),
+so rewording a reason never changes a label.
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vnfha.metrics import ReasonKind
-from vnfha.model import Role
+from vnfha.model import ReasonKind, Role
 
-__all__ = ["CallbackFailed", "Listeners", "MemberEvent", "RoleChanged", "reason_kind"]
+__all__ = ["CallbackFailed", "Listeners", "MemberEvent", "RoleChanged"]
 
 log = logging.getLogger("vnfha.member")  # part of the member: it logs on the member's logger
 
@@ -40,6 +40,8 @@ class RoleChanged:
     previous: Role
     epoch: int
     reason: str
+    kind: ReasonKind = ReasonKind.ASSIGNED
+    """Why, as a bounded label (the metrics' ``reason_kind``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,18 +75,3 @@ class Listeners:
                 listener(event)
             except Exception:
                 log.exception("%s: member listener %r failed", self._member, listener)
-
-
-def reason_kind(role: Role, reason: str) -> ReasonKind:
-    """The bounded metrics label for a role change whose free-text reason is ``reason``."""
-    text = reason.lower()
-    table = ((role is Role.ACTIVE and "took over" in text, ReasonKind.TAKEOVER),
-             (role is Role.ACTIVE and "handover" in text, ReasonKind.SWITCHOVER),
-             (role is Role.ACTIVE, ReasonKind.ELECTED),
-             ("switchover" in text or "maintenance" in text, ReasonKind.SWITCHOVER),
-             ("session lost" in text or "past its deadline" in text, ReasonKind.SESSION_LOST),
-             ("active key taken" in text or "active key deleted" in text
-              or "active key is bad" in text, ReasonKind.DEPOSED),
-             ("stop" in text, ReasonKind.STOPPED),
-             ("failed" in text or "fault" in text, ReasonKind.FAULT))
-    return next((kind for hit, kind in table if hit), ReasonKind.ASSIGNED)

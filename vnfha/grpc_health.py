@@ -208,6 +208,11 @@ class HealthService:
         self._closed = True
         self._notify()
 
+    @property
+    def version(self) -> int:
+        """Bumped on every change of a status (a watcher never misses one between checks)."""
+        return self._version
+
     def _notify(self) -> None:
         self._version += 1
 

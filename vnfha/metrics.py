@@ -29,23 +29,19 @@ from __future__ import annotations
 import enum
 import importlib.metadata
 import platform
-import socket
-import socketserver
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from vnfha._metrics_http import Exporter
 from vnfha.errors import ConfigError
-from vnfha.health import ladder as _ladder
-from vnfha.model import Ack, Role
-from vnfha.roles.keys import check_name
+from vnfha.model import Ack, LadderAction, ReasonKind, Role, Rung, check_name
 
 __all__ = [
     "SPECS",
@@ -66,27 +62,6 @@ __all__ = [
 
 
 # -- the label vocabulary ------------------------------------------------------------------------
-
-
-class ReasonKind(enum.StrEnum):
-    """Why a member's role changed, as a bounded label (the free-text reason goes to the log)."""
-
-    ELECTED = "elected"
-    """Won the campaign for a free active key (first start, after a handover or a lease expiry)."""
-    TAKEOVER = "takeover"
-    """Replaced the key of an active proven dead (the fast failover path)."""
-    SWITCHOVER = "switchover"
-    """A graceful handover: the old active quiesced and released the key, the successor took it."""
-    DEPOSED = "deposed"
-    """The active key was taken or deleted by someone else while this member was active."""
-    SESSION_LOST = "session-lost"
-    """The lease expired or its local deadline passed: the member stopped acting on its own."""
-    ASSIGNED = "assigned"
-    """The redundancy policy assigned a standby or spare role (joining, ranking changes)."""
-    STOPPED = "stopped"
-    """The member is leaving the group."""
-    FAULT = "fault"
-    """A fault made the member step down (the ladder's failover rung, a failed role loop)."""
 
 
 _FAILOVER_KINDS = frozenset({ReasonKind.ELECTED, ReasonKind.TAKEOVER, ReasonKind.SWITCHOVER})
@@ -110,9 +85,6 @@ class CheckKind(enum.StrEnum):
     """The component reported a fault itself (``member.report_fault``)."""
 
 
-# The ladder's own enums, not copies: its rungs and actions are the label values.
-Rung = _ladder.Rung
-LadderAction = _ladder.Action
 
 
 class WriteResult(enum.StrEnum):
@@ -403,7 +375,7 @@ class MemberMetrics(Metrics):
         self.member = check_name("member", member)
         self.registry = CollectorRegistry(auto_describe=True)
         """This member's registry: every metric of :data:`SPECS`, and nothing else."""
-        self._server: _Exporter | None = None
+        self._server: Exporter | None = None
         self._lagging: set[str] = set()
         self._lock = threading.Lock()
         self._gauge(BUILD_INFO).labels(group, member, version or _version(),
@@ -579,7 +551,7 @@ class MemberMetrics(Metrics):
             raise ConfigError("metrics_port", port, f"already serving on port {self._server.port}")
         if not 0 <= port <= 65535:
             raise ConfigError("metrics_port", port, "must be 0..65535 (0: any free port)")
-        self._server = _Exporter(self.registry, host, port, poll_s)
+        self._server = Exporter(self.registry, host, port, poll_s)
         return self._server.port
 
     @property
@@ -608,38 +580,3 @@ class _ExportFirst(Collector):
     def collect(self) -> Iterable[Metric]:
         self._export()
         return self._metric.collect()
-
-
-# -- the exporter --------------------------------------------------------------------------------
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        """Scrapes are not logged (one line per scrape would drown the member's log)."""
-
-
-class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    """A scrape in progress never delays the process's exit."""
-
-
-class _Exporter:
-    """A WSGI server for one registry, on its own thread. It is built from the standard library
-    and ``make_wsgi_app`` (the exposition, content negotiation and compression), not
-    ``start_http_server``, which returns no handle to stop it before prometheus-client 0.20."""
-
-    def __init__(self, registry: CollectorRegistry, host: str, port: int, poll_s: float) -> None:
-        family, _, _, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-        server_class = type("_Server", (_ThreadingServer,), {"address_family": family})
-        self._httpd: WSGIServer = server_class((address[0], port), _QuietHandler)
-        self._httpd.set_app(make_wsgi_app(registry))
-        self.port: int = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(poll_s,),
-                                        name=f"vnfha-metrics-{self.port}", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()

@@ -40,14 +40,40 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 __all__ = [
+    "BACKOFF_HEARTBEATS",
     "KEEPALIVE_TTL_FRACTION",
+    "POLLS_PER_HEARTBEAT",
     "TimingProblem",
+    "backoff_step_s",
     "check_timing",
     "default_keepalive_interval_s",
+    "poll_interval_s",
 ]
 
 KEEPALIVE_TTL_FRACTION = 4
 """When no keepalive interval is configured, keepalives are sent every ``lease_ttl_s / 4``."""
+
+BACKOFF_HEARTBEATS = 2
+"""One backoff step is two heartbeat intervals (:func:`backoff_step_s`)."""
+
+POLLS_PER_HEARTBEAT = 10
+"""A bounded wait that polls does so ten times per heartbeat interval (:func:`poll_interval_s`)."""
+
+
+def backoff_step_s(heartbeat_interval_s: float) -> float:
+    """The member's backoff step: the k-th ranked candidate waits k steps before it campaigns;
+    a failed etcd call, a lost watch, a stream that cannot connect and the bridge's event
+    stream are retried after one step. Two heartbeats: long enough for the better-ranked
+    candidate's campaign (one etcd transaction, about 0.6 ms) and its watch event to land, short
+    against the failover budgets (a crash failover's 250 ms holds a 2nd-ranked candidate)."""
+    return BACKOFF_HEARTBEATS * heartbeat_interval_s
+
+
+def poll_interval_s(heartbeat_interval_s: float) -> float:
+    """How often a bounded wait checks its condition (the successor has applied the last
+    change, the watch has delivered our release): a tenth of a heartbeat, so such a wait adds
+    at most that to a switchover's 100 ms budget."""
+    return heartbeat_interval_s / POLLS_PER_HEARTBEAT
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from driver_rigs import SLEEPER, Rig, libvirt_rig, sim_rig
 
-from vnfha.nfvi.sim import SimDriver
+from vnfha.bridge.drivers.sim import SimDriver
 
 
 @pytest.fixture(params=["libvirt", "sim"])

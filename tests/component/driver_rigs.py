@@ -6,7 +6,7 @@ Each rig has the same inventory: instances ``vm-a`` (g1/m-a) and ``vm-c`` (g2/m-
 the suite what only the hypervisor can tell: whether an instance can execute (checked outside the
 driver), a way to stop an instance behind the driver's back, a way to take a host down, and what
 the driver documents about a down host's instances (``dead`` or ``unknown``, see
-:mod:`vnfha.nfvi.driver`).
+:mod:`vnfha.bridge.drivers.driver`).
 
 ``libvirt``: libvirt's ``test`` hypervisor, one ``test:///<file>`` URI per host (files written by
 ``write_test_hosts``), plus a domain ``plain`` on host-a without vnfha metadata. Skipped when
@@ -15,8 +15,8 @@ error instead. A host goes down as a lost connection does: its connection's clos
 called as libvirt's event thread would (``libvirt_double``), and reconnecting is refused for the
 rest of the test. Its instances are then ``unknown``.
 
-``sim``: :class:`~vnfha.nfvi.sim.SimDriver` with small ``python -c`` sleepers as instances. A host
-goes down by ``fail_host``, which kills its instances: they are ``dead``.
+``sim``: :class:`~vnfha.bridge.drivers.sim.SimDriver` with small ``python -c`` sleepers as
+instances. A host goes down by ``fail_host``, which kills its instances: they are ``dead``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from vnfha.nfvi.driver import Driver, EventKind, HostDown
+from vnfha.bridge.drivers.driver import Driver, EventKind, HostDown
 
 LAYOUT: dict[str, tuple[str, str, str]] = {
     "vm-a": ("g1", "m-a", "host-a"),
@@ -45,8 +45,8 @@ SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 
 
 class DownInstances(enum.Enum):
-    """What a driver says about the instances of a host that is down (:mod:`vnfha.nfvi.driver`,
-    "Hosts that go down")."""
+    """What a driver says about the instances of a host that is down
+    (:mod:`vnfha.bridge.drivers.driver`, "Hosts that go down")."""
 
     DEAD = "dead"
     """It knows they cannot execute: CRASHED, VM_CRASHED each, power_off confirms, evacuable."""
@@ -94,7 +94,7 @@ def _proc_state(pid: int) -> str | None:
 
 
 async def sim_rig() -> AsyncIterator[Rig]:
-    from vnfha.nfvi.sim import SimDriver  # noqa: PLC0415
+    from vnfha.bridge.drivers.sim import SimDriver  # noqa: PLC0415
 
     sim = SimDriver(hosts=HOSTS)
     try:
@@ -120,12 +120,12 @@ async def libvirt_rig(directory: Path) -> AsyncIterator[Rig]:
     libvirt = require_libvirt()
     from libvirt_double import Hypervisor  # noqa: PLC0415 - needs libvirt
 
-    from vnfha.clock import SystemClock  # noqa: PLC0415
-    from vnfha.nfvi.libvirt_driver import (  # noqa: PLC0415
+    from vnfha.bridge.drivers.libvirt_driver import (  # noqa: PLC0415
         DomainSpec,
         LibvirtDriver,
         write_test_hosts,
     )
+    from vnfha.clock import SystemClock  # noqa: PLC0415
 
     layout: dict[str, list[DomainSpec]] = {host: [] for host in HOSTS}
     for name, (group, member, host) in LAYOUT.items():

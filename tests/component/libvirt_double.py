@@ -76,9 +76,9 @@ class Flaky:
         attr = getattr(self.real, name)
         if name in _LOCAL or not callable(attr):
             return attr
-        return self._guard(attr)
+        return self.guard(attr)
 
-    def _guard(self, method: Callable[..., Any]) -> Callable[..., Any]:
+    def guard(self, method: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
             if self.dropped:
                 raise rpc_error("Cannot recv data: Connection reset by peer")
@@ -97,7 +97,7 @@ class _FlakyDomain:
         self._conn, self._real = conn, real
 
     def __getattr__(self, name: str) -> Any:
-        return self._conn._guard(getattr(self._real, name))
+        return self._conn.guard(getattr(self._real, name))
 
 
 @dataclass

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import pytest
 
 from vnfha import grpc_health
+from vnfha.bridge.drivers.sim import SimDriver, proc_state
+from vnfha.bridge.server import BridgeServer
 from vnfha.errors import BridgeRequestError, RepairInProgress, StaleEpochRejected
 from vnfha.nfvi.client import BridgeClient
 from vnfha.nfvi.model import (
@@ -28,8 +30,6 @@ from vnfha.nfvi.model import (
     RepairState,
     WatchdogAction,
 )
-from vnfha.nfvi.server import BridgeServer
-from vnfha.nfvi.sim import SimDriver, _proc_state
 from vnfha.nfvi.wire import SERVICES
 
 SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
@@ -119,7 +119,7 @@ async def test_watchdog_resets_a_process_that_stopped_kicking(env: Env) -> None:
 
         async def kick_while_running() -> int:
             kicks = 0
-            while _proc_state(old) not in ("T", "t"):
+            while proc_state(old) not in ("T", "t"):
                 await c.kick(1)
                 kicks += 1
                 await asyncio.sleep(0.05)
@@ -136,7 +136,7 @@ async def test_watchdog_resets_a_process_that_stopped_kicking(env: Env) -> None:
         new = sim.pid("vm-vfw-a")
         assert new is not None and new != old
         assert (await sim.get_instance("vm-vfw-a")).state is InstanceState.RUNNING
-        assert _proc_state(old) in (None, "Z")
+        assert proc_state(old) in (None, "Z")
         with pytest.raises(BridgeRequestError, match="not armed"):
             await c.kick(1)  # one-shot: the reset instance must arm again
 
@@ -168,12 +168,12 @@ async def test_fence_stop_then_kill_is_confirmed_and_idempotent(env: Env) -> Non
         stopped = await standby.fence("vfw-a", 3, FenceMode.STOP, "no heartbeat for 300 ms")
         assert (stopped.instance, stopped.host) == ("vm-vfw-a", "h1")
         assert stopped.applied is FenceMode.STOP and stopped.state is InstanceState.PAUSED
-        assert _proc_state(pid) in ("T", "t")
+        assert proc_state(pid) in ("T", "t")
         again = await standby.fence("vfw-a", 3, FenceMode.STOP, "retry")
         assert again.applied is None and again.state is InstanceState.PAUSED
         killed = await standby.fence("vfw-a", 3, FenceMode.KILL, "make sure")
         assert killed.applied is FenceMode.KILL and killed.state is InstanceState.STOPPED
-        assert _proc_state(pid) in (None, "Z")
+        assert proc_state(pid) in (None, "Z")
         # the fenced instance's watchdog was disarmed: nothing restarts it behind our back
         await env.bridge.core.close()
         assert (await env.sim.get_instance("vm-vfw-a")).state is InstanceState.STOPPED

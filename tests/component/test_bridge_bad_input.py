@@ -14,8 +14,8 @@ import grpc.aio
 import pytest
 
 from vnfha import grpc_health
-from vnfha.nfvi.server import BridgeServer
-from vnfha.nfvi.sim import SimDriver
+from vnfha.bridge.drivers.sim import SimDriver
+from vnfha.bridge.server import BridgeServer
 from vnfha.nfvi.wire import METHODS, pb
 
 SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from vnfha.bridge.drivers.sim import SimDriver
+from vnfha.bridge.server import BridgeServer
 from vnfha.errors import BridgeUnavailable
 from vnfha.nfvi.client import BridgeClient
 from vnfha.nfvi.model import WatchdogAction
-from vnfha.nfvi.server import BridgeServer
-from vnfha.nfvi.sim import SimDriver
 
 
 def free_port() -> int:

@@ -9,10 +9,10 @@ import sys
 import pytest
 
 from vnfha import StaleEpochRejected
+from vnfha.bridge.drivers.sim import SimDriver
+from vnfha.bridge.server import BridgeServer
 from vnfha.nfvi.client import BridgeClient
 from vnfha.nfvi.model import WatchdogAction
-from vnfha.nfvi.server import BridgeServer
-from vnfha.nfvi.sim import SimDriver
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 

@@ -17,11 +17,11 @@ import pytest
 import test_bridge_operations
 from test_bridge_operations import CALL_S, Watch, announced, operator, watching
 
+from vnfha.bridge.core import BridgeLimits
+from vnfha.bridge.drivers.sim import SimDriver
+from vnfha.bridge.server import BridgeServer
 from vnfha.nfvi.client import BridgeClient
-from vnfha.nfvi.core import BridgeLimits
 from vnfha.nfvi.model import EventKind, HostStatus, PlacementPolicy, RepairAction, RepairState
-from vnfha.nfvi.server import BridgeServer
-from vnfha.nfvi.sim import SimDriver
 from vnfha.testing import FakeClock
 
 sim = test_bridge_operations.sim  # vfw-a and dns-a on h1, vfw-b on h2, nothing on h3 and h4

@@ -19,12 +19,12 @@ import pytest
 from driver_rigs import Rig
 
 from vnfha import grpc_health
+from vnfha.bridge.drivers.sim import SimDriver
+from vnfha.bridge.server import BridgeServer
 from vnfha.errors import BridgeRequestError, BridgeUnavailable
 from vnfha.nfvi import wire
 from vnfha.nfvi.client import BridgeClient
 from vnfha.nfvi.model import BridgeEvent, EventKind, MaintenancePlan, NotifiedInstance
-from vnfha.nfvi.server import BridgeServer
-from vnfha.nfvi.sim import SimDriver
 from vnfha.nfvi.wire import MAX_MAINTENANCE_NOTICE_S, METHODS, pb
 from vnfha.testing.tls import TestPki, make_test_pki
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from test_nfvi_state_cli import finish
 
-from vnfha.nfvi.state import BridgeState, StateFileError, StateStore
+from vnfha.bridge.state import BridgeState, StateFileError, StateStore
 
 SAVED = {"version": 1, "epochs": {"vfw": 7}, "next_ticket": 1, "tickets": [], "maintenance": []}
 

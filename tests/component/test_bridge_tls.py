@@ -10,12 +10,12 @@ from pathlib import Path
 import grpc
 import pytest
 
+from vnfha.bridge.drivers.sim import SimDriver
+from vnfha.bridge.server import BridgeServer
 from vnfha.errors import BridgeRequestError, BridgeUnavailable
 from vnfha.nfvi import wire
 from vnfha.nfvi.client import BridgeClient
 from vnfha.nfvi.model import FenceMode, InstanceState, WatchdogAction
-from vnfha.nfvi.server import BridgeServer
-from vnfha.nfvi.sim import SimDriver
 from vnfha.testing.tls import TestPki, make_test_pki
 
 SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from vnfha.bridge.drivers.sim import SimDriver
+from vnfha.bridge.server import BridgeServer
 from vnfha.nfvi.client import BridgeClient
 from vnfha.nfvi.model import BridgeEvent, EventKind, InstanceState, WatchdogAction
-from vnfha.nfvi.server import BridgeServer
-from vnfha.nfvi.sim import SimDriver
 from vnfha.testing.clock import FakeClock
 
 

@@ -1,4 +1,5 @@
-"""The driver suite: the guarantees of :mod:`vnfha.nfvi.driver`, checked against every driver.
+"""The driver suite: the guarantees of :mod:`vnfha.bridge.drivers.driver`, checked against every
+driver.
 
 Each test runs once per driver fixture (``rig``, see driver_rigs.py: libvirt's test hypervisor and
 the simulator). Whether an instance "can execute" is checked outside the driver, on the
@@ -15,7 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 from driver_rigs import HOSTS, LAYOUT, DownInstances, Rig
 
-from vnfha.nfvi.driver import (
+from vnfha.bridge.drivers.driver import (
     Driver,
     DriverError,
     EventKind,

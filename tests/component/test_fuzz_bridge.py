@@ -43,6 +43,8 @@ import grpc.aio
 import pytest
 
 from vnfha import grpc_health
+from vnfha.bridge.drivers.sim import SimDriver
+from vnfha.bridge.server import DEFAULT_REFUSAL_LOG_INTERVAL_S, BridgeServer
 from vnfha.nfvi.client import BridgeClient
 from vnfha.nfvi.model import (
     BridgeEvent,
@@ -52,13 +54,7 @@ from vnfha.nfvi.model import (
     RepairAction,
     WatchdogAction,
 )
-from vnfha.nfvi.server import (
-    DEFAULT_MAX_MESSAGE_BYTES,
-    DEFAULT_REFUSAL_LOG_INTERVAL_S,
-    BridgeServer,
-)
-from vnfha.nfvi.sim import SimDriver
-from vnfha.nfvi.wire import METHODS, pb
+from vnfha.nfvi.wire import DEFAULT_MAX_MESSAGE_BYTES, METHODS, pb
 
 SEED = int(os.environ.get("VNFHA_FUZZ_SEED", "1206"))
 PER_TARGET = int(os.environ.get("VNFHA_FUZZ_CASES", "120"))

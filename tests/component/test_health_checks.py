@@ -80,9 +80,9 @@ async def test_process_alive_sees_zombie_stopped_and_gone(child: subprocess.Pope
 
 async def test_process_alive_sees_a_reused_pid(child: subprocess.Popen[bytes]) -> None:
     """A pid recycled for another process: its start time differs from the one recorded."""
-    check = ProcessAlive(child.pid)
-    assert check._started is not None
-    check._started -= 1  # as if the original had started one tick earlier
+    started = ProcessAlive(child.pid).started
+    assert started is not None
+    check = ProcessAlive(child.pid, started=started - 1)  # the original started a tick earlier
     assert await failure(check) == f"pid {child.pid} now belongs to another process"
 
 

@@ -25,11 +25,11 @@ from libvirt_double import Flaky, Hypervisor
 
 libvirt = require_libvirt()
 
+from vnfha.bridge.core import BridgeCore  # noqa: E402
+from vnfha.bridge.drivers import libvirt_conn as lc  # noqa: E402
+from vnfha.bridge.drivers import libvirt_driver as lv  # noqa: E402
+from vnfha.bridge.drivers.driver import EventKind, InfraEvent, InstanceState, UnknownHost  # noqa: E402
 from vnfha.errors import ConfigError  # noqa: E402 - only once libvirt is known present
-from vnfha.nfvi import libvirt_conn as lc  # noqa: E402
-from vnfha.nfvi import libvirt_driver as lv  # noqa: E402
-from vnfha.nfvi.core import BridgeCore  # noqa: E402
-from vnfha.nfvi.driver import EventKind, InfraEvent, InstanceState, UnknownHost  # noqa: E402
 from vnfha.nfvi.model import (  # noqa: E402
     FenceMode,
     PlacementPolicy,

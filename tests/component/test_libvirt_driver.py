@@ -14,8 +14,8 @@ from driver_rigs import require_libvirt
 
 libvirt = require_libvirt()
 
-from vnfha.nfvi import libvirt_driver as lv  # noqa: E402 - only once libvirt is known present
-from vnfha.nfvi.driver import (  # noqa: E402
+from vnfha.bridge.drivers import libvirt_driver as lv  # noqa: E402 - only once libvirt is known present
+from vnfha.bridge.drivers.driver import (  # noqa: E402
     DriverError,
     EventKind,
     InstanceState,
@@ -181,7 +181,7 @@ async def test_a_missing_lifecycle_event_is_logged_not_raised(
     driver = await lv.LibvirtDriver.open(uris, event_timeout_s=0.2)
     try:
         conn = driver.connection("host-a")
-        conn.domainEventDeregisterAny(driver._links.callback_id("host-a"))  # the events stop
+        conn.domainEventDeregisterAny(driver.callback_id("host-a"))  # the events stop
         await driver.pause("vm-a")
         assert conn.lookupByName("vm-a").state()[0] == libvirt.VIR_DOMAIN_PAUSED
         assert "no vm-paused event within 0.2 s" in caplog.text

@@ -12,8 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from vnfha import Ack, Config, Member, Role
-from vnfha.member import reason_kind
-from vnfha.metrics import MemberMetrics, ReasonKind
+from vnfha.metrics import MemberMetrics
 from vnfha.store.memory import MemoryStore
 
 
@@ -64,17 +63,3 @@ async def test_metrics_follow_roles_writes_and_a_failover(store: MemoryStore) ->
         assert sample(text, "vnfha_role", role="active") == 1
         assert sample(text, "vnfha_role", role="standby") == 0
         assert sample(text, "vnfha_failover_duration_seconds_count") == 1
-
-
-@pytest.mark.parametrize(("role", "reason", "kind"), [
-    (Role.ACTIVE, "took over from the dead active of epoch 3 (epoch 9)", ReasonKind.TAKEOVER),
-    (Role.ACTIVE, "won the campaign for the active key (epoch 4)", ReasonKind.ELECTED),
-    (Role.QUIESCED, "switchover to b requested by an operator", ReasonKind.SWITCHOVER),
-    (Role.QUIESCED, "session lost: deadline passed", ReasonKind.SESSION_LOST),
-    (Role.QUIESCED, "active key taken by b (epoch 9)", ReasonKind.DEPOSED),
-    (Role.QUIESCED, "member stopped", ReasonKind.STOPPED),
-    (Role.QUIESCED, "role loop failed", ReasonKind.FAULT),
-    (Role.STANDBY, "a is active (epoch 3)", ReasonKind.ASSIGNED),
-])
-def test_reason_kinds(role: Role, reason: str, kind: ReasonKind) -> None:
-    assert reason_kind(role, reason) is kind

@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from vnfha import Config
+from vnfha.bridge.drivers.sim import SimDriver
+from vnfha.bridge.server import BridgeServer
 from vnfha.clock import SystemClock
 from vnfha.errors import BridgeRequestError
 from vnfha.nfvi.agent import NfviAgent, bridge_client
 from vnfha.nfvi.client import BridgeClient
-from vnfha.nfvi.server import BridgeServer
-from vnfha.nfvi.sim import SimDriver
 
 EPOCH = 7
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from vnfha.nfvi.state import STATE_VERSION
+from vnfha.bridge.state import STATE_VERSION
 
 DEADLINE_S = 60
 

@@ -20,10 +20,15 @@ import pytest
 import test_bridge_operations
 from test_bridge_operations import CALL_S, announced, operator, watching
 
+from vnfha.bridge import state as state_module
+from vnfha.bridge.core import BridgeLimits
+from vnfha.bridge.drivers.sim import SimDriver
+from vnfha.bridge.serve import ServeOptions, make_server
+from vnfha.bridge.server import BridgeServer
+from vnfha.bridge.state import BridgeState, StateStore
+from vnfha.bridge.tickets import RESTARTED
 from vnfha.errors import BridgeRequestError, StaleEpochRejected
-from vnfha.nfvi import state as state_module
 from vnfha.nfvi.client import BridgeClient
-from vnfha.nfvi.core import BridgeLimits
 from vnfha.nfvi.model import (
     EventKind,
     RepairAction,
@@ -32,11 +37,6 @@ from vnfha.nfvi.model import (
     RepairTicket,
     WatchdogAction,
 )
-from vnfha.nfvi.serve import ServeOptions, make_server
-from vnfha.nfvi.server import BridgeServer
-from vnfha.nfvi.sim import SimDriver
-from vnfha.nfvi.state import BridgeState, StateStore
-from vnfha.nfvi.tickets import RESTARTED
 from vnfha.testing import FakeClock
 
 sim = test_bridge_operations.sim  # vfw-a and dns-a on h1, vfw-b on h2, nothing on h3 and h4
@@ -99,7 +99,7 @@ async def test_a_raised_epoch_is_not_acted_on_before_it_is_saved(
     nothing write nothing."""
     writes: list[Path] = []
     failing = [False]
-    replace_durably = state_module._replace_durably
+    replace_durably = state_module.replace_durably
 
     def counted(path: Path, data: bytes) -> None:
         if failing[0]:
@@ -107,7 +107,7 @@ async def test_a_raised_epoch_is_not_acted_on_before_it_is_saved(
         writes.append(path)
         replace_durably(path, data)
 
-    monkeypatch.setattr(state_module, "_replace_durably", counted)
+    monkeypatch.setattr(state_module, "replace_durably", counted)
     async with start() as bridge, member(bridge, "vfw-b") as new_active:
         await new_active.arm_watchdog(60, WatchdogAction.NONE, 4)
         before = len(writes)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vnfha.nfvi.driver import (
+from vnfha.bridge.drivers.driver import (
     Driver,
     DriverError,
     EventKind,
@@ -19,7 +19,7 @@ from vnfha.nfvi.driver import (
     UnknownHost,
     UnknownInstance,
 )
-from vnfha.nfvi.sim import SimDriver, _proc_state
+from vnfha.bridge.drivers.sim import SimDriver, proc_state
 
 SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
 DEADLINE_S = 10.0
@@ -45,7 +45,7 @@ async def next_event(events: AsyncIterator[InfraEvent], kind: EventKind) -> Infr
 
 
 def alive(pid: int) -> bool:
-    return _proc_state(pid) not in (None, "Z")
+    return proc_state(pid) not in (None, "Z")
 
 
 async def test_constructible_without_arguments_and_is_a_driver() -> None:
@@ -105,11 +105,11 @@ async def test_pause_resume_power_off_are_confirmed_and_idempotent(sim: SimDrive
     pid = sim.pid("vm-a")
     assert pid is not None
     await sim.pause("vm-a")
-    assert _proc_state(pid) in ("T", "t")
+    assert proc_state(pid) in ("T", "t")
     await sim.pause("vm-a")
     assert (await sim.get_instance("vm-a")).state is InstanceState.PAUSED
     await sim.resume("vm-a")
-    assert _proc_state(pid) not in ("T", "t")
+    assert proc_state(pid) not in ("T", "t")
     await sim.power_off("vm-a")
     assert not alive(pid)
     assert (await sim.get_instance("vm-a")).state is InstanceState.STOPPED

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 from test_bridge import SLEEPER, GatedSim  # a sim whose resets wait for its gate
 
+from vnfha.bridge.server import BridgeServer
 from vnfha.clock import SystemClock
 from vnfha.config import Config
 from vnfha.health.ladder import Action, Rung
@@ -20,7 +21,6 @@ from vnfha.metrics import NullMetrics
 from vnfha.model import Recovery, Role
 from vnfha.nfvi.client import BridgeClient
 from vnfha.nfvi.model import RepairAction, RepairOwner, RepairState
-from vnfha.nfvi.server import BridgeServer
 from vnfha.store.memory import MemoryStore
 
 DEADLINE_S = 10.0

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from vnfha.bench import BENCHMARKS
+from vnfha.apps.bench import BENCHMARKS
 
 pytestmark = pytest.mark.etcd
 

@@ -151,7 +151,7 @@ def test_libvirt_serves_with_the_hosts_it_can_reach_and_exits_1_with_none(
         tmp_path: Path) -> None:
     if os.environ.get("VNFHA_REQUIRE_LIBVIRT") != "1":  # CI: a missing binding fails the test
         pytest.importorskip("libvirt")
-    from vnfha.nfvi.libvirt_driver import DomainSpec, write_test_hosts  # noqa: PLC0415
+    from vnfha.bridge.drivers.libvirt_driver import DomainSpec, write_test_hosts  # noqa: PLC0415
 
     uris = write_test_hosts(tmp_path, {"good": [DomainSpec("vm-a", "vfw", "vfw-a")]})
     gone = [f"test://{tmp_path}/missing-{n}.xml" for n in (1, 2)]

@@ -3,8 +3,8 @@ simulated VMs, traffic, a fault, and the cleanup.
 
 Each path is checked on its report (another member took over at a higher epoch, nothing
 acknowledged lost, the client's outage at the failover under a generous bound) and on what it
-leaves behind: every process it started is gone. ``python -m vnfha.demo`` is run as a program
-once for ``--json`` and once interrupted with SIGINT in the middle of the traffic.
+leaves behind: every process it started is gone. ``python -m vnfha.apps.demo`` is run as a
+program once for ``--json`` and once interrupted with SIGINT in the middle of the traffic.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from vnfha.demo import EXAMPLE_DIR, DemoError, DemoOptions, DemoReport, run_demo
+from vnfha.apps.demo import DemoError, DemoOptions, DemoReport, run_demo
 
 pytestmark = pytest.mark.etcd
 
@@ -96,8 +96,9 @@ async def test_frozen_active_is_fenced_through_the_bridge_and_repaired() -> None
 
 
 def test_switchover_as_a_program_prints_a_json_report() -> None:
-    done = subprocess.run([sys.executable, "-m", "vnfha.demo", "--kill", "switchover", "--json"],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "vnfha.apps.demo", "--kill", "switchover", "--json"],
+        capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, (done.stdout, done.stderr)
     report = json.loads(done.stdout)
     assert report["ok"] is True and report["kill"] == "switchover", report
@@ -110,7 +111,7 @@ def test_switchover_as_a_program_prints_a_json_report() -> None:
 
 
 def test_ctrl_c_in_the_middle_stops_everything() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "vnfha.demo"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "vnfha.apps.demo"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     try:
@@ -136,15 +137,14 @@ def test_ctrl_c_in_the_middle_stops_everything() -> None:
 async def test_a_member_that_cannot_start_stops_the_demo_at_once_with_its_error(
     tmp_path: Path,
 ) -> None:
-    example = tmp_path / "example"
-    example.mkdir()
-    shutil.copy(EXAMPLE_DIR / "client.py", example / "client.py")
-    (example / "vnf.py").write_text(
+    vnf = tmp_path / "vnf.py"
+    vnf.write_text(
         "import sys\nprint('vnf.py: error: no can do', file=sys.stderr)\nsys.exit(2)\n")
     out = io.StringIO()
     started = time.monotonic()
     with pytest.raises(DemoError) as error:
-        await run_demo(out=out, options=DemoOptions(example_dir=example, pair_ready_s=60))
+        await run_demo(out=out, options=DemoOptions(member_command=(sys.executable, str(vnf)),
+                                                    pair_ready_s=60))
     assert time.monotonic() - started < 20  # not the 60 s deadline: the exit is noticed
     assert error.value.step == "wait for an active with its standby in sync"
     assert "exited" in str(error.value) and "vnf.py: error: no can do" in str(error.value)

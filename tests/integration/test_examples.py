@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 
+from vnfha.apps.examples.udp_counter import client as counter_client
+from vnfha.apps.examples.udp_counter import vnf as counter_vnf
 from vnfha.testing.etcd import EtcdCluster, free_port
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -49,7 +51,7 @@ def load_example(relative: str) -> ModuleType:
 
 
 def test_counter_client_reports_a_lost_increment_and_a_double_one() -> None:
-    check = load_example("udp_counter/client.py").SessionCheck("s")
+    check = counter_client.SessionCheck("s")
     assert [check.answered(1), check.answered(2)] == [None, None]
     assert check.answered(2) == "lost"  # the reply to request 3 said 2: increment 3 is gone
     check.given_up()  # request 4 was given up: it may or may not have counted
@@ -60,7 +62,7 @@ def test_counter_client_reports_a_lost_increment_and_a_double_one() -> None:
 
 
 def test_counter_client_outage_meter_keeps_the_longest_gap() -> None:
-    meter = load_example("udp_counter/client.py").OutageMeter(100.0, 1_000.0, 0.05)
+    meter = counter_client.OutageMeter(100.0, 1_000.0, 0.05)
     for t in (100.01, 100.02, 100.30, 100.31):
         meter.answered(t)
     meter.given_up(101.0)
@@ -71,7 +73,7 @@ def test_counter_client_outage_meter_keeps_the_longest_gap() -> None:
 
 
 def test_counter_member_counts_each_request_once() -> None:
-    vnf = load_example("udp_counter/vnf.py")
+    vnf = counter_vnf
     record = vnf.Record()
     record = vnf.apply_request(record, None)  # a bare request: one more
     record = vnf.apply_request(record, 1)

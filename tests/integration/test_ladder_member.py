@@ -12,9 +12,9 @@ import sys
 from collections.abc import Callable
 
 from vnfha import Component, Config, Member, Role
+from vnfha.bridge.drivers.sim import SimDriver
+from vnfha.bridge.server import BridgeServer
 from vnfha.health.ladder import Action
-from vnfha.nfvi.server import BridgeServer
-from vnfha.nfvi.sim import SimDriver
 from vnfha.testing.etcd import EtcdCluster
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]

@@ -23,10 +23,10 @@ import pytest
 
 from vnfha import Config, Member, Role
 from vnfha.admin import GroupNotFound, group_status
+from vnfha.bridge.drivers.driver import InstanceState
+from vnfha.bridge.drivers.sim import SimDriver
+from vnfha.bridge.server import BridgeServer
 from vnfha.member import MemberEvent, RoleChanged
-from vnfha.nfvi.driver import InstanceState
-from vnfha.nfvi.server import BridgeServer
-from vnfha.nfvi.sim import SimDriver
 from vnfha.store.etcd import EtcdOptions, EtcdStore
 from vnfha.testing.etcd import EtcdCluster
 

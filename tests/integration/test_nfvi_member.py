@@ -19,11 +19,11 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from vnfha import Config, ConfigError, Member, Role
+from vnfha.bridge.drivers.sim import SimDriver
+from vnfha.bridge.server import BridgeServer
 from vnfha.nfvi.agent import PlacementRefused
 from vnfha.nfvi.client import BridgeClient
 from vnfha.nfvi.model import NotifiedInstance
-from vnfha.nfvi.server import BridgeServer
-from vnfha.nfvi.sim import SimDriver
 from vnfha.testing.etcd import EtcdCluster
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]

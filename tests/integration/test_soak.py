@@ -33,8 +33,8 @@ from typing import Any
 import pytest
 
 from vnfha.admin import request_switchover
-from vnfha.bench._common import is_role, summary
-from vnfha.bench.failover import ARGS, left_active
+from vnfha.apps.bench._common import is_role, summary
+from vnfha.apps.bench.failover import ARGS, left_active
 from vnfha.store.etcd import EtcdStore
 from vnfha.testing.etcd import EtcdCluster
 from vnfha.testing.history import Fault, WriteAcked, check, count

@@ -30,7 +30,7 @@ async def test_a_frozen_standby_leaves_the_in_sync_set(etcd3: EtcdCluster, group
         b = spawn("b", "--quiet-acts")
 
         def in_sync() -> tuple[str, ...]:
-            primary = a.checkpoint._primary
+            primary = a.checkpoint.primary
             return primary.in_sync if primary is not None else ()
 
         await until(lambda: in_sync() == ("b",), 10)

@@ -8,9 +8,9 @@ import importlib
 
 import pytest
 
-import vnfha.bench
-from vnfha.bench import BENCHMARKS, load
-from vnfha.bench._common import percentile, positive_int, summary
+import vnfha.apps.bench
+from vnfha.apps.bench import BENCHMARKS, load
+from vnfha.apps.bench._common import percentile, positive_int, summary
 
 
 def test_p99_is_nearest_rank() -> None:
@@ -38,9 +38,9 @@ def test_positive_int_refuses_zero_and_words() -> None:
 
 @pytest.mark.parametrize("name", BENCHMARKS)
 def test_every_benchmark_is_a_module_documented_in_the_package(name: str) -> None:
-    module = importlib.import_module(f"vnfha.bench.{name}")
+    module = importlib.import_module(f"vnfha.apps.bench.{name}")
     assert load(name) is module.main
-    assert f"``{name}``" in (vnfha.bench.__doc__ or "")
+    assert f"``{name}``" in (vnfha.apps.bench.__doc__ or "")
     assert module.__doc__ and f"vnfha bench {name}" in module.__doc__
 
 

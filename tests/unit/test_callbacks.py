@@ -126,7 +126,7 @@ async def test_cancelling_the_runner_cancels_the_callback_and_is_not_swallowed(
     env.drained = True  # no drain afterwards: the runner is gone, nothing runs the queue out
     env.runner.enqueue("hang")
     await env.clock.settle()
-    task = env.runner._runner
+    task = env.runner.task
     assert task is not None
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -158,7 +158,7 @@ async def test_drain_lets_overrunning_callbacks_time_out_then_returns(env: Env) 
 
 
 async def test_drain_is_bounded_by_one_timeout_per_queued_callback(env: Env) -> None:
-    runner = env.runner._runner
+    runner = env.runner.task
     assert runner is not None
     runner.cancel()  # a runner that no longer runs anything: the queue never runs out
     await env.clock.settle()

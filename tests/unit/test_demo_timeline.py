@@ -1,4 +1,4 @@
-"""vnfha.demo_timeline, the demo's pure part: reading member events, deciding roles, takeover
+"""vnfha.apps.demo_timeline, the demo's pure part: reading member events, deciding roles, takeover
 and verdict, and the lines it prints. The end-to-end runs are in tests/integration/test_demo.py.
 """
 
@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from vnfha.admin import GroupStatus, MemberStatus
-from vnfha.demo import main, without_vnfha_env
-from vnfha.demo_timeline import (
+from vnfha.apps.demo import main
+from vnfha.apps.demo_run import without_vnfha_env
+from vnfha.apps.demo_timeline import (
     Entry,
     MemberEvent,
     client_summary,
@@ -25,7 +26,7 @@ from vnfha.demo_timeline import (
     pair_roles,
     parse_member_line,
 )
-from vnfha.nfvi.driver import Instance, InstanceState
+from vnfha.bridge.drivers.driver import Instance, InstanceState
 
 WALL = 1_700_000_000.0
 

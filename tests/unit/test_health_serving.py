@@ -54,8 +54,8 @@ def test_member_serving_starts_not_serving_and_follows_updates() -> None:
 def test_setting_the_same_state_wakes_nobody() -> None:
     m = MemberServing()
     m.update(running=True, role=Role.ACTIVE)
-    version = m.service._version
+    version = m.service.version
     m.update(running=True, role=Role.ACTIVE, healthy=True)
-    assert m.service._version == version
+    assert m.service.version == version
     m.update(role=Role.STANDBY)
-    assert m.service._version > version
+    assert m.service.version > version

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from vnfha.bridge.drivers.driver import EventKind
 from vnfha.config import Config
 from vnfha.model import Redundancy
 from vnfha.nfvi.agent import NfviAgent
 from vnfha.nfvi.client import NoBridge
-from vnfha.nfvi.driver import EventKind
 from vnfha.nfvi.model import BridgeEvent
 from vnfha.roles.policy import GroupView, MemberInfo
 from vnfha.testing import FakeClock

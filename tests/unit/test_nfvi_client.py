@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from vnfha.bridge.drivers.inventory import load_inventory, parse_inventory
 from vnfha.errors import ConfigError, NfviError
 from vnfha.nfvi.client import BridgeClient, NfviPort, NoBridge
-from vnfha.nfvi.inventory import load_inventory, parse_inventory
 from vnfha.nfvi.model import (
     FenceMode,
     PlacementPolicy,

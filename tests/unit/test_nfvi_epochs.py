@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vnfha.nfvi.epochs import EpochTable
+from vnfha.bridge.epochs import EpochTable
 
 
 @pytest.mark.parametrize(("sequence", "expected"), [

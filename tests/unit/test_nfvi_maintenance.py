@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vnfha.bridge.maintenance import MaintenanceBook, Pending, replay_for
 from vnfha.config import Config
 from vnfha.nfvi.agent import NfviAgent
 from vnfha.nfvi.client import NoBridge
-from vnfha.nfvi.maintenance import MaintenanceBook, Pending, replay_for
 from vnfha.nfvi.model import BridgeEvent, EventKind
 from vnfha.testing import FakeClock
 
@@ -126,5 +126,5 @@ def test_a_replayed_announcement_reaches_only_members_on_the_host(
         member: str, host: str, called: bool) -> None:
     heard: list[BridgeEvent] = []
     event = replace(planned("h1", 3), members=("a",))
-    agent(member, host, heard)._handle(event)
+    agent(member, host, heard).handle(event)
     assert heard == ([event] if called else [])

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vnfha.bridge.placement import check_policy, choose_host, main_host
 from vnfha.nfvi.model import PlacementPolicy as P
-from vnfha.nfvi.placement import check_policy, choose_host, main_host
 
 
 @pytest.mark.parametrize(("policy", "placement", "violations"), [

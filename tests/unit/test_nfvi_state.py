@@ -17,18 +17,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vnfha.nfvi.driver import InfraEvent, Instance, InstanceState
-from vnfha.nfvi.epochs import EpochTable
-from vnfha.nfvi.model import (
-    BridgeEvent,
-    EventKind,
-    RepairAction,
-    RepairOwner,
-    RepairState,
-    RepairTicket,
-)
-from vnfha.nfvi.routing import EventRouter
-from vnfha.nfvi.state import (
+from vnfha.bridge.drivers.driver import InfraEvent, Instance, InstanceState
+from vnfha.bridge.epochs import EpochTable
+from vnfha.bridge.routing import EventRouter
+from vnfha.bridge.state import (
     STATE_VERSION,
     BridgeState,
     StateFileError,
@@ -37,7 +29,15 @@ from vnfha.nfvi.state import (
     from_dict,
     to_dict,
 )
-from vnfha.nfvi.tickets import RESTARTED, Opened, RepairPlan, TicketBook
+from vnfha.bridge.tickets import RESTARTED, Opened, RepairPlan, TicketBook
+from vnfha.nfvi.model import (
+    BridgeEvent,
+    EventKind,
+    RepairAction,
+    RepairOwner,
+    RepairState,
+    RepairTicket,
+)
 from vnfha.testing import FakeClock
 
 WALL = 1_750_000_000.0
@@ -335,8 +335,8 @@ def test_an_older_write_never_replaces_a_newer_one(tmp_path: Path) -> None:
     """A save cancelled while its thread writes must not let that write land after the next
     save's (the store's generations decide)."""
     store = StateStore(tmp_path / "bridge.json")
-    store._write(BridgeState(epochs={"vfw": 5}), 2)
-    store._write(replace(STATE, epochs={"vfw": 4}), 1)  # late: skipped
+    store.write(BridgeState(epochs={"vfw": 5}), 2)
+    store.write(replace(STATE, epochs={"vfw": 4}), 1)  # late: skipped
     assert store.load() == BridgeState(epochs={"vfw": 5})
 
 

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vnfha.bridge.tickets import Busy, KeyConflict, Opened, RepairPlan, TicketBook, plan_repair
 from vnfha.nfvi.model import RepairAction as A
 from vnfha.nfvi.model import RepairOwner, RepairState
-from vnfha.nfvi.tickets import Busy, KeyConflict, Opened, RepairPlan, TicketBook, plan_repair
 
 
 @pytest.mark.parametrize(("requested", "tried", "host_up", "action", "owner", "why"), [

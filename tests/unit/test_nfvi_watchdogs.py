@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vnfha.bridge.watchdogs import WatchdogTable
 from vnfha.nfvi.model import WatchdogAction
-from vnfha.nfvi.watchdogs import WatchdogTable
 
 RESET = WatchdogAction.RESET
 

@@ -30,14 +30,14 @@ from vnfha.nfvi.model import (
 from vnfha.nfvi.wire import Refused, pb
 
 TABLES: list[tuple[type[enum.Enum], dict[int, object], str]] = [
-    (WatchdogAction, wire._WATCHDOG, "WATCHDOG_ACTION_"),
-    (PlacementPolicy, wire._POLICY, "PLACEMENT_POLICY_"),
-    (FenceMode, wire._FENCE, "FENCE_MODE_"),
-    (RepairAction, wire._ACTION, "REPAIR_ACTION_"),
-    (RepairOwner, wire._OWNER, "REPAIR_OWNER_"),
-    (RepairState, wire._STATE, "REPAIR_STATE_"),
-    (InstanceState, wire._INSTANCE, "INSTANCE_STATE_"),
-    (EventKind, wire._EVENT, "EVENT_KIND_"),
+    (WatchdogAction, wire.WIRE_NUMBERS[WatchdogAction], "WATCHDOG_ACTION_"),
+    (PlacementPolicy, wire.WIRE_NUMBERS[PlacementPolicy], "PLACEMENT_POLICY_"),
+    (FenceMode, wire.WIRE_NUMBERS[FenceMode], "FENCE_MODE_"),
+    (RepairAction, wire.WIRE_NUMBERS[RepairAction], "REPAIR_ACTION_"),
+    (RepairOwner, wire.WIRE_NUMBERS[RepairOwner], "REPAIR_OWNER_"),
+    (RepairState, wire.WIRE_NUMBERS[RepairState], "REPAIR_STATE_"),
+    (InstanceState, wire.WIRE_NUMBERS[InstanceState], "INSTANCE_STATE_"),
+    (EventKind, wire.WIRE_NUMBERS[EventKind], "EVENT_KIND_"),
 ]
 
 

@@ -73,13 +73,16 @@ class ProcessAlive:
 
     kind = "process"
 
-    def __init__(self, pid: int, *, name: str | None = None) -> None:
+    def __init__(self, pid: int, *, name: str | None = None,
+                 started: int | None = None) -> None:
         if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
             raise ConfigError("pid", pid, "must be a positive process id")
         self.pid = pid
         self.name = name or f"process-{pid}"
         stat = _proc_stat(pid)
-        self._started = stat[1] if stat else None
+        self.started = started if started is not None else (stat[1] if stat else None)
+        """The process's start time (clock ticks since boot, from /proc) that the check expects:
+        by default, that of the process that has the pid now; None where /proc is missing."""
 
     async def __call__(self) -> None:
         """Pass, or raise HealthCheckFailed saying whether the process is gone, a zombie,
@@ -98,7 +101,7 @@ class ProcessAlive:
             raise HealthCheckFailed(self.name, f"process {self.pid} has exited (zombie)")
         if state in ("T", "t"):
             raise HealthCheckFailed(self.name, f"process {self.pid} is stopped")
-        if self._started is not None and started != self._started:
+        if self.started is not None and started != self.started:
             raise HealthCheckFailed(self.name, f"pid {self.pid} now belongs to another process")
 
 

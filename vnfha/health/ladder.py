@@ -47,7 +47,6 @@ where the monotonic clock starts again from zero (see :func:`from_bytes`).
 
 from __future__ import annotations
 
-import enum
 import json
 import math
 from collections.abc import Iterable
@@ -55,7 +54,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from vnfha.errors import ConfigError, LadderStateError
-from vnfha.model import Recovery, Role
+from vnfha.model import LadderAction, Recovery, Role, Rung
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -80,21 +79,6 @@ __all__ = [
 ]
 
 
-class Rung(enum.StrEnum):
-    """A step of the ladder, by meaning; the values appear in logs, metrics and etcd."""
-
-    RESTART = "restart"
-    """Restart the component in place (``Component.restart``)."""
-    FAILOVER = "failover"
-    """Give up the active role; the best-ranked standby takes over."""
-    REBOOT_VM = "reboot-vm"
-    """Ask the NFVI to reboot this instance."""
-    EVACUATE_VM = "evacuate-vm"
-    """Ask the NFVI to rebuild this instance, on another host if its own is suspect."""
-    ALARM = "alarm"
-    """No automatic recovery left: raise an alarm for an operator. The top; never counted."""
-
-
 LADDER: Final = (Rung.RESTART, Rung.FAILOVER, Rung.REBOOT_VM, Rung.EVACUATE_VM, Rung.ALARM)
 """Every rung, lowest first."""
 
@@ -102,21 +86,9 @@ NFVI_RUNGS: Final = frozenset({Rung.REBOOT_VM, Rung.EVACUATE_VM})
 """Rungs that only the NFVI bridge can carry out."""
 
 
-class Action(enum.StrEnum):
-    """What the runtime does to carry out a :class:`Decision`."""
-
-    RESTART = "restart"
-    """``await component.restart()`` (bounded by the callback timeout)."""
-    FAILOVER = "failover"
-    """Resign the active role (a switchover to the best standby)."""
-    ESCALATE = "escalate"
-    """Ask the NFVI bridge for the repair named by ``Decision.rung`` (REBOOT_VM or
-    EVACUATE_VM), with an idempotency key built from the fault's decision (see
-    :attr:`Decision.key`)."""
-    ALARM = "alarm"
-    """Log and count an alarm; no recovery."""
-    WAIT = "wait"
-    """Nothing: the bridge owns an open repair of this instance."""
+Action = LadderAction
+"""What the runtime does to carry out a :class:`Decision` (:class:`vnfha.model.LadderAction`;
+for an ESCALATE, the idempotency key is :attr:`Decision.key`)."""
 
 
 _ACTION_OF: Final = {

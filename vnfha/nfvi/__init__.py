@@ -1,21 +1,20 @@
-"""The NFVI side of vnfha: the bridge's driver interface, server, drivers and the SDK client.
+"""The member's side of the NFVI bridge, and the message code both sides share.
 
-Modules (docs/nfvi-bridge.md tells the whole story):
+A VNF's members call the bridge; the bridge itself is another program (:mod:`vnfha.bridge`).
+This package holds what a member runs and what both programs need to talk
+(docs/nfvi-bridge.md tells the whole story):
 
-- ``driver``: the :class:`~vnfha.nfvi.driver.Driver` protocol every hypervisor driver implements.
-- ``sim`` and ``libvirt_driver``: the drivers (local processes as VMs; libvirt domains);
-  ``libvirt_domains`` (PURE: libvirt's codes and the domain XML) and ``libvirt_conn`` (a
-  host's connection: loss detection, HOST_DOWN, reconnects) are the libvirt driver's parts.
-- ``epochs``, ``watchdogs``, ``placement``, ``tickets``, ``maintenance``: PURE decision logic
-  (no I/O, no time).
-- ``core``: the bridge's runtime, executing those decisions on a driver; ``routing``: which
-  group hears which infrastructure event, and the WatchEvents streams.
-- ``state``: the bridge's state file (``--state-file``): a PURE snapshot <-> JSON half and the
-  atomic, durable writes.
-- ``server``: the gRPC endpoint (the four member services, Operations for operators, and
-  grpc.health.v1); ``serve``: the program.
 - ``client``: :class:`~vnfha.nfvi.client.BridgeClient` and the null
-  :class:`~vnfha.nfvi.client.NoBridge`, behind :class:`~vnfha.nfvi.client.NfviPort`.
-- ``model``: the API's frozen values; ``wire``: messages <-> values, validation, binding.
-- ``inventory``: the sim's hosts-and-instances TOML file.
+  :class:`~vnfha.nfvi.client.NoBridge`, behind :class:`~vnfha.nfvi.client.NfviPort`, the
+  interface a member uses.
+- ``agent``: :class:`~vnfha.nfvi.agent.NfviAgent`, a member's NFVI duties (watchdog, fence,
+  placement, maintenance events).
+- Shared by the member's side and the bridge: ``model``, the API's frozen values (the
+  instance states and event kinds of the drivers included); ``wire``, messages <-> values,
+  validation, the methods bound by hand, TLS credentials and the default message size;
+  ``v1``, the generated messages (imported by ``wire`` only).
+
+Import rule (``tests/unit/test_nfvi_layers.py`` checks it): nothing here imports
+:mod:`vnfha.bridge` or any of its modules, so a member never loads the bridge's code, and
+whatever both sides need lives here.
 """

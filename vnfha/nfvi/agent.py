@@ -49,9 +49,9 @@ from vnfha.clock import Clock
 from vnfha.config import Config
 from vnfha.errors import BridgeRequestError, BridgeUnavailable, ConfigError, NfviError
 from vnfha.nfvi.client import BridgeClient, NfviPort
-from vnfha.nfvi.driver import EventKind
 from vnfha.nfvi.model import (
     BridgeEvent,
+    EventKind,
     FenceMode,
     PlacementPolicy,
     PolicyReport,
@@ -60,6 +60,7 @@ from vnfha.nfvi.model import (
 from vnfha.nfvi.wire import channel_credentials
 from vnfha.roles.handover import best_target
 from vnfha.roles.policy import GroupView
+from vnfha.timing import backoff_step_s
 
 __all__ = ["NfviAgent", "PlacementRefused", "bridge_client"]
 
@@ -257,11 +258,11 @@ class NfviAgent:
     # -- events ------------------------------------------------------------------------------
 
     async def _run_events(self) -> None:
-        step = 2 * self._config.heartbeat_interval_s
+        step = backoff_step_s(self._config.heartbeat_interval_s)
         while True:
             try:
                 async for event in self.port.watch_events():
-                    self._handle(event)
+                    self.handle(event)
             except NfviError as e:
                 log.info("%s: bridge event stream ended: %s", self._config.member, e)
             await self._clock.sleep(step)
@@ -294,7 +295,10 @@ class NfviAgent:
             return None
         return event, target
 
-    def _handle(self, event: BridgeEvent) -> None:
+    def handle(self, event: BridgeEvent) -> None:
+        """Take in one event from the bridge's stream: a migration of this member moves its
+        host; a planned maintenance is passed on when it concerns this member's host (the
+        member decides whether to move)."""
         me = self._config.member
         if event.kind is EventKind.VM_MIGRATED and event.member == me:
             self.host = event.host

@@ -67,8 +67,7 @@ from vnfha.nfvi.model import (
     WatchdogAction,
     WatchdogStatus,
 )
-from vnfha.nfvi.server import DEFAULT_MAX_MESSAGE_BYTES
-from vnfha.nfvi.wire import pb
+from vnfha.nfvi.wire import DEFAULT_MAX_MESSAGE_BYTES, pb
 
 __all__ = ["BridgeClient", "NfviPort", "NoBridge"]
 

@@ -2,7 +2,8 @@
 
 Each enum mirrors one enum of ``proto/vnfha/nfvi/v1/nfvi.proto`` without its ``*_UNSPECIFIED``
 value (the wire module maps between them and refuses unspecified or unknown numbers).
-Instance states and event kinds are the driver's (:mod:`vnfha.nfvi.driver`), so one name
+Instance states and event kinds are defined here, in the code both sides share, and the bridge's
+drivers use them unchanged (:mod:`vnfha.bridge.drivers.driver` re-exports them), so one name
 means one thing from the hypervisor up to the VNF.
 """
 
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-
-from vnfha.nfvi.driver import EventKind, InstanceState
 
 __all__ = [
     "BridgeEvent",
@@ -34,6 +33,34 @@ __all__ = [
     "WatchdogAction",
     "WatchdogStatus",
 ]
+
+
+class InstanceState(enum.StrEnum):
+    """What the hypervisor says an instance is doing."""
+
+    RUNNING = "running"
+    """Executing (a process that is not stopped; a domain that is running)."""
+    PAUSED = "paused"
+    """Frozen in memory: it cannot execute until resumed (SIGSTOP; a suspended domain)."""
+    STOPPED = "stopped"
+    """Not executing and holding no memory (killed; a shut-off domain)."""
+    CRASHED = "crashed"
+    """Stopped on its own, not by the driver (the process exited; the domain crashed)."""
+
+
+class EventKind(enum.StrEnum):
+    """Infrastructure events a driver reports (mapped 1:1 onto ``nfvi.proto``'s EventKind)."""
+
+    HOST_DOWN = "host-down"
+    HOST_UP = "host-up"
+    VM_STARTED = "vm-started"
+    VM_STOPPED = "vm-stopped"
+    VM_PAUSED = "vm-paused"
+    VM_RESUMED = "vm-resumed"
+    VM_CRASHED = "vm-crashed"
+    VM_MIGRATED = "vm-migrated"
+    WATCHDOG_FIRED = "watchdog-fired"
+    MAINTENANCE_PLANNED = "maintenance-planned"
 
 
 class WatchdogAction(enum.StrEnum):

@@ -1,8 +1,9 @@
 """The bridge's wire: messages <-> values, request validation, the methods bound by hand, TLS.
 
-Only the bridge's client and server import this module, and only this module imports the
-generated messages. Methods are bound by hand (``/vnfha.nfvi.v1.Watchdog/Arm``, ...) so grpc's
-generated-stub version check never applies, as for replication.
+Code both sides share (the member's client, the bridge's core and server import it); only this
+module imports the generated messages. Methods are bound by hand
+(``/vnfha.nfvi.v1.Watchdog/Arm``, ...) so grpc's generated-stub version check never applies, as
+for replication.
 
 Validation guarantees (every ``decode_*`` function): a missing required field, a name over
 :data:`MAX_NAME_BYTES`, free text over :data:`MAX_TEXT_BYTES`, or an enum left unspecified or
@@ -46,6 +47,8 @@ from vnfha.nfvi.model import (
 from vnfha.nfvi.v1 import nfvi_pb2 as _pb
 
 __all__ = [
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "WIRE_NUMBERS",
     "MAX_MAINTENANCE_NOTICE_S",
     "MAX_NAME_BYTES",
     "MAX_TEXT_BYTES",
@@ -63,6 +66,9 @@ E = TypeVar("E")
 pb: Any = _pb
 """The generated messages (typed loosely: the enum wrappers' stubs do not take plain ints)."""
 
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024
+"""Bridge requests are small (names and a fault text); 64 KiB leaves room and bounds memory.
+The default limit of both ends: the server's receive size and the client's send size."""
 MAX_NAME_BYTES = 256
 """The longest group, member, ticket id or idempotency key accepted, in UTF-8 bytes."""
 MAX_TEXT_BYTES = 4096
@@ -169,6 +175,12 @@ _EVENT = {pb.EVENT_KIND_HOST_DOWN: EventKind.HOST_DOWN, pb.EVENT_KIND_HOST_UP: E
           pb.EVENT_KIND_VM_MIGRATED: EventKind.VM_MIGRATED,
           pb.EVENT_KIND_WATCHDOG_FIRED: EventKind.WATCHDOG_FIRED,
           pb.EVENT_KIND_MAINTENANCE_PLANNED: EventKind.MAINTENANCE_PLANNED}
+
+WIRE_NUMBERS: dict[type[Any], dict[int, Any]] = {
+    WatchdogAction: _WATCHDOG, PlacementPolicy: _POLICY, FenceMode: _FENCE,
+    RepairAction: _ACTION, RepairOwner: _OWNER, RepairState: _STATE,
+    InstanceState: _INSTANCE, EventKind: _EVENT}
+"""Each API enum's values by their wire number (the proto's); every value of each has one."""
 
 
 # Keyed by (enum class, value): the model enums are StrEnums, so WatchdogAction.NONE and

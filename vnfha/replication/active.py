@@ -41,12 +41,11 @@ from vnfha.clock import Clock
 from vnfha.errors import NotActive, StoreError
 from vnfha.grpc_health import HealthService
 from vnfha.metrics import Refusal
-from vnfha.model import Ack
+from vnfha.model import NAME_PATTERN, Ack
 from vnfha.replication import auth, wire
 from vnfha.replication.lag import Lag, WriteStamps
 from vnfha.replication.state import AckTracker, Change, CheckpointData, Limits, ReplicationLog
 from vnfha.replication.wire import pb
-from vnfha.roles.keys import NAME_PATTERN
 
 __all__ = ["Primary", "ReplicationServer"]
 

@@ -51,8 +51,7 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from vnfha.errors import ConfigError
-from vnfha.model import Redundancy, Role
+from vnfha.model import NAME_PATTERN, Redundancy, Role, check_name
 from vnfha.roles.policy import ActiveInfo, BadActive, GroupView, MemberInfo
 from vnfha.store.base import KeyValue, RangeResult
 
@@ -71,7 +70,6 @@ __all__ = [
     "new_secret",
 ]
 
-NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _SECRET = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -84,15 +82,6 @@ nested deeper than the parser's recursion limit, ...): all of it means "unreadab
 def new_secret() -> str:
     """A fresh replication secret for one grant of the active role: 32 random bytes, in hex."""
     return secrets.token_hex(32)
-
-
-def check_name(field_name: str, value: object) -> str:
-    """``value`` if it is a valid group or member name (a DNS label: 1-63 of ``a-z 0-9 -``,
-    not starting or ending with ``-``), else ConfigError naming the field and the value."""
-    if not isinstance(value, str) or not NAME_PATTERN.match(value):
-        raise ConfigError(field_name, value, "must be 1-63 characters of a-z, 0-9 and '-', "
-                          "starting and ending with a letter or digit")
-    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from vnfha.model import Redundancy, Role
+from vnfha.model import ReasonKind, Redundancy, Role
 
 __all__ = [
     "Action",
@@ -44,6 +44,7 @@ __all__ = [
     "MemberInfo",
     "decide",
     "eligible",
+    "final_position_for",
     "rank",
 ]
 
@@ -146,6 +147,8 @@ class Decision:
     delay_steps: int = 0
     epoch: int = 0
     reason: str = ""
+    kind: ReasonKind = ReasonKind.ASSIGNED
+    """Why, as the bounded label of the role change this decision makes (if it makes one)."""
 
 
 def _rank_key(m: MemberInfo) -> tuple[int, int, int, int, str]:
@@ -179,6 +182,18 @@ def _standby_or_spare(view: GroupView, others: Sequence[MemberInfo]) -> Role:
         if ranked and ranked[0].name != view.me:
             return Role.SPARE
     return Role.STANDBY
+
+
+def final_position_for(view: GroupView) -> int:
+    """The epoch whose end this member must report its final applied position for, before
+    anyone takes over (:func:`_takeover` waits for every eligible member's report): that of an
+    active it knows cannot act any more, or of an active key it finds bad; 0 when it need not
+    report (it is the active itself, or the active is alive and trusted)."""
+    if view.current_role is Role.ACTIVE:
+        return 0
+    if view.active is not None:
+        return view.active.epoch if view.active_gone else 0
+    return view.bad_active.epoch if view.bad_active is not None else 0
 
 
 def _takeover(view: GroupView, role: Role, epoch: int, subject: str,
@@ -224,14 +239,16 @@ def _still_acting(view: GroupView) -> str | None:
 def decide(view: GroupView) -> Decision:
     """This member's role and next action from ``view`` (see the module invariants)."""
     if not view.session_valid:
-        return Decision(Role.QUIESCED, reason="session lost or past its deadline: stop acting")
+        return Decision(Role.QUIESCED, reason="session lost or past its deadline: stop acting",
+                        kind=ReasonKind.SESSION_LOST)
     if view.redundancy is Redundancy.N_WAY_ACTIVE:
-        return Decision(Role.ACTIVE, reason="n-way-active: every member with a session is active")
+        return Decision(Role.ACTIVE, reason="n-way-active: every member with a session is active",
+                        kind=ReasonKind.ELECTED)
 
     active = view.active
     if _holds_active(view):
         assert active is not None
-        return Decision(Role.ACTIVE, epoch=active.epoch,
+        return Decision(Role.ACTIVE, epoch=active.epoch, kind=ReasonKind.ELECTED,
                         reason=f"holds the active key (epoch {active.epoch})")
     # the holder is the member whose *current* lease the key carries; a record of an earlier
     # incarnation under the same name is not it, so every member computes the same set here

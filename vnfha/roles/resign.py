@@ -24,20 +24,35 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from vnfha.callbacks import CallbackRunner
-from vnfha.checkpoint import Checkpoint
 from vnfha.clock import Clock
-from vnfha.config import Config
 from vnfha.errors import SwitchoverError
+from vnfha.model import ReasonKind
+from vnfha.replication.active import Primary
 from vnfha.roles.handover import release_txn
 from vnfha.roles.keys import GroupKeys, SwitchoverRequest
 from vnfha.roles.watch import GroupWatch
 from vnfha.store.base import Store
 
-__all__ = ["Resigner"]
+__all__ = ["ResignTimers", "Resigner"]
 
 log = logging.getLogger("vnfha.member")
+
+
+@dataclass(frozen=True, slots=True)
+class ResignTimers:
+    """The bounds of a graceful exit: how often its waits poll
+    (:func:`vnfha.timing.poll_interval_s`), how long the successor may take to apply the last
+    change (``checkpoint_ack_timeout_s``), how long the watch may take to show the release
+    (``etcd_request_timeout_s``) and, by default, the successor to take the role
+    (``lease_ttl_s``)."""
+
+    poll_s: float
+    catch_up_s: float
+    release_seen_s: float
+    successor_s: float
 
 
 class Resigner:
@@ -45,17 +60,19 @@ class Resigner:
     member in QUIESCED keeping its primary; ``settled()`` runs after every attempt (the member
     closes the primary and decides again)."""
 
-    def __init__(self, *, member: str, config: Config, clock: Clock, store: Store,
-                 keys: GroupKeys, watch: GroupWatch, checkpoint: Checkpoint,
-                 callbacks: CallbackRunner, quiesce: Callable[[int, str], None],
+    def __init__(self, *, member: str, group: str, timers: ResignTimers, clock: Clock,
+                 store: Store, keys: GroupKeys, watch: GroupWatch,
+                 primary: Callable[[], Primary | None], callbacks: CallbackRunner,
+                 quiesce: Callable[[int, str, ReasonKind], None],
                  settled: Callable[[], None]) -> None:
         self._member = member
-        self._config = config
+        self._group = group
+        self._timers = timers
         self._clock = clock
         self._store = store
         self._keys = keys
         self._watch = watch
-        self._checkpoint = checkpoint
+        self._primary = primary
         self._callbacks = callbacks
         self._quiesce = quiesce
         self._settled = settled
@@ -63,12 +80,13 @@ class Resigner:
         """True from the start of :meth:`resign` until it has released the key (or failed)."""
 
     async def resign(self, epoch: int, lease: int, target: str | None, reason: str,
-                     request: SwitchoverRequest | None = None) -> bool:
-        """Quiesce, then release the active key of ``epoch`` if it is still ours; True if we
-        released it."""
+                     request: SwitchoverRequest | None = None, *,
+                     kind: ReasonKind = ReasonKind.SWITCHOVER) -> bool:
+        """Quiesce (a role change of ``kind``), then release the active key of ``epoch`` if it
+        is still ours; True if we released it."""
         self.resigning = True
         try:
-            self._quiesce(epoch, reason)
+            self._quiesce(epoch, reason, kind)
             await self._callbacks.enqueue("on_quiesce")
             await self._hand_over_checkpoint(target)
             res = await self._store.txn(*release_txn(self._keys, self._member, epoch, lease,
@@ -79,8 +97,8 @@ class Resigner:
                             self._member, epoch)
             else:
                 await self._watch.wait_released(
-                    res.revision, poll_s=self._config.heartbeat_interval_s / 10,
-                    timeout_s=self._config.etcd_request_timeout_s)
+                    res.revision, poll_s=self._timers.poll_s,
+                    timeout_s=self._timers.release_seen_s)
             return res.succeeded
         finally:
             self.resigning = False
@@ -91,7 +109,7 @@ class Resigner:
         """The epoch of the next active after ``old_epoch``, once the watch shows it (``changed``
         is set on every role change); SwitchoverError after ``timeout_s`` (default: the lease
         TTL)."""
-        limit = timeout_s if timeout_s is not None else float(self._config.lease_ttl_s)
+        limit = timeout_s if timeout_s is not None else self._timers.successor_s
 
         async def wait() -> int:
             while True:
@@ -104,22 +122,22 @@ class Resigner:
         try:
             return await self._clock.wait_for(wait(), limit)
         except TimeoutError:
-            raise SwitchoverError(self._config.group, target,
+            raise SwitchoverError(self._group, target,
                                   f"no member took the active role within {limit} s") from None
 
     async def _hand_over_checkpoint(self, target: str | None) -> None:
         """Wait (bounded) until ``target`` has applied every change of this epoch."""
-        primary = self._checkpoint._primary
+        primary = self._primary()
         if primary is None or target is None or target not in primary.peers:
             return
         last = primary.log.last_sequence
 
         async def caught_up() -> None:
             while primary.tracker.acked.get(target, 0) < last and not primary.closed:
-                await self._clock.sleep(self._config.heartbeat_interval_s / 10)
+                await self._clock.sleep(self._timers.poll_s)
 
         try:
-            await self._clock.wait_for(caught_up(), self._config.checkpoint_ack_timeout_s)
+            await self._clock.wait_for(caught_up(), self._timers.catch_up_s)
         except TimeoutError:
             log.warning("%s: %s had not applied sequence %d of epoch %d when handing over",
                         self._member, target, last, primary.epoch)

@@ -13,27 +13,44 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Protocol, Self
 
 import grpc
 import grpc.aio
 
+from vnfha.clock import Clock
 from vnfha.errors import Compacted, StoreAuthError, StoreRequestError, StoreUnavailable
 from vnfha.store import _etcdconv as conv
+from vnfha.store._etcdconn import Connection, EtcdOptions
 from vnfha.store._etcdrpc import EOF, pb
 from vnfha.store.base import WatchBatch, encode_key, prefix_end
 
-if TYPE_CHECKING:
-    from vnfha.store.etcd import EtcdStore, _Connection
+__all__ = ["EtcdWatch", "WatchHost"]
 
-__all__ = ["EtcdWatch"]
+
+class WatchHost(Protocol):
+    """What a watch needs of its store (:class:`vnfha.store.etcd.EtcdStore` is one): a
+    connection, moving on from a failed one, and its clock, endpoints and options."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def endpoints(self) -> tuple[str, ...]: ...
+
+    @property
+    def options(self) -> EtcdOptions: ...
+
+    async def connection(self) -> Connection: ...
+
+    async def rotate(self, failed: Connection, reason: str) -> None: ...
 
 
 class EtcdWatch:
     """An async context manager and iterator of WatchBatch (see the module docstring)."""
 
     def __init__(
-        self, store: EtcdStore, key: str, *, prefix: bool, start_revision: int, prev_kv: bool
+        self, store: WatchHost, key: str, *, prefix: bool, start_revision: int, prev_kv: bool
     ) -> None:
         self._store = store
         self._key = encode_key(key)
@@ -41,7 +58,7 @@ class EtcdWatch:
         self._prev_kv = prev_kv
         self._next_rev = start_revision
         self._call: Any = None
-        self._conn: _Connection | None = None
+        self._conn: Connection | None = None
         self._cancelled = False
         self._on_close: list[Callable[[EtcdWatch], None]] = []
 
@@ -154,7 +171,7 @@ class EtcdWatch:
         backoff = 0.05
         last: BaseException | None = None
         while not self._cancelled:
-            conn: _Connection | None = None
+            conn: Connection | None = None
             try:
                 conn = await store.connection()
                 await self._open(conn)
@@ -172,7 +189,7 @@ class EtcdWatch:
             backoff = min(backoff * 2, 0.5)
         raise StopAsyncIteration
 
-    async def _open(self, conn: _Connection) -> None:
+    async def _open(self, conn: Connection) -> None:
         create = pb.WatchCreateRequest(
             key=self._key, range_end=self._range_end, start_revision=self._next_rev,
             prev_kv=self._prev_kv,

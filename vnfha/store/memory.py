@@ -7,7 +7,9 @@ etcd, in microseconds, and deterministically on a :class:`~vnfha.testing.FakeClo
 What it guarantees:
 
 - **Full MVCC.** A fresh store is at revision 1; every revision's state is kept until compacted,
-  so ``range(..., revision=N)`` reads the past. Keys are ordered as UTF-8 bytes.
+  so ``range(..., revision=N)`` reads the past. Keys are ordered as UTF-8 bytes. The revisions,
+  transactions and request checks are the pure core in :mod:`vnfha.store._mvcc`; this module
+  adds time (leases, timeouts), watches and the fault hooks on top of it.
 - **Exact lease expiry.** A lease granted (or kept alive) at ``t`` with granted TTL ``g`` is gone
   for every request made at or after ``t + g`` on the injected clock, and never before (up to
   a nanosecond of float rounding). A background task deletes the keys of an expired lease in
@@ -33,7 +35,6 @@ applied (a real etcd might apply it when it is continued).
 from __future__ import annotations
 
 import asyncio
-import bisect
 import collections
 import contextlib
 import dataclasses
@@ -49,16 +50,22 @@ from vnfha.errors import (
     ConfigError,
     LeaseNotFound,
     StoreError,
-    StoreRequestError,
     StoreUnavailable,
+)
+from vnfha.store._mvcc import (
+    History,
+    Span,
+    Write,
+    check_key,
+    check_txn,
+    holds,
+    in_span,
+    key_span,
+    refuse,
 )
 from vnfha.store.base import (
     Compare,
-    CompareOp,
-    CompareTarget,
     DeleteResult,
-    Event,
-    EventType,
     KeyValue,
     Lease,
     LeaseInfo,
@@ -73,7 +80,6 @@ from vnfha.store.base import (
     WatchBatch,
     decode_key,
     encode_key,
-    prefix_end,
 )
 
 if TYPE_CHECKING:
@@ -87,177 +93,9 @@ T = TypeVar("T")
 # The same split as EtcdStore's ``write=`` flag.
 _WRITES = frozenset({"put", "delete", "txn", "compact", "revoke"})
 _MAX_LEASE_TTL_S = 9_000_000_000  # etcd's lease.MaxLeaseTTL
-_MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
 # Deadlines are compared with this slack so that float rounding in ``now + delay`` can never
 # push a wake-up past the deadline a test advances the clock to.
 _SLACK_S = 1e-9
-# A key range as etcd spells it: (key, range_end); range_end b"" is the key alone, b"\0" is
-# "every key >= key".
-_Span = tuple[bytes, bytes]
-
-
-def _span(key: str, prefix: bool) -> _Span:
-    return encode_key(key), encode_key(prefix_end(key)) if prefix else b""
-
-
-def _in_span(raw: bytes, span: _Span) -> bool:
-    start, end = span
-    if not end:
-        return raw == start
-    return start <= raw and (end == b"\0" or raw < end)
-
-
-def _refuse(message: str) -> StoreRequestError:
-    return StoreRequestError(message, endpoint=None)
-
-
-def _check_key(key: str) -> None:
-    if not key:
-        raise _refuse("etcdserver: key is not provided")
-
-
-def _sign(a: int | bytes, b: int | bytes) -> int:
-    if isinstance(a, bytes) and isinstance(b, bytes):
-        return (a > b) - (a < b)
-    if isinstance(a, int) and isinstance(b, int):
-        return (a > b) - (a < b)
-    raise TypeError(f"cannot compare {a!r} with {b!r}")
-
-
-_HOLDS: dict[CompareOp, Callable[[int], bool]] = {
-    CompareOp.EQUAL: lambda s: s == 0,
-    CompareOp.NOT_EQUAL: lambda s: s != 0,
-    CompareOp.GREATER: lambda s: s > 0,
-    CompareOp.LESS: lambda s: s < 0,
-}
-
-
-class _History:
-    """Every revision of every key (until compacted) and the event log watches replay.
-
-    Pure bookkeeping, no asyncio. A key's history is a list of ``(revision, kv)`` in revision
-    order, ``kv`` None for a deletion; at most one entry per key per revision.
-    """
-
-    def __init__(self) -> None:
-        self.revision = 1
-        self.compacted = 0
-        self._keys: list[bytes] = []  # sorted: every key with any history
-        self._versions: dict[bytes, list[tuple[int, KeyValue | None]]] = {}
-        self._log: list[tuple[int, tuple[tuple[bytes, Event], ...]]] = []
-
-    def keys_in(self, span: _Span) -> list[bytes]:
-        """Every key with history inside ``span``, in byte order."""
-        start, end = span
-        if not end:
-            return [start] if start in self._versions else []
-        out = []
-        for raw in self._keys[bisect.bisect_left(self._keys, start):]:
-            if end != b"\0" and raw >= end:
-                break
-            out.append(raw)
-        return out
-
-    def at(self, raw: bytes, revision: int) -> KeyValue | None:
-        """The key as of ``revision`` (including writes pending at ``revision``)."""
-        versions = self._versions.get(raw)
-        if not versions:
-            return None
-        i = bisect.bisect_right(versions, revision, key=lambda v: v[0]) - 1
-        return versions[i][1] if i >= 0 else None
-
-    def current(self, raw: bytes) -> KeyValue | None:
-        """The key's newest state, pending writes included."""
-        versions = self._versions.get(raw)
-        return versions[-1][1] if versions else None
-
-    def read(self, span: _Span, revision: int) -> list[KeyValue]:
-        """The live keys in ``span`` at ``revision``, in key order."""
-        return [kv for raw in self.keys_in(span) if (kv := self.at(raw, revision)) is not None]
-
-    def record(self, raw: bytes, revision: int, kv: KeyValue | None) -> None:
-        """Append one version (``kv`` None: deleted at ``revision``)."""
-        if raw not in self._versions:
-            bisect.insort(self._keys, raw)
-            self._versions[raw] = []
-        self._versions[raw].append((revision, kv))
-
-    def commit(self, revision: int, events: list[tuple[bytes, Event]]) -> None:
-        """Make ``revision`` (whose versions are recorded) the current one."""
-        self.revision = revision
-        self._log.append((revision, tuple(events)))
-
-    def events_from(self, revision: int) -> list[tuple[bytes, Event]]:
-        """Every event at ``revision`` or later, in revision order."""
-        i = bisect.bisect_left(self._log, revision, key=lambda entry: entry[0])
-        return [ev for _, events in self._log[i:] for ev in events]
-
-    def compact(self, revision: int) -> None:
-        """Forget what is needed neither to read at ``revision`` or later nor to replay it."""
-        self.compacted = revision
-        del self._log[: bisect.bisect_left(self._log, revision, key=lambda entry: entry[0])]
-        for raw in list(self._versions):
-            versions = self._versions[raw]
-            i = bisect.bisect_right(versions, revision, key=lambda v: v[0]) - 1
-            if i < 0:
-                continue
-            del versions[: i if versions[i][1] is not None else i + 1]
-            if not versions:
-                del self._versions[raw]
-                self._keys.pop(bisect.bisect_left(self._keys, raw))
-
-
-class _Write:
-    """The changes of one revision in the making. Versions are recorded as they are made, so
-    reads inside a txn see the txn's earlier writes (as in etcd); :meth:`commit` bumps the
-    revision only if something changed."""
-
-    def __init__(self, history: _History) -> None:
-        self._h = history
-        self.revision = history.revision + 1
-        self.events: list[tuple[bytes, Event]] = []
-
-    @property
-    def read_revision(self) -> int:
-        """The revision a read inside this write sees (etcd: +1 once anything changed)."""
-        return self.revision if self.events else self._h.revision
-
-    def put(self, key: str, value: bytes, lease: int) -> KeyValue | None:
-        """Write ``key``; returns its previous live value."""
-        raw = encode_key(key)
-        prev = self._h.current(raw)
-        kv = KeyValue(
-            key=key,
-            value=value,
-            create_revision=prev.create_revision if prev else self.revision,
-            mod_revision=self.revision,
-            version=prev.version + 1 if prev else 1,
-            lease=lease,
-        )
-        self._h.record(raw, self.revision, kv)
-        self.events.append((raw, Event(EventType.PUT, kv, prev)))
-        return prev
-
-    def delete(self, span: _Span) -> list[KeyValue]:
-        """Delete every live key in ``span``; returns their last values in key order."""
-        gone = []
-        for raw in self._h.keys_in(span):
-            prev = self._h.current(raw)
-            if prev is None:
-                continue
-            self._h.record(raw, self.revision, None)
-            tomb = KeyValue(key=prev.key, value=b"", create_revision=0,
-                            mod_revision=self.revision, version=0)
-            self.events.append((raw, Event(EventType.DELETE, tomb, prev)))
-            gone.append(prev)
-        return gone
-
-    def commit(self) -> bool:
-        """Apply the revision if anything changed; True if it did."""
-        if not self.events:
-            return False
-        self._h.commit(self.revision, self.events)
-        return True
 
 
 @dataclass(slots=True)
@@ -272,19 +110,6 @@ class _Lease:
 class _Fault:
     outcome_unknown: bool
     applied: bool
-
-
-def _check_branch(ops: Sequence[Op]) -> None:
-    """etcd's checkIntervals: no key put twice, nor put and deleted, in one branch."""
-    deleted = [_span(op.key, op.prefix) for op in ops if isinstance(op, TxnDelete)]
-    put: set[bytes] = set()
-    for op in ops:
-        _check_key(op.key)
-        if isinstance(op, TxnPut):
-            raw = encode_key(op.key)
-            if raw in put or any(_in_span(raw, span) for span in deleted):
-                raise _refuse(f"etcdserver: duplicate key given in txn request ({op.key!r})")
-            put.add(raw)
 
 
 class MemoryStore:
@@ -312,7 +137,7 @@ class MemoryStore:
         self._min_ttl_s = min_lease_ttl_s
         self._timeout_s = request_timeout_s
         self._endpoint = endpoint
-        self._h = _History()
+        self._h = History()
         self._leases: dict[int, _Lease] = {}
         self._issued: set[int] = set()
         self._rng = random.Random()
@@ -427,7 +252,7 @@ class MemoryStore:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    def _commit(self, write: _Write) -> None:
+    def _commit(self, write: Write) -> None:
         if write.commit():
             self._notify()
 
@@ -448,12 +273,12 @@ class MemoryStore:
             "range", timeout_s, lambda: self._range(key, prefix, limit, revision))
 
     def _range(self, key: str, prefix: bool, limit: int, revision: int) -> RangeResult:
-        _check_key(key)
+        check_key(key)
         if revision > self._h.revision:
-            raise _refuse(f"mvcc: required revision is a future revision ({revision})")
+            raise refuse(f"mvcc: required revision is a future revision ({revision})")
         if 0 < revision < self._h.compacted:
             raise Compacted(revision, self._h.compacted, endpoint=self._endpoint)
-        kvs = self._h.read(_span(key, prefix), revision if revision > 0 else self._h.revision)
+        kvs = self._h.read(key_span(key, prefix), revision if revision > 0 else self._h.revision)
         more = 0 < limit < len(kvs)
         return RangeResult(kvs=tuple(kvs[:limit] if more else kvs), revision=self._h.revision,
                            count=len(kvs), more=more)
@@ -465,9 +290,9 @@ class MemoryStore:
         """Set ``key``, bound to ``lease`` if non-zero; StoreRequestError if the lease is gone."""
 
         def run() -> PutResult:
-            _check_key(key)
+            check_key(key)
             self._check_lease(lease)
-            write = _Write(self._h)
+            write = Write(self._h)
             prev = self._put(write, key, value, lease)
             self._commit(write)
             return PutResult(revision=self._h.revision, prev_kv=prev if prev_kv else None)
@@ -476,9 +301,9 @@ class MemoryStore:
 
     def _check_lease(self, lease: int) -> None:
         if lease and lease not in self._leases:
-            raise _refuse(f"etcdserver: requested lease not found ({lease:#x})")
+            raise refuse(f"etcdserver: requested lease not found ({lease:#x})")
 
-    def _put(self, write: _Write, key: str, value: bytes, lease: int) -> KeyValue | None:
+    def _put(self, write: Write, key: str, value: bytes, lease: int) -> KeyValue | None:
         """Put through ``write``, moving the key between leases' key sets."""
         prev = write.put(key, value, lease)
         raw = encode_key(key)
@@ -488,7 +313,7 @@ class MemoryStore:
             self._leases[lease].keys.add(raw)
         return prev
 
-    def _delete(self, write: _Write, span: _Span) -> list[KeyValue]:
+    def _delete(self, write: Write, span: Span) -> list[KeyValue]:
         """Delete through ``write``, unbinding the keys from their leases."""
         gone = write.delete(span)
         for kv in gone:
@@ -503,9 +328,9 @@ class MemoryStore:
         """Delete ``key`` (or the prefix); deleting nothing leaves the revision as it is."""
 
         def run() -> DeleteResult:
-            _check_key(key)
-            write = _Write(self._h)
-            gone = self._delete(write, _span(key, prefix))
+            check_key(key)
+            write = Write(self._h)
+            gone = self._delete(write, key_span(key, prefix))
             self._commit(write)
             return DeleteResult(revision=self._h.revision, deleted=len(gone),
                                 prev_kvs=tuple(gone) if prev_kv else ())
@@ -526,41 +351,26 @@ class MemoryStore:
 
     def _txn(self, compares: Sequence[Compare], success: Sequence[Op],
              failure: Sequence[Op]) -> TxnResult:
-        if max(len(compares), len(success), len(failure)) > _MAX_TXN_OPS:
-            raise _refuse("etcdserver: too many operations in txn request")
-        for cmp in compares:
-            _check_key(cmp.key)
-        _check_branch(success)
-        _check_branch(failure)
-        succeeded = all(self._holds(cmp) for cmp in compares)
+        check_txn(compares, success, failure)
+        succeeded = all(holds(self._h, cmp) for cmp in compares)
         ops = success if succeeded else failure
         for op in ops:
             if isinstance(op, TxnPut):
                 self._check_lease(op.lease)
-        write = _Write(self._h)
+        write = Write(self._h)
         responses = tuple(self._apply(write, op) for op in ops)
         self._commit(write)
         return TxnResult(succeeded=succeeded, revision=self._h.revision, responses=responses)
 
-    def _holds(self, cmp: Compare) -> bool:
-        """etcd's applyCompare: a missing key has 0 everywhere, and fails every VALUE compare."""
-        kv = self._h.current(encode_key(cmp.key))
-        if kv is None and cmp.target is CompareTarget.VALUE:
-            return False
-        actual: int | bytes = 0
-        if kv is not None:
-            actual = getattr(kv, cmp.target.value)
-        return _HOLDS[cmp.op](_sign(actual, cmp.value))
-
-    def _apply(self, write: _Write, op: Op) -> RangeResult | PutResult | DeleteResult:
+    def _apply(self, write: Write, op: Op) -> RangeResult | PutResult | DeleteResult:
         if isinstance(op, TxnPut):
             self._put(write, op.key, op.value, op.lease)
             return PutResult(revision=write.revision)
         if isinstance(op, TxnDelete):
-            gone = self._delete(write, _span(op.key, op.prefix))
+            gone = self._delete(write, key_span(op.key, op.prefix))
             return DeleteResult(revision=write.read_revision, deleted=len(gone))
         if isinstance(op, TxnGet):
-            kvs = self._h.read(_span(op.key, op.prefix), write.read_revision)
+            kvs = self._h.read(key_span(op.key, op.prefix), write.read_revision)
             return RangeResult(kvs=tuple(kvs), revision=write.read_revision, count=len(kvs))
         raise TypeError(f"not a txn operation: {op!r}")
 
@@ -570,7 +380,7 @@ class MemoryStore:
 
         def run() -> None:
             if revision > self._h.revision:
-                raise _refuse(f"mvcc: required revision is a future revision ({revision})")
+                raise refuse(f"mvcc: required revision is a future revision ({revision})")
             if revision <= self._h.compacted:
                 raise Compacted(revision, self._h.compacted, endpoint=self._endpoint)
             self._h.compact(revision)
@@ -586,7 +396,7 @@ class MemoryStore:
 
         def run() -> Lease:
             if ttl_s > _MAX_LEASE_TTL_S:
-                raise _refuse(f"etcdserver: too large lease TTL ({ttl_s})")
+                raise refuse(f"etcdserver: too large lease TTL ({ttl_s})")
             granted = max(ttl_s, self._min_ttl_s)
             lease_id = 0
             while lease_id == 0 or lease_id in self._issued:
@@ -643,7 +453,7 @@ class MemoryStore:
     def _drop(self, lease: _Lease) -> None:
         """Forget ``lease`` and delete its keys in one revision, in key order (as etcd)."""
         del self._leases[lease.id]
-        write = _Write(self._h)
+        write = Write(self._h)
         for raw in sorted(lease.keys):
             write.delete((raw, b""))
         self._commit(write)
@@ -676,7 +486,7 @@ class MemoryStore:
     ) -> MemoryWatch:
         """A watch of ``key`` (or the prefix); see :class:`MemoryWatch`."""
         self.calls["watch"] += 1
-        return MemoryWatch(self, _span(key, prefix), start_revision, prev_kv)
+        return MemoryWatch(self, key_span(key, prefix), start_revision, prev_kv)
 
     async def status(self, *, timeout_s: float | None = None) -> StoreStatus:
         """This store as a one-member cluster that leads itself: member, leader, term 1."""
@@ -709,7 +519,7 @@ class MemoryWatch:
     nothing is lost. :meth:`cancel` or closing the store ends the iteration.
     """
 
-    def __init__(self, store: MemoryStore, span: _Span, start_revision: int,
+    def __init__(self, store: MemoryStore, span: Span, start_revision: int,
                  prev_kv: bool) -> None:
         self._store = store
         self._span = span
@@ -755,8 +565,8 @@ class MemoryWatch:
                     return batch
             await store._changed.wait()
 
-    def _take(self, history: _History) -> WatchBatch | None:
-        events = [ev for raw, ev in history.events_from(self._next) if _in_span(raw, self._span)]
+    def _take(self, history: History) -> WatchBatch | None:
+        events = [ev for raw, ev in history.events_from(self._next) if in_span(raw, self._span)]
         self._next = history.revision + 1
         if not events:
             return None

@@ -1,5 +1,15 @@
-"""A test kit for VNF authors and for vnfha's own tests: a fake clock, an in-memory store with
-fault hooks, and a launcher for real etcd clusters on loopback."""
+"""A test kit for VNF authors and for vnfha's own tests.
+
+Here: :class:`FakeClock` (``advance``, ``advance_until``) and :class:`MemoryStore` (the store
+contract in process, with fault hooks). In submodules: :mod:`~vnfha.testing.etcd` (real etcd
+clusters on loopback that can be killed, paused and restarted), :mod:`~vnfha.testing.tls` (a
+test PKI), :mod:`~vnfha.testing.member_proc` (a member in a child process, for kill and pause
+tests), :mod:`~vnfha.testing.replication` (an active's replication endpoint and standbys
+without a member, and ``until`` for tests on the system clock), :mod:`~vnfha.testing.history`
+(invariants I1-I8 over recorded histories) and :mod:`~vnfha.testing.netns` (network
+namespaces and nft faults). A member's parts are reached through public hooks
+(``member.follower``, ``member.group_state``, ``member.checkpoint.primary``), never private
+attributes."""
 
 from vnfha.store.memory import MemoryStore
 from vnfha.testing.clock import FakeClock

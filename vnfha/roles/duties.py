@@ -1,0 +1,94 @@
+"""What an active does between decisions besides acting: it answers an operator's switchover
+request, and it moves off a host whose planned maintenance is ahead.
+
+Guarantees:
+
+- **Each switchover request is answered once**: by a handover to the requested (or the best)
+  eligible standby, or by a refusal written in the same transaction that consumes the request,
+  saying why (``vnfha switchover`` prints it).
+- **A maintenance moves the active in time, once**: while a planned maintenance of this
+  member's host is ahead, the active hands over to the best eligible standby that is not on
+  that host, as soon as there is one (a standby on the same host would only have to hand
+  back). It is checked after every decision, so a member that becomes active, or gets an
+  eligible standby, after the announcement still moves; one handover at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from vnfha.errors import NotActive, StoreError, SwitchoverError
+from vnfha.nfvi.agent import NfviAgent
+from vnfha.roles.handover import choose_target, refusal_ops
+from vnfha.roles.keys import GroupKeys, SwitchoverRequest
+from vnfha.roles.policy import GroupView
+from vnfha.roles.watch import GroupWatch
+from vnfha.store.base import Store
+
+__all__ = ["ActiveDuties"]
+
+log = logging.getLogger("vnfha.member")
+
+Resign = Callable[[str, str, SwitchoverRequest], Awaitable[object]]
+
+
+class ActiveDuties:
+    """The duties of member ``me`` while it is active (see the module docstring).
+    ``view`` is the group as the active sees it, ``epoch`` its epoch; ``resign`` hands over for
+    a request, ``switchover`` for a maintenance; ``may_move`` says whether a maintenance may
+    move it now (active and not stopping); ``adopt`` owns the handover's task."""
+
+    def __init__(self, *, me: str, group: str, keys: GroupKeys, store: Store, watch: GroupWatch,
+                 nfvi: NfviAgent | None, view: Callable[[], GroupView],
+                 epoch: Callable[[], int], resign: Resign,
+                 switchover: Callable[[str], Awaitable[object]], may_move: Callable[[], bool],
+                 adopt: Callable[[asyncio.Task[Any]], None]) -> None:
+        self._me, self._group, self._keys, self._store = me, group, keys, store
+        self._watch, self._nfvi, self._view, self._epoch = watch, nfvi, view, epoch
+        self._resign, self._switchover, self._adopt = resign, switchover, adopt
+        self._may_move = may_move
+        self._handled: set[str] = set()
+        self._moving: asyncio.Task[None] | None = None
+
+    async def turn(self) -> None:
+        """After a decision that left this member active."""
+        await self._serve_request()
+        self._serve_maintenance()
+
+    async def _serve_request(self) -> None:
+        request = self._watch.state.switchover
+        if request is None or request.id in self._handled:
+            return
+        self._handled.add(request.id)
+        try:
+            target = choose_target(self._view(), request.to, self._group)
+        except SwitchoverError as e:
+            await self._store.txn([], refusal_ops(self._keys, request, e.problem, self._me,
+                                                  self._epoch()))
+            log.warning("%s: refused switchover request %s: %s", self._me, request.id, e)
+            return
+        await self._resign(target, f"switchover to {target} requested by an operator", request)
+
+    def _serve_maintenance(self) -> None:
+        if self._nfvi is None or not self._may_move() or \
+                (self._moving is not None and not self._moving.done()):
+            return
+        move = self._nfvi.maintenance_move(self._view())
+        if move is None:
+            return
+        event, target = move
+
+        async def hand_over() -> None:
+            try:
+                await self._switchover(target)
+            except (SwitchoverError, NotActive, StoreError) as e:
+                log.warning("%s: switchover to %s before the maintenance of %s failed: %s",
+                            self._me, target, event.host, e)
+
+        log.warning("%s: planned maintenance of %s (deadline %s): handing over to %s",
+                    self._me, event.host, event.deadline_unix_s, target)
+        self._moving = asyncio.create_task(hand_over(), name=f"{self._me}-maintenance")
+        self._adopt(self._moving)

@@ -1,0 +1,97 @@
+"""This member's record under ``members/{me}``: published when it changes, written back when
+someone else deletes or overwrites it.
+
+Guarantees:
+
+- **Only changes are written.** :meth:`RecordKeeper.publish` puts the record, bound to the
+  session's lease, only when it differs from the last one written, or when it was lost.
+- **A lost record comes back.** :meth:`RecordKeeper.check`, called after every watch batch,
+  notices a record deleted or overwritten by someone else (a careless ``etcdctl``) and asks for
+  it to be written back: at once the first time, then at most once per ``rewrite_every_s``
+  while it keeps happening, so two processes started under one name do not overwrite each
+  other without end. Each case is one rate-limited warning naming the other writer's lease, pid
+  and host.
+- Our own put, seen by the watch before the put returns, is never taken for an overwrite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from vnfha._ratelog import RateLimitedLog
+from vnfha.clock import Clock
+from vnfha.roles.keys import GroupKeys, MemberRecord
+from vnfha.store.base import Store
+
+__all__ = ["RecordKeeper"]
+
+
+class RecordKeeper:
+    """The record of member ``me`` (see the module docstring). ``poke`` asks the role loop to
+    publish again; ``adopt`` owns the delayed rewrite's task."""
+
+    def __init__(self, *, me: str, keys: GroupKeys, store: Store, clock: Clock,
+                 rewrite_every_s: float, warn: RateLimitedLog, poke: Callable[[], None],
+                 adopt: Callable[[asyncio.Task[Any]], None]) -> None:
+        self._me = me
+        self._keys = keys
+        self._store = store
+        self._clock = clock
+        self._rewrite_every_s = rewrite_every_s
+        self._warn = warn
+        self._poke = poke
+        self._adopt = adopt
+        self.published: MemberRecord | None = None
+        """The record last written (None before the first write of a session)."""
+        self._publishing: MemberRecord | None = None
+        self._lost = False
+        self._rewritten_at = -float("inf")
+        self.joined_revision = 0
+        """The revision of the session's first write (the N_WAY_ACTIVE epoch)."""
+
+    def new_session(self) -> None:
+        """A new lease: the next :meth:`publish` writes whatever it is given."""
+        self.published = None
+
+    async def publish(self, record: MemberRecord, lease: int) -> None:
+        """Write ``record`` bound to ``lease`` if it changed or was lost."""
+        if record == self.published and not self._lost:
+            return
+        self._lost = False
+        self._publishing = record
+        try:
+            res = await self._store.put(self._keys.member(self._me), record.encode(),
+                                        lease=lease)
+        finally:
+            self._publishing = None
+        if self.published is None:
+            self.joined_revision = res.revision
+        self.published = record
+
+    def check(self, found: tuple[MemberRecord, int] | None, lease: int) -> None:
+        """Take in what the watch shows under our key (record and lease, or None): if it is
+        not what we wrote, ask for it to be written back (see the module docstring)."""
+        if self.published is None or self._lost:
+            return
+        if found is not None and found[1] == lease and \
+                found[0] in (self.published, self._publishing):
+            return
+        what = "deleted" if found is None else \
+            f"overwritten (lease {found[1]:x}, pid {found[0].pid}, host {found[0].host!r})"
+        now = self._clock.monotonic()
+        wait = self._rewritten_at + self._rewrite_every_s - now
+        self._lost = True
+        self._warn(what, "%s: our member record was %s; writing it back%s", self._me, what,
+                   f" in {wait:.1f} s" if wait > 0 else "")
+        if wait <= 0:
+            self._rewritten_at = now
+            return
+
+        async def later() -> None:
+            await self._clock.sleep(wait)
+            self._rewritten_at = self._clock.monotonic()
+            self._poke()
+
+        self._adopt(asyncio.create_task(later(), name=f"{self._me}-record"))
