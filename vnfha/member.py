@@ -54,7 +54,7 @@ from vnfha.health.serving import MemberServing
 from vnfha.health.supervisor import Supervisor
 from vnfha.metrics import MemberMetrics, Metrics, NullMetrics
 from vnfha.model import ReasonKind, Recovery, Redundancy, Role
-from vnfha.nfvi.agent import NfviAgent, bridge_client
+from vnfha.nfvi.agent import NfviAgent
 from vnfha.nfvi.client import NfviPort, NoBridge
 from vnfha.nfvi.model import BridgeEvent
 from vnfha.replication.active import ReplicationServer
@@ -73,12 +73,16 @@ from vnfha.roles.watch import GroupWatch
 from vnfha.store.base import Store
 from vnfha.timing import backoff_step_s
 from vnfha.wiring import (
+    agent_settings,
+    bridge_client,
     checkpoint_limits,
     monitor_timers,
     progress_reporter,
+    replication_tls,
     resign_timers,
     session_factory,
     store_from_config,
+    supervisor_settings,
 )
 
 __all__ = [
@@ -127,8 +131,8 @@ class Member:
         self._all_active = config.redundancy is Redundancy.N_WAY_ACTIVE
         self._limits = limits = checkpoint_limits(config)
         self._replica = Replica(group=config.group, member=config.member, data=CheckpointData(),
-                                limits=limits, clock=self._clock,
-                                credentials=channel_credentials(config), retry_s=step_s,
+                                limits=limits, clock=self._clock, retry_s=step_s,
+                                credentials=channel_credentials(**replication_tls(config)),
                                 keepalive_s=config.standby_silence_s)
         self._replica.on_gone = self._active_gone
         self.checkpoint = Checkpoint(
@@ -202,7 +206,8 @@ class Member:
         mtls = config.replication_ca_file is not None
         return ReplicationServer(
             listen=config.listen, group=config.group, member=config.member, limits=self._limits,
-            credentials=server_credentials(config), primary=lambda: self.checkpoint.primary,
+            credentials=server_credentials(**replication_tls(config)),
+            primary=lambda: self.checkpoint.primary,
             allowed_peers=(lambda: frozenset(self._group.state.members)) if mtls else None,
             on_stale=self._on_stale,
             keepalive_s=config.standby_silence_s, clock=self._clock,
@@ -220,10 +225,11 @@ class Member:
                                           lease=lambda: self.lease_id)
         client = self._bridge = bridge_client(config, self._clock)
         self.nfvi = None if client is None else NfviAgent(
-            client, config, self._clock, on_maintenance=self._on_maintenance)
+            client, agent_settings(config), self._clock, on_maintenance=self._on_maintenance)
         port: NfviPort = client if client is not None else NoBridge(group=config.group,
                                                                     member=config.member)
-        self.supervisor = Supervisor(self, config=config, store=self._store, clock=self._clock,
+        self.supervisor = Supervisor(self, settings=supervisor_settings(config), store=self._store,
+                                     clock=self._clock,
                                      nfvi=port, metrics=self.metrics,
                                      health_check=getattr(self.component, "health_check", None),
                                      on_health=self._health_changed)

@@ -10,8 +10,15 @@ from collections.abc import Callable
 
 from vnfha.clock import Clock
 from vnfha.config import Config
+from vnfha.health.ladder import LadderPolicy, RungPolicy
+from vnfha.health.supervisor import SupervisorSettings
+from vnfha.health.verdict import CheckPolicy
 from vnfha.metrics import Metrics
 from vnfha.model import Redundancy
+from vnfha.nfvi.agent import AgentSettings
+from vnfha.nfvi.client import BridgeClient
+from vnfha.nfvi.model import FenceMode, PlacementPolicy, WatchdogAction
+from vnfha.nfvi.wire import channel_credentials
 from vnfha.replication.active import Primary
 from vnfha.replication.progress import ProgressReporter
 from vnfha.replication.state import Limits
@@ -20,15 +27,21 @@ from vnfha.roles.monitor import MonitorTimers
 from vnfha.roles.resign import ResignTimers
 from vnfha.store.base import Store
 from vnfha.store.session import Session
-from vnfha.timing import poll_interval_s
+from vnfha.timing import backoff_step_s, poll_interval_s
 
 __all__ = [
+    "agent_settings",
+    "bridge_client",
+    "check_policy",
     "checkpoint_limits",
+    "ladder_policy",
     "monitor_timers",
     "progress_reporter",
+    "replication_tls",
     "resign_timers",
     "session_factory",
     "store_from_config",
+    "supervisor_settings",
 ]
 
 
@@ -94,4 +107,63 @@ def progress_reporter(config: Config, keys: GroupKeys, store: Store, metrics: Me
                             clock=clock, interval_s=config.progress_interval_s,
                             timeout_s=config.etcd_request_timeout_s, primary=primary,
                             lease=lease)
+
+
+def check_policy(config: Config) -> CheckPolicy:
+    """The policy of the component's ``health_check`` from the ``health_*`` config fields."""
+    return CheckPolicy(fail_after=config.health_fail_after,
+                       recover_after=config.health_recover_after,
+                       period_s=config.health_check_period_s,
+                       timeout_s=config.health_check_timeout_s)
+
+
+def ladder_policy(config: Config) -> LadderPolicy:
+    """The ladder's policy from the ``ladder_*`` config fields."""
+    return LadderPolicy(
+        restart=RungPolicy(config.ladder_restart_max_count, config.ladder_restart_probation_s),
+        failover=RungPolicy(config.ladder_failover_max_count, config.ladder_failover_probation_s),
+        reboot_vm=RungPolicy(config.ladder_reboot_vm_max_count,
+                             config.ladder_reboot_vm_probation_s),
+        evacuate_vm=RungPolicy(config.ladder_evacuate_vm_max_count,
+                               config.ladder_evacuate_vm_probation_s))
+
+
+def supervisor_settings(config: Config) -> SupervisorSettings:
+    """What the health supervisor takes from the config."""
+    return SupervisorSettings(check=check_policy(config), ladder=ladder_policy(config),
+                              key_prefix=config.key_prefix,
+                              request_timeout_s=config.etcd_request_timeout_s)
+
+
+def agent_settings(config: Config) -> AgentSettings:
+    """What a member's NFVI agent takes from the config."""
+    return AgentSettings(
+        member=config.member,
+        placement_policy=(None if config.placement_policy is None
+                          else PlacementPolicy(config.placement_policy)),
+        refuse_violation=config.placement_violation == "refuse",
+        fence_mode=FenceMode(config.fence_mode),
+        retry_s=backoff_step_s(config.heartbeat_interval_s),
+        watchdog_timeout_s=config.watchdog_timeout_s_effective,
+        watchdog_action=WatchdogAction(config.watchdog_action))
+
+
+def bridge_client(config: Config, clock: Clock) -> BridgeClient | None:
+    """The client the config describes, or None without ``bridge_endpoint``."""
+    if config.bridge_endpoint is None:
+        return None
+    credentials = None
+    if config.bridge_ca_file is not None:
+        credentials = channel_credentials(ca_file=config.bridge_ca_file,
+                                          cert_file=config.bridge_cert_file,
+                                          key_file=config.bridge_key_file)
+    return BridgeClient(config.bridge_endpoint, group=config.group, member=config.member,
+                        timeout_s=config.bridge_timeout_s, credentials=credentials, clock=clock)
+
+
+def replication_tls(config: Config) -> dict[str, str | None]:
+    """The replication TLS files (``replication_*_file``), as the credentials functions of
+    :mod:`vnfha.replication.wire` take them."""
+    return {"ca_file": config.replication_ca_file, "cert_file": config.replication_cert_file,
+            "key_file": config.replication_key_file}
 

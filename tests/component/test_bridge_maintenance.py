@@ -23,6 +23,7 @@ from vnfha.bridge.server import BridgeServer
 from vnfha.nfvi.client import BridgeClient
 from vnfha.nfvi.model import EventKind, HostStatus, PlacementPolicy, RepairAction, RepairState
 from vnfha.testing import FakeClock
+from vnfha.testing.waiting import until
 
 sim = test_bridge_operations.sim  # vfw-a and dns-a on h1, vfw-b on h2, nothing on h3 and h4
 
@@ -223,5 +224,4 @@ async def test_a_watcher_that_went_away_is_no_longer_counted(bridge: BridgeServe
         async with AsyncExitStack() as stack:
             await watching(bridge, stack, ("vfw", "vfw-a"), ("dns", "dns-a"))
             assert bridge.core.event_watchers == 2
-        await test_bridge_operations.until(lambda: bridge.core.event_watchers == 0,
-                                           "the closed watches are gone")
+        await until(lambda: bridge.core.event_watchers == 0, what="the closed watches are gone")

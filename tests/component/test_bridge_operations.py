@@ -10,7 +10,7 @@ import asyncio
 import math
 import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AsyncExitStack
 
 import grpc
@@ -27,6 +27,7 @@ from vnfha.nfvi.client import BridgeClient
 from vnfha.nfvi.model import BridgeEvent, EventKind, MaintenancePlan, NotifiedInstance
 from vnfha.nfvi.wire import MAX_MAINTENANCE_NOTICE_S, METHODS, pb
 from vnfha.testing.tls import TestPki, make_test_pki
+from vnfha.testing.waiting import until
 
 SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"]
 DEADLINE_S = 10.0
@@ -51,13 +52,6 @@ async def sim() -> AsyncIterator[SimDriver]:
 async def bridge(sim: SimDriver) -> AsyncIterator[BridgeServer]:
     async with BridgeServer(sim, max_message_bytes=MAX_BYTES) as server:
         yield server
-
-
-async def until(cond: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not cond():
-        assert time.monotonic() < deadline, f"not within {DEADLINE_S} s: {what}"
-        await asyncio.sleep(0.01)
 
 
 class Watch:
@@ -90,7 +84,7 @@ async def watching(bridge: BridgeServer, stack: AsyncExitStack,
         assert isinstance(stream, AsyncGenerator)
         watches.append(Watch(stream))
         stack.push_async_callback(watches[-1].close)
-    await until(lambda: bridge.core.event_watchers >= before + len(members), "watches open")
+    await until(lambda: bridge.core.event_watchers >= before + len(members), what="watches open")
     return watches
 
 

@@ -4,8 +4,7 @@ replication, acks, the in-sync set, limits, deposed writers, stale epochs, mTLS.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from vnfha.roles.keys import SyncRecord
 from vnfha.store.memory import MemoryStore
 from vnfha.testing.replication import ReplicationRig
 from vnfha.testing.tls import make_test_pki
+from vnfha.testing.waiting import until
 
 
 @pytest.fixture
@@ -40,13 +40,6 @@ async def store() -> AsyncIterator[MemoryStore]:
 
 def cfg(name: str, **kw: Any) -> Config:
     return Config(group="vfw", member=name, checkpoint_ack_timeout_s=0.5, **kw)
-
-
-async def until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.005)
 
 
 async def test_late_standby_gets_everything_and_acks_count_once_in_sync(

@@ -55,6 +55,7 @@ from vnfha.nfvi.model import (
     WatchdogAction,
 )
 from vnfha.nfvi.wire import DEFAULT_MAX_MESSAGE_BYTES, METHODS, pb
+from vnfha.testing.waiting import until
 
 SEED = int(os.environ.get("VNFHA_FUZZ_SEED", "1206"))
 PER_TARGET = int(os.environ.get("VNFHA_FUZZ_CASES", "120"))
@@ -269,13 +270,6 @@ def _serialize(message: Any) -> bytes:
     return message if isinstance(message, bytes) else message.SerializeToString()
 
 
-async def until(cond: Callable[[], bool], what: str, within_s: float = CALL_S) -> None:
-    deadline = time.monotonic() + within_s
-    while not cond():
-        assert time.monotonic() < deadline, f"not within {within_s} s: {what}"
-        await asyncio.sleep(0.002)
-
-
 async def send(channel: grpc.aio.Channel, case: Case) -> grpc.StatusCode:
     """Send the case; its status (OK for a stream once it sent an item, or held it open)."""
     if not case.target.streaming:
@@ -291,8 +285,8 @@ async def send(channel: grpc.aio.Channel, case: Case) -> grpc.StatusCode:
     first = asyncio.ensure_future(call.read())
     opened = case.target.opened
     try:
-        await until(lambda: first.done() or (opened is not None and opened() > 0),
-                    f"an answer to {case.target.path}")
+        await until(lambda: first.done() or (opened is not None and opened() > 0), CALL_S,
+                    f"an answer to {case.target.path}", poll_s=0.002)
         if not first.done():
             return grpc.StatusCode.OK  # accepted: open, with nothing to send yet
         try:
@@ -307,7 +301,8 @@ async def send(channel: grpc.aio.Channel, case: Case) -> grpc.StatusCode:
         first.cancel()
         await asyncio.gather(first, return_exceptions=True)
         if opened is not None:  # the server ends a cancelled stream (and forgets it)
-            await until(lambda: opened() == 0, f"{case.target.path} stream closed")
+            await until(lambda: opened() == 0, CALL_S, f"{case.target.path} stream closed",
+                        poll_s=0.002)
 
 
 @dataclass
@@ -475,7 +470,7 @@ async def the_core_still_works(bridge: BridgeServer) -> None:
                             timeout_s=CALL_S) as member:
         events = member.watch_events(timeout_s=CALL_S)
         first = asyncio.ensure_future(fired(events, "dns-a"))
-        await until(lambda: bridge.core.event_watchers == 1, "the watch is open")
+        await until(lambda: bridge.core.event_watchers == 1, CALL_S, "the watch is open")
         await member.arm_watchdog(0.05, WatchdogAction.NONE, 2)
         assert "none after 0.05 s without a kick" in (await first).detail
         await events.aclose()  # type: ignore[attr-defined]
@@ -495,7 +490,7 @@ async def test_a_pause_watchdog_of_a_fenced_instance_fires_without_an_error(
         assert fenced.state is InstanceState.STOPPED
         events = vfw_a.watch_events(timeout_s=CALL_S)
         first = asyncio.ensure_future(fired(events, "vfw-b"))
-        await until(lambda: bridge.core.event_watchers == 1, "the watch is open")
+        await until(lambda: bridge.core.event_watchers == 1, CALL_S, "the watch is open")
         await vfw_b.arm_watchdog(0.05, WatchdogAction.PAUSE, 1)
         event = await first
         await events.aclose()  # type: ignore[attr-defined]

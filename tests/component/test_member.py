@@ -4,7 +4,6 @@ deposed, losing the session, and components that misbehave."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 
@@ -42,29 +41,20 @@ def config(name: str, **kw: object) -> Config:
     return Config(group="vfw", member=name, **kw)  # type: ignore[arg-type]
 
 
-async def until(clock: FakeClock, predicate: Callable[[], bool], limit_s: float = 5.0) -> None:
-    """Advance fake time in small steps until ``predicate()``."""
-    waited = 0.0
-    while not predicate():
-        assert waited < limit_s, "condition not reached in fake time"
-        await clock.advance(0.01)
-        waited += 0.01
-
-
 async def test_first_member_is_active_second_is_standby(
     clock: FakeClock, store: MemoryStore
 ) -> None:
     ca, cb = Recorder(), Recorder()
     async with Member(config("a"), ca, store=store, clock=clock) as a:
-        await until(clock, lambda: a.role is Role.ACTIVE)
+        await clock.advance_until(lambda: a.role is Role.ACTIVE)
         async with Member(config("b"), cb, store=store, clock=clock) as b:
-            await until(clock, lambda: b.role is Role.STANDBY)
+            await clock.advance_until(lambda: b.role is Role.STANDBY)
             assert b.epoch == a.epoch > 0
             assert a.check_active() == a.epoch
             with pytest.raises(NotActive):
                 b.check_active()
-            await until(clock, lambda: ("on_active", a.epoch) in ca.calls)
-            await until(clock, lambda: ("on_standby", a.epoch) in cb.calls)
+            await clock.advance_until(lambda: ("on_active", a.epoch) in ca.calls)
+            await clock.advance_until(lambda: ("on_standby", a.epoch) in cb.calls)
 
 
 async def test_switchover_to_named_member_and_epoch_grows(
@@ -74,11 +64,11 @@ async def test_switchover_to_named_member_and_epoch_grows(
     async with (Member(config("a"), ca, store=store, clock=clock) as a,
                 Member(config("b"), store=store, clock=clock) as b,
                 Member(config("c", redundancy=Redundancy.TWO_N), store=store, clock=clock) as c):
-        await until(clock, lambda: a.role is Role.ACTIVE and b.role is Role.STANDBY
+        await clock.advance_until(lambda: a.role is Role.ACTIVE and b.role is Role.STANDBY
                     and c.role is Role.SPARE)
         old = a.epoch
         task = asyncio.create_task(a.switchover(to="c"))
-        await until(clock, task.done)
+        await clock.advance_until(task.done)
         new_epoch = task.result()
         assert new_epoch > old
         assert c.role is Role.ACTIVE and c.epoch == new_epoch
@@ -90,7 +80,7 @@ async def test_switchover_to_named_member_and_epoch_grows(
 
 async def test_switchover_refusals(clock: FakeClock, store: MemoryStore) -> None:
     async with Member(config("a"), store=store, clock=clock) as a:
-        await until(clock, lambda: a.role is Role.ACTIVE)
+        await clock.advance_until(lambda: a.role is Role.ACTIVE)
         with pytest.raises(SwitchoverError, match="no eligible standby"):
             await a.switchover()
         with pytest.raises(SwitchoverError, match="no such member"):
@@ -98,7 +88,7 @@ async def test_switchover_refusals(clock: FakeClock, store: MemoryStore) -> None
         with pytest.raises(SwitchoverError, match="already active"):
             await a.switchover(to="a")
         async with Member(config("b", no_failover=True), store=store, clock=clock):
-            await until(clock, lambda: len(a.group_state.members) == 2)
+            await clock.advance_until(lambda: len(a.group_state.members) == 2)
             with pytest.raises(SwitchoverError, match="no-failover"):
                 await a.switchover(to="b")
         assert a.role is Role.ACTIVE  # a refusal changes nothing
@@ -110,16 +100,16 @@ async def test_active_deposed_when_its_key_is_deleted_stops_at_once(
     events: list[MemberEvent] = []
     async with Member(config("a"), store=store, clock=clock) as a:
         a.add_listener(events.append)
-        await until(clock, lambda: a.role is Role.ACTIVE)
+        await clock.advance_until(lambda: a.role is Role.ACTIVE)
         old = a.epoch
         await store.delete("/vnfha/vfw/active")  # an operator, or a fencing NFVI, takes it
-        await until(clock, lambda: any(isinstance(e, RoleChanged) and e.previous is Role.ACTIVE
-                                       for e in events))
+        await clock.advance_until(lambda: any(isinstance(e, RoleChanged)
+                                              and e.previous is Role.ACTIVE for e in events))
         demotion = next(e for e in events if isinstance(e, RoleChanged)
                         and e.previous is Role.ACTIVE)
         assert demotion.role is Role.QUIESCED and "deleted" in demotion.reason
         # alone in the group, it campaigns again and gets a new, higher epoch
-        await until(clock, lambda: a.role is Role.ACTIVE)
+        await clock.advance_until(lambda: a.role is Role.ACTIVE)
         assert a.epoch > old
 
 
@@ -127,12 +117,12 @@ async def test_lost_session_quiesces_then_rejoins_as_new_incarnation(
     clock: FakeClock, store: MemoryStore
 ) -> None:
     async with Member(config("a"), store=store, clock=clock) as a:
-        await until(clock, lambda: a.role is Role.ACTIVE)
+        await clock.advance_until(lambda: a.role is Role.ACTIVE)
         first_lease, old = a.lease_id, a.epoch
         store.pause()  # etcd stops answering; the lease runs out on the clock
-        await until(clock, lambda: a.role is Role.QUIESCED, limit_s=3)
+        await clock.advance_until(lambda: a.role is Role.QUIESCED, limit_s=3)
         store.resume()
-        await until(clock, lambda: a.role is Role.ACTIVE, limit_s=10)
+        await clock.advance_until(lambda: a.role is Role.ACTIVE, limit_s=10)
         assert a.lease_id != first_lease and a.epoch > old
 
 
@@ -140,7 +130,7 @@ async def test_role_read_past_the_deadline_demotes_before_returning(
     clock: FakeClock, store: MemoryStore
 ) -> None:
     async with Member(config("a"), store=store, clock=clock) as a:
-        await until(clock, lambda: a.role is Role.ACTIVE)
+        await clock.advance_until(lambda: a.role is Role.ACTIVE)
         clock.jump(10)  # a long pause: nothing has run yet
         assert not a.is_active()
         assert a.role is Role.QUIESCED  # set by the read above, before any await
@@ -155,15 +145,15 @@ async def test_misbehaving_callbacks_are_reported_and_do_not_stop_the_member(
     cfg = config("a", callback_timeout_s=1.0)
     async with Member(cfg, comp, store=store, clock=clock) as a:
         a.add_listener(lambda e: failures.append(e) if isinstance(e, CallbackFailed) else None)
-        await until(clock, lambda: bool(failures), limit_s=3)
+        await clock.advance_until(lambda: bool(failures), limit_s=3)
         assert failures[0].callback == "on_active"
         assert failures[0].timed_out is (mode == "hang")
         assert a.role is Role.ACTIVE and a.callback_failures == 1
         # the member keeps working: a second member joins and a switchover still happens
         async with Member(config("b"), store=store, clock=clock) as b:
-            await until(clock, lambda: b.role is Role.STANDBY)
+            await clock.advance_until(lambda: b.role is Role.STANDBY)
             task = asyncio.create_task(a.switchover())
-            await until(clock, task.done)
+            await clock.advance_until(task.done)
             assert b.role is Role.ACTIVE
 
 
@@ -173,9 +163,9 @@ async def test_n_way_active_and_no_redundancy(clock: FakeClock, store: MemorySto
     a = Member(config("a", redundancy=nwa), store=store, clock=clock)
     a.add_listener(changes.append)  # before start: every change is seen
     async with a:
-        await until(clock, lambda: a.role is Role.ACTIVE)
+        await clock.advance_until(lambda: a.role is Role.ACTIVE)
         async with Member(config("b", redundancy=nwa), store=store, clock=clock) as b:
-            await until(clock, lambda: b.role is Role.ACTIVE)
+            await clock.advance_until(lambda: b.role is Role.ACTIVE)
             await clock.advance(1.0)
             assert a.role is Role.ACTIVE and a.epoch != b.epoch
         # others joining and leaving never disturb an all-active member
@@ -184,4 +174,4 @@ async def test_n_way_active_and_no_redundancy(clock: FakeClock, store: MemorySto
         nr = Redundancy.NO_REDUNDANCY
         async with (Member(config("a", redundancy=nr), store=other, clock=clock) as a,
                     Member(config("b", redundancy=nr), store=other, clock=clock) as b):
-            await until(clock, lambda: a.role is Role.ACTIVE and b.role is Role.SPARE)
+            await clock.advance_until(lambda: a.role is Role.ACTIVE and b.role is Role.SPARE)

@@ -15,8 +15,9 @@ from vnfha.bridge.drivers.sim import SimDriver
 from vnfha.bridge.server import BridgeServer
 from vnfha.clock import SystemClock
 from vnfha.errors import BridgeRequestError
-from vnfha.nfvi.agent import NfviAgent, bridge_client
+from vnfha.nfvi.agent import NfviAgent
 from vnfha.nfvi.client import BridgeClient
+from vnfha.wiring import agent_settings, bridge_client
 
 EPOCH = 7
 
@@ -33,7 +34,7 @@ async def agent(address: str) -> AsyncIterator[NfviAgent]:
     cfg = Config(group="g", member="a", bridge_endpoint=address, bridge_timeout_s=0.3)
     client = bridge_client(cfg, SystemClock())
     assert client is not None
-    agent = NfviAgent(client, cfg, SystemClock(), on_maintenance=lambda event: None)
+    agent = NfviAgent(client, agent_settings(cfg), SystemClock(), on_maintenance=lambda event: None)
     async with client:
         await agent.start()
         try:

@@ -4,9 +4,7 @@ process, the supervisor waits while the bridge repairs and lets go once the tick
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
@@ -22,6 +20,8 @@ from vnfha.model import Recovery, Role
 from vnfha.nfvi.client import BridgeClient
 from vnfha.nfvi.model import RepairAction, RepairOwner, RepairState
 from vnfha.store.memory import MemoryStore
+from vnfha.testing.waiting import until
+from vnfha.wiring import supervisor_settings
 
 DEADLINE_S = 10.0
 CALL_S = 5.0
@@ -62,7 +62,8 @@ async def env() -> AsyncIterator[Env]:
         async with BridgeServer(sim) as bridge, \
                 BridgeClient(bridge.address, group="vfw", member="vfw-a",
                              timeout_s=CALL_S) as client, MemoryStore() as store:
-            sup = Supervisor(Control(), config=CONFIG, store=store, clock=SystemClock(),
+            sup = Supervisor(Control(), settings=supervisor_settings(CONFIG), store=store,
+                             clock=SystemClock(),
                              nfvi=client, metrics=NullMetrics(), health_check=None,
                              escalate_timeout_s=CALL_S, repair_timeout_s=DEADLINE_S,
                              rewatch_s=0.05)
@@ -72,21 +73,12 @@ async def env() -> AsyncIterator[Env]:
         await sim.close()
 
 
-async def until(cond: Callable[[], bool], what: str) -> None:
-    """Poll ``cond`` until it holds, failing after DEADLINE_S."""
-    deadline = time.monotonic() + DEADLINE_S
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {DEADLINE_S} s")
-        await asyncio.sleep(0.01)
-
-
 async def test_an_escalation_reboots_the_instance_and_waits_for_its_ticket(env: Env) -> None:
     sup, sim = env.supervisor, env.sim
     old = sim.pid("vm-vfw-a")
     sim.gate.clear()  # hold the reboot in progress
     sup.report_fault("kernel oops", Recovery.REPAIR_VM)
-    await until(lambda: sup.open_ticket is not None, "a ticket opened")
+    await until(lambda: sup.open_ticket is not None, what="a ticket opened")
     ticket_id = sup.open_ticket
     escalated = sup.decisions[0]
     assert (escalated.action, escalated.decision.rung) == (Action.ESCALATE, Rung.REBOOT_VM)
@@ -95,12 +87,12 @@ async def test_an_escalation_reboots_the_instance_and_waits_for_its_ticket(env: 
     assert "reboot by nfvi:sim" in escalated.outcome
 
     sup.report_fault("still broken")
-    await until(lambda: len(sup.decisions) == 2, "the second decision")
+    await until(lambda: len(sup.decisions) == 2, what="the second decision")
     assert sup.decisions[1].action is Action.WAIT
     assert f"bridge owns repair {ticket_id}" in sup.decisions[1].decision.reason
 
     sim.gate.set()
-    await until(lambda: sup.open_ticket is None, "the ticket ended")
+    await until(lambda: sup.open_ticket is None, what="the ticket ended")
     final = sup.last_ticket
     assert final is not None and final.ticket_id == ticket_id
     assert final.state is RepairState.SUCCEEDED and final.owner is RepairOwner.NFVI
@@ -115,9 +107,9 @@ async def test_a_repair_the_bridge_already_owns_is_waited_for(env: Env) -> None:
     sim.gate.clear()
     theirs = await env.client.escalate("operator-1", "host check", RepairAction.REBOOT, 3)
     sup.report_fault("kernel oops", Recovery.REPAIR_VM)
-    await until(lambda: len(sup.decisions) == 1, "the decision")
+    await until(lambda: len(sup.decisions) == 1, what="the decision")
     assert sup.open_ticket == theirs.ticket_id
     assert f"bridge already repairing: ticket {theirs.ticket_id}" in sup.decisions[0].outcome
     sim.gate.set()
-    await until(lambda: sup.open_ticket is None, "their ticket ended")
+    await until(lambda: sup.open_ticket is None, what="their ticket ended")
     assert sup.last_ticket is not None and sup.last_ticket.state is RepairState.SUCCEEDED

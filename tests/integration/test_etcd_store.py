@@ -16,22 +16,13 @@ from vnfha.store.etcd import EtcdOptions, EtcdStore
 from vnfha.store.session import Session, SessionState
 from vnfha.testing.etcd import EtcdCluster
 from vnfha.testing.tls import make_test_pki
+from vnfha.testing.waiting import until
 
 pytestmark = pytest.mark.etcd
 
 
 def member_index(cluster: EtcdCluster, endpoint: str) -> int:
     return [m.endpoint for m in cluster.members].index(endpoint)
-
-
-async def wait_until(predicate: object, timeout_s: float, what: str) -> float:
-    """Poll ``predicate()`` until true; returns the seconds it took."""
-    start = time.monotonic()
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() - start > timeout_s:
-            raise AssertionError(f"{what}: not within {timeout_s} s")
-        await asyncio.sleep(0.01)
-    return time.monotonic() - start
 
 
 async def test_client_fails_over_when_its_member_is_killed(own_etcd3: EtcdCluster) -> None:
@@ -50,7 +41,7 @@ async def test_client_fails_over_when_its_member_is_killed(own_etcd3: EtcdCluste
                     events.extend((e.type, e.kv.key) for e in batch.events)
 
         watcher = asyncio.create_task(watch())
-        await wait_until(lambda: len(events) == 1, 5, "first event")
+        await until(lambda: len(events) == 1, 5, "first event")
         cluster.members[victim].kill()
 
         # reads retry on the next endpoint; a write may fail once with outcome_unknown, then works
@@ -64,7 +55,7 @@ async def test_client_fails_over_when_its_member_is_killed(own_etcd3: EtcdCluste
         assert store.endpoint != cluster.members[victim].endpoint
         await store.put("/fo/c", b"3")
         # the watch resumed on another member and lost nothing
-        await wait_until(lambda: len(events) == 3, 10, "watch resumed")
+        await until(lambda: len(events) == 3, 10, "watch resumed")
         assert [k for _, k in events] == ["/fo/a", "/fo/b", "/fo/c"]
         # the session never lost its lease
         await asyncio.sleep(1.0)
@@ -86,9 +77,9 @@ async def test_session_moves_off_a_paused_member(own_etcd3: EtcdCluster) -> None
         session.add_listener(lambda v: states.append(v.state))
         cluster.members[frozen].pause()
         try:
-            await wait_until(lambda: store.endpoint != cluster.members[frozen].endpoint, 5,
+            await until(lambda: store.endpoint != cluster.members[frozen].endpoint, 5,
                              "client left the paused member")
-            await wait_until(lambda: session.state is SessionState.CONNECTED
+            await until(lambda: session.state is SessionState.CONNECTED
                              and store.endpoint != cluster.members[frozen].endpoint, 5,
                              "session connected elsewhere")
             await asyncio.sleep(2.5)  # longer than the TTL: the lease must still be alive

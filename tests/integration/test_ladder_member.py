@@ -7,15 +7,14 @@ against its inventory and reboots the VM, not the Python object)."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Callable
 
 from vnfha import Component, Config, Member, Role
 from vnfha.bridge.drivers.sim import SimDriver
 from vnfha.bridge.server import BridgeServer
 from vnfha.health.ladder import Action
 from vnfha.testing.etcd import EtcdCluster
+from vnfha.testing.waiting import until
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 
@@ -31,15 +30,6 @@ class Broken(Component):
 
     async def restart(self) -> None:
         self.restarts += 1
-
-
-async def until(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not cond():
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout_s} s waiting for {what}") from None
 
 
 async def test_restart_then_failover_then_nfvi_reboot(etcd3: EtcdCluster, group: str) -> None:

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -29,6 +29,7 @@ from vnfha.bridge.server import BridgeServer
 from vnfha.member import MemberEvent, RoleChanged
 from vnfha.store.etcd import EtcdOptions, EtcdStore
 from vnfha.testing.etcd import EtcdCluster
+from vnfha.testing.waiting import until
 
 # a member with the bridge configured, run by the sim driver as an "instance"
 ACTIVE_SCRIPT = """
@@ -45,15 +46,6 @@ async def main():
             await asyncio.sleep(0.01)
 asyncio.run(main())
 """
-
-
-async def until(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not cond():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout_s} s waiting for {what}") from None
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -25,6 +25,7 @@ from vnfha.nfvi.agent import PlacementRefused
 from vnfha.nfvi.client import BridgeClient
 from vnfha.nfvi.model import NotifiedInstance
 from vnfha.testing.etcd import EtcdCluster
+from vnfha.testing.waiting import until
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 
@@ -157,13 +158,6 @@ class CuttableLink:
         dst.transport.abort()
 
 
-async def until(cond: Callable[[], bool], what: str, within_s: float = 20.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not cond():
-        assert time.monotonic() < deadline, f"not within {within_s} s: {what}"
-        await asyncio.sleep(0.02)
-
-
 async def test_an_active_that_missed_the_announcement_switches_over_when_it_watches_again(
         etcd3: EtcdCluster, group: str, bridge: tuple[SimDriver, BridgeServer],
         caplog: pytest.LogCaptureFixture) -> None:
@@ -190,10 +184,12 @@ async def test_an_active_that_missed_the_announcement_switches_over_when_it_watc
             await a.wait_for_role(Role.ACTIVE, 10)
             async with Member(cfg("b", link_b)) as b:
                 await b.wait_for_role(Role.STANDBY, 10)
-                await until(lambda: server.core.event_watchers == 2, "both members watch")
+                await until(lambda: server.core.event_watchers == 2,
+                            20.0, what="both members watch")
                 first = a.epoch
                 link_a.cut()
-                await until(lambda: server.core.event_watchers == 1, "a's stream is down")
+                await until(lambda: server.core.event_watchers == 1,
+                            20.0, what="a's stream is down")
                 async with BridgeClient.operator(server.address, timeout_s=5) as ops:
                     plan = await ops.plan_maintenance("host-a", 120, "kernel upgrade")
                 assert plan.instances == (NotifiedInstance(group, "a", "vm-a"),)
@@ -201,15 +197,15 @@ async def test_an_active_that_missed_the_announcement_switches_over_when_it_watc
                 link_a.mend()
                 await b.wait_for_role(Role.ACTIVE, 20)  # a watched again and handed over
                 assert b.epoch > first and told("a") == 1
-                await until(lambda: a.role is Role.STANDBY, "a follows b")
+                await until(lambda: a.role is Role.STANDBY, 20.0, what="a follows b")
 
                 second = b.epoch
                 for link in (link_a, link_b):
                     link.cut()
-                await until(lambda: server.core.event_watchers == 0, "both streams down")
+                await until(lambda: server.core.event_watchers == 0, 20.0, what="both streams down")
                 for link in (link_a, link_b):
                     link.mend()
-                await until(lambda: told("a") == 2, "a is sent the maintenance again")
+                await until(lambda: told("a") == 2, 20.0, what="a is sent the maintenance again")
                 hold = time.monotonic() + 1.0  # long enough for a switchover to start
                 while time.monotonic() < hold:
                     assert (b.role, b.epoch, a.role) == (Role.ACTIVE, second, Role.STANDBY)
@@ -238,7 +234,7 @@ async def test_a_maintenance_announced_first_moves_the_active_once_a_standby_els
         first = a.epoch
         async with Member(cfg("c")) as c:
             await c.wait_for_role(Role.STANDBY, 10)
-            await until(lambda: "c" in a.checkpoint.in_sync, "c in sync")
+            await until(lambda: "c" in a.checkpoint.in_sync, 20.0, what="c in sync")
             await asyncio.sleep(1.0)  # long enough for a switchover to start
             assert (a.role, a.epoch, c.role) == (Role.ACTIVE, first, Role.STANDBY)
             async with Member(cfg("b")) as b:

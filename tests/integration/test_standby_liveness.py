@@ -4,21 +4,15 @@ acknowledges TCP, only its answers to heartbeats stop) from the in-sync set with
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 
 from vnfha import Ack, Config, Member, Role
 from vnfha.testing.etcd import EtcdCluster
 from vnfha.testing.member_proc import MemberProcess
+from vnfha.testing.waiting import until
 
 Spawn = Callable[..., MemberProcess]
-
-
-async def until(cond: Callable[[], bool], timeout_s: float) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not cond():
-            await asyncio.sleep(0.02)
 
 
 async def test_a_frozen_standby_leaves_the_in_sync_set(etcd3: EtcdCluster, group: str,

@@ -17,6 +17,7 @@ from vnfha.nfvi.client import NoBridge
 from vnfha.nfvi.model import BridgeEvent
 from vnfha.roles.policy import GroupView, MemberInfo
 from vnfha.testing import FakeClock
+from vnfha.wiring import agent_settings
 
 CONFIG = Config(group="vfw", member="a")
 NOW = 1_000_000.0
@@ -49,8 +50,8 @@ def view(*members: MemberInfo) -> GroupView:
 
 async def agent_after(events: list[BridgeEvent], wall: list[float]) -> NfviAgent:
     seen: list[BridgeEvent] = []
-    agent = NfviAgent(EventPort(events), CONFIG, FakeClock(), on_maintenance=seen.append,
-                      wall_clock=lambda: wall[0])
+    agent = NfviAgent(EventPort(events), agent_settings(CONFIG), FakeClock(),
+                      on_maintenance=seen.append, wall_clock=lambda: wall[0])
     await agent.start()
     for _ in range(100):
         if len(seen) == sum(e.kind is EventKind.MAINTENANCE_PLANNED for e in events):

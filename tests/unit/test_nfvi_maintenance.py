@@ -15,6 +15,7 @@ from vnfha.nfvi.agent import NfviAgent
 from vnfha.nfvi.client import NoBridge
 from vnfha.nfvi.model import BridgeEvent, EventKind
 from vnfha.testing import FakeClock
+from vnfha.wiring import agent_settings
 
 T0 = 1000.0  # the bridge's monotonic clock when the first announcement arrives
 
@@ -111,7 +112,7 @@ def test_a_subscriber_is_sent_the_maintenance_of_its_groups_hosts(
 def agent(member: str, host: str, heard: list[BridgeEvent]) -> NfviAgent:
     config = Config(group="g", member=member, etcd_endpoints=("127.0.0.1:2379",),
                     bridge_endpoint="127.0.0.1:1")
-    a = NfviAgent(NoBridge(group="g", member=member), config, FakeClock(),
+    a = NfviAgent(NoBridge(group="g", member=member), agent_settings(config), FakeClock(),
                   on_maintenance=heard.append)
     a.host = host
     return a

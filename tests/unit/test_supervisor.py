@@ -15,19 +15,14 @@ import pytest
 from vnfha.config import Config
 from vnfha.errors import BridgeRequestError, BridgeUnavailable, HealthCheckFailed, RepairInProgress
 from vnfha.health.ladder import Action, Decision, Fault, LadderHistory, Rung, Use
-from vnfha.health.supervisor import (
-    Supervisor,
-    check_policy,
-    escalation_key,
-    ladder_policy,
-    tried_before,
-)
+from vnfha.health.supervisor import Supervisor, escalation_key, tried_before
 from vnfha.metrics import Metrics
 from vnfha.model import Recovery, Role
 from vnfha.nfvi.client import NoBridge
 from vnfha.nfvi.model import RepairAction, RepairOwner, RepairState, RepairTicket
 from vnfha.store.memory import MemoryStore
 from vnfha.testing.clock import FakeClock
+from vnfha.wiring import check_policy, ladder_policy, supervisor_settings
 
 CONFIG = Config(group="vfw", member="vfw-a")
 WALL = 1_718_000_000.0
@@ -160,8 +155,9 @@ class Env:
 
     def supervisor(self, health_check: Callable[[], Any] | None = None,
                    **kwargs: Any) -> Supervisor:
-        return Supervisor(self.control, config=CONFIG, store=self.store, clock=self.clock,
-                          nfvi=self.nfvi, metrics=self.metrics, health_check=health_check,
+        return Supervisor(self.control, settings=supervisor_settings(CONFIG), store=self.store,
+                          clock=self.clock, nfvi=self.nfvi, metrics=self.metrics,
+                          health_check=health_check,
                           wall_clock=lambda: WALL + self.clock.monotonic(), **kwargs)
 
 

@@ -49,10 +49,9 @@ from typing import Final, Protocol, Self
 
 from vnfha._tasks import stop_task
 from vnfha.clock import Clock
-from vnfha.config import Config
 from vnfha.errors import BridgeRequestError, NfviError, RepairInProgress
 from vnfha.health.counters import LadderCounters
-from vnfha.health.ladder import LADDER, Action, Decision, Fault, LadderPolicy, Rung, RungPolicy
+from vnfha.health.ladder import LADDER, Action, Decision, Fault, LadderPolicy, Rung
 from vnfha.health.monitor import HealthMonitor, MonitoredCheck
 from vnfha.health.runner import LadderRunner
 from vnfha.health.verdict import CheckPolicy, Transition
@@ -67,9 +66,8 @@ __all__ = [
     "Executed",
     "MemberControl",
     "Supervisor",
-    "check_policy",
+    "SupervisorSettings",
     "escalation_key",
-    "ladder_policy",
     "tried_before",
 ]
 
@@ -125,23 +123,16 @@ class MemberControl(Protocol):
 # -- pure helpers ------------------------------------------------------------------------------
 
 
-def check_policy(config: Config) -> CheckPolicy:
-    """The policy of the component's ``health_check`` from the ``health_*`` config fields."""
-    return CheckPolicy(fail_after=config.health_fail_after,
-                       recover_after=config.health_recover_after,
-                       period_s=config.health_check_period_s,
-                       timeout_s=config.health_check_timeout_s)
+@dataclass(frozen=True, slots=True)
+class SupervisorSettings:
+    """What the supervisor takes from the member's configuration (built by
+    :func:`vnfha.wiring.supervisor_settings`): the component's check policy, the ladder's
+    policy, where the ladder's counters live and how long a store call may take."""
 
-
-def ladder_policy(config: Config) -> LadderPolicy:
-    """The ladder's policy from the ``ladder_*`` config fields."""
-    return LadderPolicy(
-        restart=RungPolicy(config.ladder_restart_max_count, config.ladder_restart_probation_s),
-        failover=RungPolicy(config.ladder_failover_max_count, config.ladder_failover_probation_s),
-        reboot_vm=RungPolicy(config.ladder_reboot_vm_max_count,
-                             config.ladder_reboot_vm_probation_s),
-        evacuate_vm=RungPolicy(config.ladder_evacuate_vm_max_count,
-                               config.ladder_evacuate_vm_probation_s))
+    check: CheckPolicy
+    ladder: LadderPolicy
+    key_prefix: str
+    request_timeout_s: float
 
 
 def escalation_key(group: str, member: str, epoch: int, decision: Decision) -> str:
@@ -184,15 +175,16 @@ class Supervisor:
     """Health checks and ladder execution for one member (see the module's guarantees).
 
     ``health_check`` is the component's own check (None: it has none), run under
-    :func:`check_policy`; ``extra_checks`` run beside it. ``on_health(healthy)`` is called
-    whenever a check fails or recovers, with whether no check is FAILING now. ``wall_clock``
+    :attr:`SupervisorSettings.check`; ``extra_checks`` run beside it. ``on_health(healthy)`` is
+    called whenever a check fails or recovers, with whether no check is FAILING now. ``wall_clock``
     stamps the stored counters. ``escalate_timeout_s`` bounds one escalation (None: the
     client's own deadline); ``repair_timeout_s`` bounds the wait for a ticket to end (None: the
     probation window of the rung that opened it); ``rewatch_s`` is the pause before a broken
     ticket watch is reopened (None: ``health_check_period_s``). Use as ``async with``.
     """
 
-    def __init__(self, control: MemberControl, *, config: Config, store: Store, clock: Clock,
+    def __init__(self, control: MemberControl, *, settings: SupervisorSettings, store: Store,
+                 clock: Clock,
                  nfvi: NfviPort, metrics: Metrics,
                  health_check: Callable[[], Awaitable[None]] | None,
                  extra_checks: Sequence[MonitoredCheck] = (),
@@ -206,16 +198,16 @@ class Supervisor:
         self._metrics = metrics
         self._escalate_timeout_s = escalate_timeout_s
         self._repair_timeout_s = repair_timeout_s
-        self._rewatch_s = config.health_check_period_s if rewatch_s is None else rewatch_s
-        counters = LadderCounters(store, config.key_prefix, control.group, control.name,
-                                  timeout_s=config.etcd_request_timeout_s)
-        self._policy = ladder_policy(config)
+        self._rewatch_s = settings.check.period_s if rewatch_s is None else rewatch_s
+        counters = LadderCounters(store, settings.key_prefix, control.group, control.name,
+                                  timeout_s=settings.request_timeout_s)
+        self._policy = settings.ladder
         self.runner = LadderRunner(counters, self._policy, clock, wall_clock=wall_clock,
                                    name=control.name)
         """The ladder runner (its counters are in the store under ``counters.key``)."""
         checks = list(extra_checks)
         if health_check is not None:
-            checks.insert(0, MonitoredCheck(APP_CHECK, health_check, check_policy(config),
+            checks.insert(0, MonitoredCheck(APP_CHECK, health_check, settings.check,
                                             kind=CheckKind.APP))
         self._on_health = on_health
         self.monitor = HealthMonitor(checks, clock=clock, on_fault=self._on_fault,

@@ -43,12 +43,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 from vnfha.clock import Clock
-from vnfha.config import Config
 from vnfha.errors import BridgeRequestError, BridgeUnavailable, ConfigError, NfviError
-from vnfha.nfvi.client import BridgeClient, NfviPort
+from vnfha.nfvi.client import NfviPort
 from vnfha.nfvi.model import (
     BridgeEvent,
     EventKind,
@@ -57,12 +57,10 @@ from vnfha.nfvi.model import (
     PolicyReport,
     WatchdogAction,
 )
-from vnfha.nfvi.wire import channel_credentials
 from vnfha.roles.handover import best_target
 from vnfha.roles.policy import GroupView
-from vnfha.timing import backoff_step_s
 
-__all__ = ["NfviAgent", "PlacementRefused", "bridge_client"]
+__all__ = ["AgentSettings", "NfviAgent", "PlacementRefused"]
 
 log = logging.getLogger("vnfha.nfvi")
 
@@ -73,28 +71,32 @@ class PlacementRefused(ConfigError):
     """A hard placement policy is violated and ``placement_violation = "refuse"``."""
 
 
-def bridge_client(config: Config, clock: Clock) -> BridgeClient | None:
-    """The client the config describes, or None without ``bridge_endpoint``."""
-    if config.bridge_endpoint is None:
-        return None
-    credentials = None
-    if config.bridge_ca_file is not None:
-        credentials = channel_credentials(ca_file=config.bridge_ca_file,
-                                          cert_file=config.bridge_cert_file,
-                                          key_file=config.bridge_key_file)
-    return BridgeClient(config.bridge_endpoint, group=config.group, member=config.member,
-                        timeout_s=config.bridge_timeout_s, credentials=credentials, clock=clock)
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """What the agent takes from the member's configuration (built by
+    :func:`vnfha.wiring.agent_settings`)."""
+
+    member: str
+    placement_policy: PlacementPolicy | None = None
+    """Checked at start; None: not checked."""
+    refuse_violation: bool = False
+    """A violated hard policy stops the member from starting (else: a warning)."""
+    fence_mode: FenceMode = FenceMode.KILL
+    retry_s: float = 0.1
+    """The pause before a broken event stream is reopened (one backoff step)."""
+    watchdog_timeout_s: float = 2.0
+    watchdog_action: WatchdogAction = WatchdogAction.RESET
 
 
 class NfviAgent:
     """See the module docstring. ``on_maintenance(event)`` is called (synchronously) for a
     planned maintenance of the host this member runs on."""
 
-    def __init__(self, port: NfviPort, config: Config, clock: Clock, *,
+    def __init__(self, port: NfviPort, settings: AgentSettings, clock: Clock, *,
                  on_maintenance: Callable[[BridgeEvent], None],
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.port = port
-        self._config = config
+        self._config = settings
         self._clock = clock
         self._wall_clock = wall_clock
         self._on_maintenance = on_maintenance
@@ -149,7 +151,7 @@ class NfviAgent:
             self.host = mine[0].host if mine else None
         if self._config.placement_policy is None:
             return None
-        policy = PlacementPolicy(self._config.placement_policy)
+        policy = self._config.placement_policy
         try:
             report = await self.port.check_policy(policy)
         except NfviError as e:
@@ -159,7 +161,7 @@ class NfviAgent:
         for v in report.violations:
             log.warning("%s: placement %s violated on %s by %s: %s", self._config.member,
                         policy.value, v.host, ", ".join(v.members), v.detail)
-        if report.violations and policy.hard and self._config.placement_violation == "refuse":
+        if report.violations and policy.hard and self._config.refuse_violation:
             raise PlacementRefused("placement_policy", policy.value,
                                    f"{len(report.violations)} violation(s), e.g. "
                                    f"{report.violations[0].detail}")
@@ -225,8 +227,7 @@ class NfviAgent:
         if epoch != self._wanted_epoch:
             return  # demoted (or promoted again) since: that arm is no longer wanted
         try:
-            await self.port.arm_watchdog(cfg.watchdog_timeout_s_effective,
-                                         WatchdogAction(cfg.watchdog_action), epoch)
+            await self.port.arm_watchdog(cfg.watchdog_timeout_s, cfg.watchdog_action, epoch)
         except BridgeUnavailable as e:
             if epoch == self._wanted_epoch:
                 if not self._rearm_logged:
@@ -248,7 +249,7 @@ class NfviAgent:
     async def fence(self, member: str, epoch: int, reason: str) -> str:
         """Fence ``member`` (the active of ``epoch``); what the bridge confirmed. Raises
         :class:`vnfha.NfviError` when it did not confirm in time."""
-        result = await self.port.fence(member, epoch, FenceMode(self._config.fence_mode),
+        result = await self.port.fence(member, epoch, self._config.fence_mode,
                                        f"{self._config.member}: {reason}")
         self.fences += 1
         return (f"{result.instance} on {result.host} "
@@ -258,7 +259,7 @@ class NfviAgent:
     # -- events ------------------------------------------------------------------------------
 
     async def _run_events(self) -> None:
-        step = backoff_step_s(self._config.heartbeat_interval_s)
+        step = self._config.retry_s
         while True:
             try:
                 async for event in self.port.watch_events():

@@ -14,7 +14,6 @@ import grpc
 import grpc.aio
 from google.protobuf.message import DecodeError
 
-from vnfha.config import Config
 from vnfha.replication.state import Change
 from vnfha.replication.v1 import replication_pb2 as pb
 
@@ -120,27 +119,28 @@ def _read(path: str | None) -> bytes | None:
     return Path(path).read_bytes() if path else None
 
 
-def server_credentials(config: Config) -> grpc.ServerCredentials | None:
-    """Mutual TLS when the config names replication files, else None (plaintext)."""
-    if config.replication_cert_file is None or config.replication_key_file is None:
+def server_credentials(*, ca_file: str | None, cert_file: str | None,
+                       key_file: str | None) -> grpc.ServerCredentials | None:
+    """Mutual TLS when a certificate and its key are named (``replication_*_file``), else None
+    (plaintext)."""
+    if cert_file is None or key_file is None:
         return None
-    key = Path(config.replication_key_file).read_bytes()
-    cert = Path(config.replication_cert_file).read_bytes()
     return grpc.ssl_server_credentials(
-        [(key, cert)],
-        root_certificates=_read(config.replication_ca_file),
+        [(Path(key_file).read_bytes(), Path(cert_file).read_bytes())],
+        root_certificates=_read(ca_file),
         require_client_auth=True,
     )
 
 
-def channel_credentials(config: Config) -> grpc.ChannelCredentials | None:
+def channel_credentials(*, ca_file: str | None, cert_file: str | None,
+                        key_file: str | None) -> grpc.ChannelCredentials | None:
     """The client side of :func:`server_credentials`."""
-    if config.replication_cert_file is None:
+    if cert_file is None:
         return None
     return grpc.ssl_channel_credentials(
-        root_certificates=_read(config.replication_ca_file),
-        private_key=_read(config.replication_key_file),
-        certificate_chain=_read(config.replication_cert_file),
+        root_certificates=_read(ca_file),
+        private_key=_read(key_file),
+        certificate_chain=_read(cert_file),
     )
 
 

@@ -13,5 +13,6 @@ attributes."""
 
 from vnfha.store.memory import MemoryStore
 from vnfha.testing.clock import FakeClock
+from vnfha.testing.waiting import until
 
-__all__ = ["FakeClock", "MemoryStore"]
+__all__ = ["FakeClock", "MemoryStore", "until"]

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,19 +27,9 @@ from vnfha.replication.active import Primary, ReplicationServer
 from vnfha.replication.standby import Replica
 from vnfha.replication.state import CheckpointData, Limits
 from vnfha.roles.keys import new_secret
+from vnfha.testing.waiting import until
 
 __all__ = ["ReplicationRig", "until"]
-
-
-async def until(predicate: Callable[[], object], timeout_s: float = 10.0, *,
-                what: str = "the condition", poll_s: float = 0.005) -> None:
-    """Return once ``predicate()`` is true; AssertionError naming ``what`` after ``timeout_s``
-    (of real time: for tests on the system clock)."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout_s} s")
-        await asyncio.sleep(poll_s)
 
 
 @dataclass
