@@ -100,12 +100,24 @@ def _add_etcd(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="raft election timeout, at least 5 x heartbeat (default: 500)")
     p.add_argument("--log-level", default="warn", choices=("debug", "info", "warn", "error"),
                    help="etcd's log level (default: %(default)s)")
+    p.add_argument("--auto-compaction-mode", default="periodic", choices=("periodic", "revision"),
+                   help="how etcd compacts its history (default: %(default)s; see "
+                   "docs/operations.md, 'etcd for vnfha')")
+    p.add_argument("--auto-compaction-retention", default="10m", help="what it keeps: a "
+                   "duration (periodic) or a count (revision) (default: %(default)s)")
+    p.add_argument("--quota-backend-bytes", type=int, default=2 * 1024**3,
+                   help="the size at which etcd raises NOSPACE (default: %(default)s)")
     p.add_argument("--binary", help="the etcd binary to run (default: search, see above)")
     p.set_defaults(func=_cmd_etcd)
 
 
 def _cmd_etcd(args: argparse.Namespace) -> int:
-    from vnfha.testing.etcd import EtcdCluster, etcd_version, port_in_use  # noqa: PLC0415
+    from vnfha.testing.etcd import (  # noqa: PLC0415
+        EtcdCluster,
+        etcd_version,
+        housekeeping_args,
+        port_in_use,
+    )
 
     if args.election_ms < 5 * args.heartbeat_ms:
         raise CliError(f"--election-ms {args.election_ms} must be at least 5 x --heartbeat-ms "
@@ -122,11 +134,15 @@ def _cmd_etcd(args: argparse.Namespace) -> int:
         raise CliError(f"--data-dir {data_dir} exists and is not a directory")
     try:
         version = etcd_version(args.binary)
+        retention = args.auto_compaction_retention
+        housekeeping = housekeeping_args(args.auto_compaction_mode, retention,
+                                         args.quota_backend_bytes)  # ValueError names the flag
         cluster = EtcdCluster(
             1, binary=args.binary, data_root=data_dir, host=args.host,
             client_ports=[args.client_port], peer_ports=[args.peer_port], names=[args.name],
             heartbeat_ms=args.heartbeat_ms, election_ms=args.election_ms,
             log_level=args.log_level, keep_data=True,
+            extra_args=housekeeping,
         )
     except (EtcdLaunchError, ValueError) as e:
         raise CliError(str(e)) from None
@@ -145,6 +161,8 @@ def _cmd_etcd(args: argparse.Namespace) -> int:
         member = cluster.members[0]
         print(f"etcd {version} serving on {member.endpoint} (pid {member.pid})", flush=True)
         print(f"  data: {member.data_dir}\n  log:  {member.log_path}", flush=True)
+        print(f"  auto-compaction: {args.auto_compaction_mode}, keeps {retention}; quota "
+              f"{args.quota_backend_bytes} bytes", flush=True)
         print(f"  export VNFHA_ETCD_ENDPOINTS={member.endpoint}", flush=True)
         print("Ctrl-C or SIGTERM stops it.", flush=True)
         while not stop.wait(0.2):

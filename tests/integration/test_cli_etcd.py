@@ -47,6 +47,10 @@ async def test_vnfha_etcd_serves_keeps_data_and_refuses_a_taken_port(tmp_path: P
     try:
         endpoint, etcd_pid = wait_serving(proc)
         assert endpoint == f"127.0.0.1:{client}"
+        # etcd compacts by itself (a fleet's history would otherwise fill its quota)
+        cmdline = Path(f"/proc/{etcd_pid}/cmdline").read_bytes().split(b"\0")
+        assert b"--auto-compaction-mode=periodic" in cmdline
+        assert b"--auto-compaction-retention=10m" in cmdline
         async with EtcdStore.connect([endpoint]) as store:
             await store.put("/dev/hello", b"world")
 
@@ -108,6 +112,10 @@ def test_vnfha_etcd_with_a_wrong_binary_named(
     ("argv", "message"),
     [
         (["--heartbeat-ms", "100", "--election-ms", "200"], "--election-ms 200 must be at least"),
+        (["--auto-compaction-mode", "revision", "--auto-compaction-retention", "1h"],
+         "revision mode keeps a number of revisions"),
+        (["--auto-compaction-retention", "lots"], "periodic mode keeps a duration"),
+        (["--quota-backend-bytes", "0"], "--quota-backend-bytes 0 must be positive"),
         (["--client-port", "70000"], "invalid port 70000"),
     ],
 )

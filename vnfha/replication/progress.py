@@ -7,7 +7,13 @@ each streaming standby's lag from the :class:`~vnfha.replication.active.Primary`
 - sets ``vnfha_checkpoint_lag_entries`` / ``vnfha_checkpoint_lag_seconds`` for it, dropping
   the series of a standby that stopped streaming;
 - writes a :class:`~vnfha.roles.keys.ProgressRecord` (epoch, last sequence, each standby's lag)
-  to ``{key_prefix}/.progress/{group}``, bound to the active's lease, for ``vnfha status``.
+  to ``{key_prefix}/.progress/{group}``, bound to the active's lease, for ``vnfha status`` --
+  **only when what it says changes**: the epoch, the lease, which standbys stream, or whether
+  each is caught up (its oldest unacknowledged change younger than :data:`CAUGHT_UP_S`; a
+  caught-up standby is recorded as 0 entries, 0 s behind). While a standby is behind, the
+  record is refreshed every interval. So a settled group, idle or busy with healthy standbys,
+  writes nothing to etcd: its revision does not move, and a fleet of idle groups does not grow
+  etcd's database.
 
 Guarantees:
 
@@ -31,7 +37,11 @@ from vnfha.replication.active import Primary
 from vnfha.roles.keys import GroupKeys, ProgressRecord
 from vnfha.store.base import Store
 
-__all__ = ["ProgressReporter"]
+__all__ = ["CAUGHT_UP_S", "ProgressReporter"]
+
+CAUGHT_UP_S = 0.5
+"""A standby whose oldest unacknowledged change is younger than this counts as caught up in the
+record (it is acknowledging as it goes); the metrics keep the exact figures."""
 
 log = logging.getLogger("vnfha.replication")
 
@@ -54,6 +64,7 @@ class ProgressReporter:
         self._lease = lease
         self._shown: set[str] = set()  # standbys with lag series in the metrics
         self._failing = False
+        self._said: tuple[object, ...] | None = None  # what the last record written says
         self.published = 0
         """Records written so far."""
 
@@ -76,9 +87,13 @@ class ProgressReporter:
         lease = self._lease()
         if lease == 0:  # not joined: a record without a lease would outlive this member
             return
-        record = ProgressRecord(
-            self._member, primary.epoch, primary.log.last_sequence,
-            tuple((name, b.entries, round(b.seconds, 6)) for name, b in lag.items()))
+        standbys = tuple((name, 0, 0.0) if b.seconds < CAUGHT_UP_S else
+                         (name, b.entries, round(b.seconds, 6)) for name, b in lag.items())
+        lagging = any(entries for _, entries, _ in standbys)
+        says = (primary.epoch, lease, tuple((n, entries == 0) for n, entries, _ in standbys))
+        if says == self._said and not lagging:
+            return  # nothing new to say: no write
+        record = ProgressRecord(self._member, primary.epoch, primary.log.last_sequence, standbys)
         try:
             await self._store.put(self._keys.progress, record.encode(), lease=lease,
                                   timeout_s=self._timeout_s)
@@ -89,6 +104,7 @@ class ProgressReporter:
             self._failing = True
             return
         self._failing = False
+        self._said = says
         self.published += 1
 
     def _forget(self, streaming: set[str]) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "find_etcd_binary",
     "find_etcdctl_binary",
     "free_port",
+    "housekeeping_args",
 ]
 
 _ENV_BINARY = "VNFHA_ETCD_BIN"
@@ -154,6 +155,25 @@ def _kill_leftovers() -> None:
     for member in list(_live_members):
         member.kill()
 
+
+
+def housekeeping_args(mode: str, retention: str, quota_bytes: int) -> tuple[str, ...]:
+    """etcd's flags for keeping its database bounded: auto-compaction (``mode`` 'periodic' keeps
+    ``retention`` of time, e.g. '10m'; 'revision' keeps that many revisions) and the backend
+    quota at which it raises NOSPACE. ValueError naming the flag for a value etcd would refuse
+    or misread."""
+    if quota_bytes <= 0:
+        raise ValueError(f"--quota-backend-bytes {quota_bytes} must be positive")
+    if mode == "revision" and not retention.isdigit():
+        raise ValueError(f"--auto-compaction-retention {retention!r}: revision mode keeps a "
+                         "number of revisions (e.g. 10000)")
+    if mode == "periodic" and not re.fullmatch(r"\d+(\.\d+)?[smh]|\d+", retention):
+        raise ValueError(f"--auto-compaction-retention {retention!r}: periodic mode keeps a "
+                         "duration (e.g. 10m, 1h)")
+    if mode not in ("periodic", "revision"):
+        raise ValueError(f"--auto-compaction-mode {mode!r}: 'periodic' or 'revision'")
+    return (f"--auto-compaction-mode={mode}", f"--auto-compaction-retention={retention}",
+            f"--quota-backend-bytes={quota_bytes}")
 
 class EtcdMember:
     """One etcd process. Built by :class:`EtcdCluster`; tests reach it as ``cluster.members[i]``.

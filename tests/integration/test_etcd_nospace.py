@@ -1,0 +1,53 @@
+"""etcd's NOSPACE alarm (issue 15): a real etcd with a tiny quota, filled until it refuses
+writes. The group keeps its roles while its leases hold (keepalives are still accepted) and its
+checkpoints (which never go through etcd); a write to etcd fails with an error that names the
+cause; after the operator's cure (delete, compact, defrag, ``alarm disarm``) the group works
+again with no restart."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from vnfha import Ack, Config, Member, Role
+from vnfha.errors import StoreError
+from vnfha.store.etcd import EtcdStore
+from vnfha.testing.etcd import EtcdCluster
+
+pytestmark = [pytest.mark.etcd, pytest.mark.timeout(180)]
+
+QUOTA = 4 * 1024 * 1024
+HELD_S = 6.0
+"""Three lease TTLs: roles that survive this survive on keepalives, not on luck."""
+
+
+async def test_nospace_keeps_roles_and_the_group_recovers_after_the_cure() -> None:
+    with EtcdCluster(1, extra_args=(f"--quota-backend-bytes={QUOTA}",)) as etcd:
+        endpoints = etcd.endpoints
+
+        def cfg(name: str) -> Config:
+            return Config(group="full", member=name, etcd_endpoints=endpoints)
+
+        async with Member(cfg("a")) as a, Member(cfg("b")) as b, \
+                EtcdStore.connect(endpoints) as operator:
+            await a.wait_for_role(Role.ACTIVE, 10)
+            await b.wait_for_role(Role.STANDBY, 10)
+            with pytest.raises(StoreError, match="database space exceeded"):
+                for n in range(10_000):
+                    await operator.put(f"/fill/{n}", b"x" * 100_000)
+            assert "NOSPACE" in etcd.etcdctl("alarm", "list")
+
+            await asyncio.sleep(HELD_S)
+            assert a.role is Role.ACTIVE and b.role is Role.STANDBY
+            await a.checkpoint.put("s", "k", b"v", ack=Ack.ONE)  # replication goes on
+            assert b.checkpoint.get("s", "k") == b"v"
+
+            await operator.delete("/fill/", prefix=True)  # deletes are still accepted
+            revision = (await operator.range("/", prefix=True, limit=1)).revision
+            etcd.etcdctl("compact", str(revision))
+            etcd.etcdctl("defrag")
+            etcd.etcdctl("alarm", "disarm")
+            assert "NOSPACE" not in etcd.etcdctl("alarm", "list")
+            epoch = await a.switchover(to="b")  # a change through etcd works again
+            assert b.role is Role.ACTIVE and b.epoch == epoch
