@@ -96,6 +96,19 @@ class GroupStatus:
     active_problem: str | None = None
     """Why the active key is not trusted, when it holds something (``active`` is then None):
     the members replace such a key by themselves (:mod:`vnfha.roles.keys`)."""
+    etcd_alarms: tuple[str, ...] = ()
+    """The alarms the answering etcd member reports (``alarm:NOSPACE``: it refuses every write,
+    so no campaign, takeover or switchover can happen until it is cleared)."""
+
+    def notes(self) -> list[str]:
+        """What an operator must know beyond the table: etcd's alarms, a bad active key."""
+        notes = [f"etcd raises an alarm: {alarm} (every change through etcd is refused until "
+                 "it is cleared: docs/operations.md, 'etcd for vnfha')"
+                 for alarm in self.etcd_alarms]
+        if self.active_problem:
+            notes.append(f"the active key is not trusted: {self.active_problem} (the members "
+                         "replace it by themselves)")
+        return notes
 
     def as_json(self) -> dict[str, object]:
         """A plain dict for ``--json`` output (stable field names)."""
@@ -103,6 +116,7 @@ class GroupStatus:
             "group": self.group, "redundancy": self.redundancy, "active": self.active,
             "epoch": self.epoch, "revision": self.revision, "etcd_endpoint": self.etcd_endpoint,
             "sequence": self.sequence, "active_problem": self.active_problem,
+            "etcd_alarms": list(self.etcd_alarms),
             "members": [
                 {"member": m.member, "role": m.role, "epoch": m.epoch,
                  "holds_active_key": m.holds_active_key, "in_sync": m.in_sync,
@@ -152,7 +166,8 @@ async def group_status(store: Store, prefix: str, group: str) -> GroupStatus:
     return GroupStatus(group, redundancy, active.member if active else None,
                        active.epoch if active else 0, members, state.revision, store.endpoint,
                        progress.sequence if progress else None,
-                       f"revision {bad.epoch} {bad.why}" if bad is not None else None)
+                       f"revision {bad.epoch} {bad.why}" if bad is not None else None,
+                       (await store.status()).errors)
 
 
 async def _progress(store: Store, keys: GroupKeys, epoch: int | None) -> ProgressRecord | None:

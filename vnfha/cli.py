@@ -267,9 +267,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         active = f"{status.active} (epoch {status.epoch})" if status.active else "none"
         print(f"group {status.group}  redundancy {status.redundancy}  active {active}  "
               f"etcd {status.etcd_endpoint} @ revision {status.revision}")
-        if status.active_problem:
-            print(f"the active key is not trusted: {status.active_problem} (the members "
-                  "replace it by themselves)")
+        for note in status.notes():
+            print(note)
         rows = [("MEMBER", "ROLE", "EPOCH", "SYNC", "LAG", "HEALTH", "PRIO", "LISTEN", "ETCD",
                  "PID", "HOST")]
         for m in status.members:

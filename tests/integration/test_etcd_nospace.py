@@ -11,6 +11,7 @@ import asyncio
 import pytest
 
 from vnfha import Ack, Config, Member, Role
+from vnfha.admin import group_status
 from vnfha.errors import StoreError
 from vnfha.store.etcd import EtcdStore
 from vnfha.testing.etcd import EtcdCluster
@@ -37,6 +38,8 @@ async def test_nospace_keeps_roles_and_the_group_recovers_after_the_cure() -> No
                 for n in range(10_000):
                     await operator.put(f"/fill/{n}", b"x" * 100_000)
             assert "NOSPACE" in etcd.etcdctl("alarm", "list")
+            status = await group_status(operator, "/vnfha", "full")  # vnfha status shows it
+            assert any("NOSPACE" in alarm for alarm in status.etcd_alarms)
 
             await asyncio.sleep(HELD_S)
             assert a.role is Role.ACTIVE and b.role is Role.STANDBY
@@ -51,3 +54,4 @@ async def test_nospace_keeps_roles_and_the_group_recovers_after_the_cure() -> No
             assert "NOSPACE" not in etcd.etcdctl("alarm", "list")
             epoch = await a.switchover(to="b")  # a change through etcd works again
             assert b.role is Role.ACTIVE and b.epoch == epoch
+            assert (await group_status(operator, "/vnfha", "full")).etcd_alarms == ()

@@ -11,12 +11,15 @@ Guarantees:
   while it keeps happening, so two processes started under one name do not overwrite each
   other without end. Each case is one rate-limited warning naming the other writer's lease, pid
   and host.
-- Our own put, seen by the watch before the put returns, is never taken for an overwrite.
+- Our own puts are never taken for an overwrite: one the watch shows before the put returns,
+  nor an earlier one the watch delivers after a later put has returned (the watch and the put's
+  reply travel on different streams).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -45,7 +48,8 @@ class RecordKeeper:
         self._adopt = adopt
         self.published: MemberRecord | None = None
         """The record last written (None before the first write of a session)."""
-        self._publishing: MemberRecord | None = None
+        self._recent: deque[MemberRecord] = deque(maxlen=8)
+        """The records this session wrote last, the one being written included."""
         self._lost = False
         self._rewritten_at = -float("inf")
         self.joined_revision = 0
@@ -54,18 +58,15 @@ class RecordKeeper:
     def new_session(self) -> None:
         """A new lease: the next :meth:`publish` writes whatever it is given."""
         self.published = None
+        self._recent.clear()
 
     async def publish(self, record: MemberRecord, lease: int) -> None:
         """Write ``record`` bound to ``lease`` if it changed or was lost."""
         if record == self.published and not self._lost:
             return
         self._lost = False
-        self._publishing = record
-        try:
-            res = await self._store.put(self._keys.member(self._me), record.encode(),
-                                        lease=lease)
-        finally:
-            self._publishing = None
+        self._recent.append(record)
+        res = await self._store.put(self._keys.member(self._me), record.encode(), lease=lease)
         if self.published is None:
             self.joined_revision = res.revision
         self.published = record
@@ -75,8 +76,7 @@ class RecordKeeper:
         not what we wrote, ask for it to be written back (see the module docstring)."""
         if self.published is None or self._lost:
             return
-        if found is not None and found[1] == lease and \
-                found[0] in (self.published, self._publishing):
+        if found is not None and found[1] == lease and found[0] in self._recent:
             return
         what = "deleted" if found is None else \
             f"overwritten (lease {found[1]:x}, pid {found[0].pid}, host {found[0].host!r})"
