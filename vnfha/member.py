@@ -314,7 +314,7 @@ class Member:
         if self.is_active():
             return runtime.epoch
         primary = self.checkpoint.primary
-        if (self._resigner.resigning and primary is not None and not primary.closed
+        if (self._resigner.quiescing and primary is not None and not primary.closed
                 and runtime.session is not None and runtime.session.valid()):
             return runtime.epoch
         raise NotActive(self.name, runtime.role.value, runtime.epoch)

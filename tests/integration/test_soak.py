@@ -259,6 +259,13 @@ def test_soak_random_faults_keep_every_invariant(etcd3: EtcdCluster, group: str)
     out = report(soak, seed, duration_s, takeovers, violations,
                  sum(len(h) for h in histories.values()))
     print(json.dumps(out, indent=2), flush=True)
+    if violations:  # the role changes, with their reasons, to see how it came about
+        for p in sorted(soak.procs, key=lambda p: p.member):
+            for e in p.events:
+                if e["event"] in ("role", "checkpoint", "ready"):
+                    print(p.member, round(e["t_mono"], 3), e["event"], e.get("role", ""),
+                          e.get("epoch", ""), e.get("reason", e.get("first_missing", "")),
+                          flush=True)
     assert violations == [], f"{replay}: {out['violations']} {out['violation_examples']}"
     assert ended_active == [final.member], f"{replay}: ended with {ended_active} active"
     assert out["failovers"] >= 1, f"{replay}: no failover in {duration_s} s"

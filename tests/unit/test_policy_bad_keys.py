@@ -143,3 +143,18 @@ def test_no_view_of_an_untrusted_key_makes_anyone_active(value: bytes, lease: in
         assert s.bad_active is not None
         v = s.view(me, 10 if me == "a" else 20, True, Redundancy.TWO_N, my_grants=frozenset())
         assert decide(v).role is not Role.ACTIVE
+
+
+def test_a_candidate_that_missed_the_epoch_never_takes_over() -> None:
+    """Regression (found by the chaos soak): b reported its final position for epoch 7, but it
+    is of epoch 3 (it had not received epoch 7's snapshot); c, which has epoch 7's changes, had
+    not reported yet. b must wait for c, not take over a step later: the writes c acknowledged
+    in epoch 7 would be lost."""
+    b = MemberInfo("b", lease=20, applied=(3, 100), final_for=7)
+    c = MemberInfo("c", lease=30)
+    gone = view("b", (A, b, c), active=ActiveInfo("a", 10, 7), active_gone=True)
+    d = decide(gone)
+    assert d.action is Action.NONE and "has not applied epoch 7" in d.reason
+    c = MemberInfo("c", lease=30, applied=(7, 50), final_for=7)
+    d = decide(view("c", (A, b, c), active=ActiveInfo("a", 10, 7), active_gone=True))
+    assert (d.action, d.delay_steps) == (Action.TAKEOVER, 0)

@@ -197,11 +197,14 @@ def final_position_for(view: GroupView) -> int:
 
 
 def _takeover(view: GroupView, role: Role, epoch: int, subject: str,
-              non_active: Sequence[MemberInfo]) -> Decision:
+              non_active: Sequence[MemberInfo], *, data_epoch: int) -> Decision:
     """Replace the active key of ``epoch`` (``subject`` says why it has to go: its active can no
     longer act, or the key is bad). With replication, candidates first publish the position they
     finally applied; the one that applied the most goes first, so a write that only one standby
-    acknowledged (``Ack.ONE``) survives (it is on the best-placed candidate)."""
+    acknowledged (``Ack.ONE``) survives (it is on the best-placed candidate). Only a candidate
+    that has applied changes of ``data_epoch`` (the epoch whose writes are at stake) may take
+    over: one that reported an older position has missed that epoch's snapshot, and taking over
+    from it would lose what the others acknowledged."""
     replicated = view.redundancy in (Redundancy.TWO_N, Redundancy.N_WAY)
     ranked = eligible(non_active, require_sync=replicated)
     names = [m.name for m in ranked]
@@ -212,6 +215,10 @@ def _takeover(view: GroupView, role: Role, epoch: int, subject: str,
         if view.me in unreported:
             return Decision(role, epoch=epoch,
                             reason=f"{subject}; publishing this member's final position")
+        me = next(m for m in ranked if m.name == view.me)
+        if me.applied[0] < data_epoch:
+            return Decision(role, epoch=epoch, reason=f"{subject}; this member has not applied "
+                            f"epoch {data_epoch}'s changes: waiting for one that has")
         if unreported:  # they are ranked as if they had applied nothing: give them a step
             position = names.index(view.me) + 1
             return Decision(role, Action.TAKEOVER, position, epoch=epoch,
@@ -266,7 +273,7 @@ def decide(view: GroupView) -> Decision:
                             f"(lease {active.lease:x}); waiting for it to expire")
         if view.active_gone:
             return _takeover(view, role, active.epoch, f"{active.member} can no longer act "
-                             f"(epoch {active.epoch})", non_active)
+                             f"(epoch {active.epoch})", non_active, data_epoch=active.epoch)
         return Decision(role, epoch=active.epoch,
                         reason=f"{active.member} is active (epoch {active.epoch})")
 
@@ -276,7 +283,9 @@ def decide(view: GroupView) -> Decision:
         subject = f"the active key (revision {bad.epoch}) {bad.why}"
         if waiting:
             return Decision(role, epoch=bad.epoch, reason=f"{subject}; {waiting}")
-        return _takeover(view, role, bad.epoch, subject, non_active)
+        previous = view.previous_active
+        return _takeover(view, role, bad.epoch, subject, non_active,
+                         data_epoch=previous.epoch if previous is not None else 0)
 
     candidates = eligible(non_active, require_sync=view.redundancy is not Redundancy.NO_REDUNDANCY)
     names = [m.name for m in candidates]

@@ -5,10 +5,12 @@ rung, a planned maintenance and a clean stop. The choice of the successor and th
 are pure (:mod:`vnfha.roles.handover`); this module runs them in order:
 
 1. the member goes QUIESCED at once, keeping its primary: ``on_quiesce`` may still write
-   checkpoints (``Member.check_active`` lets them through while :attr:`Resigner.resigning`);
-2. ``on_quiesce`` runs, in callback order;
+   checkpoints (``Member.check_active`` lets them through while :attr:`Resigner.quiescing`);
+2. ``on_quiesce`` runs, in callback order; when it returns, no more write is accepted, so the
+   epoch's log is final;
 3. the successor is waited for, bounded by ``checkpoint_ack_timeout_s``, until it has applied
-   every change of this epoch: it takes over with ``on_quiesce``'s last writes;
+   every change of this epoch: it takes over with ``on_quiesce``'s last writes, and with every
+   write another standby may have acknowledged (none can come after the log closed);
 4. one transaction deletes the active key only if it is still this epoch's and this lease's,
    and writes the hint that names the successor (and answers the operator's request);
 5. the member decides again only from a snapshot that contains the release, never from the
@@ -78,16 +80,22 @@ class Resigner:
         self._settled = settled
         self.resigning = False
         """True from the start of :meth:`resign` until it has released the key (or failed)."""
+        self.quiescing = False
+        """True while ``on_quiesce`` runs: the only time a resigning active's checkpoint writes
+        are accepted. After it, the log is closed, so the successor is waited for up to the
+        last write there will be (a write accepted while waiting could be acknowledged by
+        another standby and then lost when the successor, without it, takes over)."""
 
     async def resign(self, epoch: int, lease: int, target: str | None, reason: str,
                      request: SwitchoverRequest | None = None, *,
                      kind: ReasonKind = ReasonKind.SWITCHOVER) -> bool:
         """Quiesce (a role change of ``kind``), then release the active key of ``epoch`` if it
         is still ours; True if we released it."""
-        self.resigning = True
+        self.resigning = self.quiescing = True
         try:
             self._quiesce(epoch, reason, kind)
             await self._callbacks.enqueue("on_quiesce")
+            self.quiescing = False  # no write from here on: the log the successor needs is final
             await self._hand_over_checkpoint(target)
             res = await self._store.txn(*release_txn(self._keys, self._member, epoch, lease,
                                                      target=target, reason=reason,
@@ -101,7 +109,7 @@ class Resigner:
                     timeout_s=self._timers.release_seen_s)
             return res.succeeded
         finally:
-            self.resigning = False
+            self.resigning = self.quiescing = False
             self._settled()
 
     async def wait_new_active(self, target: str, old_epoch: int, timeout_s: float | None,
