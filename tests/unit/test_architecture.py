@@ -8,8 +8,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from test_nfvi_layers import PACKAGE_DIR, imports_in, module_name, within
+
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGE = ROOT / "vnfha"
+PACKAGE = PACKAGE_DIR
 MAX_LINES = 600
 """STYLE.md's guide for a module, outside generated code."""
 MEMBER_MAX_LINES = 500
@@ -17,43 +19,31 @@ MAX_PRIVATE_IN_TESTS = 5
 
 
 def _modules() -> dict[str, Path]:
-    found = {}
-    for path in PACKAGE.rglob("*.py"):
-        if path.name.endswith("_pb2.py"):
-            continue
-        parts = path.relative_to(ROOT).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        found[name] = path
-    return found
+    return {module_name(path): path for path in PACKAGE.rglob("*.py")
+            if not path.name.endswith("_pb2.py")}
 
 
-def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """The vnfha modules ``name`` imports anywhere in its text (module level, under
-    TYPE_CHECKING, inside functions), resolved to modules (``from m import f`` is ``m``). A
-    parent package run implicitly by an import is not counted."""
+def _graph() -> dict[str, set[str]]:
+    """Module -> the vnfha modules it imports anywhere in its text (module level, under
+    TYPE_CHECKING, inside functions; read by :func:`test_nfvi_layers.imports_in`), each target
+    resolved to a module (``from m import f`` is ``m``). A parent package run implicitly by an
+    import is not counted."""
+    modules = _modules()
+
     def resolve(target: str) -> str | None:
         while target and target not in modules:
             target = target.rpartition(".")[0]
         return target or None
 
-    out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        targets: list[str] = []
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
-                parts = parts[:len(parts) - node.level + 1]
-                base = ".".join([*parts, base] if base else parts)
-            targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
-        for target in targets:
-            if target == "vnfha" or target.startswith("vnfha."):
-                resolved = resolve(target)
-                if resolved is not None and resolved != name:
-                    out.add(resolved)
-    return out
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for found in imports_in(PACKAGE):
+        if found.module not in graph:
+            continue  # generated code
+        for target in found.targets:
+            resolved = resolve(target) if within(target, "vnfha") else None
+            if resolved is not None and resolved != found.module:
+                graph[found.module].add(resolved)
+    return graph
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -92,8 +82,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_import_cycles() -> None:
-    modules = _modules()
-    graph = {name: _imports(name, path, modules) for name, path in modules.items()}
+    graph = _graph()
     assert graph["vnfha.member"], "the import graph is empty: the parser is broken"
     assert _cycles(graph) == []
 

@@ -407,13 +407,15 @@ class GroupState:
                 return self._apply_active(key, kv)
             if key == self.keys.handover:
                 self.handover = None  # an unreadable hint counts as none
-                self.handover = None if kv is None else Handover.decode(kv.value)
+                if kv is not None:
+                    self.handover = Handover.decode(kv.value)
             elif key == self.keys.sync:
                 # unreadable: keep the last readable one (see the module docstring)
                 self.sync = None if kv is None else SyncRecord.decode(kv.value)
             elif key == self.keys.switchover_request:
                 self.switchover = None  # an unreadable request counts as none
-                self.switchover = None if kv is None else SwitchoverRequest.decode(kv.value)
+                if kv is not None:
+                    self.switchover = SwitchoverRequest.decode(kv.value)
         except _UNREADABLE as e:
             return f"{key}: unreadable record ignored ({_short(e)})"
         return None
