@@ -44,6 +44,7 @@ class Exporter:
         self._thread.start()
 
     def close(self) -> None:
+        """Stop serving and release the port; returns once the server thread has ended."""
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join()

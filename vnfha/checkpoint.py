@@ -42,10 +42,14 @@ class WriteGate(Protocol):
     """What the checkpoint asks of its member before a write (``vnfha.Member`` is one)."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The member's name (for NotActive)."""
+        ...
 
     @property
-    def role(self) -> Role: ...
+    def role(self) -> Role:
+        """The member's role now (for NotActive)."""
+        ...
 
     def check_active(self) -> int:
         """The epoch writes may be made in now, or NotActive."""

@@ -173,6 +173,7 @@ class RoleRuntime:
 
     @property
     def lease_id(self) -> int:
+        """The current session's lease (0 before joining)."""
         return self.session.lease_id if self.session is not None else 0
 
     def poke(self) -> None:
