@@ -184,6 +184,18 @@ async def test_a_second_hello_is_a_protocol_violation(rig: ReplicationRig) -> No
     assert rig.refused == ["protocol"]
 
 
+async def test_a_stream_closed_before_its_hello_is_not_a_refusal(
+        rig: ReplicationRig, caplog: pytest.LogCaptureFixture) -> None:
+    """A standby that stops while connecting half-closes before its Hello: that is no attack,
+    so no refusal is counted or logged (a stopping fleet raised VnfhaReplicationRefusals)."""
+    raw = RawStream(rig.address)
+    await raw.call.done_writing()
+    assert await raw.status() is grpc.StatusCode.OK
+    await raw.close()
+    assert rig.refused == []
+    assert "refused a replication stream" not in caplog.text
+
+
 async def test_malformed_bytes_get_invalid_argument_and_one_log_line(
         rig: ReplicationRig, caplog: pytest.LogCaptureFixture) -> None:
     """Issue 12 item 5: five malformed messages gave UNKNOWN and 60 lines of tracebacks."""

@@ -407,7 +407,10 @@ class ReplicationServer:
             first = wire.decode(pb.StandbyMessage, await context.read())
         except wire.Malformed as e:
             await self._refuse(context, Refusal.MALFORMED, invalid, f"first message: {e}")
-        if first is wire.EOF or first.WhichOneof("kind") != "hello":
+        if first is wire.EOF:
+            return  # the peer closed before saying anything (a standby stopped as it
+            # connected, seen when a fleet stops): nothing was asked, nothing is refused
+        if first.WhichOneof("kind") != "hello":
             await self._refuse(context, Refusal.MALFORMED, invalid,
                                "the first message must be a Hello")
         hello = first.hello
