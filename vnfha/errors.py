@@ -9,6 +9,7 @@ attributes (not only in its message), and keeps its cause (``raise X(...) from e
     │   ├── StoreUnavailable     no endpoint answered in time; ``outcome_unknown`` for writes
     │   ├── StoreAuthError       credentials refused, or the user lacks a permission
     │   ├── StoreRequestError    the store refused the request itself (bad argument, too large)
+    │   │   └── StoreNoSpace     etcd's NOSPACE alarm is raised: it refuses every write
     │   ├── LeaseNotFound        the lease expired or was revoked
     │   └── Compacted            a watch asked for history the store has compacted away
     ├── SessionLost              the session's lease is gone, or its local deadline has passed
@@ -51,6 +52,7 @@ __all__ = [
     "StaleEpochRejected",
     "StoreAuthError",
     "StoreError",
+    "StoreNoSpace",
     "StoreRequestError",
     "StoreUnavailable",
     "SwitchoverError",
@@ -112,6 +114,25 @@ class StoreAuthError(StoreError):
 
 class StoreRequestError(StoreError):
     """The store refused the request itself (invalid argument, request too large, ...)."""
+
+
+class StoreNoSpace(StoreRequestError):
+    """etcd's NOSPACE alarm is raised (its database reached ``--quota-backend-bytes``): etcd
+    refuses every write, lease grants included, until an operator cures it, while reads,
+    deletes and keepalives still pass. ``details`` holds etcd's own words.
+
+    Nothing was applied: the request may be sent again once the alarm is disarmed.
+    """
+
+    CURE = ("an operator frees space, compacts, defragments and runs `etcdctl alarm disarm` "
+            "(docs/operations.md, 'etcd for vnfha')")
+    """What ends the alarm, named in every message."""
+
+    def __init__(self, details: str, *, endpoint: str | None = None) -> None:
+        self.details = details
+        super().__init__(f"etcd raised its NOSPACE alarm (database space exceeded): it refuses "
+                         f"every write until {self.CURE}; etcd said: {details}",
+                         endpoint=endpoint)
 
 
 class LeaseNotFound(StoreError):

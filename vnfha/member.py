@@ -52,7 +52,7 @@ from vnfha.errors import NotActive, StoreError, SwitchoverError
 from vnfha.events import CallbackFailed, Listeners, MemberEvent, RoleChanged
 from vnfha.health.serving import MemberServing
 from vnfha.health.supervisor import Supervisor
-from vnfha.metrics import MemberMetrics, Metrics, NullMetrics
+from vnfha.metrics import Metrics
 from vnfha.model import ReasonKind, Recovery, Redundancy, Role
 from vnfha.nfvi.agent import NfviAgent
 from vnfha.nfvi.client import NfviPort, NoBridge
@@ -76,7 +76,9 @@ from vnfha.wiring import (
     agent_settings,
     bridge_client,
     checkpoint_limits,
+    metrics_from_config,
     monitor_timers,
+    observed_store,
     progress_reporter,
     replication_tls,
     resign_timers,
@@ -101,6 +103,8 @@ class Member:
 
     ``store`` and ``clock`` are for tests (a MemoryStore on a FakeClock); by default the member
     talks to the etcd the config names, on the system clock, and closes that store on stop.
+    ``metrics`` replaces the registry built from ``config.metrics_port``, for a process that
+    hosts many members or serves its own (it is still served on that port if it is set).
     """
 
     def __init__(
@@ -110,16 +114,18 @@ class Member:
         *,
         store: Store | None = None,
         clock: Clock | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.component = component if component is not None else Component()
         self._runtime: RoleRuntime  # built last, from the parts; the lambdas reach it late
         self._clock: Clock = clock or SystemClock()
-        self.metrics: Metrics = (NullMetrics() if config.metrics_port is None
-                                 else MemberMetrics(config.group, config.member))
-        """This member's Prometheus metrics (served on ``config.metrics_port``)."""
+        self.metrics = metrics if metrics is not None else metrics_from_config(config)
+        """This member's Prometheus metrics (served on ``config.metrics_port`` if set)."""
         self._own_store = store is None
-        self._store: Store = store if store is not None else store_from_config(config, clock)
+        self._given_store = store if store is not None else store_from_config(config, clock)
+        self._store: Store = observed_store(self._given_store, config.member, self.metrics,
+                                            self._clock)
         self._keys = GroupKeys(config.key_prefix, config.group)
         step_s = backoff_step_s(config.heartbeat_interval_s)
         self._group = GroupWatch(self._store, self._keys, self._clock, member=config.member,
@@ -187,7 +193,7 @@ class Member:
             serving=self.serving, nfvi=self.nfvi, records=records, step_s=step_s,
             heartbeat_s=config.heartbeat_interval_s,
             standby_silence_s=config.standby_silence_s,
-            open_session=session_factory(config, self._store, self._clock),
+            open_session=session_factory(config, self._store, self._clock, self.metrics),
             failing=lambda: self.supervisor.monitor.failing,
             resigning=lambda: self._resigner.resigning, listen=lambda: self._listen,
             on_active_turn=self._duties.turn,
@@ -263,8 +269,9 @@ class Member:
 
     @property
     def store(self) -> Store:
-        """The coordination store this member talks to."""
-        return self._store
+        """The coordination store this member talks to (the one given, or built from the
+        config)."""
+        return self._given_store
 
     @property
     def listen(self) -> str:
@@ -404,9 +411,10 @@ class Member:
         if self.nfvi is not None:
             await self.nfvi.close()
         await self._callbacks.drain()
-        self.metrics.close()
+        if self.config.metrics_port is not None:  # stop serving what start() served
+            self.metrics.close()
         if self._own_store:
-            await self._store.close()
+            await self._given_store.close()
 
     # -- faults (the escalation ladder's entry points and actions) -----------------------------
 
@@ -441,10 +449,12 @@ class Member:
         """Hand the active role to ``to`` (or the best-ranked eligible standby) gracefully:
         ``on_quiesce``, release the key with a hint, wait for the successor. Returns the new
         epoch. NotActive if this member is not active; SwitchoverError if there is no eligible
-        target or nobody took over within ``timeout_s`` (default: the lease TTL)."""
+        target or nobody took over within ``timeout_s`` (default: the lease TTL); StoreError if
+        etcd refuses writes (StoreNoSpace: its NOSPACE alarm), checked before anything changes."""
         self.check_active()
         await self._group.read_members()  # choose from etcd's current list, not a lagging watch
         target = choose_target(self._runtime.view(), to, self.group)
+        await self._resigner.check_writable()  # a refused release would give the role away
         old_epoch = self._runtime.epoch
         await self._resign(target, f"switchover to {target}")
         return await self._resigner.wait_new_active(target, old_epoch, timeout_s,

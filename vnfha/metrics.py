@@ -11,17 +11,20 @@ Guarantees:
   several members in one process (tests, demos) never collide, and every series carries the
   ``group`` and ``member`` labels, so one Prometheus can scrape a whole group.
 - **Bounded label values.** Every label value a caller passes comes from a fixed vocabulary
-  (the enums below, :class:`~vnfha.model.Role` and :class:`~vnfha.model.Ack`) or is a member
-  name checked like the group's own; anything else raises :class:`~vnfha.errors.ConfigError`
-  (a ``ValueError``) naming the label and the value, and records nothing. Free text, such as a
+  (the enums of :mod:`vnfha.metric_specs`, :class:`~vnfha.model.Role`,
+  :class:`~vnfha.model.Ack`, :class:`~vnfha.store.observed.EtcdRequest`) or is a member name
+  checked like the group's own; anything else raises :class:`~vnfha.errors.ConfigError` (a
+  ``ValueError``) naming the label and the value, and records nothing. Free text, such as a
   role change's reason, never becomes a label.
-- **Series exist before their first event.** Labels drawn from one small enum are created at
+- **Series exist before their first event.** Labels drawn from small enums are created at
   zero, so ``increase()`` sees the first escalation and an alert can tell "zero" from "absent".
 - **The exporter is owned.** :meth:`MemberMetrics.serve` starts one HTTP endpoint in a daemon
   thread; :meth:`MemberMetrics.close` stops it and releases the port, and is idempotent.
 
 :data:`SPECS` lists every metric (name as exposed, type, labels, meaning): the operations
-guide's table and the Grafana dashboard are checked against it by the unit tests.
+guide's table and the Grafana dashboard are checked against it by the unit tests. It and the
+label vocabularies are defined in :mod:`vnfha.metric_specs` (no ``prometheus_client`` there)
+and re-exported here.
 """
 
 from __future__ import annotations
@@ -31,8 +34,7 @@ import importlib.metadata
 import platform
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
@@ -41,11 +43,45 @@ from prometheus_client.registry import Collector
 
 from vnfha._metrics_http import Exporter
 from vnfha.errors import ConfigError
+from vnfha.metric_specs import (
+    ACK_LATENCY,
+    BUILD_INFO,
+    DECISIONS,
+    EPOCH,
+    ESCALATIONS,
+    ETCD_ERRORS,
+    FAILOVER,
+    HEALTH_FAILURES,
+    IN_SYNC,
+    KEEPALIVE,
+    LAG_ENTRIES,
+    LAG_SECONDS,
+    LEASES_LOST,
+    NFVI_RPC,
+    REFUSED,
+    ROLE,
+    SPECS,
+    STALE,
+    TRANSITIONS,
+    WRITES,
+    CheckKind,
+    EtcdErrorKind,
+    MetricSpec,
+    NfviMethod,
+    Refusal,
+    StaleSide,
+    WriteResult,
+    error_kind,
+    sample_names,
+)
 from vnfha.model import Ack, LadderAction, ReasonKind, Role, Rung, check_name
+from vnfha.store.observed import EtcdRequest
 
 __all__ = [
     "SPECS",
     "CheckKind",
+    "EtcdErrorKind",
+    "EtcdRequest",
     "LadderAction",
     "MemberMetrics",
     "MetricSpec",
@@ -57,88 +93,16 @@ __all__ = [
     "Rung",
     "StaleSide",
     "WriteResult",
+    "error_kind",
     "sample_names",
 ]
 
 
-# -- the label vocabulary ------------------------------------------------------------------------
+# -- validation (the metrics and their label vocabularies are in vnfha.metric_specs) -----------
 
 
 _FAILOVER_KINDS = frozenset({ReasonKind.ELECTED, ReasonKind.TAKEOVER, ReasonKind.SWITCHOVER})
 """The reason kinds with which a member becomes active: the paths a failover duration can take."""
-
-
-class CheckKind(enum.StrEnum):
-    """Which health check failed."""
-
-    APP = "app"
-    """The component's own ``health_check``."""
-    PROCESS = "process"
-    """The built-in process-alive check."""
-    TCP = "tcp"
-    """The built-in TCP connect check."""
-    GRPC_HEALTH = "grpc-health"
-    """The built-in grpc.health.v1 probe."""
-    CALLBACK = "callback"
-    """A component callback (``on_active``, ...) raised or overran ``callback_timeout_s``."""
-    FAULT_REPORT = "fault-report"
-    """The component reported a fault itself (``member.report_fault``)."""
-
-
-
-
-class WriteResult(enum.StrEnum):
-    """How one checkpoint write ended."""
-
-    OK = "ok"
-    """Applied, and protected as its ack mode asked."""
-    DEGRADED = "degraded"
-    """Applied on the active but returned unprotected (``checkpoint_degrade_ack``)."""
-    TIMEOUT = "timeout"
-    """Applied on the active, not acknowledged in time: ``AckTimeout`` was raised."""
-    NOT_ACTIVE = "not-active"
-    """Refused or abandoned because the member was not (or stopped being) the active."""
-    REJECTED = "rejected"
-    """Refused before applying: a bad name or a value over a limit."""
-
-
-class NfviMethod(enum.StrEnum):
-    """The NFVI bridge's RPCs (``proto/vnfha/nfvi/v1/nfvi.proto``), by method name."""
-
-    ARM = "Arm"
-    KICK = "Kick"
-    DISARM = "Disarm"
-    GET_PLACEMENT = "GetPlacement"
-    CHECK_POLICY = "CheckPolicy"
-    FENCE = "Fence"
-    ESCALATE = "Escalate"
-    WATCH_REPAIR = "WatchRepair"
-    WATCH_EVENTS = "WatchEvents"
-
-
-class StaleSide(enum.StrEnum):
-    """Where a stale epoch was refused."""
-
-    STANDBY = "standby"
-    """This member, as a standby, refused a message from an epoch lower than one it has seen."""
-    ACTIVE = "active"
-    """A standby told this member, as the active, that its epoch is stale (it was deposed)."""
-
-
-class Refusal(enum.StrEnum):
-    """Why this member's replication endpoint refused a stream (bad input, never a crash)."""
-
-    MALFORMED = "malformed"
-    """Bytes that are not a message of the protocol, or a Hello missing what it must carry."""
-    WRONG_GROUP = "wrong_group"
-    """A Hello for another group."""
-    PERMISSION = "permission"
-    """Under mutual TLS: a certificate that may not replicate as the member it names."""
-    UNAUTHENTICATED = "unauthenticated"
-    """No valid proof of this grant's replication secret (``docs/security.md``)."""
-    PROTOCOL = "protocol"
-    """An ack for another epoch or for a sequence not sent on the stream, a second Hello, ..."""
-
 
 _GRPC_CODES = frozenset({
     "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
@@ -147,88 +111,6 @@ _GRPC_CODES = frozenset({
     "UNAUTHENTICATED",
 })
 """gRPC's status code names (``grpc.StatusCode.X.name``), the values of the ``code`` label."""
-
-
-# -- the metrics ---------------------------------------------------------------------------------
-
-Kind = Literal["counter", "gauge", "histogram"]
-
-_FAILOVER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 1.5, 2.3, 3.5, 5.0)
-"""10 ms .. 5 s; the failover budgets (100 ms, 250 ms, 600 ms, TTL + 300 ms at the default TTL)
-are bucket bounds, so "the fraction within budget" is exact."""
-_ACK_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                0.5, 1.0)
-"""0.1 ms .. 1 s: a loopback ack takes about a millisecond, one over a WAN tens of them."""
-_RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-"""1 ms .. 10 s: a Kick is a loopback round trip, a Fence may wait for a VM to power off."""
-
-
-@dataclass(frozen=True, slots=True)
-class MetricSpec:
-    """One metric: its ``name`` as it appears in the exposition (counters end in ``_total``),
-    its ``kind``, the ``labels`` after ``group`` and ``member``, and what it means."""
-
-    name: str
-    kind: Kind
-    labels: tuple[str, ...]
-    meaning: str
-    buckets: tuple[float, ...] = ()
-
-
-BUILD_INFO = MetricSpec("vnfha_build_info", "gauge", ("version", "python"),
-                        "Always 1; the labels say which vnfha and Python the member runs.")
-ROLE = MetricSpec("vnfha_role", "gauge", ("role",),
-                  "1 for the member's current role, 0 for the three others.")
-TRANSITIONS = MetricSpec("vnfha_role_transitions_total", "counter",
-                         ("from", "to", "reason_kind"), "Role changes, by why they happened.")
-EPOCH = MetricSpec("vnfha_epoch", "gauge", (),
-                   "The epoch of the active grant this member knows (its own when active).")
-FAILOVER = MetricSpec("vnfha_failover_duration_seconds", "histogram", ("reason_kind",),
-                      "On the new active: from noticing the old active gone (or the handover) "
-                      "to holding the role.", _FAILOVER_BUCKETS)
-LAG_ENTRIES = MetricSpec("vnfha_checkpoint_lag_entries", "gauge", ("standby",),
-                         "On the active: changes of the epoch a standby has not acknowledged.")
-LAG_SECONDS = MetricSpec("vnfha_checkpoint_lag_seconds", "gauge", ("standby",),
-                         "On the active: age of the oldest change a standby has not "
-                         "acknowledged (0 when caught up).")
-WRITES = MetricSpec("vnfha_checkpoint_writes_total", "counter", ("ack", "result"),
-                    "Checkpoint writes (put and delete), by ack mode and outcome.")
-ACK_LATENCY = MetricSpec("vnfha_checkpoint_ack_latency_seconds", "histogram", ("ack",),
-                         "From a write to its acknowledgement as its ack mode asks.",
-                         _ACK_BUCKETS)
-IN_SYNC = MetricSpec("vnfha_in_sync_standbys", "gauge", (),
-                     "On the active: standbys published as in sync (whose acks count).")
-HEALTH_FAILURES = MetricSpec("vnfha_health_check_failures_total", "counter", ("check",),
-                             "Failed health checks and fault reports, by check.")
-ESCALATIONS = MetricSpec("vnfha_escalations_total", "counter", ("rung",),
-                         "Recoveries the escalation ladder chose, by rung.")
-DECISIONS = MetricSpec("vnfha_ladder_decisions_total", "counter", ("action",),
-                       "Decisions of the escalation ladder, by the action taken.")
-NFVI_RPC = MetricSpec("vnfha_nfvi_rpc_duration_seconds", "histogram", ("method", "code"),
-                      "NFVI bridge calls, by method and gRPC status code.", _RPC_BUCKETS)
-STALE = MetricSpec("vnfha_stale_epoch_rejections_total", "counter", ("side",),
-                   "Messages refused because they carried a stale epoch.")
-REFUSED = MetricSpec("vnfha_replication_refusals_total", "counter", ("reason",),
-                     "Replication streams this member refused for bad input, by reason.")
-
-SPECS: tuple[MetricSpec, ...] = (
-    BUILD_INFO, ROLE, TRANSITIONS, EPOCH, FAILOVER, LAG_ENTRIES, LAG_SECONDS, WRITES,
-    ACK_LATENCY, IN_SYNC, HEALTH_FAILURES, ESCALATIONS, DECISIONS, NFVI_RPC, STALE, REFUSED,
-)
-"""Every metric a member exposes, in the order of the operations guide's table."""
-
-_SUFFIXES: dict[Kind, tuple[str, ...]] = {
-    "counter": ("",),  # the spec's name already ends in _total
-    "gauge": ("",),
-    "histogram": ("_bucket", "_count", "_sum"),
-}
-
-
-def sample_names(specs: Iterable[MetricSpec] = SPECS) -> frozenset[str]:
-    """Every series name a query may use: gauges and counters by their name, histograms by
-    ``_bucket``, ``_count`` and ``_sum`` (``_created`` series are left out on purpose)."""
-    return frozenset(s.name + suffix for s in specs for suffix in _SUFFIXES[s.kind])
-
 
 _E = TypeVar("_E", bound=enum.Enum)
 
@@ -345,6 +227,19 @@ class Metrics:
         """When the replication endpoint refuses a stream (see :class:`Refusal`)."""
         _label(Refusal, "reason", reason)
 
+    def etcd_error(self, request: EtcdRequest | str, kind: EtcdErrorKind | str) -> None:
+        """After each failed etcd request of the member: what kind of request (see
+        :class:`EtcdRequest`) and how it failed (:func:`error_kind` of the error)."""
+        _label(EtcdRequest, "request", request)
+        _label(EtcdErrorKind, "kind", kind)
+
+    def lease_keepalive(self, seconds: float) -> None:
+        """After each answered keepalive of the member's session: its round trip."""
+        _non_negative("seconds", seconds)
+
+    def lease_lost(self) -> None:
+        """When a session of the member is lost while in use (not by the member's own close)."""
+
     def serve(self, port: int, host: str = "127.0.0.1", *, poll_s: float = 0.05) -> int:
         """Serves nothing: returns 0 (no port is bound)."""
         return 0
@@ -403,6 +298,12 @@ class MemberMetrics(Metrics):
         self._nfvi = self._histogram(NFVI_RPC)
         self._stale = self._counter(STALE)
         self._refused = self._counter(REFUSED)
+        self._etcd_errors = self._counter(ETCD_ERRORS)
+        for request in EtcdRequest:
+            for kind in EtcdErrorKind:
+                self._etcd_errors.labels(group, member, request.value, kind.value)
+        self._keepalive = self._histogram(KEEPALIVE).labels(group, member)
+        self._leases_lost = self._counter(LEASES_LOST).labels(group, member)
         for counter, vocabulary in ((self._health, CheckKind), (self._escalations, Rung),
                                     (self._decisions, LadderAction), (self._stale, StaleSide),
                                     (self._refused, Refusal)):
@@ -533,6 +434,19 @@ class MemberMetrics(Metrics):
     def replication_refused(self, reason: Refusal | str) -> None:
         super().replication_refused(reason)
         self._refused.labels(self.group, self.member, Refusal(reason).value).inc()
+
+    def etcd_error(self, request: EtcdRequest | str, kind: EtcdErrorKind | str) -> None:
+        super().etcd_error(request, kind)
+        self._etcd_errors.labels(self.group, self.member, EtcdRequest(request).value,
+                                 EtcdErrorKind(kind).value).inc()
+
+    def lease_keepalive(self, seconds: float) -> None:
+        super().lease_keepalive(seconds)
+        self._keepalive.observe(seconds)
+
+    def lease_lost(self) -> None:
+        super().lease_lost()
+        self._leases_lost.inc()
 
     # -- exposition ------------------------------------------------------------------------------
 

@@ -6,14 +6,17 @@ member's composition root stays a list of parts and no part reads the whole conf
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+from vnfha._ratelog import RateLimitedLog
 from vnfha.clock import Clock
 from vnfha.config import Config
+from vnfha.errors import StoreError, StoreNoSpace
 from vnfha.health.ladder import LadderPolicy, RungPolicy
 from vnfha.health.supervisor import SupervisorSettings
 from vnfha.health.verdict import CheckPolicy
-from vnfha.metrics import Metrics
+from vnfha.metrics import MemberMetrics, Metrics, NullMetrics, error_kind
 from vnfha.model import Redundancy
 from vnfha.nfvi.agent import AgentSettings
 from vnfha.nfvi.client import BridgeClient
@@ -26,7 +29,8 @@ from vnfha.roles.keys import GroupKeys
 from vnfha.roles.monitor import MonitorTimers
 from vnfha.roles.resign import ResignTimers
 from vnfha.store.base import Store
-from vnfha.store.session import Session
+from vnfha.store.observed import EtcdRequest, ObservedStore
+from vnfha.store.session import Session, SessionState, SessionView
 from vnfha.timing import backoff_step_s, poll_interval_s
 
 __all__ = [
@@ -35,7 +39,9 @@ __all__ = [
     "check_policy",
     "checkpoint_limits",
     "ladder_policy",
+    "metrics_from_config",
     "monitor_timers",
+    "observed_store",
     "progress_reporter",
     "replication_tls",
     "resign_timers",
@@ -43,6 +49,8 @@ __all__ = [
     "store_from_config",
     "supervisor_settings",
 ]
+
+log = logging.getLogger("vnfha.member")
 
 
 def store_from_config(config: Config, clock: Clock | None = None) -> Store:
@@ -60,6 +68,33 @@ def store_from_config(config: Config, clock: Clock | None = None) -> Store:
         ),
         clock=clock,
     )
+
+
+def metrics_from_config(config: Config) -> Metrics:
+    """The member's own registry when ``metrics_port`` is set, else the null object."""
+    if config.metrics_port is None:
+        return NullMetrics()
+    return MemberMetrics(config.group, config.member)
+
+
+def observed_store(store: Store, member: str, metrics: Metrics, clock: Clock) -> ObservedStore:
+    """``store`` as the member's parts use it: every failed request is counted in
+    ``vnfha_etcd_errors_total``, and etcd's NOSPACE alarm is logged at ERROR on
+    ``vnfha.member``, at most once every 10 s however many requests it refuses (the others
+    are counted in the next line): what it stops, what still works, and the cure."""
+    nospace = RateLimitedLog(log, level=logging.ERROR, monotonic=clock.monotonic)
+
+    def on_error(request: EtcdRequest, error: StoreError) -> None:
+        metrics.etcd_error(request, error_kind(error))
+        if isinstance(error, StoreNoSpace):
+            nospace("nospace", "%s: etcd refused a %s request: its NOSPACE alarm is raised "
+                    "(database space exceeded) and lasts until %s. Until then no change "
+                    "through etcd (campaign, takeover, switchover, rejoin) is possible; this "
+                    "member keeps its role while its lease holds (keepalives are still "
+                    "accepted). etcd said: %s", member, request.value, StoreNoSpace.CURE,
+                    error.details)
+
+    return ObservedStore(store, on_error=on_error)
 
 
 def checkpoint_limits(config: Config) -> Limits:
@@ -87,13 +122,27 @@ def resign_timers(config: Config) -> ResignTimers:
                         successor_s=float(config.lease_ttl_s))
 
 
-def session_factory(config: Config, store: Store, clock: Clock) -> Callable[[], Session]:
-    """Opens the member's sessions (a new one after each lost one), as the config times them."""
+def session_factory(config: Config, store: Store, clock: Clock,
+                    metrics: Metrics) -> Callable[[], Session]:
+    """Opens the member's sessions (a new one after each lost one), as the config times them.
+    Each records in ``metrics`` the round trip of every answered keepalive (from its send time,
+    which the session's view keeps, to now) and its loss while in use (not by its own close)."""
     def new() -> Session:
-        return Session(store, ttl_s=config.lease_ttl_s,
-                       keepalive_interval_s=config.keepalive_interval_s_effective,
-                       margin_s=config.lease_margin_s, clock=clock,
-                       request_timeout_s=config.etcd_request_timeout_s)
+        session = Session(store, ttl_s=config.lease_ttl_s,
+                          keepalive_interval_s=config.keepalive_interval_s_effective,
+                          margin_s=config.lease_margin_s, clock=clock,
+                          request_timeout_s=config.etcd_request_timeout_s)
+
+        def answered(view: SessionView) -> None:  # called as the answer arrives
+            metrics.lease_keepalive(clock.monotonic() - view.last_ack_send_time)
+
+        def changed(view: SessionView) -> None:
+            if view.state is SessionState.LOST and not session.closed:
+                metrics.lease_lost()
+
+        session.add_ack_listener(answered)
+        session.add_listener(changed)
+        return session
     return new
 
 

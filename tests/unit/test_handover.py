@@ -16,6 +16,7 @@ from vnfha.roles.handover import (
     refusal_ops,
     release_txn,
     sync_txn,
+    write_probe_txn,
 )
 from vnfha.roles.keys import (
     ActiveRecord,
@@ -205,3 +206,17 @@ async def test_refusal_consumes_the_request_and_says_why(store: MemoryStore) -> 
     assert res.succeeded and await store.get(KEYS.switchover_request) is None
     assert answer is not None and SwitchoverResult.decode(answer.value) == \
         SwitchoverResult("r9", False, "no such member", "a", "z", 12)
+
+
+@pytest.mark.parametrize("hint", [None, b"old hint"])
+async def test_the_write_probe_changes_nothing(store: MemoryStore, hint: bytes | None) -> None:
+    if hint is not None:
+        await store.put(KEYS.handover, hint)
+    before = store.revision
+    compares, ops = write_probe_txn(KEYS)
+    result = await store.txn(compares, ops)
+    assert not result.succeeded and result.responses == ()
+    assert store.revision == before
+    kv = await store.get(KEYS.handover)
+    assert (kv.value if kv is not None else None) == hint
+    assert ops, "it must write, or etcd's quota would let it through"

@@ -12,9 +12,20 @@ import threading
 import pytest
 
 from vnfha import ConfigError
+from vnfha.errors import (
+    Compacted,
+    LeaseNotFound,
+    StoreAuthError,
+    StoreError,
+    StoreNoSpace,
+    StoreRequestError,
+    StoreUnavailable,
+)
 from vnfha.metrics import (
     SPECS,
     CheckKind,
+    EtcdErrorKind,
+    EtcdRequest,
     LadderAction,
     MemberMetrics,
     Metrics,
@@ -24,6 +35,7 @@ from vnfha.metrics import (
     Rung,
     StaleSide,
     WriteResult,
+    error_kind,
     sample_names,
 )
 from vnfha.model import Ack, Role
@@ -56,6 +68,9 @@ def exercise(m: Metrics) -> None:
     m.ladder_decided(LadderAction.RESTART)
     m.nfvi_rpc(NfviMethod.FENCE, "OK", 0.3)
     m.stale_epoch_rejected(StaleSide.STANDBY)
+    m.etcd_error(EtcdRequest.WRITE, EtcdErrorKind.NOSPACE)
+    m.lease_keepalive(0.002)
+    m.lease_lost()
 
 
 # -- values ----------------------------------------------------------------------------------------
@@ -75,6 +90,12 @@ def test_starts_spare_with_build_info_and_zero_counters(metrics: MemberMetrics) 
         assert value(metrics, "vnfha_ladder_decisions_total", action=action.value) == 0
     for side in StaleSide:
         assert value(metrics, "vnfha_stale_epoch_rejections_total", side=side.value) == 0
+    for request in EtcdRequest:
+        for kind in EtcdErrorKind:
+            assert value(metrics, "vnfha_etcd_errors_total", request=request.value,
+                         kind=kind.value) == 0
+    assert value(metrics, "vnfha_lease_keepalive_seconds_count") == 0
+    assert value(metrics, "vnfha_leases_lost_total") == 0
 
 
 def test_initial_role_may_be_given() -> None:
@@ -189,6 +210,48 @@ def test_health_ladder_nfvi_and_stale_counters(metrics: MemberMetrics) -> None:
     assert value(metrics, "vnfha_stale_epoch_rejections_total", side="active") == 1
 
 
+def test_etcd_errors_keepalives_and_lost_leases(metrics: MemberMetrics) -> None:
+    metrics.etcd_error(EtcdRequest.WRITE, EtcdErrorKind.NOSPACE)
+    metrics.etcd_error("write", "nospace")
+    metrics.etcd_error(EtcdRequest.KEEPALIVE, EtcdErrorKind.UNAVAILABLE)
+    metrics.lease_keepalive(0.0007)
+    metrics.lease_keepalive(1.5)
+    metrics.lease_lost()
+    errors = "vnfha_etcd_errors_total"
+    assert value(metrics, errors, request="write", kind="nospace") == 2
+    assert value(metrics, errors, request="keepalive", kind="unavailable") == 1
+    assert value(metrics, errors, request="read", kind="nospace") == 0
+    keepalive = "vnfha_lease_keepalive_seconds"
+    assert value(metrics, f"{keepalive}_count") == 2
+    assert value(metrics, f"{keepalive}_bucket", le="0.0005") == 0
+    assert value(metrics, f"{keepalive}_bucket", le="0.001") == 1
+    assert value(metrics, f"{keepalive}_bucket", le="2.0") == 2
+    assert value(metrics, "vnfha_leases_lost_total") == 1
+
+
+def test_keepalive_buckets_cover_half_a_millisecond_to_2s(metrics: MemberMetrics) -> None:
+    bounds = bucket_bounds(metrics, "vnfha_lease_keepalive_seconds")
+    assert bounds[0] == 0.0005 and bounds[-2] == 2.0
+
+
+ERROR_KINDS = [
+    (StoreNoSpace("etcdserver: mvcc: database space exceeded"), EtcdErrorKind.NOSPACE),
+    (StoreUnavailable("no endpoint"), EtcdErrorKind.UNAVAILABLE),
+    (StoreAuthError("permission denied"), EtcdErrorKind.AUTH),
+    (LeaseNotFound(7), EtcdErrorKind.LEASE_NOT_FOUND),
+    (Compacted(3, 9), EtcdErrorKind.COMPACTED),
+    (StoreRequestError("request is too large"), EtcdErrorKind.REFUSED),
+    (StoreError("something else"), EtcdErrorKind.OTHER),
+]
+
+
+@pytest.mark.parametrize(("error", "kind"), ERROR_KINDS,
+                         ids=[type(e).__name__ for e, _ in ERROR_KINDS])
+def test_error_kind_names_the_most_specific_class(error: StoreError,
+                                                  kind: EtcdErrorKind) -> None:
+    assert error_kind(error) is kind
+
+
 # -- validation ------------------------------------------------------------------------------------
 
 BAD_CALLS = [
@@ -213,6 +276,10 @@ BAD_CALLS = [
     ("nfvi_rpc", ("Fence", "ok", 0.1), "code='ok'"),
     ("nfvi_rpc", ("Fence", "OK", -1.0), "seconds=-1.0"),
     ("stale_epoch_rejected", ("both",), "side='both'"),
+    ("etcd_error", ("watch", "nospace"), "request='watch'"),
+    ("etcd_error", ("write", "NOSPACE"), "kind='NOSPACE'"),
+    ("lease_keepalive", (-0.001,), "seconds=-0.001"),
+    ("lease_keepalive", (float("nan"),), "seconds=nan"),
 ]
 
 

@@ -193,9 +193,9 @@ async def test_close_revokes_the_lease(clock: FakeClock, leases: ScriptedLeases)
     s = Session(leases, ttl_s=2, keepalive_interval_s=0.5, margin_s=0.2,  # type: ignore[arg-type]
                 clock=clock)
     async with s:
-        pass
+        assert not s.closed
     assert leases.revoked == [42]
-    assert s.state is SessionState.LOST
+    assert s.state is SessionState.LOST and s.closed  # LOST by the holder's own close
 
 
 @pytest.mark.parametrize(("ttl", "interval"), [(0, 0.5), (2, 0.0), (2, 2.0)])

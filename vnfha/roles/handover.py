@@ -14,6 +14,8 @@ Nothing here does I/O or reads a clock: the member builds a :class:`GroupView` a
   the active key's mod revision (the epoch) *and* its lease, so a deposed active's write
   changes nothing. A release writes, in the same transaction, the hint that lets the target
   campaign first, and answers the operator's request it serves, if any.
+- **A probe changes nothing.** :func:`write_probe_txn` never applies its put, yet etcd
+  refuses it as it refuses any write (under its NOSPACE alarm).
 - **Only an absent or a dead key is taken.** :func:`campaign_txn` creates the active key only
   if it does not exist, or (a takeover) replaces it only if it is still the dead active's epoch;
   in the same transaction it deletes the handover hint and resets the in-sync set, so the
@@ -42,6 +44,7 @@ __all__ = [
     "refusal_ops",
     "release_txn",
     "sync_txn",
+    "write_probe_txn",
 ]
 
 Txn = tuple[list[Compare], list[Op]]
@@ -102,6 +105,14 @@ def sync_txn(keys: GroupKeys, me: str, epoch: int, lease: int,
     """If the active key is still ``me``'s (``epoch`` and ``lease``): publish ``members``
     ((name, lease) pairs) as the in-sync set."""
     return _held(keys, epoch, lease), [TxnPut(keys.sync, SyncRecord(me, members).encode())]
+
+
+def write_probe_txn(keys: GroupKeys) -> Txn:
+    """A transaction that changes nothing, which etcd refuses as it refuses any write: its
+    compare never holds (no key has a negative create revision), so its put is never applied
+    and the revision does not move, but etcd's quota counts the put and refuses the whole
+    transaction while its NOSPACE alarm is raised."""
+    return [Compare.create_revision(keys.handover, "<", 0)], [TxnPut(keys.handover, b"")]
 
 
 def refusal_ops(keys: GroupKeys, request: SwitchoverRequest, problem: str, me: str,

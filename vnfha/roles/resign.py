@@ -33,7 +33,7 @@ from vnfha.clock import Clock
 from vnfha.errors import SwitchoverError
 from vnfha.model import ReasonKind
 from vnfha.replication.active import Primary
-from vnfha.roles.handover import release_txn
+from vnfha.roles.handover import release_txn, write_probe_txn
 from vnfha.roles.keys import GroupKeys, SwitchoverRequest
 from vnfha.roles.watch import GroupWatch
 from vnfha.store.base import Store
@@ -111,6 +111,13 @@ class Resigner:
         finally:
             self.resigning = self.quiescing = False
             self._settled()
+
+    async def check_writable(self) -> None:
+        """Raise what etcd answers a write with now (StoreNoSpace under its NOSPACE alarm,
+        StoreUnavailable when it cannot be reached), before anything changes: a release refused
+        after ``on_quiesce`` would leave the member QUIESCED, its epoch given up (never active
+        twice in one epoch), and the group without an active until etcd takes writes again."""
+        await self._store.txn(*write_probe_txn(self._keys))
 
     async def wait_new_active(self, target: str, old_epoch: int, timeout_s: float | None,
                               changed: asyncio.Event) -> int:

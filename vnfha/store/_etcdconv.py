@@ -12,6 +12,7 @@ from vnfha.errors import (
     LeaseNotFound,
     StoreAuthError,
     StoreError,
+    StoreNoSpace,
     StoreRequestError,
     StoreUnavailable,
 )
@@ -181,6 +182,8 @@ _AUTH_TEXTS = (
     "invalid auth token",
     "user name not found",
 )
+# etcd's ErrGRPCNoSpace (RESOURCE_EXHAUSTED): its NOSPACE alarm is raised, every write refused.
+_NOSPACE_TEXT = "database space exceeded"
 # Errors etcd returns before proposing anything: the request was certainly not applied.
 _NOT_APPLIED_TEXTS = (
     "failed to connect",
@@ -235,6 +238,8 @@ def translate_error(
         return LeaseNotFound(lease_id, endpoint=endpoint)
     if "has been compacted" in text:
         return Compacted(revision, 0, endpoint=endpoint)
+    if _NOSPACE_TEXT in text:
+        return StoreNoSpace(details, endpoint=endpoint)
     if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE,
                 grpc.StatusCode.NOT_FOUND, grpc.StatusCode.RESOURCE_EXHAUSTED,
                 grpc.StatusCode.FAILED_PRECONDITION):

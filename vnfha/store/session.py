@@ -164,6 +164,11 @@ class Session:
         """The local deadline on the session's clock."""
         return self.view.deadline
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called: a LOST that follows is the holder's own doing."""
+        return self._closed
+
     def valid(self) -> bool:
         """True while the lease is certainly alive: call before every externally visible act."""
         return self.view.state is not SessionState.LOST
