@@ -37,7 +37,7 @@ from vnfha.replication.state import (
 )
 from vnfha.replication.wire import pb
 
-__all__ = ["Applied", "Replica"]
+__all__ = ["QUICK_RETRIES", "QUICK_RETRY_S", "Applied", "Replica", "reconnect_delay"]
 
 log = logging.getLogger("vnfha.replication")
 
@@ -56,6 +56,27 @@ class Applied:
     sequence: int
     changes: tuple[Change, ...]
     snapshot: bool = False
+
+
+QUICK_RETRY_S = 0.005
+QUICK_RETRIES = 10
+"""After a delivering stream breaks, a reconnect that fails without a refusal is tried again
+every ``QUICK_RETRY_S``, this many times, before the usual retry step. A process killed with
+SIGKILL keeps its listening socket for a moment while the kernel tears it down: a connection
+made then is accepted into the backlog and reset, not refused, and waiting a whole step (two
+heartbeats) for the refusal made one crash failover in about twenty take 110-130 ms instead of
+about 12 (seen in ``vnfha bench fleet``)."""
+
+
+def reconnect_delay(was_streaming: bool, quick_left: int, retry_s: float) -> tuple[float, int]:
+    """How long to wait before the next attempt to stream from the active, and the quick
+    retries left after it: none after a stream that was delivering (and ``QUICK_RETRIES`` from
+    then on), ``QUICK_RETRY_S`` while quick retries are left, else ``retry_s``."""
+    if was_streaming:
+        return 0.0, QUICK_RETRIES
+    if quick_left > 0:
+        return QUICK_RETRY_S, quick_left - 1
+    return retry_s, 0
 
 
 class _Reject(Exception):
@@ -102,9 +123,11 @@ class Replica:
     async def follow(self, target: str, epoch: int, secret: str) -> None:
         """Replicate from the active at ``target`` (epoch ``epoch``, whose grant carries
         ``secret``) until cancelled. After a stream that was delivering breaks, it reconnects at
-        once: a refusal then is the proof the active's process died (a live process accepts; a
-        frozen one does not answer)."""
+        once, and a few more times quickly (:func:`reconnect_delay`): a refusal then is the
+        proof the active's process died (a live process accepts; a frozen one does not
+        answer)."""
         self.observe_epoch(epoch)
+        quick = 0
         while True:
             try:
                 await self.session(target, epoch, secret)
@@ -120,8 +143,9 @@ class Replica:
                              e.code().name, details)
             finally:
                 was_streaming, self.connected = self.connected, False
-            if not was_streaming:
-                await self._clock.sleep(self._retry_s)
+            delay, quick = reconnect_delay(was_streaming, quick, self._retry_s)
+            if delay:
+                await self._clock.sleep(delay)
 
     def _channel(self, target: str) -> grpc.aio.Channel:
         # A channel of its own per attempt, with its own subchannel: gRPC otherwise shares
