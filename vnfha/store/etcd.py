@@ -2,10 +2,12 @@
 
 What it guarantees, beyond the Store contract:
 
-- **Several endpoints.** Requests go to one endpoint at a time. When that endpoint fails (a
-  connection error, a deadline exceeded, a keepalive that goes unanswered) the store switches to
-  the next one, closes the old channel, and every open watch and the keepalive stream resume on
-  the new endpoint (watches from the revision after the last one delivered).
+- **Several endpoints.** Requests go to one endpoint at a time, first a random one of them, so
+  the members of a fleet spread over etcd's members instead of all loading the first. When that
+  endpoint fails (a connection error, a deadline exceeded, a keepalive that goes unanswered) the
+  store switches to the next one, closes the old channel, and every open watch and the
+  keepalive stream resume on the new endpoint (watches from the revision after the last one
+  delivered).
 - **No blind retry of a write.** Reads, lease grants and status are retried on the next
   endpoint within the call. A put, delete or txn is sent again only when etcd certainly did not
   apply it (it could not connect, or answered "no leader"); otherwise the caller gets
@@ -27,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -70,7 +73,7 @@ class EtcdStore:
     def __init__(self, options: EtcdOptions, *, clock: Clock | None = None) -> None:
         self._opts = options
         self._clock: Clock = clock or SystemClock()
-        self._index = 0
+        self._index = random.randrange(len(options.endpoints))  # spreads a fleet's load
         self._conn: _Connection | None = None
         self._lock = asyncio.Lock()
         self._closed = False
