@@ -129,6 +129,28 @@ def test_fence() -> None:
     assert_verdict(report["met"], code)
 
 
+def test_fleet() -> None:
+    report, code = bench("fleet", "--groups", "2,4", "--per-process", "2", "--samples", "1",
+                         "--window-s", "3", "--idle-s", "3", script=True)
+    assert report["benchmark"] == "fleet"
+    assert [lv["groups"] for lv in report["levels"]] == [2, 4]
+    for lv in report["levels"]:
+        assert lv["members"] == 2 * lv["groups"]
+        assert lv["leases_lost"] == 0 and lv["role_changes"] == 0, lv
+        assert lv["etcd_revision_growth"] == 0, lv  # idle groups write nothing
+        # every member renews every 0.5 s and its requests are all keepalives
+        assert lv["keepalives_per_s"] > lv["members"], lv
+        assert set(lv["etcd_requests_per_s_by_method"]) == {"LeaseKeepAlive_msgs"}, lv
+        assert_positive(lv, "etcd_requests_per_s", "etcd_cpu_cores", "members_cpu_cores")
+        assert 0 < lv["keepalive_rtt_ms"]["p50"] <= lv["keepalive_rtt_ms"]["p99"], lv
+        assert lv["failover"]["lost_acked"] == 0 and lv["failover"]["violations"] == 0, lv
+        assert_summary(lv["failover"]["first_write_ms"])
+    assert report["idle"]["etcd_revision_growth"] == 0
+    assert report["projection_1000"]["groups"] == 1000
+    assert_summary(report["alone"]["first_write_ms"])
+    assert_verdict(report["all_met"], code)
+
+
 def test_help_lists_every_benchmark() -> None:
     proc = run("-m", "vnfha", "bench", "--help")
     assert proc.returncode == 0, proc.stderr
@@ -145,10 +167,13 @@ def test_a_benchmark_help_is_its_own() -> None:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (("nope",), "vnfha bench: error: unknown benchmark 'nope'; choose from store, roles, "
-                "checkpoint, failover, fence"),
+                "checkpoint, failover, fence, fleet"),
     ((), "vnfha bench: error: name a benchmark: one of store, roles"),
     (("fence", "--trials", "0"), "argument --trials: invalid count 0: must be >= 1"),
     (("failover", "--paths", "sigkill,reboot"), "unknown paths ['reboot']"),
+    (("fleet", "--groups", "10,x"), "--groups '10,x': comma-separated counts"),
+    (("fleet", "--groups", "0,10"), "every count must be >= 1"),
+    (("fleet", "--window-s", "0"), "--window-s 0.0: must be positive"),
 ])
 def test_bad_usage_exits_2(argv: tuple[str, ...], message: str) -> None:
     proc = run("-m", "vnfha", "bench", *argv)

@@ -7,6 +7,8 @@ its figures against DESIGN.md's targets.
 - ``failover``: every failover path with member processes on a 3-member etcd: takeover times,
   lost acknowledged writes, history checks.
 - ``fence``: the hang path with an NFVI bridge (SIGSTOP, fence, takeover) against 600 ms.
+- ``fleet``: N groups of real members on one 3-member etcd, growing: etcd's load and CPU,
+  keepalive round trips, lost leases, and a sample group's failover against the group alone.
 
 Run one as ``vnfha bench NAME [OPTIONS]`` (or ``python benchmarks/NAME.py`` from a checkout);
 ``vnfha bench NAME --help`` says what it measures and its targets. Exit status 0 when every
@@ -28,6 +30,7 @@ BENCHMARKS: dict[str, str] = {
     "checkpoint": "replicated write throughput and Ack.ONE latency, active and standby",
     "failover": "failover paths with member processes: takeover times, lost writes, histories",
     "fence": "the hang path with an NFVI bridge: SIGSTOP, fence, takeover, against 600 ms",
+    "fleet": "N groups on one 3-member etcd: etcd load, lost leases, failover vs one group",
 }
 """Each benchmark's name (its module in this package) and what it measures, in one line."""
 
