@@ -138,6 +138,7 @@ def test_fleet() -> None:
         assert lv["members"] == 2 * lv["groups"]
         assert lv["leases_lost"] == 0 and lv["role_changes"] == 0, lv
         assert lv["etcd_revision_growth"] == 0, lv  # idle groups write nothing
+        assert lv["etcd_watchers"] <= lv["members"] + 2, lv  # one a member (+ the sample's)
         # every member renews every 0.5 s and its requests are all keepalives
         assert lv["keepalives_per_s"] > lv["members"], lv
         assert set(lv["etcd_requests_per_s_by_method"]) == {"LeaseKeepAlive_msgs"}, lv

@@ -34,7 +34,9 @@ def level(groups: int, **over: Any) -> dict[str, Any]:
     lv = {"groups": groups, "leases_lost": 0, "role_changes": 0, "etcd_revision_growth": 0,
           "etcd_requests_per_s": 4.0 * groups, "etcd_cpu_cores": 0.001 * groups,
           "members_cpu_cores": 0.002 * groups, "machine_saturated": False,
-          "machine_cpu_busy": 0.5,
+          "machine_cpu_busy": 0.5, "members": 2 * groups, "keepalives_per_s": 4.0 * groups,
+          "etcd_watchers": 2 * groups, "etcd_requests_per_s_by_method": {
+              "LeaseKeepAlive_msgs": 4.0 * groups},
           "failover": {"first_write_ms": {"p99": 12.0}, "lost_acked": 0, "violations": 0}}
     lv.update(over)
     return lv
@@ -89,3 +91,13 @@ def test_idle_growth_fails_the_flat_database_target() -> None:
     assert not judge(r, (10,))["db_flat_while_idle"]["met"]
     r["idle"]["etcd_db_in_use_growth_per_hour_bytes"] = 0
     assert judge(r, (10,))["db_flat_while_idle"]["met"]
+
+
+@pytest.mark.parametrize("bad", [{"keepalives_per_s": 50.0}, {"etcd_watchers": 25},
+                                 {"etcd_requests_per_s_by_method": {"Put": 1.0}}])
+def test_more_keepalives_watches_or_other_requests_than_the_bound_fail(
+        bad: dict[str, Any]) -> None:
+    checks = judge(result(level(10, **bad)), (10,))
+    assert not checks["one_keepalive_per_interval_one_watch_per_member"]["met"]
+    assert judge(result(level(10)), (10,))["one_keepalive_per_interval_one_watch_per_member"][
+        "met"]

@@ -38,7 +38,8 @@ largest fleet idle that long (3600 for the hour of the targets) and reports the 
 before and after.
 
 Targets: at every N, no lease lost and no role change in the window, etcd's revision unchanged
-over it (idle groups write nothing); at the largest N, the sample failover's p99 within 1.5x of
+over it (idle groups write nothing), no request but keepalives, at most one keepalive per member
+per 0.5 s and one watch per member; at the largest N, the sample failover's p99 within 1.5x of
 the group alone; over ``--idle-s``, the database in use not grown. Where the machine saturates
 the fleet stops growing; the report gives the largest N reached, what ran out, and etcd's cost
 per group projected to 1,000 groups.
@@ -74,6 +75,10 @@ SATURATED_BUSY = 0.9
 """Machine CPU busy above which a window's figures measure the machine, not vnfha or etcd."""
 FAILOVER_RATIO = 1.5
 PREFIX = "fleet"
+KEEPALIVE_INTERVAL_S = 0.5
+"""The members' keepalive interval: TTL / 4 with the default TTL of 2 s."""
+SAMPLE_MEMBERS = 2
+"""Watchers beside the fleet's own: the sample group's members, between its failovers."""
 
 
 # -- the worker processes ------------------------------------------------------------------------
@@ -232,6 +237,8 @@ def etcd_metrics(cluster: EtcdCluster) -> dict[str, float]:
                                 "etcd_mvcc_db_total_size_in_use_in_bytes"):
                     out[s.name] = max(out.get(s.name, 0.0), s.value)
                     continue
+                elif s.name == "etcd_debugging_mvcc_watcher_total":
+                    key = "watchers"
                 elif s.name == "etcd_debugging_mvcc_current_revision":
                     key = "revision"
                     out[key] = max(out.get(key, 0.0), s.value)
@@ -317,6 +324,7 @@ def window(cluster: EtcdCluster, fleet: Fleet, seconds: float) -> dict[str, Any]
         "etcd_requests_per_s_by_method": rates,
         "etcd_cpu_cores": round((e1["cpu_s"] - e0["cpu_s"]) / dt, 3),
         "etcd_revision_growth": int(e1["revision"] - e0["revision"]),
+        "etcd_watchers": int(e1["watchers"]),
         "etcd_db_bytes": int(e1[size]),
         "etcd_db_in_use_bytes": int(e1[in_use]),
         "etcd_db_in_use_growth_per_hour_bytes": int((e1[in_use] - e0[in_use]) / dt * 3600),
@@ -399,6 +407,12 @@ def judge(result: dict[str, Any], asked: Sequence[int]) -> dict[str, Any]:
     checks["no_lease_lost_no_role_change_no_write"] = {
         "levels": [lv["groups"] for lv in levels], "clean": [lv["groups"] for lv in clean],
         "met": len(clean) == len(levels) and bool(levels)}
+    bounded = [lv["groups"] for lv in levels
+               if lv["keepalives_per_s"] <= 1.1 * lv["members"] / KEEPALIVE_INTERVAL_S
+               and lv["etcd_watchers"] <= lv["members"] + SAMPLE_MEMBERS
+               and set(lv["etcd_requests_per_s_by_method"]) <= {"LeaseKeepAlive_msgs"}]
+    checks["one_keepalive_per_interval_one_watch_per_member"] = {
+        "bounded": bounded, "met": len(bounded) == len(levels)}
     if levels:
         top, alone = levels[-1], result["alone"]["first_write_ms"]["p99"]
         ratio = top["failover"]["first_write_ms"]["p99"] / alone
