@@ -197,11 +197,12 @@ class SwitchoverOutcome:
 
 async def request_switchover(
     store: Store, prefix: str, group: str, to: str | None = None, *, timeout_s: float = 10.0,
-    clock: Clock | None = None,
+    clock: Clock | None = None, force: bool = False,
 ) -> SwitchoverOutcome:
-    """Ask the group's active to hand over (to ``to``, or to its best standby) and wait until
-    a new active holds the key. Raises GroupNotFound, ConfigError (bad names) or
-    SwitchoverError (no active, unknown target, refused by the active, or not done in time)."""
+    """Ask the group's active to hand over (to ``to``, or to its best standby, a healthy one
+    first) and wait until a new active holds the key. Raises GroupNotFound, ConfigError (bad
+    names) or SwitchoverError (no active, unknown target, refused by the active, or not done in
+    time). The active refuses a ``to`` whose health checks are failing unless ``force``."""
     clock = clock or SystemClock()
     check_name("group", group)
     if to is not None:
@@ -219,7 +220,7 @@ async def request_switchover(
         raise SwitchoverError(group, to, "that member is already active")
 
     started = time.monotonic()
-    request = SwitchoverRequest(uuid.uuid4().hex, to)
+    request = SwitchoverRequest(uuid.uuid4().hex, to, force)
     async with store.watch(keys.root, prefix=True, start_revision=state.revision + 1) as watch:
         put = await store.txn([Compare.create_revision(keys.switchover_request, "==", 0)],
                               [TxnPut(keys.switchover_request, request.encode())])

@@ -296,6 +296,8 @@ def _add_switchover(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        "until the new active holds the role.")
     p.add_argument("group")
     p.add_argument("--to", metavar="MEMBER", help="the member to hand over to")
+    p.add_argument("--force", action="store_true", help="hand over to --to even if its health "
+                   "checks are failing")
     p.add_argument("--timeout-s", type=float, default=10.0,
                    help="how long to wait for the handover (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
@@ -309,7 +311,7 @@ def _cmd_switchover(args: argparse.Namespace) -> int:
     async def action(store: Store) -> int:
         try:
             out = await request_switchover(store, args.prefix, args.group, args.to,
-                                           timeout_s=args.timeout_s)
+                                           timeout_s=args.timeout_s, force=args.force)
         except (GroupNotFound, SwitchoverError) as e:
             raise CliError(str(e), EXIT_FAILED) from None
         fields: dict[str, Any] = {

@@ -61,9 +61,9 @@ from vnfha.replication.active import ReplicationServer
 from vnfha.replication.standby import Replica
 from vnfha.replication.state import CheckpointData
 from vnfha.replication.wire import channel_credentials, server_credentials
-from vnfha.roles.duties import ActiveDuties
+from vnfha.roles.duties import ActiveDuties, pick_target
 from vnfha.roles.follow import Follower
-from vnfha.roles.handover import best_target, choose_target
+from vnfha.roles.handover import best_target
 from vnfha.roles.keys import GroupKeys, GroupState, SwitchoverRequest
 from vnfha.roles.monitor import ActiveMonitor
 from vnfha.roles.record import RecordKeeper
@@ -269,8 +269,7 @@ class Member:
 
     @property
     def store(self) -> Store:
-        """The coordination store this member talks to (the one given, or built from the
-        config)."""
+        """The coordination store this member talks to (given, or built from the config)."""
         return self._given_store
 
     @property
@@ -445,15 +444,17 @@ class Member:
 
     # -- switchover ------------------------------------------------------------------------------
 
-    async def switchover(self, to: str | None = None, *, timeout_s: float | None = None) -> int:
-        """Hand the active role to ``to`` (or the best-ranked eligible standby) gracefully:
-        ``on_quiesce``, release the key with a hint, wait for the successor. Returns the new
-        epoch. NotActive if this member is not active; SwitchoverError if there is no eligible
-        target or nobody took over within ``timeout_s`` (default: the lease TTL); StoreError if
-        etcd refuses writes (StoreNoSpace: its NOSPACE alarm), checked before anything changes."""
+    async def switchover(self, to: str | None = None, *, timeout_s: float | None = None,
+                         force: bool = False) -> int:
+        """Hand the active role to ``to`` (or the best eligible standby, healthy first; a
+        failing ``to`` only with ``force``) gracefully: ``on_quiesce``, release the key with a
+        hint, wait for the successor. Returns the new epoch. NotActive if this member is not
+        active; SwitchoverError if there is no eligible target or nobody took over within
+        ``timeout_s`` (default: the lease TTL); StoreError if etcd refuses writes (StoreNoSpace:
+        its NOSPACE alarm), checked before anything changes."""
         self.check_active()
         await self._group.read_members()  # choose from etcd's current list, not a lagging watch
-        target = choose_target(self._runtime.view(), to, self.group)
+        target = pick_target(self._runtime.view(), to, self.group, force=force)
         await self._resigner.check_writable()  # a refused release would give the role away
         old_epoch = self._runtime.epoch
         await self._resign(target, f"switchover to {target}")

@@ -13,6 +13,7 @@ from vnfha.roles.handover import (
     best_target,
     campaign_txn,
     choose_target,
+    failing_target,
     refusal_ops,
     release_txn,
     sync_txn,
@@ -54,6 +55,10 @@ def view(*members: MemberInfo, me: str = "a") -> GroupView:
         (view(A, MemberInfo("b", in_sync=False)), None),  # nobody may take over
         (view(MemberInfo("a", priority=9), B, me="a"), "b"),  # never this member itself
         (view(A, B, me="b"), "a"),
+        # health: a healthy target first, whatever the positions (it catches up before the
+        # release) or the priorities; a failing one only when no healthy one is left
+        (view(A, MemberInfo("b", failing=True, priority=9, applied=(3, 9)), C), "c"),
+        (view(A, MemberInfo("b", failing=True)), "b"),
     ],
 )
 def test_best_target(v: GroupView, expected: str | None) -> None:
@@ -91,6 +96,9 @@ def test_choose_target_accepts(v: GroupView, to: str | None, expected: str) -> N
         (view(A, B), "z", "no such member in the group"),
         (view(A, MemberInfo("b", no_failover=True)), "b", "that member is tagged no-failover"),
         (view(A, MemberInfo("b", in_sync=False), C), "b", "that member is not in sync"),
+        (view(A, MemberInfo("b", failing=True), C), "b", "that member's health checks are "
+                                                         "failing (force the switchover to "
+                                                         "hand over anyway)"),
     ],
 )
 def test_choose_target_refuses_with_the_reason(v: GroupView, to: str | None,
@@ -220,3 +228,18 @@ async def test_the_write_probe_changes_nothing(store: MemoryStore, hint: bytes |
     kv = await store.get(KEYS.handover)
     assert (kv.value if kv is not None else None) == hint
     assert ops, "it must write, or etcd's quota would let it through"
+
+
+def test_a_failing_target_is_accepted_with_force_and_warned_about() -> None:
+    v = view(A, MemberInfo("b", failing=True), C)
+    assert choose_target(v, "b", "vfw", force=True) == "b"
+    assert "health checks are failing" in (failing_target(v, "b") or "")
+    assert failing_target(v, "c") is None
+    assert failing_target(v, "zz") is None
+
+
+def test_a_switchover_request_carries_force_and_old_requests_do_not() -> None:
+    request = SwitchoverRequest("r1", "b", force=True)
+    assert SwitchoverRequest.decode(request.encode()) == request
+    assert SwitchoverRequest.decode(b'{"id": "r2", "to": "b"}').force is False
+    assert SwitchoverRequest.decode(b'{"id": "r3", "force": "yes"}').force is False

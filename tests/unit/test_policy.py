@@ -215,3 +215,34 @@ def test_takeover_goes_first_to_the_most_applied(specs: list[tuple[int, int, boo
         return
     assert len(immediate) == 1
     assert immediate[0].applied[1] == max(m.applied[1] for m in synced)
+
+
+def test_rank_puts_healthy_first_among_equal_positions_but_the_data_first() -> None:
+    ill = MemberInfo("a", priority=9, failing=True)
+    assert [m.name for m in rank([ill, B])] == ["b", "a"]  # health before priority and name
+    ahead = MemberInfo("a", applied=(4, 2), failing=True)
+    assert [m.name for m in rank([ahead, MemberInfo("b", applied=(4, 1))])] == ["a", "b"]
+
+
+def takeover_view(me: str, *members: MemberInfo) -> GroupView:
+    return GroupView(me=me, my_lease=next(m.lease for m in members if m.name == me),
+                     session_valid=True, redundancy=Redundancy.N_WAY,
+                     members=(MemberInfo("x", lease=9), *members),
+                     active=ActiveInfo("x", 9, 7), active_gone=True, current_role=Role.STANDBY)
+
+
+def test_a_takeover_passes_over_a_failing_standby_at_the_same_position() -> None:
+    b = MemberInfo("b", lease=2, applied=(7, 5), final_for=7, priority=10, failing=True)
+    c = MemberInfo("c", lease=3, applied=(7, 5), final_for=7)
+    first, second = decide(takeover_view("c", b, c)), decide(takeover_view("b", b, c))
+    assert (first.action, first.delay_steps) == (Action.TAKEOVER, 0)
+    assert (second.action, second.delay_steps) == (Action.TAKEOVER, 1)
+    assert "WARNING" not in first.reason
+
+
+def test_a_failing_standby_that_holds_more_still_takes_over_and_says_so() -> None:
+    b = MemberInfo("b", lease=2, applied=(7, 6), final_for=7, failing=True)
+    c = MemberInfo("c", lease=3, applied=(7, 5), final_for=7)
+    d = decide(takeover_view("b", b, c))
+    assert (d.action, d.delay_steps) == (Action.TAKEOVER, 0)
+    assert "WARNING: its health checks are failing" in d.reason and "c behind" in d.reason

@@ -22,18 +22,27 @@ from typing import Any
 
 from vnfha.errors import NotActive, StoreError, SwitchoverError
 from vnfha.nfvi.agent import NfviAgent
-from vnfha.roles.handover import choose_target, refusal_ops
+from vnfha.roles.handover import choose_target, failing_target, refusal_ops
 from vnfha.roles.keys import GroupKeys, SwitchoverRequest
 from vnfha.roles.policy import GroupView
 from vnfha.roles.watch import GroupWatch
 from vnfha.store.base import Store
 
-__all__ = ["ActiveDuties"]
+__all__ = ["ActiveDuties", "pick_target"]
 
 log = logging.getLogger("vnfha.member")
 
 Resign = Callable[[str, str, SwitchoverRequest], Awaitable[object]]
 
+
+
+def pick_target(view: GroupView, to: str | None, group: str, *, force: bool = False) -> str:
+    """:func:`~vnfha.roles.handover.choose_target`, with a warning in the log when the target's
+    health checks are failing (no healthy eligible member was left, or ``force``)."""
+    target = choose_target(view, to, group, force=force)
+    if warning := failing_target(view, target):
+        log.warning("%s: %s", view.me, warning)
+    return target
 
 class ActiveDuties:
     """The duties of member ``me`` while it is active (see the module docstring).
@@ -64,7 +73,7 @@ class ActiveDuties:
             return
         self._handled.add(request.id)
         try:
-            target = choose_target(self._view(), request.to, self._group)
+            target = pick_target(self._view(), request.to, self._group, force=request.force)
         except SwitchoverError as e:
             await self._store.txn([], refusal_ops(self._keys, request, e.problem, self._me,
                                                   self._epoch()))

@@ -41,6 +41,7 @@ __all__ = [
     "best_target",
     "campaign_txn",
     "choose_target",
+    "failing_target",
     "refusal_ops",
     "release_txn",
     "sync_txn",
@@ -52,16 +53,30 @@ Txn = tuple[list[Compare], list[Op]]
 
 def best_target(view: GroupView, avoid: frozenset[str] = frozenset()) -> str | None:
     """The best-ranked eligible member other than ``view.me`` and those in ``avoid`` (in sync,
-    not tagged no-failover), or None when there is none."""
+    not tagged no-failover), healthy ones first whatever their positions (the active waits for
+    its target to catch up before it releases the key), or None when there is none."""
     others = [m for m in view.members if m.name != view.me and m.name not in avoid]
     ranked = eligible(others)
-    return ranked[0].name if ranked else None
+    healthy = [m for m in ranked if not m.failing]
+    best = healthy or ranked
+    return best[0].name if best else None
 
 
-def choose_target(view: GroupView, to: str | None, group: str) -> str:
+def failing_target(view: GroupView, target: str) -> str | None:
+    """The warning to log when a handover goes to ``target`` though its health checks fail
+    (no healthy eligible member was left), else None."""
+    info = view.member(target)
+    if info is None or not info.failing:
+        return None
+    return (f"handing over to {target} though its health checks are failing: no healthy "
+            "eligible member")
+
+
+def choose_target(view: GroupView, to: str | None, group: str, *, force: bool = False) -> str:
     """The member a switchover of ``group`` hands over to: ``to``, or the best target when
-    ``to`` is None. SwitchoverError when that member may not take over (or there is none);
-    ConfigError when ``to`` is not a valid member name."""
+    ``to`` is None. SwitchoverError when that member may not take over (or there is none), or
+    when ``to``'s health checks are failing and ``force`` is false; ConfigError when ``to`` is
+    not a valid member name."""
     if to is None:
         best = best_target(view)
         if best is None:
@@ -77,6 +92,9 @@ def choose_target(view: GroupView, to: str | None, group: str) -> str:
         raise SwitchoverError(group, to, "that member is tagged no-failover")
     if not info.in_sync:
         raise SwitchoverError(group, to, "that member is not in sync")
+    if info.failing and not force:
+        raise SwitchoverError(group, to, "that member's health checks are failing (force the "
+                              "switchover to hand over anyway)")
     return to
 
 

@@ -295,6 +295,8 @@ class SwitchoverRequest:
 
     id: str
     to: str | None = None
+    force: bool = False
+    """Hand over to ``to`` even though its health checks are failing."""
 
     def encode(self) -> bytes:
         return _dump(self)
@@ -303,7 +305,8 @@ class SwitchoverRequest:
     def decode(cls, raw: bytes) -> SwitchoverRequest:
         d = _load(raw)
         to = d.get("to")
-        return cls(id=str(d["id"]), to=None if to is None else str(to))
+        return cls(id=str(d["id"]), to=None if to is None else str(to),
+                   force=d.get("force") is True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,7 +479,8 @@ class GroupState:
             MemberInfo(name=rec.member, priority=rec.priority, no_failover=rec.no_failover,
                        applied=rec.applied, in_sync=in_sync is None or rec.member in in_sync,
                        lease=lease, final_for=rec.final_for,
-                       acting_epoch=rec.epoch if rec.role == Role.ACTIVE.value else 0)
+                       acting_epoch=rec.epoch if rec.role == Role.ACTIVE.value else 0,
+                       failing=bool(rec.failing))
             for rec, lease in self.members.values()
         )
         active, bad = self.active, self.bad_active

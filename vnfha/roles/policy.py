@@ -68,6 +68,8 @@ class MemberInfo:
     acting_epoch: int = 0
     """The epoch in which this member's record says it is acting as the active (0: it says it
     is not active)."""
+    failing: bool = False
+    """Its record says some of its health checks are failing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,14 +153,22 @@ class Decision:
     """Why, as the bounded label of the role change this decision makes (if it makes one)."""
 
 
-def _rank_key(m: MemberInfo) -> tuple[int, int, int, int, str]:
-    # best first: in sync, latest applied checkpoint, higher priority, then name (a total order)
-    return (0 if m.in_sync else 1, -m.applied[0], -m.applied[1], -m.priority, m.name)
+def _rank_key(m: MemberInfo) -> tuple[int, int, int, int, int, str]:
+    # best first: in sync, latest applied checkpoint, healthy, higher priority, then name (a
+    # total order)
+    return (0 if m.in_sync else 1, -m.applied[0], -m.applied[1], 1 if m.failing else 0,
+            -m.priority, m.name)
 
 
 def rank(members: Iterable[MemberInfo]) -> tuple[MemberInfo, ...]:
     """Members best first: in sync, then the most recent applied checkpoint (epoch, sequence),
-    then the higher ``priority``, then the name. Independent of input order."""
+    then healthy before failing, then the higher ``priority``, then the name. Independent of
+    input order.
+
+    Health comes after the data on purpose: a takeover must go to the candidate that applied
+    the most, or a write that only it acknowledged (``Ack.ONE``) is lost. In-sync standbys
+    usually stand at the same position, and then a healthy one goes first; a failing one that
+    holds more is still chosen (availability and the data first), and says so."""
     return tuple(sorted(members, key=_rank_key))
 
 
@@ -227,7 +237,17 @@ def _takeover(view: GroupView, role: Role, epoch: int, subject: str,
     position = names.index(view.me)
     return Decision(role, Action.TAKEOVER, position, epoch=epoch,
                     reason=f"{subject}; take over, ranked {position + 1} of {len(names)} "
-                    f"eligible by final position")
+                    f"eligible by final position{_failing_note(ranked, view.me)}")
+
+
+def _failing_note(ranked: Sequence[MemberInfo], me: str) -> str:
+    """What a decision's reason adds when this member goes first though its checks fail."""
+    mine = next((m for m in ranked if m.name == me), None)
+    if mine is None or not mine.failing or ranked[0].name != me:
+        return ""
+    healthy = [m.name for m in ranked if not m.failing]
+    return (f"; WARNING: its health checks are failing, and no healthy eligible member has "
+            f"applied as much ({', '.join(healthy) or 'none'} behind)")
 
 
 def _still_acting(view: GroupView) -> str | None:
@@ -303,5 +323,6 @@ def decide(view: GroupView) -> Decision:
         names.insert(0, target)
     position = names.index(view.me)
     why = (f"no active; ranked {position + 1} of {len(names)} eligible"
-           + (f" after handover target {target}" if target in names and target != view.me else ""))
+           + (f" after handover target {target}" if target in names and target != view.me else "")
+           + _failing_note(candidates, view.me))
     return Decision(role, Action.CAMPAIGN, position, reason=why)

@@ -35,7 +35,8 @@ what the child printed; :meth:`MemberProcess.history` merges both).
 ``--probe-limits`` makes the active first try an oversize value, a bad section name and an
 empty key, emitting ``{"event": "refused", "error", "type"}`` for each.
 
-``--fail CALLBACK`` makes that callback raise; ``--hang CALLBACK`` makes it sleep forever.
+``--fail CALLBACK`` makes that callback raise; ``--hang CALLBACK`` makes it sleep forever
+(``--fail health_check``: the component's health check fails every ``--health-period-s``).
 """
 
 from __future__ import annotations
@@ -228,6 +229,11 @@ class Scripted(Component):
                  found={"data": first_missing - 1, **per_writer})
         await self._run("on_active", a.epoch, announced=True)
 
+    async def health_check(self) -> None:
+        """Raises with ``--fail health_check`` (reported by no event: it runs every period)."""
+        if "health_check" in self.fail:
+            raise RuntimeError("scripted health check failure")
+
     async def on_standby(self, a: Assignment) -> None:
         await self._run("on_standby", a.epoch)
 
@@ -256,6 +262,8 @@ async def run(args: argparse.Namespace) -> None:
         group=args.group, member=args.member, etcd_endpoints=tuple(args.etcd.split(",")),
         redundancy=Redundancy(args.redundancy), priority=args.priority,
         lease_ttl_s=args.lease_ttl_s, callback_timeout_s=args.callback_timeout_s,
+        health_check_period_s=args.health_period_s,
+        health_check_timeout_s=min(2.0, args.health_period_s),
         **({"listen": args.listen} if args.listen else {}),
     )
     stop = asyncio.Event()
@@ -346,6 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--listen", help="replication endpoint HOST:PORT (default: Config's)")
     p.add_argument("--lease-ttl-s", type=int, default=2)
     p.add_argument("--callback-timeout-s", type=float, default=5.0)
+    p.add_argument("--health-period-s", type=float, default=5.0)
     p.add_argument("--act-interval-s", type=float, default=0.02)
     p.add_argument("--fail", action="append", default=[], choices=_CALLBACKS)
     p.add_argument("--hang", action="append", default=[], choices=_CALLBACKS)
@@ -371,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:
     asyncio.run(run(args))
 
 
-_CALLBACKS = ("on_active", "on_standby", "on_quiesce")
+_CALLBACKS = ("on_active", "on_standby", "on_quiesce", "health_check")
 
 if __name__ == "__main__":
     main()
