@@ -363,7 +363,7 @@ class Member:
         self._callbacks.start()
         try:
             if self.config.metrics_port is not None:
-                self.metrics.serve(self.config.metrics_port)
+                self.metrics.serve(self.config.metrics_port, self.config.metrics_host)
             self._listen = await self._server.start()
             if self.nfvi is not None and self._bridge is not None:
                 await self._bridge.__aenter__()

@@ -271,6 +271,10 @@ BAD_VALUES: list[tuple[str, object, str]] = [
     ("metrics_port", 65536, "0..65535"),
     ("metrics_port", -1, "0..65535"),
     ("metrics_port", "9400", "expected an integer"),
+    ("metrics_host", "127.0.0.1:9400", "without a port or brackets"),
+    ("metrics_host", "[::1]", "without a port or brackets"),
+    ("metrics_host", "", "expected an IP address"),
+    ("metrics_host", 0, "expected an address string"),
     ("checkpoint_degrade_ack", "maybe", "expected true or false"),
     ("checkpoint_max_key_bytes", 0, "at least 1"),
     ("checkpoint_max_value_bytes", 1.5, "expected an integer"),
@@ -370,7 +374,9 @@ def test_redundancy_accepts_its_strings(value: object, expected: Redundancy) -> 
 
 
 @pytest.mark.parametrize(("name", "value"),
-                         [("priority", 0), ("priority", 1000), ("metrics_port", 0),
+                         [("metrics_host", "0.0.0.0"), ("metrics_host", "::"),
+                          ("metrics_host", "fd00::2"), ("metrics_host", "node-1.example"),
+                          ("priority", 0), ("priority", 1000), ("metrics_port", 0),
                           ("metrics_port", 65535), ("metrics_port", None),
                           ("key_prefix", "/a/b-c"), ("no_failover", True)])
 def test_boundary_values_are_accepted(name: str, value: object) -> None:

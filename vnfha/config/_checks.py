@@ -102,6 +102,19 @@ def endpoints(name: str, value: object) -> tuple[str, ...]:
     return items
 
 
+def bind_host(name: str, value: object) -> str:
+    """An address to bind: an IPv4 or IPv6 address (no brackets, no port) or a host name."""
+    if not isinstance(value, str):
+        raise wrong_type(name, value, "an address string")
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if ":" in value or not _HOST_RE.fullmatch(value):
+            raise ConfigError(name, value, "expected an IP address (0.0.0.0 or :: for every "
+                              "interface) or a host name, without a port or brackets") from None
+    return value
+
+
 def listen_address(name: str, value: object) -> str:
     """``host:port`` to bind; port 0 (any free port) allowed."""
     return host_port(name, value, min_port=0)

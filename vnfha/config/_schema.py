@@ -33,6 +33,7 @@ from typing import Any, Final
 
 from vnfha.config._checks import (
     MASK,
+    bind_host,
     boolean,
     choice,
     coerce,
@@ -123,6 +124,9 @@ class Config:
     """Longest any one component callback (``on_active``, ``health_check``, ...) may run."""
     metrics_port: int | None = None
     """Port of the Prometheus metrics endpoint, 0..65535 (0: any free port); None: no endpoint."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics endpoint binds: loopback by default; ``0.0.0.0`` or ``::`` for every
+    interface (a Prometheus on another host), or one address of this host."""
     checkpoint_ack_timeout_s: float = 1.0
     """How long an ``Ack.ONE`` / ``Ack.ALL`` checkpoint write waits for its standbys."""
     checkpoint_degrade_ack: bool = False
@@ -471,6 +475,7 @@ _CHECKS: Final[dict[str, Callable[[str, object], object]]] = {
     "lease_margin_s": duration,
     "callback_timeout_s": duration,
     "metrics_port": optional(int_in(0, 65535)),
+    "metrics_host": bind_host,
     "checkpoint_ack_timeout_s": duration,
     "checkpoint_degrade_ack": boolean,
     "checkpoint_max_key_bytes": int_in(1, None),
