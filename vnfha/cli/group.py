@@ -1,0 +1,107 @@
+"""``vnfha status`` and ``vnfha switchover``: a group, read and moved through its etcd."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING, Any
+
+from vnfha.cli._base import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CliError,
+    add_etcd_flags,
+    run_against_etcd,
+)
+from vnfha.errors import SwitchoverError
+
+if TYPE_CHECKING:
+    from vnfha.store.base import Store
+
+# -- vnfha status --------------------------------------------------------------------------------
+
+
+def add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("status", help="show a group's members, roles and epoch",
+                       description="Show a group's members, their roles, the epoch of the "
+                       "active grant and where each member talks to etcd.")
+    p.add_argument("group")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_etcd_flags(p)
+    p.set_defaults(func=cmd_status)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from vnfha.admin import GroupNotFound, group_status, lag_text  # noqa: PLC0415
+
+    async def action(store: Store) -> int:
+        try:
+            status = await group_status(store, args.prefix, args.group)
+        except GroupNotFound as e:
+            raise CliError(str(e), EXIT_FAILED) from None
+        if args.json:
+            print(json.dumps(status.as_json(), indent=2))
+            return EXIT_OK
+        active = f"{status.active} (epoch {status.epoch})" if status.active else "none"
+        print(f"group {status.group}  redundancy {status.redundancy}  active {active}  "
+              f"etcd {status.etcd_endpoint} @ revision {status.revision}")
+        for note in status.notes():
+            print(note)
+        rows = [("MEMBER", "ROLE", "EPOCH", "SYNC", "LAG", "HEALTH", "PRIO", "LISTEN", "ETCD",
+                 "PID", "HOST")]
+        for m in status.members:
+            role = m.role + ("*" if m.holds_active_key else "")
+            flags = " no-failover" if m.no_failover else ""
+            sync = "-" if m.holds_active_key else ("yes" if m.in_sync else "no")
+            health = f"failing: {','.join(m.failing)}" if m.failing else "ok"
+            rows.append((m.member, role, str(m.epoch), sync, lag_text(m), health,
+                         f"{m.priority}{flags}", m.listen, m.etcd_endpoint, str(m.pid), m.host))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        return EXIT_OK
+
+    return run_against_etcd(args, action)
+
+
+# -- vnfha switchover ----------------------------------------------------------------------------
+
+
+def add_switchover(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("switchover", help="hand a group's active role over gracefully",
+                       description="Ask the group's active member to hand over (on_quiesce, "
+                       "then release the active key) to --to, or to its best standby, and wait "
+                       "until the new active holds the role.")
+    p.add_argument("group")
+    p.add_argument("--to", metavar="MEMBER", help="the member to hand over to")
+    p.add_argument("--force", action="store_true", help="hand over to --to even if its health "
+                   "checks are failing")
+    p.add_argument("--timeout-s", type=float, default=10.0,
+                   help="how long to wait for the handover (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    add_etcd_flags(p)
+    p.set_defaults(func=cmd_switchover)
+
+
+def cmd_switchover(args: argparse.Namespace) -> int:
+    from vnfha.admin import GroupNotFound, request_switchover  # noqa: PLC0415
+
+    async def action(store: Store) -> int:
+        try:
+            out = await request_switchover(store, args.prefix, args.group, args.to,
+                                           timeout_s=args.timeout_s, force=args.force)
+        except (GroupNotFound, SwitchoverError) as e:
+            raise CliError(str(e), EXIT_FAILED) from None
+        fields: dict[str, Any] = {
+            "group": args.group, "from": out.from_member, "to": out.to,
+            "from_epoch": out.from_epoch, "to_epoch": out.to_epoch,
+            "ms": round(out.seconds * 1000, 1),
+        }
+        if args.json:
+            print(json.dumps(fields))
+        else:
+            print(f"switchover of {args.group}: {out.from_member} (epoch {out.from_epoch}) -> "
+                  f"{out.to} (epoch {out.to_epoch}) in {fields['ms']} ms")
+        return EXIT_OK
+
+    return run_against_etcd(args, action)
