@@ -20,9 +20,11 @@ from dataclasses import dataclass
 
 from vnfha.clock import Clock, SystemClock
 from vnfha.errors import StoreError, SwitchoverError
+from vnfha.roles.agreement import AGREED
 from vnfha.roles.keys import (
     GroupKeys,
     GroupState,
+    MemberRecord,
     ProgressRecord,
     SwitchoverRequest,
     SwitchoverResult,
@@ -99,15 +101,21 @@ class GroupStatus:
     etcd_alarms: tuple[str, ...] = ()
     """The alarms the answering etcd member reports (``alarm:NOSPACE``: it refuses every write,
     so no campaign, takeover or switchover can happen until it is cleared)."""
+    mismatches: tuple[str, ...] = ()
+    """Settings the members must share but do not, as their records say
+    (:mod:`vnfha.roles.agreement`), e.g. ``lease_ttl_s: a has 2, c has 3``."""
 
     def notes(self) -> list[str]:
-        """What an operator must know beyond the table: etcd's alarms, a bad active key."""
+        """What an operator must know beyond the table: etcd's alarms, a bad active key,
+        members whose settings disagree."""
         notes = [f"etcd raises an alarm: {alarm} (every change through etcd is refused until "
                  "it is cleared: docs/operations.md, 'etcd for vnfha')"
                  for alarm in self.etcd_alarms]
         if self.active_problem:
             notes.append(f"the active key is not trusted: {self.active_problem} (the members "
                          "replace it by themselves)")
+        notes += [f"members disagree: {m} (every member of a group must share it)"
+                  for m in self.mismatches]
         return notes
 
     def as_json(self) -> dict[str, object]:
@@ -116,7 +124,7 @@ class GroupStatus:
             "group": self.group, "redundancy": self.redundancy, "active": self.active,
             "epoch": self.epoch, "revision": self.revision, "etcd_endpoint": self.etcd_endpoint,
             "sequence": self.sequence, "active_problem": self.active_problem,
-            "etcd_alarms": list(self.etcd_alarms),
+            "etcd_alarms": list(self.etcd_alarms), "mismatches": list(self.mismatches),
             "members": [
                 {"member": m.member, "role": m.role, "epoch": m.epoch,
                  "holds_active_key": m.holds_active_key, "in_sync": m.in_sync,
@@ -167,7 +175,23 @@ async def group_status(store: Store, prefix: str, group: str) -> GroupStatus:
                        active.epoch if active else 0, members, state.revision, store.endpoint,
                        progress.sequence if progress else None,
                        f"revision {bad.epoch} {bad.why}" if bad is not None else None,
-                       (await store.status()).errors)
+                       (await store.status()).errors,
+                       _mismatches([rec for rec, _ in state.members.values()]))
+
+
+def _mismatches(records: list[MemberRecord]) -> tuple[str, ...]:
+    """The shared settings on which the members' records differ, each with who has what."""
+    found: dict[str, dict[str, list[str]]] = {}
+    for rec in records:
+        for name, value in rec.settings:
+            found.setdefault(name, {}).setdefault(value, []).append(rec.member)
+    out = []
+    for name in AGREED:
+        values = found.get(name, {})
+        if len(values) > 1:
+            out.append(f"{name}: " + ", ".join(f"{'/'.join(sorted(who))} {value}"
+                                               for value, who in sorted(values.items())))
+    return tuple(out)
 
 
 async def _progress(store: Store, keys: GroupKeys, epoch: int | None) -> ProgressRecord | None:

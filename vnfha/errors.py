@@ -5,6 +5,7 @@ attributes (not only in its message), and keeps its cause (``raise X(...) from e
 
     VnfhaError
     ├── ConfigError              a config value is invalid or two values contradict each other
+    │   └── GroupConfigMismatch  this member's settings differ from its group's members'
     ├── StoreError               talking to the coordination store (etcd) failed
     │   ├── StoreUnavailable     no endpoint answered in time; ``outcome_unknown`` for writes
     │   ├── StoreAuthError       credentials refused, or the user lacks a permission
@@ -42,6 +43,7 @@ __all__ = [
     "Compacted",
     "ConfigError",
     "EtcdLaunchError",
+    "GroupConfigMismatch",
     "HealthCheckFailed",
     "LadderStateError",
     "LeaseNotFound",
@@ -76,6 +78,19 @@ class ConfigError(VnfhaError, ValueError):
         self.value = value
         self.problem = problem
         super().__init__(f"{field}={value!r}: {problem}")
+
+
+class GroupConfigMismatch(ConfigError):
+    """This member's ``field`` (``value``) differs from member ``other``'s (``theirs``) in
+    ``group``: every member of a group must share it (:mod:`vnfha.roles.agreement`), so the
+    member refuses to join."""
+
+    def __init__(self, group: str, field: str, value: str, other: str, theirs: str) -> None:
+        self.group = group
+        self.other = other
+        self.theirs = theirs
+        super().__init__(field, value, f"member {other} of group {group} has {field}={theirs}; "
+                         "every member of a group must share it: this member does not join")
 
 
 class StoreError(VnfhaError):

@@ -41,7 +41,6 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from vnfha._ratelog import RateLimitedLog
 from vnfha._tasks import stop_task
 from vnfha.callbacks import CallbackRunner
 from vnfha.checkpoint import AckPolicy, Checkpoint
@@ -66,7 +65,6 @@ from vnfha.roles.follow import Follower
 from vnfha.roles.handover import best_target
 from vnfha.roles.keys import GroupKeys, GroupState, SwitchoverRequest
 from vnfha.roles.monitor import ActiveMonitor
-from vnfha.roles.record import RecordKeeper
 from vnfha.roles.resign import Resigner
 from vnfha.roles.runtime import RoleRuntime
 from vnfha.roles.watch import GroupWatch
@@ -80,6 +78,7 @@ from vnfha.wiring import (
     monitor_timers,
     observed_store,
     progress_reporter,
+    record_keeper,
     replication_tls,
     resign_timers,
     session_factory,
@@ -179,11 +178,8 @@ class Member:
     def _role_runtime(self, step_s: float) -> RoleRuntime:
         """The decide -> act loop (:mod:`vnfha.roles.runtime`) over the parts built above."""
         config = self.config
-        records = RecordKeeper(
-            me=config.member, keys=self._keys, store=self._store, clock=self._clock,
-            rewrite_every_s=float(config.lease_ttl_s),
-            warn=RateLimitedLog(log, level=logging.WARNING, monotonic=self._clock.monotonic),
-            poke=self._poke, adopt=self._callbacks.adopt)
+        records = record_keeper(config, self._keys, self._store, self._clock, poke=self._poke,
+                                adopt=self._callbacks.adopt)
         return RoleRuntime(
             me=config.member, group=config.group, redundancy=config.redundancy,
             priority=config.priority, no_failover=config.no_failover, clock=self._clock,
@@ -369,7 +365,7 @@ class Member:
                 await self._bridge.__aenter__()
                 await self.nfvi.start()  # may refuse to start: a violated placement policy
                 self._follower.fencer = self.nfvi.fence
-            await self._runtime.join()
+            await self._runtime.join(first=True)
         except BaseException:
             await self.stop()
             raise

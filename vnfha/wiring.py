@@ -6,8 +6,10 @@ member's composition root stays a list of parts and no part reads the whole conf
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from vnfha._ratelog import RateLimitedLog
 from vnfha.clock import Clock
@@ -25,8 +27,10 @@ from vnfha.nfvi.wire import channel_credentials
 from vnfha.replication.active import Primary
 from vnfha.replication.progress import ProgressReporter
 from vnfha.replication.state import Limits
+from vnfha.roles.agreement import settings_of
 from vnfha.roles.keys import GroupKeys
 from vnfha.roles.monitor import MonitorTimers
+from vnfha.roles.record import RecordKeeper
 from vnfha.roles.resign import ResignTimers
 from vnfha.store.base import Store
 from vnfha.store.observed import EtcdRequest, ObservedStore
@@ -43,6 +47,7 @@ __all__ = [
     "monitor_timers",
     "observed_store",
     "progress_reporter",
+    "record_keeper",
     "replication_tls",
     "resign_timers",
     "session_factory",
@@ -95,6 +100,18 @@ def observed_store(store: Store, member: str, metrics: Metrics, clock: Clock) ->
                     error.details)
 
     return ObservedStore(store, on_error=on_error)
+
+
+def record_keeper(config: Config, keys: GroupKeys, store: Store, clock: Clock, *,
+                  poke: Callable[[], None],
+                  adopt: Callable[[asyncio.Task[Any]], None]) -> RecordKeeper:
+    """The keeper of the member's record: rewritten at most once per lease TTL when lost, with
+    the settings the group's members must share (:mod:`vnfha.roles.agreement`)."""
+    return RecordKeeper(
+        me=config.member, keys=keys, store=store, clock=clock,
+        rewrite_every_s=float(config.lease_ttl_s), settings=settings_of(config),
+        warn=RateLimitedLog(log, level=logging.WARNING, monotonic=clock.monotonic),
+        poke=poke, adopt=adopt)
 
 
 def checkpoint_limits(config: Config) -> Limits:

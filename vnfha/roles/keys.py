@@ -159,6 +159,8 @@ class MemberRecord:
     final_for: int = 0
     """The epoch (active key revision) whose end ``applied`` is this member's final position for:
     set when the active of that epoch can no longer act, or its key is bad."""
+    settings: tuple[tuple[str, str], ...] = ()
+    """The settings the group's members must share (:mod:`vnfha.roles.agreement`)."""
 
     def encode(self) -> bytes:
         return _dump(self)
@@ -176,6 +178,7 @@ class MemberRecord:
             pid=int(d.get("pid", 0)), host=str(d.get("host", "")),
             failing=tuple(str(name) for name in d.get("failing", ())),
             final_for=int(d.get("final_for", 0)),
+            settings=tuple((str(k), str(v)) for k, v in d.get("settings", ())),
         )
 
 

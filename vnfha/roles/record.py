@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from vnfha._ratelog import RateLimitedLog
 from vnfha.clock import Clock
+from vnfha.errors import GroupConfigMismatch
+from vnfha.roles.agreement import disagreements
 from vnfha.roles.keys import GroupKeys, MemberRecord
 from vnfha.store.base import Store
 
@@ -37,8 +40,10 @@ class RecordKeeper:
 
     def __init__(self, *, me: str, keys: GroupKeys, store: Store, clock: Clock,
                  rewrite_every_s: float, warn: RateLimitedLog, poke: Callable[[], None],
-                 adopt: Callable[[asyncio.Task[Any]], None]) -> None:
+                 adopt: Callable[[asyncio.Task[Any]], None],
+                 settings: tuple[tuple[str, str], ...] = ()) -> None:
         self._me = me
+        self._settings = settings
         self._keys = keys
         self._store = store
         self._clock = clock
@@ -62,6 +67,8 @@ class RecordKeeper:
 
     async def publish(self, record: MemberRecord, lease: int) -> None:
         """Write ``record`` bound to ``lease`` if it changed or was lost."""
+        if self._settings:
+            record = replace(record, settings=self._settings)
         if record == self.published and not self._lost:
             return
         self._lost = False
@@ -70,6 +77,16 @@ class RecordKeeper:
         if self.published is None:
             self.joined_revision = res.revision
         self.published = record
+
+    def check_agreement(self, members: Mapping[str, tuple[MemberRecord, int]]) -> None:
+        """GroupConfigMismatch for the first setting in which another member's record differs
+        from this member's (:mod:`vnfha.roles.agreement`)."""
+        others = {name: dict(rec.settings) for name, (rec, _) in members.items()
+                  if name != self._me}
+        found = disagreements(dict(self._settings), others)
+        if found:
+            d = found[0]
+            raise GroupConfigMismatch(self._keys.group, d.field, d.mine, d.member, d.theirs)
 
     def check(self, found: tuple[MemberRecord, int] | None, lease: int) -> None:
         """Take in what the watch shows under our key (record and lease, or None): if it is

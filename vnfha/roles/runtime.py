@@ -201,10 +201,19 @@ class RoleRuntime:
 
     # -- joining and the loop --------------------------------------------------------------------
 
-    async def join(self) -> None:
-        """Open a session, publish our record, read the group and start watching it."""
+    async def join(self, *, first: bool = False) -> None:
+        """Open a session, publish our record, read the group and start watching it. The
+        ``first`` join of a member first checks that its settings agree with the group's
+        members' (GroupConfigMismatch, with the session closed and nothing published)."""
         session = self._open_session()
         await session.open()
+        if first:
+            try:
+                await self._watch.read_members()
+                self.records.check_agreement(self._watch.state.members)
+            except BaseException:
+                await session.close()
+                raise
         self.session = session
         session.add_listener(self.on_session)
         if self._nfvi is not None:

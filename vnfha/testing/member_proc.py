@@ -13,6 +13,8 @@ invariants over them) and ``pid``:
 - ``{"event": "act", "epoch"}`` every ``--act-interval-s`` while active: the stand-in for a VNF
   serving traffic, which must never appear for an epoch after the member was deposed;
 - ``{"event": "stopped"}`` after a clean stop (SIGTERM or SIGINT);
+- ``{"event": "refused", "error", "type"}`` when it does not join because its settings differ
+  from the group's (GroupConfigMismatch); it then exits with status 2;
 - ``{"event": "checkpoint", "epoch", "count", "first_missing", "position", "writers", "found"}``
   in ``on_active``: what the new active found in section ``data`` (``first_missing``: the lowest
   ``k<i>`` it lacks) and, per section, the highest write index up to which every write is there
@@ -56,7 +58,13 @@ from typing import Any
 
 from vnfha.component import Assignment, Component
 from vnfha.config import Config
-from vnfha.errors import AckTimeout, CheckpointLimitError, ConfigError, NotActive
+from vnfha.errors import (
+    AckTimeout,
+    CheckpointLimitError,
+    ConfigError,
+    GroupConfigMismatch,
+    NotActive,
+)
 from vnfha.member import CallbackFailed, Member, MemberEvent, RoleChanged
 from vnfha.model import Ack, Redundancy
 from vnfha.replication.standby import Applied
@@ -377,7 +385,11 @@ def main(argv: list[str] | None = None) -> None:
 
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(run(args))
+    try:
+        asyncio.run(run(args))
+    except GroupConfigMismatch as e:  # it did not join: say why, exit 2 (bad configuration)
+        emit("refused", error=str(e), type=type(e).__name__)
+        sys.exit(2)
 
 
 _CALLBACKS = ("on_active", "on_standby", "on_quiesce", "health_check")
