@@ -6,7 +6,7 @@ flat namespace; submodules are private unless documented otherwise (``vnfha.test
 """
 
 from vnfha.component import Assignment, Component
-from vnfha.config import Config, load_config
+from vnfha.config import CheckSpec, Config, load_config
 from vnfha.errors import (
     AckTimeout,
     BridgeRequestError,
@@ -20,6 +20,7 @@ from vnfha.errors import (
     HealthCheckFailed,
     LadderStateError,
     LeaseNotFound,
+    LockError,
     NfviError,
     NotActive,
     RepairInProgress,
@@ -44,6 +45,7 @@ __all__ = [
     "Assignment",
     "BridgeRequestError",
     "BridgeUnavailable",
+    "CheckSpec",
     "CheckpointError",
     "CheckpointLimitError",
     "Compacted",
@@ -55,6 +57,7 @@ __all__ = [
     "HealthCheckFailed",
     "LadderStateError",
     "LeaseNotFound",
+    "LockError",
     "Member",
     "NfviError",
     "NotActive",

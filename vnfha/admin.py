@@ -1,4 +1,5 @@
-"""Operator actions through etcd, used by ``vnfha status`` and ``vnfha switchover``.
+"""Operator actions through etcd, used by ``vnfha status``, ``switchover``, ``lock`` and
+``unlock``.
 
 They need only etcd access: the status is read from the group's keys, and a switchover is a
 request key that the active member consumes (see :mod:`vnfha.roles.keys`). Guarantees:
@@ -9,19 +10,24 @@ request key that the active member consumes (see :mod:`vnfha.roles.keys`). Guara
 - :func:`request_switchover` never leaves its request behind: it is consumed by the active, or
   withdrawn (only if still the same request) when the active does not answer in time. At most
   one request is pending per group; a second is refused, not queued.
+- :func:`lock` and :func:`unlock` write and delete administrative keys bound to no lease, so a
+  lock survives every restart of the members (AMF's lock, Patroni's pause).
 """
 
 from __future__ import annotations
 
 import contextlib
+import getpass
+import socket
 import time
 import uuid
 from dataclasses import dataclass
 
 from vnfha.clock import Clock, SystemClock
-from vnfha.errors import StoreError, SwitchoverError
+from vnfha.errors import LockError, StoreError, SwitchoverError
 from vnfha.roles.agreement import AGREED
 from vnfha.roles.keys import (
+    AdminLock,
     GroupKeys,
     GroupState,
     MemberRecord,
@@ -32,8 +38,8 @@ from vnfha.roles.keys import (
 )
 from vnfha.store.base import Compare, EventType, Store, TxnDelete, TxnPut
 
-__all__ = ["GroupNotFound", "GroupStatus", "MemberStatus", "SwitchoverOutcome", "group_status",
-           "lag_text", "request_switchover"]
+__all__ = ["GroupNotFound", "GroupStatus", "LockOutcome", "MemberStatus", "SwitchoverOutcome",
+           "group_status", "lag_text", "lock", "request_switchover", "unlock"]
 
 
 class GroupNotFound(LookupError):
@@ -66,6 +72,8 @@ class MemberStatus:
     """Age of the oldest of them (None as for ``lag_entries``)."""
     failing: tuple[str, ...] = ()
     """The member's health checks that are failing, as it last published."""
+    locked: bool = False
+    """An operator locked it out of service (``vnfha lock GROUP MEMBER``)."""
 
 
 def lag_text(m: MemberStatus) -> str:
@@ -101,6 +109,8 @@ class GroupStatus:
     etcd_alarms: tuple[str, ...] = ()
     """The alarms the answering etcd member reports (``alarm:NOSPACE``: it refuses every write,
     so no campaign, takeover or switchover can happen until it is cleared)."""
+    paused: str | None = None
+    """Who paused the group, when and why (``vnfha lock GROUP``), or None when it is not."""
     mismatches: tuple[str, ...] = ()
     """Settings the members must share but do not, as their records say
     (:mod:`vnfha.roles.agreement`), e.g. ``lease_ttl_s: a has 2, c has 3``."""
@@ -111,6 +121,12 @@ class GroupStatus:
         notes = [f"etcd raises an alarm: {alarm} (every change through etcd is refused until "
                  "it is cleared: docs/operations.md, 'etcd for vnfha')"
                  for alarm in self.etcd_alarms]
+        if self.paused is not None:
+            notes.append(f"GROUP PAUSED ({self.paused}): no failover, switchover or ladder "
+                         f"action until `vnfha unlock {self.group}`")
+            if self.active is None:
+                notes.append("NO ACTIVE, and the group is paused: nothing replaces it until it "
+                             "is unlocked")
         if self.active_problem:
             notes.append(f"the active key is not trusted: {self.active_problem} (the members "
                          "replace it by themselves)")
@@ -125,6 +141,7 @@ class GroupStatus:
             "epoch": self.epoch, "revision": self.revision, "etcd_endpoint": self.etcd_endpoint,
             "sequence": self.sequence, "active_problem": self.active_problem,
             "etcd_alarms": list(self.etcd_alarms), "mismatches": list(self.mismatches),
+            "paused": self.paused,
             "members": [
                 {"member": m.member, "role": m.role, "epoch": m.epoch,
                  "holds_active_key": m.holds_active_key, "in_sync": m.in_sync,
@@ -132,7 +149,7 @@ class GroupStatus:
                  "no_failover": m.no_failover, "listen": m.listen,
                  "etcd_endpoint": m.etcd_endpoint, "pid": m.pid, "host": m.host,
                  "lag_entries": m.lag_entries, "lag_seconds": m.lag_seconds,
-                 "failing": list(m.failing)}
+                 "failing": list(m.failing), "locked": m.locked}
                 for m in self.members
             ],
         }
@@ -165,7 +182,7 @@ async def group_status(store: Store, prefix: str, group: str) -> GroupStatus:
             etcd_endpoint=rec.etcd_endpoint, pid=rec.pid, host=rec.host,
             lag_entries=lag[rec.member][0] if rec.member in lag else None,
             lag_seconds=lag[rec.member][1] if rec.member in lag else None,
-            failing=rec.failing,
+            failing=rec.failing, locked=rec.member in state.locks,
         )
         for rec, lease in sorted(state.members.values(), key=lambda x: x[0].member)
     )
@@ -176,7 +193,14 @@ async def group_status(store: Store, prefix: str, group: str) -> GroupStatus:
                        progress.sequence if progress else None,
                        f"revision {bad.epoch} {bad.why}" if bad is not None else None,
                        (await store.status()).errors,
+                       _describe(state.paused) if state.paused is not None else None,
                        _mismatches([rec for rec, _ in state.members.values()]))
+
+
+def _describe(lock: AdminLock) -> str:
+    """Who set ``lock``, when and why, for ``vnfha status``."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(lock.at)) if lock.at else "?"
+    return f"by {lock.by or '?'} at {when}" + (f": {lock.reason}" if lock.reason else "")
 
 
 def _mismatches(records: list[MemberRecord]) -> tuple[str, ...]:
@@ -288,3 +312,96 @@ async def _withdraw(store: Store, keys: GroupKeys, request: SwitchoverRequest) -
     with contextlib.suppress(StoreError):
         await store.txn([Compare.value_of(keys.switchover_request, "==", request.encode())],
                         [TxnDelete(keys.switchover_request)])
+
+
+# -- administrative state (vnfha lock / unlock) ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LockOutcome:
+    """What a lock did: the group and member (None: the group's pause) and the active once the
+    lock took effect (a locked active has handed over to it, or left none)."""
+
+    group: str
+    member: str | None
+    active: str | None
+    handed_over: bool = False
+
+
+def _operator() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "?"
+    return f"{user}@{socket.gethostname()}"
+
+
+async def lock(store: Store, prefix: str, group: str, member: str | None = None, *,
+               force: bool = False, reason: str = "", timeout_s: float = 10.0,
+               clock: Clock | None = None) -> LockOutcome:
+    """Lock ``member`` of ``group`` out of service, or (``member`` None) pause the group.
+
+    A locked member holds no role and is never chosen; a locked active first hands over as a
+    switchover does, and this returns once it has (LockError if it has not within
+    ``timeout_s``: it stays locked and hands over when it can). A paused group keeps its roles
+    but makes no election, takeover, switchover or ladder action. Both survive member restarts
+    (the keys are bound to no lease) until :func:`unlock`.
+
+    Refused with LockError, unless ``force``: a member that is not in the group, the last
+    member that may be active, the active of a paused group. GroupNotFound, ConfigError (bad
+    names) as for :func:`group_status`."""
+    clock = clock or SystemClock()
+    check_name("group", group)
+    if member is not None:
+        check_name("member", member)
+    keys = GroupKeys(prefix, group)
+    state = await _read(store, keys)
+    if not state.members:
+        raise GroupNotFound(group, keys.root, store.endpoint)
+    record = AdminLock(by=_operator(), at=time.time(), reason=reason)
+    active = state.active[1].member if state.active else None
+    if member is None:
+        await store.put(keys.paused, record.encode())
+        return LockOutcome(group, None, active)
+    problem = _lock_problem(state, member)
+    if problem and not force:
+        raise LockError(group, member, problem + "; force the lock to lock it anyway")
+    await store.put(keys.lock(member), record.encode())
+    if active != member or state.paused is not None:
+        return LockOutcome(group, member, active)
+    deadline = clock.monotonic() + timeout_s
+    while True:  # the locked active hands over (as a switchover) before it leaves service
+        now = await _read(store, keys)
+        holder = now.active[1].member if now.active else None
+        if holder != member:
+            return LockOutcome(group, member, holder, handed_over=holder is not None)
+        if clock.monotonic() > deadline:
+            raise LockError(group, member, f"locked, but it still holds the active role after "
+                            f"{timeout_s} s (it hands over as soon as it can)")
+        await clock.sleep(0.05)
+
+
+def _lock_problem(state: GroupState, member: str) -> str | None:
+    """Why locking ``member`` needs force, or None."""
+    if member not in state.members:
+        return f"no such member (members: {sorted(state.members)})"
+    active = state.active[1].member if state.active else None
+    if state.paused is not None and active == member:
+        return "it is the active and the group is paused, which allows no handover (unlock " \
+               "the group first)"
+    others = [name for name, (rec, _) in state.members.items()
+              if name != member and name not in state.locks and not rec.no_failover]
+    if not others:
+        return "it is the last member that may be active: the group would have none"
+    return None
+
+
+async def unlock(store: Store, prefix: str, group: str, member: str | None = None) -> bool:
+    """Return ``member`` to service, or (None) end the group's pause; True if it was locked.
+    ConfigError for bad names."""
+    check_name("group", group)
+    if member is not None:
+        check_name("member", member)
+    keys = GroupKeys(prefix, group)
+    result = await store.delete(keys.lock(member) if member is not None else keys.paused)
+    return result.deleted > 0

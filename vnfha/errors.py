@@ -17,6 +17,7 @@ attributes (not only in its message), and keeps its cause (``raise X(...) from e
     ├── EtcdLaunchError          the local etcd could not be started (no binary, port taken, ...)
     ├── NotActive                a write was attempted by a member that does not hold ACTIVE
     ├── SwitchoverError          a switchover was refused (no eligible target) or did not finish
+    ├── LockError                an operator's lock was refused, or did not take effect in time
     ├── CheckpointError          a checkpoint write was refused or not acknowledged
     │   ├── CheckpointLimitError a key, value, section or message over its configured limit
     │   └── AckTimeout           an Ack.ONE / Ack.ALL write not acknowledged in time
@@ -47,6 +48,7 @@ __all__ = [
     "HealthCheckFailed",
     "LadderStateError",
     "LeaseNotFound",
+    "LockError",
     "NfviError",
     "NotActive",
     "RepairInProgress",
@@ -217,6 +219,18 @@ class SwitchoverError(VnfhaError):
         self.problem = problem
         to = f" to {target!r}" if target else ""
         super().__init__(f"switchover of group {group!r}{to}: {problem}")
+
+
+class LockError(VnfhaError):
+    """An operator's lock (``vnfha lock``) of ``member`` of ``group`` (None: the group's pause)
+    was refused, or did not take effect in time; ``problem`` says why."""
+
+    def __init__(self, group: str, member: str | None, problem: str) -> None:
+        self.group = group
+        self.member = member
+        self.problem = problem
+        what = f"member {member} of group {group}" if member else f"group {group}"
+        super().__init__(f"lock of {what}: {problem}")
 
 
 class CheckpointError(VnfhaError):

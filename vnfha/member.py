@@ -230,8 +230,8 @@ class Member:
             client, agent_settings(config), self._clock, on_maintenance=self._on_maintenance)
         port: NfviPort = client if client is not None else NoBridge(group=config.group,
                                                                     member=config.member)
-        self.supervisor = Supervisor(self, settings=supervisor_settings(config), store=self._store,
-                                     clock=self._clock,
+        self.supervisor = Supervisor(self, settings=supervisor_settings(config, self.component),
+                                     store=self._store, clock=self._clock,
                                      nfvi=port, metrics=self.metrics,
                                      health_check=getattr(self.component, "health_check", None),
                                      on_health=self._health_changed)
@@ -418,6 +418,10 @@ class Member:
         do (``recommended`` is a floor: a REPAIR_VM recommendation starts at the NFVI rungs).
         Returns at once; the recovery runs in the background (``docs/ladder.md``)."""
         self.supervisor.report_fault(reason, recommended)
+
+    def paused(self) -> bool:
+        """True while an operator has paused the group (``vnfha lock GROUP``)."""
+        return self._group.state.paused is not None
 
     def has_eligible_standby(self) -> bool:
         """True when a standby could take over now (in sync, not tagged no-failover)."""

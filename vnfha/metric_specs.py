@@ -226,10 +226,17 @@ LEASES_LOST = MetricSpec("vnfha_leases_lost_total", "counter", (),
                          "Sessions (leases) of the member lost while in use: local deadline "
                          "passed, or etcd said the lease is gone.")
 
+ADMIN_LOCKED = MetricSpec("vnfha_admin_locked", "gauge", (),
+                          "1 while an operator has locked this member out of service "
+                          "(vnfha lock GROUP MEMBER), else 0.")
+GROUP_PAUSED = MetricSpec("vnfha_group_paused", "gauge", (),
+                          "1 while an operator has paused the member's group (vnfha lock "
+                          "GROUP): no failover, switchover or ladder action; else 0.")
+
 SPECS: tuple[MetricSpec, ...] = (
     BUILD_INFO, ROLE, TRANSITIONS, EPOCH, FAILOVER, LAG_ENTRIES, LAG_SECONDS, WRITES,
     ACK_LATENCY, IN_SYNC, HEALTH_FAILURES, ESCALATIONS, DECISIONS, NFVI_RPC, STALE, REFUSED,
-    ETCD_ERRORS, KEEPALIVE, LEASES_LOST,
+    ETCD_ERRORS, KEEPALIVE, LEASES_LOST, ADMIN_LOCKED, GROUP_PAUSED,
 )
 """Every metric a member exposes, in the order of the operations guide's table."""
 

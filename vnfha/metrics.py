@@ -45,12 +45,14 @@ from vnfha._metrics_http import Exporter
 from vnfha.errors import ConfigError
 from vnfha.metric_specs import (
     ACK_LATENCY,
+    ADMIN_LOCKED,
     BUILD_INFO,
     DECISIONS,
     EPOCH,
     ESCALATIONS,
     ETCD_ERRORS,
     FAILOVER,
+    GROUP_PAUSED,
     HEALTH_FAILURES,
     IN_SYNC,
     KEEPALIVE,
@@ -240,6 +242,10 @@ class Metrics:
     def lease_lost(self) -> None:
         """When a session of the member is lost while in use (not by the member's own close)."""
 
+    def admin_state(self, locked: bool, paused: bool) -> None:
+        """On every publication of the member's record: whether an operator has locked it out
+        of service, and whether its group is paused."""
+
     def serve(self, port: int, host: str = "127.0.0.1", *, poll_s: float = 0.05) -> int:
         """Serves nothing: returns 0 (no port is bound)."""
         return 0
@@ -304,6 +310,10 @@ class MemberMetrics(Metrics):
                 self._etcd_errors.labels(group, member, request.value, kind.value)
         self._keepalive = self._histogram(KEEPALIVE).labels(group, member)
         self._leases_lost = self._counter(LEASES_LOST).labels(group, member)
+        self._locked = self._gauge(ADMIN_LOCKED).labels(group, member)
+        self._paused = self._gauge(GROUP_PAUSED).labels(group, member)
+        self._locked.set(0)
+        self._paused.set(0)
         for counter, vocabulary in ((self._health, CheckKind), (self._escalations, Rung),
                                     (self._decisions, LadderAction), (self._stale, StaleSide),
                                     (self._refused, Refusal)):
@@ -447,6 +457,11 @@ class MemberMetrics(Metrics):
     def lease_lost(self) -> None:
         super().lease_lost()
         self._leases_lost.inc()
+
+    def admin_state(self, locked: bool, paused: bool) -> None:
+        super().admin_state(locked, paused)
+        self._locked.set(1 if locked else 0)
+        self._paused.set(1 if paused else 0)
 
     # -- exposition ------------------------------------------------------------------------------
 

@@ -36,6 +36,10 @@ class Control:
     group: str = "vfw"
     role: Role = Role.STANDBY
     epoch: int = 3
+    is_paused: bool = False
+
+    def paused(self) -> bool:
+        return self.is_paused
 
     def has_eligible_standby(self) -> bool:
         return False

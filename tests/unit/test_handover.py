@@ -243,3 +243,14 @@ def test_a_switchover_request_carries_force_and_old_requests_do_not() -> None:
     assert SwitchoverRequest.decode(request.encode()) == request
     assert SwitchoverRequest.decode(b'{"id": "r2", "to": "b"}').force is False
     assert SwitchoverRequest.decode(b'{"id": "r3", "force": "yes"}').force is False
+
+
+def test_nothing_is_handed_over_in_a_paused_group_nor_to_a_locked_member() -> None:
+    paused = GroupView(me="a", my_lease=1, session_valid=True, redundancy=Redundancy.N_WAY,
+                       members=(A, B), paused=True)
+    with pytest.raises(SwitchoverError, match="paused"):
+        choose_target(paused, None, "vfw")
+    locked = view(A, MemberInfo("b", locked=True), C)
+    assert best_target(locked) == "c"
+    with pytest.raises(SwitchoverError, match="locked by an operator"):
+        choose_target(locked, "b", "vfw")

@@ -246,3 +246,37 @@ def test_a_failing_standby_that_holds_more_still_takes_over_and_says_so() -> Non
     d = decide(takeover_view("b", b, c))
     assert (d.action, d.delay_steps) == (Action.TAKEOVER, 0)
     assert "WARNING: its health checks are failing" in d.reason and "c behind" in d.reason
+
+
+def admin_view(me: str, *members: MemberInfo, active: ActiveInfo | None = None,
+               gone: bool = False, paused: bool = False, locked: bool = False) -> GroupView:
+    return GroupView(me=me, my_lease=next(m.lease for m in members if m.name == me),
+                     session_valid=True, redundancy=Redundancy.TWO_N, members=members,
+                     active=active, active_gone=gone, paused=paused, me_locked=locked,
+                     current_role=Role.STANDBY)
+
+
+def test_a_locked_member_holds_no_role_and_is_never_chosen() -> None:
+    b, c = MemberInfo("b", lease=2, locked=True), MemberInfo("c", lease=3)
+    d = decide(admin_view("b", b, c, locked=True))
+    assert (d.role, d.action) == (Role.SPARE, Action.NONE) and "locked" in d.reason
+    assert [m.name for m in eligible([b, c])] == ["c"]
+    d = decide(admin_view("c", b, c))  # the locked one takes no standby slot, nor the lead
+    assert (d.role, d.action, d.delay_steps) == (Role.STANDBY, Action.CAMPAIGN, 0)
+
+
+def test_a_locked_active_stays_active_until_it_has_handed_over() -> None:
+    a = MemberInfo("a", lease=1, locked=True)
+    d = decide(admin_view("a", a, B, active=ActiveInfo("a", 1, 7), locked=True))
+    assert d.role is Role.ACTIVE  # the handover (its duties) ends it, not a demotion
+
+
+def test_a_paused_group_neither_takes_over_nor_elects() -> None:
+    x = MemberInfo("x", lease=9)
+    b = MemberInfo("b", lease=2, applied=(7, 5), final_for=7)
+    d = decide(admin_view("b", x, b, active=ActiveInfo("x", 9, 7), gone=True, paused=True))
+    assert (d.role, d.action) == (Role.STANDBY, Action.NONE) and "paused" in d.reason
+    d = decide(admin_view("b", b, paused=True))
+    assert d.action is Action.NONE and "paused" in d.reason
+    d = decide(admin_view("b", x, b, active=ActiveInfo("x", 9, 7), gone=True))
+    assert d.action is Action.TAKEOVER  # and without the pause it would

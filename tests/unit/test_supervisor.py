@@ -42,6 +42,10 @@ class FakeControl:
     failover_error: Exception | None = None
     restarts: int = 0
     failovers: list[str] = field(default_factory=list)
+    is_paused: bool = False
+
+    def paused(self) -> bool:
+        return self.is_paused
 
     def has_eligible_standby(self) -> bool:
         return self.standby
@@ -278,6 +282,25 @@ async def test_a_failing_check_climbs_the_whole_ladder(env: Env,
     alarms = [r for r in caplog.records if r.levelno == logging.ERROR and "ALARM" in r.message]
     assert len(alarms) == 2 and "alarm only" in alarms[0].message
     assert sup.last_ticket is not None and sup.last_ticket.state is RepairState.SUCCEEDED
+
+
+async def test_a_paused_group_takes_no_ladder_action(env: Env,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """An operator's pause (``vnfha lock GROUP``): faults are seen and logged, nothing is
+    counted or done; after the pause the next fault climbs from the first rung."""
+    caplog.set_level(logging.WARNING, "vnfha")
+    env.control.is_paused = True
+    check = Failing()
+    async with env.supervisor(check) as sup:
+        await env.clock.advance(60.0)
+        await until(lambda: check.runs >= 6, "the check ran")
+        assert sup.decisions == [] and env.control.restarts == 0
+        assert env.metrics.of("action") == []
+        assert "the group is paused by an operator: no ladder action" in caplog.text
+        env.control.is_paused = False
+        await env.clock.advance(15.0)
+        await until(lambda: len(sup.decisions) == 1, "a decision after the pause")
+        assert sup.decisions[0].action is CLIMB[0][1]
 
 
 async def test_a_healthy_check_raises_no_fault(env: Env) -> None:

@@ -7,7 +7,8 @@ names the offending value:
 - 1 the request was understood and failed: unknown group or member, a switchover refused or not
   completed, the local etcd died;
 - 2 bad usage or input: a bad flag, a bad group or member name, a taken port, no etcd binary,
-  a bridge state file (``--state-file``) that is corrupt, of another version, or unusable;
+  a bridge state file (``--state-file``) that is corrupt, of another version, or unusable,
+  a config file that is refused (``check-config``: its timers cannot meet a budget, say);
 - 3 etcd (or, for ``bridge maintenance``, the bridge) could not be reached, or refused the
   credentials.
 """
@@ -21,8 +22,9 @@ from collections.abc import Callable, Sequence
 from vnfha.cli._base import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, CliError
 from vnfha.cli.apps import add_bench, add_demo, cmd_bench
 from vnfha.cli.bridge_cmd import add_bridge
+from vnfha.cli.config_cmd import add_check_config
 from vnfha.cli.etcd_cmd import add_etcd
-from vnfha.cli.group import add_status, add_switchover
+from vnfha.cli.group import add_lock, add_status, add_switchover
 
 __all__ = [
     "EXIT_FAILED",
@@ -40,7 +42,9 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]
     add_etcd,
     add_status,
     add_switchover,
+    add_lock,
     add_bridge,
+    add_check_config,
     add_demo,
     add_bench,
 ]

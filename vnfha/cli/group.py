@@ -13,7 +13,7 @@ from vnfha.cli._base import (
     add_etcd_flags,
     run_against_etcd,
 )
-from vnfha.errors import SwitchoverError
+from vnfha.errors import LockError, SwitchoverError
 
 if TYPE_CHECKING:
     from vnfha.store.base import Store
@@ -47,14 +47,15 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"etcd {status.etcd_endpoint} @ revision {status.revision}")
         for note in status.notes():
             print(note)
-        rows = [("MEMBER", "ROLE", "EPOCH", "SYNC", "LAG", "HEALTH", "PRIO", "LISTEN", "ETCD",
-                 "PID", "HOST")]
+        rows = [("MEMBER", "ROLE", "ADMIN", "EPOCH", "SYNC", "LAG", "HEALTH", "PRIO", "LISTEN",
+                 "ETCD", "PID", "HOST")]
         for m in status.members:
             role = m.role + ("*" if m.holds_active_key else "")
             flags = " no-failover" if m.no_failover else ""
             sync = "-" if m.holds_active_key else ("yes" if m.in_sync else "no")
             health = f"failing: {','.join(m.failing)}" if m.failing else "ok"
-            rows.append((m.member, role, str(m.epoch), sync, lag_text(m), health,
+            rows.append((m.member, role, "locked" if m.locked else "-", str(m.epoch), sync,
+                         lag_text(m), health,
                          f"{m.priority}{flags}", m.listen, m.etcd_endpoint, str(m.pid), m.host))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for r in rows:
@@ -102,6 +103,72 @@ def cmd_switchover(args: argparse.Namespace) -> int:
         else:
             print(f"switchover of {args.group}: {out.from_member} (epoch {out.from_epoch}) -> "
                   f"{out.to} (epoch {out.to_epoch}) in {fields['ms']} ms")
+        return EXIT_OK
+
+    return run_against_etcd(args, action)
+
+
+# -- vnfha lock / unlock -------------------------------------------------------------------------
+
+
+def add_lock(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("lock", help="take a member out of service, or pause a group",
+                       description="Lock MEMBER out of service (a locked active first hands "
+                       "over as a switchover does; a locked member holds no role and is never "
+                       "chosen), or without MEMBER pause the group (no failover, switchover or "
+                       "ladder action; roles stay as they are). Survives member restarts "
+                       "until `vnfha unlock`.")
+    p.add_argument("group")
+    p.add_argument("member", nargs="?", help="the member to lock (none: pause the group)")
+    p.add_argument("--force", action="store_true", help="lock a member that is not in the "
+                   "group, the last member that may be active, or a paused group's active")
+    p.add_argument("--reason", default="", help="why, shown by vnfha status")
+    p.add_argument("--timeout-s", type=float, default=10.0,
+                   help="how long to wait for a locked active to hand over (default: "
+                   "%(default)s)")
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    add_etcd_flags(p)
+    p.set_defaults(func=cmd_lock)
+    u = sub.add_parser("unlock", help="return a member to service, or end a group's pause",
+                       description="Remove the lock `vnfha lock` set on MEMBER, or without "
+                       "MEMBER end the group's pause.")
+    u.add_argument("group")
+    u.add_argument("member", nargs="?", help="the member to unlock (none: the group's pause)")
+    add_etcd_flags(u)
+    u.set_defaults(func=cmd_unlock)
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from vnfha.admin import GroupNotFound, lock  # noqa: PLC0415
+
+    async def action(store: Store) -> int:
+        try:
+            out = await lock(store, args.prefix, args.group, args.member, force=args.force,
+                             reason=args.reason, timeout_s=args.timeout_s)
+        except (GroupNotFound, LockError) as e:
+            raise CliError(str(e), EXIT_FAILED) from None
+        if args.json:
+            print(json.dumps({"group": out.group, "member": out.member, "active": out.active,
+                              "handed_over": out.handed_over}))
+        elif out.member is None:
+            print(f"group {out.group} paused: no failover, switchover or ladder action until "
+                  f"`vnfha unlock {out.group}` (active: {out.active or 'none'})")
+        else:
+            moved = f"; it handed over to {out.active}" if out.handed_over else ""
+            print(f"{out.member} of {out.group} locked out of service{moved} (active: "
+                  f"{out.active or 'none'})")
+        return EXIT_OK
+
+    return run_against_etcd(args, action)
+
+
+def cmd_unlock(args: argparse.Namespace) -> int:
+    from vnfha.admin import unlock  # noqa: PLC0415
+
+    async def action(store: Store) -> int:
+        was = await unlock(store, args.prefix, args.group, args.member)
+        what = f"{args.member} of {args.group}" if args.member else f"group {args.group}"
+        print(f"{what} unlocked" if was else f"{what} was not locked")
         return EXIT_OK
 
     return run_against_etcd(args, action)

@@ -47,9 +47,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Protocol, Self
 
+from vnfha._ratelog import RateLimitedLog
 from vnfha._tasks import stop_task
 from vnfha.clock import Clock
+from vnfha.config import CheckSpec
 from vnfha.errors import BridgeRequestError, NfviError, RepairInProgress
+from vnfha.health.checks import from_spec
 from vnfha.health.counters import LadderCounters
 from vnfha.health.ladder import LADDER, Action, Decision, Fault, LadderPolicy, Rung
 from vnfha.health.monitor import HealthMonitor, MonitoredCheck
@@ -111,6 +114,10 @@ class MemberControl(Protocol):
         """True if some standby could take over from this member now."""
         ...
 
+    def paused(self) -> bool:
+        """True while an operator has paused the group: no ladder action is taken."""
+        ...
+
     async def restart_component(self) -> None:
         """``component.restart()`` bounded by the callback timeout; raises on failure."""
         ...
@@ -127,12 +134,14 @@ class MemberControl(Protocol):
 class SupervisorSettings:
     """What the supervisor takes from the member's configuration (built by
     :func:`vnfha.wiring.supervisor_settings`): the component's check policy, the ladder's
-    policy, where the ladder's counters live and how long a store call may take."""
+    policy, where the ladder's counters live, how long a store call may take, and the built-in
+    checks to run (``Config.checks``, then the component's ``checks()``)."""
 
     check: CheckPolicy
     ladder: LadderPolicy
     key_prefix: str
     request_timeout_s: float
+    checks: tuple[CheckSpec, ...] = ()
 
 
 def escalation_key(group: str, member: str, epoch: int, decision: Decision) -> str:
@@ -175,7 +184,9 @@ class Supervisor:
     """Health checks and ladder execution for one member (see the module's guarantees).
 
     ``health_check`` is the component's own check (None: it has none), run under
-    :attr:`SupervisorSettings.check`; ``extra_checks`` run beside it. ``on_health(healthy)`` is
+    :attr:`SupervisorSettings.check`; the built-in checks of :attr:`SupervisorSettings.checks`
+    (built by :func:`vnfha.health.checks.from_spec` on ``clock``) and ``extra_checks`` run beside
+    it, each under its own policy. ``on_health(healthy)`` is
     called whenever a check fails or recovers, with whether no check is FAILING now. ``wall_clock``
     stamps the stored counters. ``escalate_timeout_s`` bounds one escalation (None: the
     client's own deadline); ``repair_timeout_s`` bounds the wait for a ticket to end (None: the
@@ -194,6 +205,7 @@ class Supervisor:
                  rewatch_s: float | None = None) -> None:
         self._control = control
         self._clock = clock
+        self._paused_log = RateLimitedLog(log, level=logging.WARNING, monotonic=clock.monotonic)
         self._nfvi = nfvi
         self._metrics = metrics
         self._escalate_timeout_s = escalate_timeout_s
@@ -205,7 +217,7 @@ class Supervisor:
         self.runner = LadderRunner(counters, self._policy, clock, wall_clock=wall_clock,
                                    name=control.name)
         """The ladder runner (its counters are in the store under ``counters.key``)."""
-        checks = list(extra_checks)
+        checks = [*(from_spec(spec, clock) for spec in settings.checks), *extra_checks]
         if health_check is not None:
             checks.insert(0, MonitoredCheck(APP_CHECK, health_check, settings.check,
                                             kind=CheckKind.APP))
@@ -284,6 +296,10 @@ class Supervisor:
     async def _on_fault(self, fault: Fault) -> None:
         """Decide on ``fault`` and execute the decision (the monitor calls this one at a time)."""
         c = self._control
+        if c.paused():  # an operator's pause: nothing is counted, nothing is done
+            self._paused_log("paused", "%s: the group is paused by an operator: no ladder "
+                             "action for %s", c.name, fault.describe())
+            return
         decision = await self.runner.handle(
             fault, role=c.role, has_bridge=self._nfvi.configured, open_repair=self._open,
             standby_ready=c.has_eligible_standby())

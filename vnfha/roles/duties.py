@@ -22,7 +22,7 @@ from typing import Any
 
 from vnfha.errors import NotActive, StoreError, SwitchoverError
 from vnfha.nfvi.agent import NfviAgent
-from vnfha.roles.handover import choose_target, failing_target, refusal_ops
+from vnfha.roles.handover import best_target, choose_target, failing_target, refusal_ops
 from vnfha.roles.keys import GroupKeys, SwitchoverRequest
 from vnfha.roles.policy import GroupView
 from vnfha.roles.watch import GroupWatch
@@ -32,7 +32,7 @@ __all__ = ["ActiveDuties", "pick_target"]
 
 log = logging.getLogger("vnfha.member")
 
-Resign = Callable[[str, str, SwitchoverRequest], Awaitable[object]]
+Resign = Callable[[str | None, str, SwitchoverRequest | None], Awaitable[object]]
 
 
 
@@ -64,8 +64,25 @@ class ActiveDuties:
 
     async def turn(self) -> None:
         """After a decision that left this member active."""
+        view = self._view()
+        if view.me_locked and not view.paused:
+            await self._leave_for_lock(view)
+            return
         await self._serve_request()
         self._serve_maintenance()
+
+    async def _leave_for_lock(self, view: GroupView) -> None:
+        """Locked by an operator while active: hand over as a switchover does, to the best
+        eligible standby; with none (a forced lock), release the key and leave the group
+        without an active until a member is unlocked. In a paused group this waits for the
+        pause to end (a pause allows no switchover)."""
+        target = best_target(view)
+        if target is None:
+            log.warning("%s: locked by an operator and no eligible member can take over: "
+                        "releasing the active role; the group has no active until one is "
+                        "unlocked", self._me)
+        await self._resign(target, "locked by an operator" +
+                           (f": handing over to {target}" if target else ""), None)
 
     async def _serve_request(self) -> None:
         request = self._watch.state.switchover

@@ -76,7 +76,10 @@ def choose_target(view: GroupView, to: str | None, group: str, *, force: bool = 
     """The member a switchover of ``group`` hands over to: ``to``, or the best target when
     ``to`` is None. SwitchoverError when that member may not take over (or there is none), or
     when ``to``'s health checks are failing and ``force`` is false; ConfigError when ``to`` is
-    not a valid member name."""
+    not a valid member name. Nothing goes while the group is paused."""
+    if view.paused:
+        raise SwitchoverError(group, to, "the group is paused by an operator (vnfha unlock "
+                              f"{group} first)")
     if to is None:
         best = best_target(view)
         if best is None:
@@ -90,6 +93,8 @@ def choose_target(view: GroupView, to: str | None, group: str, *, force: bool = 
         raise SwitchoverError(group, to, "no such member in the group")
     if info.no_failover:
         raise SwitchoverError(group, to, "that member is tagged no-failover")
+    if info.locked:
+        raise SwitchoverError(group, to, "that member is locked by an operator")
     if not info.in_sync:
         raise SwitchoverError(group, to, "that member is not in sync")
     if info.failing and not force:

@@ -115,6 +115,17 @@ class GroupKeys:
         return f"{self.root}sync"
 
     @property
+    def locks(self) -> str:
+        return f"{self.root}admin/locked/"
+
+    def lock(self, name: str) -> str:
+        return f"{self.locks}{name}"
+
+    @property
+    def paused(self) -> str:
+        return f"{self.root}admin/paused"
+
+    @property
     def switchover_request(self) -> str:
         return f"{self.root}admin/switchover"
 
@@ -161,6 +172,8 @@ class MemberRecord:
     set when the active of that epoch can no longer act, or its key is bad."""
     settings: tuple[tuple[str, str], ...] = ()
     """The settings the group's members must share (:mod:`vnfha.roles.agreement`)."""
+    locked: bool = False
+    """An operator has locked the member out of service (as the member last saw it)."""
 
     def encode(self) -> bytes:
         return _dump(self)
@@ -179,7 +192,33 @@ class MemberRecord:
             failing=tuple(str(name) for name in d.get("failing", ())),
             final_for=int(d.get("final_for", 0)),
             settings=tuple((str(k), str(v)) for k, v in d.get("settings", ())),
+            locked=d.get("locked") is True,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AdminLock:
+    """An operator's lock of a member (out of service) or of the whole group (paused): who set
+    it, when (wall time) and why. Not bound to any lease: it survives every restart until an
+    operator removes it. A key that cannot be read still locks: the safe reading of a careless
+    write."""
+
+    by: str = ""
+    at: float = 0.0
+    reason: str = ""
+
+    def encode(self) -> bytes:
+        return _dump(self)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> AdminLock:
+        """The lock ``raw`` describes; an unreadable value is a lock that says so."""
+        try:
+            d = _load(raw)
+            return cls(by=str(d.get("by", "")), at=float(d.get("at", 0.0)),
+                       reason=str(d.get("reason", "")))
+        except _UNREADABLE as e:
+            return cls(reason=f"unreadable lock record ({_short(e)})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,6 +395,10 @@ class GroupState:
     """The lease each member's own records were last bound to (kept when a record is deleted)."""
     last_active: ActiveInfo | None = None
     """The last trusted active key seen (kept when the key is deleted or goes bad)."""
+    locks: dict[str, AdminLock] = field(default_factory=dict)
+    """Members an operator locked out of service, by name."""
+    paused: AdminLock | None = None
+    """The operator's pause of the whole group (no failover, switchover or ladder action)."""
 
     @classmethod
     def read(cls, keys: GroupKeys, result: RangeResult, *,
@@ -418,6 +461,14 @@ class GroupState:
             elif key == self.keys.sync:
                 # unreadable: keep the last readable one (see the module docstring)
                 self.sync = None if kv is None else SyncRecord.decode(kv.value)
+            elif key.startswith(self.keys.locks):
+                name = key[len(self.keys.locks):]
+                if kv is None:
+                    self.locks.pop(name, None)
+                else:
+                    self.locks[name] = AdminLock.decode(kv.value)
+            elif key == self.keys.paused:
+                self.paused = None if kv is None else AdminLock.decode(kv.value)
             elif key == self.keys.switchover_request:
                 self.switchover = None  # an unreadable request counts as none
                 if kv is not None:
@@ -483,7 +534,7 @@ class GroupState:
                        applied=rec.applied, in_sync=in_sync is None or rec.member in in_sync,
                        lease=lease, final_for=rec.final_for,
                        acting_epoch=rec.epoch if rec.role == Role.ACTIVE.value else 0,
-                       failing=bool(rec.failing))
+                       failing=bool(rec.failing), locked=rec.member in self.locks)
             for rec, lease in self.members.values()
         )
         active, bad = self.active, self.bad_active
@@ -502,6 +553,7 @@ class GroupState:
             if self.handover else None, revision=self.revision,
             current_role=current_role,
             active_gone=active is not None and active[1].epoch == gone_epoch,
+            paused=self.paused is not None, me_locked=me in self.locks,
         )
 
 

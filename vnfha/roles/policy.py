@@ -70,6 +70,8 @@ class MemberInfo:
     is not active)."""
     failing: bool = False
     """Its record says some of its health checks are failing."""
+    locked: bool = False
+    """An operator locked it out of service: it holds no role and is never chosen."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,11 @@ class GroupView:
     active_gone: bool = False
     bad_active: BadActive | None = None
     previous_active: ActiveInfo | None = None
+    paused: bool = False
+    """An operator paused the group: no election, takeover or switchover until unpaused."""
+    me_locked: bool = False
+    """An operator locked this member out of service (it may not be listed in ``members``
+    yet)."""
     handover_from: tuple[str, int] | None = None
     """(member, epoch) of the active that released the key gracefully with the handover hint:
     it had stopped acting before it released it."""
@@ -175,7 +182,8 @@ def rank(members: Iterable[MemberInfo]) -> tuple[MemberInfo, ...]:
 def eligible(members: Iterable[MemberInfo], *, require_sync: bool = True) -> tuple[MemberInfo, ...]:
     """Members that may take the active role, ranked: not tagged no-failover and, when
     ``require_sync``, in sync."""
-    return rank(m for m in members if not m.no_failover and (m.in_sync or not require_sync))
+    return rank(m for m in members if not m.no_failover and not m.locked
+                and (m.in_sync or not require_sync))
 
 
 def _holds_active(view: GroupView) -> bool:
@@ -188,7 +196,7 @@ def _standby_or_spare(view: GroupView, others: Sequence[MemberInfo]) -> Role:
     if view.redundancy is Redundancy.NO_REDUNDANCY:
         return Role.SPARE
     if view.redundancy is Redundancy.TWO_N:
-        ranked = rank(others)
+        ranked = rank(m for m in others if not m.locked)
         if ranked and ranked[0].name != view.me:
             return Role.SPARE
     return Role.STANDBY
@@ -268,12 +276,16 @@ def decide(view: GroupView) -> Decision:
     if not view.session_valid:
         return Decision(Role.QUIESCED, reason="session lost or past its deadline: stop acting",
                         kind=ReasonKind.SESSION_LOST)
+    active = view.active
+    if view.me_locked and not (_holds_active(view) and view.redundancy is not
+                               Redundancy.N_WAY_ACTIVE):
+        return Decision(Role.SPARE, epoch=active.epoch if active else 0,
+                        reason="locked by an operator: out of service until unlocked")
     if view.redundancy is Redundancy.N_WAY_ACTIVE:
         return Decision(Role.ACTIVE, reason="n-way-active: every member with a session is active",
                         kind=ReasonKind.ELECTED)
 
-    active = view.active
-    if _holds_active(view):
+    if _holds_active(view):  # locked too: it hands over (as a switchover) before it leaves
         assert active is not None
         return Decision(Role.ACTIVE, epoch=active.epoch, kind=ReasonKind.ELECTED,
                         reason=f"holds the active key (epoch {active.epoch})")
@@ -291,12 +303,19 @@ def decide(view: GroupView) -> Decision:
         if active.member == view.me:  # our name, but an old lease: a previous incarnation
             return Decision(role, reason=f"active key held by an earlier session of {view.me} "
                             f"(lease {active.lease:x}); waiting for it to expire")
+        if view.active_gone and view.paused:
+            return Decision(role, epoch=active.epoch, reason=f"{active.member} can no longer "
+                            f"act (epoch {active.epoch}), but the group is paused: no failover")
         if view.active_gone:
             return _takeover(view, role, active.epoch, f"{active.member} can no longer act "
                              f"(epoch {active.epoch})", non_active, data_epoch=active.epoch)
         return Decision(role, epoch=active.epoch,
                         reason=f"{active.member} is active (epoch {active.epoch})")
 
+    if view.paused:
+        what = "a bad active key" if view.bad_active is not None else "no active"
+        return Decision(role, reason=f"{what}, and the group is paused: nobody is elected "
+                        "until an operator unpauses it")
     waiting = _still_acting(view)
     bad = view.bad_active
     if bad is not None:  # nobody follows it; replace it as a dead active's (compare its revision)

@@ -414,8 +414,9 @@ class RoleRuntime:
             host=socket.gethostname(),
             # the final position, once the active can no longer act: the takeover ranks by it
             applied=self._replica.applied if final_for else (0, 0),
-            failing=self._failing(), final_for=final_for,
+            failing=self._failing(), final_for=final_for, locked=self.me in self.state.locks,
         )
+        self._metrics.admin_state(record.locked, self.state.paused is not None)
         await self.records.publish(record, session.lease_id)
 
     def _final_for(self) -> int:
