@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from vnfha.clock import Clock, SystemClock
 from vnfha.errors import LockError, StoreError, SwitchoverError
 from vnfha.roles.agreement import AGREED
+from vnfha.roles.history import FailoverRecord, read_history
 from vnfha.roles.keys import (
     AdminLock,
     GroupKeys,
@@ -39,7 +40,7 @@ from vnfha.roles.keys import (
 from vnfha.store.base import Compare, EventType, Store, TxnDelete, TxnPut
 
 __all__ = ["GroupNotFound", "GroupStatus", "LockOutcome", "MemberStatus", "SwitchoverOutcome",
-           "group_status", "lag_text", "lock", "request_switchover", "unlock"]
+           "group_history", "group_status", "lag_text", "lock", "request_switchover", "unlock"]
 
 
 class GroupNotFound(LookupError):
@@ -405,3 +406,11 @@ async def unlock(store: Store, prefix: str, group: str, member: str | None = Non
     keys = GroupKeys(prefix, group)
     result = await store.delete(keys.lock(member) if member is not None else keys.paused)
     return result.deleted > 0
+
+
+async def group_history(store: Store, prefix: str, group: str) -> list[FailoverRecord]:
+    """The group's failover history, newest first (the last 100 changes of active, each
+    written once by the member that became active: :mod:`vnfha.roles.history`). ConfigError
+    for a bad name; an empty list for a group with no history (or no such group)."""
+    check_name("group", group)
+    return await read_history(store, GroupKeys(prefix, group))

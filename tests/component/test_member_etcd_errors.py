@@ -14,6 +14,7 @@ import pytest
 from vnfha import Config, Member, Role, StoreNoSpace
 from vnfha.component import Component
 from vnfha.metrics import MemberMetrics
+from vnfha.roles.history import FIRST_WRITE_WAIT_S
 from vnfha.store import Compare, Op, PutResult, TxnPut, TxnResult
 from vnfha.store.memory import MemoryStore
 from vnfha.testing import FakeClock
@@ -101,6 +102,7 @@ async def test_a_switchover_under_nospace_is_refused_before_anything_changes(
                        metrics=metrics) as a,
                 Member(config("b"), store=full_store, clock=clock) as b):
         await clock.advance_until(lambda: a.role is Role.ACTIVE and b.role is Role.STANDBY)
+        await clock.advance(FIRST_WRITE_WAIT_S + 1)  # the election's history record is written
         epoch = a.epoch
         full_store.full = True
         with caplog.at_level(logging.ERROR, logger="vnfha.member"):

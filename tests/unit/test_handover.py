@@ -167,11 +167,12 @@ async def test_release_by_the_holder(store: MemoryStore, target: str | None,
         request = SwitchoverRequest(request_id, target)
         await store.put(KEYS.switchover_request, request.encode())
     res = await store.txn(*release_txn(KEYS, "a", epoch, lease, target=target, reason="why",
-                                       request=request))
+                                       request=request, kind="switchover"))
     assert res.succeeded
     assert await store.get(KEYS.active) is None
     hint = await store.get(KEYS.handover)  # always written: it says a stopped acting
-    assert hint is not None and Handover.decode(hint.value) == Handover(target or "", "a", epoch)
+    assert hint is not None and Handover.decode(hint.value) == \
+        Handover(target or "", "a", epoch, "switchover", "why")  # why, for the history
     answer = await store.get(KEYS.switchover_result)
     if request_id is None:
         assert answer is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from vnfha.cli._base import (
@@ -169,6 +170,49 @@ def cmd_unlock(args: argparse.Namespace) -> int:
         was = await unlock(store, args.prefix, args.group, args.member)
         what = f"{args.member} of {args.group}" if args.member else f"group {args.group}"
         print(f"{what} unlocked" if was else f"{what} was not locked")
+        return EXIT_OK
+
+    return run_against_etcd(args, action)
+
+
+# -- vnfha history -------------------------------------------------------------------------------
+
+
+def add_history(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("history", help="show a group's past changes of active",
+                       description="The group's failover history, newest first: when, from "
+                       "which member and epoch to which, the cause, and the timeline in ms "
+                       "from the fault noticed (proof or fence, key taken, on_active returned, "
+                       "first checkpoint accepted).")
+    p.add_argument("group")
+    p.add_argument("--limit", type=int, default=20, help="show at most this many (default: "
+                   "%(default)s)")
+    p.add_argument("--json", action="store_true", help="print the records as JSON")
+    add_etcd_flags(p)
+    p.set_defaults(func=cmd_history)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from vnfha.admin import group_history  # noqa: PLC0415
+
+    async def action(store: Store) -> int:
+        records = (await group_history(store, args.prefix, args.group))[:max(0, args.limit)]
+        if args.json:
+            print(json.dumps([r.as_json() for r in records], indent=2))
+            return EXIT_OK
+        if not records:
+            print(f"group {args.group}: no change of active recorded")
+            return EXIT_OK
+        rows = [("WHEN (UTC)", "FROM", "TO", "CAUSE", "PROOF", "KEY", "ON_ACTIVE", "1ST WRITE")]
+        for r in records:
+            t = r.timeline_ms
+            rows.append((time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.at)),
+                         f"{r.from_member or '-'} ({r.from_epoch})", f"{r.to_member} ({r.epoch})",
+                         r.cause, *(f"{t[s]:.1f}" if s in t else "-" for s in
+                                    ("proof", "key_taken", "on_active", "first_write"))))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         return EXIT_OK
 
     return run_against_etcd(args, action)

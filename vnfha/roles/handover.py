@@ -110,12 +110,13 @@ def _held(keys: GroupKeys, epoch: int, lease: int) -> list[Compare]:
 
 
 def release_txn(keys: GroupKeys, me: str, epoch: int, lease: int, *, target: str | None,
-                reason: str, request: SwitchoverRequest | None = None) -> Txn:
+                reason: str, request: SwitchoverRequest | None = None, kind: str = "") -> Txn:
     """If the active key is still ``me``'s (``epoch`` and ``lease``): delete it, write the
     handover hint naming ``target`` (or nobody: ``""``), which also tells the others that ``me``
-    stopped acting before it released the key, and consume and answer ``request`` (if any)."""
-    ops: list[Op] = [TxnDelete(keys.active),
-                     TxnPut(keys.handover, Handover(target or "", me, epoch).encode())]
+    stopped acting before it released the key (and why: ``kind``, ``reason``, for the
+    history), and consume and answer ``request`` (if any)."""
+    hint = Handover(target or "", me, epoch, kind, reason[:200])
+    ops: list[Op] = [TxnDelete(keys.active), TxnPut(keys.handover, hint.encode())]
     if request is not None:
         ops.append(TxnDelete(keys.switchover_request))
         result = SwitchoverResult(request.id, True, reason, me, target or "", epoch)

@@ -115,6 +115,13 @@ class GroupKeys:
         return f"{self.root}sync"
 
     @property
+    def history(self) -> str:
+        return f"{self.root}history/"
+
+    def history_entry(self, epoch: int) -> str:
+        return f"{self.history}{epoch:016d}"
+
+    @property
     def locks(self) -> str:
         return f"{self.root}admin/locked/"
 
@@ -275,6 +282,9 @@ class Handover:
     to: str
     from_member: str
     from_epoch: int
+    kind: str = ""
+    """Why it resigned, as a :class:`~vnfha.model.ReasonKind` value (the history's cause)."""
+    reason: str = ""
 
     def encode(self) -> bytes:
         return _dump(self)
@@ -283,7 +293,8 @@ class Handover:
     def decode(cls, raw: bytes) -> Handover:
         d = _load(raw)
         return cls(to=str(d["to"]), from_member=str(d.get("from_member", "")),
-                   from_epoch=int(d.get("from_epoch", 0)))
+                   from_epoch=int(d.get("from_epoch", 0)), kind=str(d.get("kind", "")),
+                   reason=str(d.get("reason", ""))[:200])
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,7 +99,7 @@ class Resigner:
             await self._hand_over_checkpoint(target)
             res = await self._store.txn(*release_txn(self._keys, self._member, epoch, lease,
                                                      target=target, reason=reason,
-                                                     request=request))
+                                                     request=request, kind=kind.value))
             if not res.succeeded:
                 log.warning("%s: active key was no longer ours (epoch %d) when resigning",
                             self._member, epoch)

@@ -46,6 +46,14 @@ from vnfha.replication.standby import Replica
 from vnfha.replication.state import Limits
 from vnfha.roles.follow import Follower, FollowTarget
 from vnfha.roles.handover import campaign_txn, sync_txn
+from vnfha.roles.history import (
+    FIRST_WRITE_WAIT_S,
+    Cause,
+    Timeline,
+    cause_of,
+    record_of,
+    write_record,
+)
 from vnfha.roles.keys import ActiveRecord, GroupKeys, GroupState, MemberRecord, new_secret
 from vnfha.roles.policy import Action, Decision, GroupView, decide, final_position_for
 from vnfha.roles.record import RecordKeeper
@@ -152,6 +160,9 @@ class RoleRuntime:
         self._gone_epoch = 0
         self.gone_at: float | None = None
         """When this member, as a standby, first saw the active gone (for the failover metric)."""
+        self._timeline: Timeline | None = None
+        """The change of active this member is seeing, for the failover history."""
+        self._on_active: asyncio.Future[None] | None = None
         self.stopping = False
         self._changed = asyncio.Event()
         self.role_event = asyncio.Event()
@@ -323,6 +334,7 @@ class RoleRuntime:
             self._checkpoint.demote()  # the key is gone: no write of this epoch from now on
         if state.active is None and self.gone_at is None and self._role is Role.STANDBY:
             self.gone_at = self._clock.monotonic()  # the key is gone: a failover starts
+            self._timeline = self._key_gone_timeline(self.gone_at)
         if self._role is Role.ACTIVE and not self._all_active and not self.holds_key():
             self.set_role(Role.QUIESCED, self.epoch, self._why_not_holding(), ReasonKind.DEPOSED)
         self.records.check(state.members.get(self.me), self.lease_id)
@@ -353,8 +365,25 @@ class RoleRuntime:
             log.warning("%s: active %s (epoch %d) is gone: %s", self.me, active[1].member,
                         epoch, evidence)
             self._gone_epoch = epoch
-            self.gone_at = self._clock.monotonic()
+            self.gone_at = now = self._clock.monotonic()
+            monitor = self._follower.monitor
+            suspected = monitor.suspected_at if monitor is not None else None
+            self._timeline = Timeline(noticed=min(suspected or now, now), proof=now,
+                                      from_member=active[1].member, from_epoch=epoch,
+                                      cause=cause_of(evidence=evidence), reason=evidence)
             self.poke()
+
+    def _key_gone_timeline(self, now: float) -> Timeline:
+        """The active key was deleted: a handover (its hint says why) or an expired lease."""
+        state, prev = self.state, self.state.last_active
+        hint = state.handover
+        if hint is not None and prev is not None and hint.from_epoch == prev.epoch:
+            cause = cause_of(handover_kind=hint.kind, handover_reason=hint.reason)
+            reason = hint.reason or "handover"
+        else:
+            cause, reason = Cause.LEASE, "the active key was deleted (its lease expired)"
+        return Timeline(noticed=now, proof=now, from_member=prev.member if prev else "",
+                        from_epoch=prev.epoch if prev else 0, cause=cause, reason=reason)
 
     # -- campaigning and publishing --------------------------------------------------------------
 
@@ -394,7 +423,14 @@ class RoleRuntime:
         else:
             how = "won the campaign for the active key"
         kind = ReasonKind.TAKEOVER if replace_epoch else ReasonKind.ELECTED
+        now = self._clock.monotonic()
+        timeline = self._timeline or Timeline(
+            noticed=now, proof=now, cause=cause_of(bad_key=bad is not None, previous=False),
+            reason=how)
+        timeline.key_taken, self._timeline = now, None
         self.set_role(Role.ACTIVE, epoch, f"{how} (epoch {epoch})", kind)
+        self._callbacks.adopt(asyncio.create_task(self._record_history(timeline, epoch),
+                                                  name=f"{self.me}-history-{epoch}"))
         if self.gone_at is not None:
             self._metrics.failover_completed(kind, self._clock.monotonic() - self.gone_at)
             self.gone_at = None
@@ -448,7 +484,26 @@ class RoleRuntime:
         name = _callback(previous, role) if callback and role is not previous else None
         if name is not None:
             active = self.state.active[1].member if self.state.active else None
-            self._callbacks.enqueue(name, Assignment(role, epoch, previous, active, reason))
+            done = self._callbacks.enqueue(name, Assignment(role, epoch, previous, active, reason))
+            if name == "on_active":
+                self._on_active = done
+
+    async def _record_history(self, timeline: Timeline, epoch: int) -> None:
+        """Complete ``timeline`` (``on_active`` returned, the first checkpoint accepted, or
+        FIRST_WRITE_WAIT_S without one) and write the history record once."""
+        if self._on_active is not None:
+            with contextlib.suppress(Exception):
+                await self._on_active  # a failed on_active is a fault the ladder handles
+        clock = self._clock
+        timeline.on_active = clock.monotonic()
+        deadline = timeline.on_active + FIRST_WRITE_WAIT_S
+        while clock.monotonic() < deadline and self.epoch == epoch:
+            position = self._checkpoint.position
+            if position[0] == epoch and position[1] > 0:
+                timeline.first_write = clock.monotonic()
+                break
+            await clock.sleep(self._step_s / 20)
+        await write_record(self._store, self._keys, record_of(timeline, epoch, self.me))
 
     def _run_effect(self, effect: Effect, old_epoch: int, epoch: int, keep_primary: bool) -> None:
         if effect is Effect.FORGET_GRANT:
