@@ -24,7 +24,9 @@ import uuid
 from dataclasses import dataclass
 
 from vnfha.clock import Clock, SystemClock
-from vnfha.errors import LockError, StoreError, SwitchoverError
+from vnfha.errors import LadderStateError, LockError, StoreError, SwitchoverError
+from vnfha.health.counters import ladder_key
+from vnfha.health.ladder import LADDER, Rung, from_bytes, stored_policy
 from vnfha.roles.agreement import AGREED
 from vnfha.roles.history import FailoverRecord, read_history
 from vnfha.roles.keys import (
@@ -39,8 +41,10 @@ from vnfha.roles.keys import (
 )
 from vnfha.store.base import Compare, EventType, Store, TxnDelete, TxnPut
 
-__all__ = ["GroupNotFound", "GroupStatus", "LockOutcome", "MemberStatus", "SwitchoverOutcome",
-           "group_history", "group_status", "lag_text", "lock", "request_switchover", "unlock"]
+__all__ = ["GroupNotFound", "GroupStatus", "LockOutcome", "MemberLadder", "MemberStatus",
+           "RungCount", "SwitchoverOutcome",
+           "group_history", "group_status", "lag_text", "ladder_state", "lock",
+           "request_switchover", "reset_ladder", "unlock"]
 
 
 class GroupNotFound(LookupError):
@@ -414,3 +418,59 @@ async def group_history(store: Store, prefix: str, group: str) -> list[FailoverR
     for a bad name; an empty list for a group with no history (or no such group)."""
     check_name("group", group)
     return await read_history(store, GroupKeys(prefix, group))
+
+
+# -- the escalation ladder's counters (vnfha ladder) --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RungCount:
+    """One counted rung of a member's ladder: its uses since its last reset (ages in seconds,
+    oldest first) and, when the member stored it, its policy."""
+
+    rung: str
+    ages_s: tuple[float, ...]
+    max_count: int | None = None
+    probation_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberLadder:
+    """A member's stored ladder counters; ``problem`` says why they could not be read."""
+
+    member: str
+    rungs: tuple[RungCount, ...]
+    last_fault_age_s: float | None
+    problem: str | None = None
+
+
+async def ladder_state(store: Store, prefix: str, group: str) -> list[MemberLadder]:
+    """Every member's stored ladder counters (:mod:`vnfha.health.counters`), by name, with the
+    probation windows its member stored with them. ConfigError for a bad name."""
+    check_name("group", group)
+    base = ladder_key(prefix, group, "")
+    found = await store.range(base, prefix=True)
+    now, out = time.monotonic(), []
+    for kv in sorted(found.kvs, key=lambda kv: kv.key):
+        member = kv.key[len(base):]
+        try:
+            history = from_bytes(kv.value, now, time.time())
+        except LadderStateError as e:
+            out.append(MemberLadder(member, (), None, f"unreadable: {e.problem}"))
+            continue
+        policy = stored_policy(kv.value)
+        rungs = tuple(RungCount(rung.value, tuple(now - t for t in history.times(rung)),
+                                *policy.get(rung.value, (None, None)))
+                      for rung in LADDER if rung is not Rung.ALARM)
+        last = history.last_fault_at
+        out.append(MemberLadder(member, rungs, None if last is None else now - last))
+    return out
+
+
+async def reset_ladder(store: Store, prefix: str, group: str, member: str) -> bool:
+    """Delete ``member``'s stored ladder counters (it starts again from the first rung; a
+    running member keeps what it holds in memory until its next fault's decision is stored);
+    True if there were any. ConfigError for bad names."""
+    check_name("group", group)
+    check_name("member", member)
+    return (await store.delete(ladder_key(prefix, group, member))).deleted > 0

@@ -24,7 +24,7 @@ from vnfha.cli.apps import add_bench, add_demo, cmd_bench
 from vnfha.cli.bridge_cmd import add_bridge
 from vnfha.cli.config_cmd import add_check_config
 from vnfha.cli.etcd_cmd import add_etcd
-from vnfha.cli.group import add_history, add_lock, add_status, add_switchover
+from vnfha.cli.group import add_history, add_ladder, add_lock, add_status, add_switchover
 
 __all__ = [
     "EXIT_FAILED",
@@ -44,6 +44,7 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]
     add_switchover,
     add_lock,
     add_history,
+    add_ladder,
     add_bridge,
     add_check_config,
     add_demo,

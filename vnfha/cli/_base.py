@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from vnfha.errors import (
@@ -115,3 +115,10 @@ def run_against_etcd(args: argparse.Namespace,
         raise CliError(f"etcd unreachable at {args.etcd}: {e}", EXIT_UNREACHABLE) from None
     except StoreError as e:
         raise CliError(f"etcd error: {e}", EXIT_FAILED) from None
+
+
+def print_table(rows: Sequence[Sequence[str]]) -> None:
+    """Print ``rows`` (the first is the header) as left-aligned columns two spaces apart."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,7 @@ from vnfha.cli._base import (
     EXIT_OK,
     CliError,
     add_etcd_flags,
+    print_table,
     run_against_etcd,
 )
 from vnfha.errors import LockError, SwitchoverError
@@ -58,9 +60,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             rows.append((m.member, role, "locked" if m.locked else "-", str(m.epoch), sync,
                          lag_text(m), health,
                          f"{m.priority}{flags}", m.listen, m.etcd_endpoint, str(m.pid), m.host))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for r in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        print_table(rows)
         return EXIT_OK
 
     return run_against_etcd(args, action)
@@ -203,16 +203,65 @@ def cmd_history(args: argparse.Namespace) -> int:
         if not records:
             print(f"group {args.group}: no change of active recorded")
             return EXIT_OK
-        rows = [("WHEN (UTC)", "FROM", "TO", "CAUSE", "PROOF", "KEY", "ON_ACTIVE", "1ST WRITE")]
+        rows: list[tuple[str, ...]] = [
+            ("WHEN (UTC)", "FROM", "TO", "CAUSE", "PROOF", "KEY", "ON_ACTIVE", "1ST WRITE")]
         for r in records:
             t = r.timeline_ms
             rows.append((time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.at)),
                          f"{r.from_member or '-'} ({r.from_epoch})", f"{r.to_member} ({r.epoch})",
                          r.cause, *(f"{t[s]:.1f}" if s in t else "-" for s in
                                     ("proof", "key_taken", "on_active", "first_write"))))
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        print_table(rows)
+        return EXIT_OK
+
+    return run_against_etcd(args, action)
+
+
+# -- vnfha ladder --------------------------------------------------------------------------------
+
+
+def add_ladder(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("ladder", help="show (or reset) the escalation ladder's counters",
+                       description="Each member's escalation-ladder counters as stored in "
+                       "etcd: per rung, its uses since its last reset against the member's "
+                       "max_count, and the probation window after which a fault-free member's "
+                       "count resets. --reset MEMBER deletes that member's counters.")
+    p.add_argument("group")
+    p.add_argument("--reset", metavar="MEMBER", help="delete this member's counters")
+    p.add_argument("--json", action="store_true", help="print the counters as JSON")
+    add_etcd_flags(p)
+    p.set_defaults(func=cmd_ladder)
+
+
+def cmd_ladder(args: argparse.Namespace) -> int:
+    from vnfha.admin import ladder_state, reset_ladder  # noqa: PLC0415
+
+    async def action(store: Store) -> int:
+        if args.reset:
+            was = await reset_ladder(store, args.prefix, args.group, args.reset)
+            print(f"{args.reset} of {args.group}: ladder counters "
+                  + ("deleted" if was else "were not stored"))
+            return EXIT_OK
+        ladders = await ladder_state(store, args.prefix, args.group)
+        if args.json:
+            print(json.dumps([dataclasses.asdict(m) for m in ladders], indent=2))
+            return EXIT_OK
+        if not ladders:
+            print(f"group {args.group}: no ladder counters stored (no fault so far)")
+            return EXIT_OK
+        rows: list[tuple[str, ...]] = [
+            ("MEMBER", "RUNG", "USED", "MAX", "PROBATION", "LAST USE", "LAST FAULT")]
+        for m in ladders:
+            if m.problem:
+                rows.append((m.member, m.problem, "", "", "", "", ""))
+            for r in m.rungs:
+                rows.append((m.member, r.rung, str(len(r.ages_s)),
+                             "?" if r.max_count is None else str(r.max_count),
+                             "?" if r.probation_s is None else f"{r.probation_s:g} s",
+                             f"{r.ages_s[-1]:.0f} s ago" if r.ages_s else "-",
+                             "-" if m.last_fault_age_s is None
+                             else f"{m.last_fault_age_s:.0f} s ago"))
+        print_table(rows)
         return EXIT_OK
 
     return run_against_etcd(args, action)

@@ -18,7 +18,7 @@ Guarantees:
 from __future__ import annotations
 
 from vnfha.errors import LadderStateError
-from vnfha.health.ladder import LadderHistory, from_bytes, to_bytes
+from vnfha.health.ladder import LadderHistory, LadderPolicy, from_bytes, to_bytes
 from vnfha.store.base import Store
 
 __all__ = ["LadderCounters", "ladder_key"]
@@ -36,8 +36,9 @@ class LadderCounters:
     """
 
     def __init__(self, store: Store, key_prefix: str, group: str, member: str, *,
-                 timeout_s: float | None = None) -> None:
+                 timeout_s: float | None = None, policy: LadderPolicy | None = None) -> None:
         self._store = store
+        self._policy = policy
         self._timeout_s = timeout_s
         self.key = ladder_key(key_prefix, group, member)
         """The store key of this member's counters."""
@@ -54,8 +55,9 @@ class LadderCounters:
             raise LadderStateError(e.problem, key=self.key) from e
 
     async def save(self, history: LadderHistory, now: float, wall_now: float) -> None:
-        """Store ``history`` (times on the caller's clock at ``now``), without a lease."""
-        await self._store.put(self.key, to_bytes(history, now, wall_now),
+        """Store ``history`` (times on the caller's clock at ``now``), without a lease, with
+        the member's policy when it was given (for ``vnfha ladder``)."""
+        await self._store.put(self.key, to_bytes(history, now, wall_now, self._policy),
                               timeout_s=self._timeout_s)
 
     async def clear(self) -> None:

@@ -73,6 +73,7 @@ __all__ = [
     "decide",
     "floor",
     "from_bytes",
+    "stored_policy",
     "merge",
     "replay",
     "to_bytes",
@@ -355,21 +356,38 @@ MAX_STORED_BYTES: Final = 64 * 1024
 _MAX_USES: Final = 4 * _MAX_COUNT
 
 
-def to_bytes(history: LadderHistory, now: float, wall_now: float) -> bytes:
+def to_bytes(history: LadderHistory, now: float, wall_now: float,
+             policy: LadderPolicy | None = None) -> bytes:
     """The stored form: versioned JSON with each time as its age at ``now`` (the caller's
-    clock) and the wall-clock time ``wall_now`` (seconds since the Unix epoch) of the write::
+    clock) and the wall-clock time ``wall_now`` (seconds since the Unix epoch) of the write,
+    and, for operators (``vnfha ladder``), the member's ``policy``: each counted rung's
+    ``[max_count, probation_s]``::
 
         {"v": 1, "written_at": 1718000000.0, "last_fault_age_s": 12.5,
-         "uses": [["restart", 40.0], ["restart", 12.5]]}
+         "uses": [["restart", 40.0], ["restart", 12.5]], "policy": {"restart": [3, 300.0]}}
     """
     last = history.last_fault_at
-    record = {
+    record: dict[str, object] = {
         "v": FORMAT_VERSION,
         "written_at": wall_now,
         "last_fault_age_s": None if last is None else max(0.0, now - last),
         "uses": [[u.rung.value, max(0.0, now - u.at)] for u in history.uses],
     }
+    if policy is not None:
+        record["policy"] = {rung.value: [p.max_count, p.probation_s] for rung in Rung
+                            if (p := policy.of(rung)) is not None}
     return json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
+
+
+def stored_policy(data: bytes) -> dict[str, tuple[int, float]]:
+    """The policy a stored history carries (rung value to ``(max_count, probation_s)``), or an
+    empty dict if it carries none or it cannot be read (the history's own reading is
+    :func:`from_bytes`)."""
+    try:
+        raw = json.loads(data.decode()).get("policy", {})
+        return {str(rung): (int(v[0]), float(v[1])) for rung, v in dict(raw).items()}
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError, UnicodeDecodeError):
+        return {}
 
 
 def _reject_constant(name: str) -> Any:

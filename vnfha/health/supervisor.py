@@ -212,7 +212,7 @@ class Supervisor:
         self._repair_timeout_s = repair_timeout_s
         self._rewatch_s = settings.check.period_s if rewatch_s is None else rewatch_s
         counters = LadderCounters(store, settings.key_prefix, control.group, control.name,
-                                  timeout_s=settings.request_timeout_s)
+                                  timeout_s=settings.request_timeout_s, policy=settings.ladder)
         self._policy = settings.ladder
         self.runner = LadderRunner(counters, self._policy, clock, wall_clock=wall_clock,
                                    name=control.name)
