@@ -42,13 +42,13 @@ import atexit
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from vnfha.clock import Clock
 from vnfha.component import Assignment
-from vnfha.config import Config
+from vnfha.config import CheckSpec, Config
 from vnfha.events import MemberEvent
 from vnfha.member import Member as AsyncMember
 from vnfha.model import Ack, Recovery, Role
@@ -182,6 +182,11 @@ class Component:
     def restart(self) -> None:
         """Restart the component in place (the escalation ladder's first rung)."""
 
+    def checks(self) -> Sequence[CheckSpec]:
+        """Built-in health checks, as :meth:`vnfha.Component.checks` (called once, on the loop
+        thread, when the member is built)."""
+        return ()
+
 
 class _Threaded:
     """A blocking :class:`Component` as :class:`vnfha.Member` sees a component: each callback
@@ -194,6 +199,10 @@ class _Threaded:
         self._component = component
         self._member = member
         self._running: set[str] = set()  # touched on the loop thread only
+
+    def checks(self) -> Sequence[CheckSpec]:
+        """The blocking component's built-in checks (read once, not a callback)."""
+        return self._component.checks()
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[None]]:
         if name not in self._CALLBACKS:

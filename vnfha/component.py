@@ -5,12 +5,17 @@ Every callback is optional and async. vnfha calls them one at a time, in the ord
 changes happened, each bounded by ``Config.callback_timeout_s``; a callback that raises or
 overruns is reported (log line, ``CallbackFailed`` event, metric) and the member carries on with
 the role it has: the callback cannot veto a role, because the role is decided by etcd.
+
+One hook is not a callback: :meth:`Component.checks` declares built-in health checks, read
+once when the member is built.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from vnfha.config import CheckSpec
 from vnfha.model import Role
 
 __all__ = ["Assignment", "Component"]
@@ -49,6 +54,14 @@ class Component:
 
     async def health_check(self) -> None:
         """Raise to report the component unhealthy."""
+
+    def checks(self) -> Sequence[CheckSpec]:
+        """Built-in health checks (process, tcp, grpc-health) the member runs beside
+        :meth:`health_check`, each on its own period, timeout and hysteresis, after those of
+        ``Config.checks``; a failing one is a fault for the ladder like a failing
+        ``health_check``. Called once, when the :class:`vnfha.Member` is built (plain, not
+        async); a name used twice refuses the member (ConfigError). Default: none."""
+        return ()
 
     async def restart(self) -> None:
         """Restart the component in place (the escalation ladder's first rung)."""

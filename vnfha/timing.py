@@ -47,6 +47,7 @@ __all__ = [
     "backoff_step_s",
     "check_timing",
     "default_keepalive_interval_s",
+    "exact",
     "poll_interval_s",
 ]
 
@@ -117,12 +118,12 @@ def check_timing(
     is the interval actually used; pass ``keepalive_derived=True`` when it was derived from the
     TTL rather than configured, and the messages say so.
     """
-    hb = _exact("heartbeat_interval_s", heartbeat_interval_s)
-    sus = _exact("suspicion_s", suspicion_s)
-    ttl = _exact("lease_ttl_s", lease_ttl_s)
-    ka = _exact("keepalive_interval_s", keepalive_interval_s)
-    margin = _exact("lease_margin_s", lease_margin_s)
-    timeout = _exact("etcd_request_timeout_s", etcd_request_timeout_s)
+    hb = exact("heartbeat_interval_s", heartbeat_interval_s)
+    sus = exact("suspicion_s", suspicion_s)
+    ttl = exact("lease_ttl_s", lease_ttl_s)
+    ka = exact("keepalive_interval_s", keepalive_interval_s)
+    margin = exact("lease_margin_s", lease_margin_s)
+    timeout = exact("etcd_request_timeout_s", etcd_request_timeout_s)
 
     hb_s = _given("heartbeat_interval_s", heartbeat_interval_s)
     sus_s = _given("suspicion_s", suspicion_s)
@@ -171,8 +172,9 @@ def check_timing(
     return problems
 
 
-def _exact(name: str, value: float) -> Fraction:
-    """``value`` as the exact decimal it prints as (``0.1`` -> 1/10, not the binary float)."""
+def exact(name: str, value: float) -> Fraction:
+    """``value`` as the exact decimal it prints as (``0.1`` -> 1/10, not the binary float);
+    TypeError for a non-number (a bool included), ValueError for one that is not finite."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name}={value!r}: expected a number")
     if isinstance(value, int):

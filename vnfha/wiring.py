@@ -13,8 +13,9 @@ from typing import Any
 
 from vnfha._ratelog import RateLimitedLog
 from vnfha.clock import Clock
-from vnfha.config import Config
-from vnfha.errors import StoreError, StoreNoSpace
+from vnfha.config import CheckSpec, Config
+from vnfha.config._check_specs import check_specs
+from vnfha.errors import ConfigError, StoreError, StoreNoSpace
 from vnfha.health.ladder import LadderPolicy, RungPolicy
 from vnfha.health.supervisor import SupervisorSettings
 from vnfha.health.verdict import CheckPolicy
@@ -42,6 +43,7 @@ __all__ = [
     "bridge_client",
     "check_policy",
     "checkpoint_limits",
+    "component_checks",
     "ladder_policy",
     "metrics_from_config",
     "monitor_timers",
@@ -194,11 +196,30 @@ def ladder_policy(config: Config) -> LadderPolicy:
                                config.ladder_evacuate_vm_probation_s))
 
 
-def supervisor_settings(config: Config) -> SupervisorSettings:
-    """What the health supervisor takes from the config."""
+def supervisor_settings(config: Config, component: object = None) -> SupervisorSettings:
+    """What the health supervisor takes from the config, with the built-in checks of
+    ``config.checks`` followed by those ``component`` registers (:func:`component_checks`)."""
     return SupervisorSettings(check=check_policy(config), ladder=ladder_policy(config),
                               key_prefix=config.key_prefix,
-                              request_timeout_s=config.etcd_request_timeout_s)
+                              request_timeout_s=config.etcd_request_timeout_s,
+                              checks=(*config.checks, *component_checks(config, component)))
+
+
+def component_checks(config: Config, component: object) -> tuple[CheckSpec, ...]:
+    """What ``component.checks()`` returns (called once, here; none without the method):
+    CheckSpecs, at most MAX_CHECKS, named apart from each other and from ``config.checks``.
+    ConfigError (field ``checks()[i]``) otherwise, so the member is not built."""
+    hook = getattr(component, "checks", None)
+    given = () if hook is None else hook()
+    if not isinstance(given, list | tuple) or not all(isinstance(s, CheckSpec) for s in given):
+        raise ConfigError("checks()", given, "Component.checks() returns a list of CheckSpecs")
+    specs = check_specs("checks()", given)  # at most MAX_CHECKS, named apart
+    taken = {spec.name for spec in config.checks}
+    for i, spec in enumerate(specs):
+        if spec.name in taken:
+            raise ConfigError(f"checks()[{i}].name", spec.name,
+                              "Config.checks has a check of this name too: names must be unique")
+    return specs
 
 
 def agent_settings(config: Config) -> AgentSettings:

@@ -198,3 +198,30 @@ def test_grpc_health_refuses_bad_settings() -> None:
     with pytest.raises(ConfigError) as e:
         GrpcHealth("h:1", timeout_s=-1)
     assert e.value.field == "timeout_s"
+
+
+async def test_grpc_health_dials_again_once_the_server_is_back() -> None:
+    """After UNAVAILABLE the check drops its channel: a server back on its port is seen at the
+    next run, not after gRPC's reconnect backoff (1 s, growing to 2 min)."""
+
+    async def serve(port: int) -> tuple[h.HealthService, grpc.aio.Server, int]:
+        health = h.HealthService()
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((health.handler(),))
+        bound = server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        return health, server, bound
+
+    health, server, port = await serve(0)
+    async with GrpcHealth(f"127.0.0.1:{port}", timeout_s=5.0) as check:
+        await check()
+        health.close()
+        await server.stop(None)
+        for _ in range(2):
+            assert "UNAVAILABLE" in await failure(check)
+        health, server, _ = await serve(port)
+        try:
+            await check()
+        finally:
+            health.close()
+            await server.stop(None)

@@ -301,10 +301,19 @@ BAD_VALUES: list[tuple[str, object, str]] = [
     ("health_check_timeout_s", 6.0, "at most health_check_period_s"),
     ("health_fail_after", 0, "1..1000"),
     ("health_recover_after", 1001, "1..1000"),
+    ("checks", 5, "expected a list of checks"),  # the keys of a check: test_config_checks.py
     ("ladder_restart_max_count", -1, "0..1000"),
     ("ladder_failover_max_count", 1.5, "expected an integer"),
     ("ladder_reboot_vm_max_count", 1001, "0..1000"),
     ("ladder_evacuate_vm_max_count", "x", "expected an integer"),
+    ("failover_budget_crash_ms", 0, "greater than 0"),
+    ("failover_budget_crash_ms", 1000, "the worst case of a crash"),
+    ("failover_budget_hang_ms", -5.0, "greater than 0"),
+    ("failover_budget_hang_ms", math.inf, "greater than 0"),
+    ("failover_budget_hang_ms", 2300, "the worst case of a hang without a bridge"),
+    ("failover_budget_switchover_ms", True, "expected a number of milliseconds, got bool"),
+    ("failover_budget_switchover_ms", "100", "expected a number of milliseconds, got str"),
+    ("failover_budget_switchover_ms", 100, "the worst case of a switchover"),
 ]
 
 DURATIONS = ["etcd_request_timeout_s", "etcd_connect_timeout_s", "heartbeat_interval_s",
@@ -378,7 +387,10 @@ def test_redundancy_accepts_its_strings(value: object, expected: Redundancy) -> 
                           ("metrics_host", "fd00::2"), ("metrics_host", "node-1.example"),
                           ("priority", 0), ("priority", 1000), ("metrics_port", 0),
                           ("metrics_port", 65535), ("metrics_port", None),
-                          ("key_prefix", "/a/b-c"), ("no_failover", True)])
+                          ("key_prefix", "/a/b-c"), ("no_failover", True),
+                          ("failover_budget_crash_ms", 1250), ("failover_budget_hang_ms", 4000.5),
+                          ("failover_budget_hang_ms", None),
+                          ("failover_budget_switchover_ms", 8000)])
 def test_boundary_values_are_accepted(name: str, value: object) -> None:
     assert getattr(make(**{name: value}), name) == value
 

@@ -12,7 +12,8 @@ Pure apart from :func:`read_password_file`: no clock, no network, nothing kept. 
   field's annotation; an empty string unsets an optional field.
 - **Addresses are ``host:port``** with a DNS name or IPv4 address, or ``[IPv6]:port``; no
   scheme; ports in range. Endpoint lists are non-empty and have no duplicates.
-- **Durations are finite and positive**, and become floats.
+- **Durations are finite and positive**, and become floats; milliseconds (the failover
+  budgets) are finite and positive, kept as given.
 - **Secrets are masked**: a bad ``etcd_password`` is reported as :data:`MASK`, never quoted.
 """
 
@@ -29,7 +30,7 @@ from vnfha.errors import ConfigError
 from vnfha.model import Redundancy
 
 __all__ = ["MASK", "boolean", "choice", "coerce", "dns_label", "duration", "endpoints", "host_port",
-           "int_in", "key_prefix", "listen_address", "nonempty_text", "optional",
+           "int_in", "key_prefix", "listen_address", "milliseconds", "nonempty_text", "optional",
            "read_password_file", "redundancy", "wrong_type"]
 
 MASK: Final = "***"
@@ -168,6 +169,15 @@ def duration(name: str, value: object) -> float:
     return float(value)
 
 
+def milliseconds(name: str, value: object) -> float:
+    """A finite number of milliseconds greater than 0 (not a bool), kept as given."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise wrong_type(name, value, "a number of milliseconds")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(name, value, "must be a finite number of milliseconds greater than 0")
+    return value
+
+
 def choice(*allowed: str) -> Callable[[str, object], str]:
     """The check of one of ``allowed``, case-insensitive, ``_`` for ``-``; returns it as
     spelled in ``allowed``."""
@@ -236,7 +246,8 @@ def coerce(name: str, raw: object, kind: str) -> object:
         try:
             return float(text)
         except ValueError:
-            raise ConfigError(name, raw, "expected a number of seconds") from None
+            unit = "milliseconds" if name.endswith("_ms") else "seconds"
+            raise ConfigError(name, raw, f"expected a number of {unit}") from None
     if base == "bool":
         if text.lower() not in _BOOLS:
             raise ConfigError(name, raw, "expected true/false (also yes/no, on/off, 1/0)")

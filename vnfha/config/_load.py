@@ -58,8 +58,9 @@ def load_config(
 ) -> Config:
     """A Config from a flat TOML file, then ``VNFHA_<FIELD>`` environment overrides.
 
-    The file holds top-level ``field = value`` lines only (no tables); relative paths in its
-    ``*_file`` fields are relative to the file's directory. ``path=None`` reads only the
+    The file holds top-level ``field = value`` lines only (no tables but ``[[checks]]``, an
+    array of tables); relative paths in its ``*_file`` fields are relative to the file's
+    directory. ``path=None`` reads only the
     environment. ``environ`` defaults to ``os.environ``; a variable ``VNFHA_LEASE_TTL_S=3``
     overrides ``lease_ttl_s``, and an empty value unsets an optional field. ``VNFHA_*`` variables
     that are neither fields nor in :data:`OTHER_ENV_VARS` are refused, with a suggestion.

@@ -6,8 +6,9 @@ Guarantees:
 
 - **A Config that exists is valid.** Every field is checked for type and range when the object
   is built (directly, by :meth:`Config.from_mapping`, :meth:`Config.replace` or
-  :func:`~vnfha.config.load_config`), and the timer relations of :mod:`vnfha.timing` are
-  checked against each other. Anything wrong raises :class:`vnfha.ConfigError` (also a
+  :func:`~vnfha.config.load_config`), the timer relations of :mod:`vnfha.timing` are
+  checked against each other, and each failover budget set must be met by its path's worst
+  case (:mod:`vnfha.budget`). Anything wrong raises :class:`vnfha.ConfigError` (also a
   ``ValueError``) naming the field and the value; the relations are reported all at once.
   vnfha refuses to start rather than run with timers that cannot keep the lease.
 - **Immutable and hashable.** Changes go through :meth:`Config.replace`, which validates again.
@@ -31,6 +32,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from vnfha.budget import BUDGET_FIELDS, FailoverTimers, budget_refusal
+from vnfha.config._check_specs import CheckSpec, check_specs
 from vnfha.config._checks import (
     MASK,
     bind_host,
@@ -44,6 +47,7 @@ from vnfha.config._checks import (
     int_in,
     key_prefix,
     listen_address,
+    milliseconds,
     nonempty_text,
     optional,
     read_password_file,
@@ -191,6 +195,10 @@ class Config:
     """Consecutive failed checks before the check is FAILED (a fault for the ladder)."""
     health_recover_after: int = 2
     """Consecutive passed checks before a FAILED check is healthy again."""
+    checks: tuple[CheckSpec, ...] = ()
+    """Built-in checks (process, tcp, grpc-health) run beside the component's
+    ``health_check``, each on its own period, timeout and hysteresis: CheckSpecs, or mappings
+    of their keys (in TOML, ``[[checks]]`` tables). Errors name the key: ``checks[1].target``."""
     ladder_restart_max_count: int = 3
     """Restarts of the component (its ``restart()``) within ``ladder_restart_probation_s``
     before the ladder climbs to failover; 0 disables the rung."""
@@ -208,6 +216,15 @@ class Config:
     """VM evacuations asked of the NFVI within the probation window; 0 disables the rung."""
     ladder_evacuate_vm_probation_s: float = 3600.0
     """Window of the evacuation rung. Past every rung: alarm only."""
+    failover_budget_crash_ms: float | None = None
+    """Longest a failover after the active's crash may take at worst; None: no budget. A
+    config whose timers cannot meet it is refused (:mod:`vnfha.budget` computes the worst
+    case of each path)."""
+    failover_budget_hang_ms: float | None = None
+    """The same for a hung or cut-off active: fenced through the bridge when
+    ``bridge_endpoint`` is set, by the lease otherwise."""
+    failover_budget_switchover_ms: float | None = None
+    """The same for a switchover."""
 
     _password_from_file: str | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -221,6 +238,7 @@ class Config:
                                read_password_file(self.etcd_password_file))
         self._check_timing()
         self._check_bridge()
+        self._check_budgets()
 
     # -- derived values ---------------------------------------------------------------------
 
@@ -287,6 +305,8 @@ class Config:
                 value = MASK
             elif isinstance(value, Redundancy):
                 value = value.value
+            elif name == "checks":
+                value = [spec.describe() for spec in value]
             elif isinstance(value, tuple):
                 value = list(value)
             out[name] = value
@@ -412,6 +432,14 @@ class Config:
                 f"({i}) {p.message}" for i, p in enumerate(problems, 1))
         raise ConfigError(first, value, text)
 
+    def _check_budgets(self) -> None:
+        """Each failover budget set is met by its path's worst case (:mod:`vnfha.budget`)."""
+        refused = budget_refusal(FailoverTimers.of(self),
+                                 {name: getattr(self, name) for name in BUDGET_FIELDS},
+                                 bridge=self.bridge_endpoint is not None)
+        if refused is not None:
+            raise ConfigError(*refused)
+
 
 # -- building from plain values, unknown names ------------------------------------------------
 
@@ -425,7 +453,7 @@ def build(values: dict[str, Any], sources: Mapping[str, str], where: str) -> Con
     try:
         return Config(**values)
     except ConfigError as e:
-        source = sources.get(e.field)
+        source = sources.get(e.field.partition("[")[0])  # checks[1].target: set as checks
         if source is None:
             raise
         raise ConfigError(e.field, e.value, f"{e.problem} (set in {source})") from e
@@ -502,6 +530,7 @@ _CHECKS: Final[dict[str, Callable[[str, object], object]]] = {
     "health_check_timeout_s": duration,
     "health_fail_after": int_in(1, 1000),
     "health_recover_after": int_in(1, 1000),
+    "checks": check_specs,
     "ladder_restart_max_count": int_in(0, 1000),
     "ladder_restart_probation_s": duration,
     "ladder_failover_max_count": int_in(0, 1000),
@@ -510,6 +539,9 @@ _CHECKS: Final[dict[str, Callable[[str, object], object]]] = {
     "ladder_reboot_vm_probation_s": duration,
     "ladder_evacuate_vm_max_count": int_in(0, 1000),
     "ladder_evacuate_vm_probation_s": duration,
+    "failover_budget_crash_ms": optional(milliseconds),
+    "failover_budget_hang_ms": optional(milliseconds),
+    "failover_budget_switchover_ms": optional(milliseconds),
 }
 """One check per field, in declaration order (the order errors are found in)."""
 

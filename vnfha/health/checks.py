@@ -13,6 +13,12 @@ Guarantees of the built-ins:
 - **No leak.** A check leaves no socket or task behind, whether it passes, fails or is
   cancelled; :class:`GrpcHealth` keeps one channel, closed by :meth:`GrpcHealth.close`.
 - **Only HealthCheckFailed** for an unhealthy target; a cancellation propagates.
+- **A server that comes back is seen at the next run**: :class:`GrpcHealth` drops its channel
+  after an UNAVAILABLE or DEADLINE_EXCEEDED answer, so the next run dials again instead of
+  waiting out gRPC's reconnect backoff (up to two minutes).
+
+:func:`from_spec` builds the check a :class:`~vnfha.config.CheckSpec` describes (from
+``Config.checks`` or ``Component.checks()``), ready for the health monitor.
 """
 
 from __future__ import annotations
@@ -28,10 +34,12 @@ from typing import Protocol, Self
 import grpc
 
 from vnfha.clock import Clock, SystemClock
+from vnfha.config import CheckSpec
 from vnfha.errors import ConfigError, HealthCheckFailed
 from vnfha.grpc_health import ServingStatus, probe
+from vnfha.health.monitor import MonitoredCheck
 
-__all__ = ["GrpcHealth", "HealthCheck", "ProcessAlive", "TcpConnect"]
+__all__ = ["GrpcHealth", "HealthCheck", "PidfileAlive", "ProcessAlive", "TcpConnect", "from_spec"]
 
 
 class HealthCheck(Protocol):
@@ -105,6 +113,41 @@ class ProcessAlive:
             raise HealthCheckFailed(self.name, f"pid {self.pid} now belongs to another process")
 
 
+class PidfileAlive:
+    """The process whose pid the file ``path`` holds is alive, as :class:`ProcessAlive` judges
+    it. The file is read on every run, so a process restarted under a new pid (its pidfile
+    rewritten) is followed; while the pid stays the same, its start time is compared as
+    ProcessAlive does. A missing, unreadable or malformed pidfile is a failure."""
+
+    kind = "process"
+
+    def __init__(self, path: str, *, name: str | None = None) -> None:
+        if not path:
+            raise ConfigError("path", path, "must name a pidfile")
+        self.path = path
+        self.name = name or f"process-{path}"
+        self._current: ProcessAlive | None = None
+
+    def _pid(self) -> int:
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read(32)  # a pid is at most 7 digits: more is not a pidfile
+        except OSError as e:
+            raise HealthCheckFailed(self.name,
+                                    f"pidfile {self.path}: {e.strerror or e}") from e
+        text = raw.strip()
+        if not text.isdigit() or not 0 < int(text) < 1 << 22:
+            raise HealthCheckFailed(self.name, f"pidfile {self.path} holds no pid: {raw[:16]!r}")
+        return int(text)
+
+    async def __call__(self) -> None:
+        """Pass, or raise HealthCheckFailed for the pidfile or the process."""
+        pid = self._pid()
+        if self._current is None or self._current.pid != pid:
+            self._current = ProcessAlive(pid, name=self.name)  # its start time, as of now
+        await self._current()
+
+
 class TcpConnect:
     """``host:port`` accepts a TCP connection within ``timeout_s`` (which is then closed)."""
 
@@ -161,8 +204,12 @@ class GrpcHealth:
 
     def _open(self) -> grpc.aio.Channel:
         if self._channel is None:
-            self._channel = (grpc.aio.secure_channel(self.target, self._credentials)
-                             if self._credentials else grpc.aio.insecure_channel(self.target))
+            # a connection of its own: channels to one target share a process-wide pool of
+            # connections otherwise, and a new channel would inherit the old one's backoff
+            options = (("grpc.use_local_subchannel_pool", 1),)
+            self._channel = (
+                grpc.aio.secure_channel(self.target, self._credentials, options=options)
+                if self._credentials else grpc.aio.insecure_channel(self.target, options=options))
         return self._channel
 
     async def __call__(self) -> None:
@@ -171,6 +218,8 @@ class GrpcHealth:
         try:
             status = await probe(self._open(), self.service, timeout_s=self.timeout_s)
         except grpc.aio.AioRpcError as e:
+            if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                await self.close()  # a new channel next run, without gRPC's reconnect backoff
             raise HealthCheckFailed(self.name,
                                     f"{what}: {e.code().name}: {e.details()}") from e
         if status is not ServingStatus.SERVING:
@@ -188,3 +237,30 @@ class GrpcHealth:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.close()
+
+
+def _host_port(target: str) -> tuple[str, int]:
+    """``host:port`` or ``[IPv6]:port`` (validated by the spec) as (host, port)."""
+    host, _, port = target.rpartition(":")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def from_spec(spec: CheckSpec, clock: Clock) -> MonitoredCheck:
+    """The check ``spec`` describes, under its policy, for the health monitor. Network checks
+    time out on ``clock``; a ``grpc-health`` check's channel is closed when the monitor stops.
+    A ``process`` check on a pid records the process's start time now."""
+    close = None
+    check: HealthCheck
+    if spec.kind == "process":
+        target = spec.target
+        check = (ProcessAlive(int(target), name=spec.name) if target.isdigit()
+                 else PidfileAlive(target, name=spec.name))
+    elif spec.kind == "tcp":
+        host, port = _host_port(spec.target)
+        check = TcpConnect(host, port, spec.policy.timeout_s, clock=clock, name=spec.name)
+    else:
+        grpc_check = GrpcHealth(spec.target, spec.service, timeout_s=spec.policy.timeout_s,
+                                name=spec.name)
+        check, close = grpc_check, grpc_check.close
+    return MonitoredCheck(spec.name, check, spec.policy, kind=spec.kind,
+                          recommended=spec.recommended, close=close)

@@ -27,6 +27,8 @@ Guarantees:
 - **Callbacks cannot stop the monitor.** An exception from ``on_transition``,
   ``on_check_failed`` or ``on_fault`` is logged and the monitor carries on; a cancellation
   (:meth:`stop`) propagates and ends every task.
+- **Checks it owns are closed.** When the monitor's tasks have ended, each check's ``close``
+  (if it has one: a channel to release) is awaited once; an error there is logged.
 """
 
 from __future__ import annotations
@@ -71,13 +73,15 @@ class MonitoredCheck:
     """A check to run: ``check`` (an async callable, see :class:`vnfha.health.checks.
     HealthCheck`) under ``policy``. ``kind`` labels its failures in metrics (``"app"`` for
     the component's own ``health_check``); ``recommended`` is the floor of the recovery its
-    faults ask for."""
+    faults ask for; ``close``, if given, is awaited once when the monitor stops (the
+    monitor then owns the check)."""
 
     name: str
     check: Callable[[], Awaitable[None]]
     policy: CheckPolicy
     kind: str = "app"
     recommended: Recovery = Recovery.NONE
+    close: Callable[[], Awaitable[None]] | None = None
 
 
 class HealthMonitor:
@@ -178,6 +182,17 @@ class HealthMonitor:
         except Exception:
             log.exception("%s: health monitor failed", self._name)
             raise
+        finally:
+            await self._close_checks()
+
+    async def _close_checks(self) -> None:
+        for c in self._checks:
+            if c.close is None:
+                continue
+            try:
+                await c.close()
+            except Exception:
+                log.exception("%s: closing health check %s failed", self._name, c.name)
 
     # -- checks ------------------------------------------------------------------------------
 
