@@ -172,6 +172,8 @@ def hostile_number(rng: random.Random, fd: Fd) -> int | float:
     elif fd.type == fd.TYPE_DOUBLE:
         values = [math.nan, math.inf, -math.inf, -0.0, 0.0, 5e-324, 1e-9, -1.0, 1.0, 604_800.0,
                   604_800.001, 1e308, rng.uniform(-1e6, 1e6)]
+    elif fd.type == fd.TYPE_BOOL:  # any other varint on the wire: the byte mutations send it
+        values = [False, True]
     else:
         raise AssertionError(f"no hostile values for {fd.full_name} (type {fd.type})")
     return rng.choice(values)
@@ -402,6 +404,8 @@ def valid_requests() -> dict[str, tuple[Any, ...]]:
         "PlanMaintenance": (pb.PlanMaintenanceRequest(host="h1", deadline_in_s=3600,
                                                       reason="fuzz"),
                             pb.PlanMaintenanceRequest(host="h2", deadline_in_s=0.5)),
+        "ListTickets": (pb.ListTicketsRequest(),
+                        pb.ListTicketsRequest(group="vfw", open_only=True, limit=5)),
     }
 
 

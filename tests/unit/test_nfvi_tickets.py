@@ -108,3 +108,60 @@ def test_never_two_open_nfvi_tickets_for_one_instance(
                 ticket = book.open_for(inst)
                 if ticket is not None:
                     book.update(ticket.ticket_id, RepairState.SUCCEEDED, "done")
+
+
+# -- listing (TicketBook.query) -------------------------------------------------------------------
+
+
+def listing_book() -> TicketBook:
+    """t-1 g/a recorded, t-2 g/b open (queued), t-3 h/a open, t-4 g/a succeeded, t-5 h/b
+    recorded."""
+    book = TicketBook()
+    for key, member, plan, group in (("k1", "a", RECORD, "g"), ("k2", "b", REBOOT, "g"),
+                                     ("k3", "a", REBOOT, "h"), ("k4", "a", REBOOT, "g"),
+                                     ("k5", "b", RECORD, "h")):
+        assert isinstance(book.open(key=key, group=group, member=member,
+                                    instance=f"vm-{group}-{member}", host="h1", epoch=1,
+                                    plan=plan, owner_name="nfvi:sim"), Opened)
+    book.update("t-4", RepairState.SUCCEEDED, "rebooted")
+    return book
+
+
+@pytest.mark.parametrize(("group", "open_only", "limit", "ids", "matched"), [
+    (None, False, 100, ["t-5", "t-4", "t-3", "t-2", "t-1"], 5),  # newest first
+    (None, False, 2, ["t-5", "t-4"], 5),                          # the newest are kept
+    (None, True, 100, ["t-3", "t-2"], 2),                         # not terminal only
+    ("g", False, 100, ["t-4", "t-2", "t-1"], 3),
+    ("g", True, 100, ["t-2"], 1),
+    ("h", True, 1, ["t-3"], 1),
+    ("nobody", False, 100, [], 0),                                # an unknown group: empty
+])
+def test_query_filters_newest_first_and_counts_every_match(
+        group: str | None, open_only: bool, limit: int, ids: list[str], matched: int) -> None:
+    listing = listing_book().query(group=group, open_only=open_only, limit=limit)
+    assert [t.ticket_id for t in listing.tickets] == ids
+    assert listing.matched == matched
+    assert listing.complete is (len(ids) == matched)
+
+
+def test_query_reads_the_current_version_and_changes_nothing() -> None:
+    book = listing_book()
+    before = book.tickets()
+    (t4,) = [t for t in book.query(limit=10).tickets if t.ticket_id == "t-4"]
+    assert (t4.state, t4.version, t4.detail) == (RepairState.SUCCEEDED, 2, "rebooted")
+    assert book.tickets() == before and book.next_number == 6
+
+
+def test_query_after_a_restore_keeps_the_saved_order() -> None:
+    saved = listing_book()
+    book = TicketBook()
+    book.restore(saved.tickets(), next_number=saved.next_number)
+    listing = book.query(limit=100)
+    assert [t.ticket_id for t in listing.tickets] == ["t-5", "t-4", "t-3", "t-2", "t-1"]
+    assert book.query(open_only=True, limit=100).matched == 0  # the open ones FAILED on restore
+
+
+@pytest.mark.parametrize("limit", [0, -1])
+def test_query_refuses_a_limit_below_one(limit: int) -> None:
+    with pytest.raises(ValueError, match=f"limit={limit}"):
+        TicketBook().query(limit=limit)

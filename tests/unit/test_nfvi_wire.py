@@ -23,6 +23,7 @@ from vnfha.nfvi.model import (
     RepairOwner,
     RepairState,
     RepairTicket,
+    TicketList,
     Violation,
     WatchdogAction,
     WatchdogStatus,
@@ -115,3 +116,39 @@ def test_request_checks_name_the_field() -> None:
     assert escalation.tried == (RepairAction.RESTART_COMPONENT,)
     with pytest.raises(Refused, match="not a valid ArmRequest"):
         wire.decode_request(wire.METHODS["Arm"], b"\x0a\xff")
+
+
+def _ticket(n: int, key: str = "k") -> RepairTicket:
+    return RepairTicket(f"t-{n}", f"{key}{n}", "g", "a", "vm-a", RepairAction.REBOOT,
+                        RepairOwner.NFVI, "nfvi:sim", RepairState.QUEUED, "reboot requested",
+                        "h1", 3)
+
+
+def test_ticket_queries_default_and_refuse_naming_the_value() -> None:
+    assert wire.decode_ticket_query(pb.ListTicketsRequest()) == wire.TicketQuery(
+        None, False, wire.DEFAULT_TICKET_LIMIT)
+    assert wire.decode_ticket_query(pb.ListTicketsRequest(
+        group="vfw", open_only=True, limit=wire.MAX_TICKET_LIMIT)) == wire.TicketQuery(
+        "vfw", True, wire.MAX_TICKET_LIMIT)
+    with pytest.raises(Refused, match="limit=1001 is over the bridge's maximum of 1000") as e:
+        wire.decode_ticket_query(pb.ListTicketsRequest(limit=1001))
+    assert e.value.code == "INVALID_ARGUMENT"
+    with pytest.raises(Refused, match="group is 257 bytes, over the limit of 256"):
+        wire.decode_ticket_query(pb.ListTicketsRequest(group="g" * 257))
+
+
+def test_ticket_lists_round_trip_and_are_cut_to_the_message_size() -> None:
+    listing = TicketList((_ticket(3), _ticket(2), _ticket(1)), 7)
+    assert wire.ticket_list_from_pb(wire.ticket_list_to_pb(listing, max_bytes=65536)) == listing
+    one = wire.ticket_list_to_pb(TicketList((_ticket(1),), 1), max_bytes=65536).ByteSize()
+    for max_bytes in (one - 1, one, 2 * one - 1, 2 * one + 200):
+        reply = wire.ticket_list_to_pb(listing, max_bytes=max_bytes)
+        assert reply.ByteSize() <= max_bytes
+        kept = wire.ticket_list_from_pb(reply)
+        assert kept.tickets == listing.tickets[:len(kept.tickets)]  # the newest are kept
+        assert kept.matched == 7 and not kept.complete
+    assert len(wire.ticket_list_to_pb(listing, max_bytes=one).tickets) == 1  # exactly fits
+    big = TicketList(tuple(_ticket(n, "k" * 250) for n in range(1000, 0, -1)), 1000)
+    reply = wire.ticket_list_to_pb(big, max_bytes=wire.DEFAULT_MAX_MESSAGE_BYTES)
+    assert 100 < len(reply.tickets) < 1000
+    assert reply.ByteSize() <= wire.DEFAULT_MAX_MESSAGE_BYTES

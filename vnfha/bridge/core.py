@@ -24,7 +24,8 @@ Guarantees:
   ``repair_timeout_s``.
 - An operator's planned maintenance (:meth:`BridgeCore.plan_maintenance`) is published through
   the same routing as the driver's own events, so it reaches members the same way whatever the
-  driver. With mutual TLS only the configured ``operators`` (certificate CNs) may announce one.
+  driver. With mutual TLS only the configured ``operators`` (certificate CNs) may announce one,
+  or list the tickets (:meth:`BridgeCore.list_tickets`, which reads and changes nothing).
 - Every planned maintenance (the operator's or the driver's) is remembered until its deadline
   passes or its host goes down (:mod:`vnfha.bridge.maintenance`, at most
   ``max_pending_maintenance``, one per host): a new WatchEvents subscriber first receives the
@@ -78,10 +79,11 @@ from vnfha.nfvi.model import (
     RepairAction,
     RepairState,
     RepairTicket,
+    TicketList,
     WatchdogAction,
     WatchdogStatus,
 )
-from vnfha.nfvi.wire import Caller, Escalation, MaintenanceRequest, Refused
+from vnfha.nfvi.wire import Caller, Escalation, MaintenanceRequest, Refused, TicketQuery
 
 __all__ = ["BridgeCore", "BridgeLimits"]
 
@@ -510,6 +512,13 @@ class BridgeCore:
                     "notified: %s", host, f" by {peer}" if peer else "",
                     request.deadline_in_s, deadline, len(notified), detail)
         return MaintenancePlan(host, deadline, notified, sequence)
+
+    def list_tickets(self, peer: str | None, query: TicketQuery) -> TicketList:
+        """The remembered tickets that match ``query``, newest first, for an operator
+        (PERMISSION_DENIED otherwise, a member's certificate included)."""
+        self._check_operator(peer)
+        return self._tickets.query(group=query.group, open_only=query.open_only,
+                                   limit=query.limit)
 
     # -- events -----------------------------------------------------------------------------------
 

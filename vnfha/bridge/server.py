@@ -22,9 +22,10 @@ Guarantees:
 - With ``require_client_cert`` (pass credentials made with ``require_client_auth=True``, e.g.
   :func:`vnfha.nfvi.wire.server_credentials`), the client certificate's common name must be the
   calling member, and the member must belong to the group it names: else PERMISSION_DENIED.
-  The Operations service (an operator's PlanMaintenance) takes only a certificate whose common
-  name is in ``operators``; without mutual TLS it is open like every other service, so
-  ``operators`` without ``require_client_cert`` is refused (it would protect nothing).
+  The Operations service (an operator's PlanMaintenance and ListTickets) takes only a
+  certificate whose common name is in ``operators``; without mutual TLS it is open like every
+  other service, so ``operators`` without ``require_client_cert`` is refused (it would protect
+  nothing).
 - grpc.health.v1 answers SERVING for ``""`` and each of the five service names while the server
   runs, NOT_SERVING once it is stopping.
 - With ``state`` (a :class:`~vnfha.bridge.state.StateStore`), the core restores the highest
@@ -240,6 +241,10 @@ class BridgeServer:
     async def _PlanMaintenance(self, request: Any, peer: str | None) -> Any:
         maintenance = wire.decode_maintenance(request)
         return wire.maintenance_to_pb(await self.core.plan_maintenance(peer, maintenance))
+
+    async def _ListTickets(self, request: Any, peer: str | None) -> Any:
+        listing = self.core.list_tickets(peer, wire.decode_ticket_query(request))
+        return wire.ticket_list_to_pb(listing, max_bytes=self._max_message_bytes)
 
 
 async def _mapped(items: AsyncIterator[Any], encode: Callable[[Any], Any]) -> AsyncIterator[Any]:

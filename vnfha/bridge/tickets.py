@@ -26,6 +26,8 @@ The :class:`TicketBook` guarantees:
   keys are kept; one that was not terminal is FAILED with :data:`RESTARTED` (its repair task is
   gone; the instance may be half repaired), so a duplicate escalation gets it back like any
   finished ticket and a new key may escalate the instance again. Ticket ids are never reused.
+- Listing (:meth:`TicketBook.query`) reads only: newest first (the order the tickets were
+  opened, reversed; restored tickets keep theirs), with the count of every match.
 
 No asyncio, grpc or time here.
 """
@@ -35,7 +37,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from vnfha.nfvi.model import RepairAction, RepairOwner, RepairState, RepairTicket
+from vnfha.nfvi.model import (
+    RepairAction,
+    RepairOwner,
+    RepairState,
+    RepairTicket,
+    TicketList,
+)
 
 __all__ = ["RESTARTED", "Busy", "KeyConflict", "Opened", "RepairPlan", "TicketBook",
            "plan_repair"]
@@ -137,6 +145,17 @@ class TicketBook:
         self._next = next_number
         self._forget_oldest()
         return interrupted
+
+    def query(self, *, group: str | None = None, open_only: bool = False,
+              limit: int) -> TicketList:
+        """The remembered tickets of ``group`` (None: every group), only those not terminal if
+        ``open_only``, newest first, at most ``limit`` (``ValueError`` below 1); ``matched``
+        counts every ticket that passed the filters."""
+        if limit < 1:
+            raise ValueError(f"limit={limit}: must be at least 1")
+        found = [t for t in reversed(self._tickets.values())
+                 if (group is None or t.group == group) and not (open_only and t.state.terminal)]
+        return TicketList(tuple(found[:limit]), len(found))
 
     def get(self, ticket_id: str) -> RepairTicket | None:
         """The ticket, or None if unknown (never issued, or forgotten)."""

@@ -14,6 +14,7 @@ configured without one. Both implement :class:`NfviPort`, which is all a member 
 
     async with BridgeClient.operator("127.0.0.1:50070", timeout_s=5) as ops:  # not a member
         plan = await ops.plan_maintenance("host-1", 600, "kernel upgrade")
+        listing = await ops.list_tickets(group="vfw", open_only=True)
 
 Guarantees:
 
@@ -25,7 +26,7 @@ Guarantees:
   a state, GetPlacement and CheckPolicy read, Escalate carries an idempotency key, and Fence
   acts only while the instance can still execute (a repeated Fence confirms without acting).
   PlanMaintenance is retried too: a repeat only announces the maintenance again, which members
-  take as harmlessly as the first.
+  take as harmlessly as the first; ListTickets only reads.
   The watch streams are not retried: they end with :class:`~vnfha.errors.BridgeUnavailable` and
   the caller decides whether to watch again.
 - Status codes become errors under :class:`~vnfha.errors.NfviError`: a stale epoch
@@ -64,6 +65,7 @@ from vnfha.nfvi.model import (
     RepairOwner,
     RepairState,
     RepairTicket,
+    TicketList,
     WatchdogAction,
     WatchdogStatus,
 )
@@ -283,6 +285,22 @@ class BridgeClient:
                                             reason=reason)
         reply = await self._unary("PlanMaintenance", request, call_timeout_s)
         return wire.maintenance_from_pb(reply)
+
+    async def list_tickets(self, *, group: str | None = None, open_only: bool = False,
+                           limit: int | None = None,
+                           call_timeout_s: float | None = None) -> TicketList:
+        """Operators: the repair tickets the bridge remembers, newest first: ``group``'s (None:
+        every group's), only the open ones if ``open_only``, at most ``limit`` (None: the
+        bridge's default, 100; at most 1000; ``ValueError`` below 1), with how many matched.
+        :class:`~vnfha.errors.BridgeRequestError`:
+        INVALID_ARGUMENT (a limit out of range, a group name over 256 bytes),
+        PERMISSION_DENIED (mutual TLS, and this certificate is not an operator's)."""
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit={limit}: must be at least 1")
+        request = pb.ListTicketsRequest(group=group or "", open_only=open_only,
+                                        limit=limit or 0)
+        reply = await self._unary("ListTickets", request, call_timeout_s)
+        return wire.ticket_list_from_pb(reply)
 
     # -- transport --------------------------------------------------------------------------------
 

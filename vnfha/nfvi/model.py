@@ -29,6 +29,7 @@ __all__ = [
     "RepairOwner",
     "RepairState",
     "RepairTicket",
+    "TicketList",
     "Violation",
     "WatchdogAction",
     "WatchdogStatus",
@@ -258,6 +259,21 @@ class RepairTicket:
     host: str
     epoch: int
     version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TicketList:
+    """The answer to an operator's ListTickets: ``tickets`` newest first, and how many
+    remembered tickets ``matched`` the filters (more than ``len(tickets)``: the list was cut, by
+    the limit or the message size)."""
+
+    tickets: tuple[RepairTicket, ...]
+    matched: int
+
+    @property
+    def complete(self) -> bool:
+        """True when every matching ticket is in ``tickets``."""
+        return len(self.tickets) >= self.matched
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from vnfha.nfvi.model import (
     RepairOwner,
     RepairState,
     RepairTicket,
+    TicketList,
     Violation,
     WatchdogAction,
     WatchdogStatus,
@@ -48,16 +49,19 @@ from vnfha.nfvi.v1 import nfvi_pb2 as _pb
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
+    "DEFAULT_TICKET_LIMIT",
     "WIRE_NUMBERS",
     "MAX_MAINTENANCE_NOTICE_S",
     "MAX_NAME_BYTES",
     "MAX_TEXT_BYTES",
+    "MAX_TICKET_LIMIT",
     "METHODS",
     "SERVICES",
     "Caller",
     "MaintenanceRequest",
     "Method",
     "Refused",
+    "TicketQuery",
     "pb",
 ]
 
@@ -76,6 +80,10 @@ MAX_TEXT_BYTES = 4096
 MAX_MAINTENANCE_NOTICE_S = 7 * 24 * 3600.0
 """The longest maintenance notice accepted (7 days): members switch over as soon as they hear
 of a maintenance, so a longer notice says only that the number is wrong (milliseconds?)."""
+DEFAULT_TICKET_LIMIT = 100
+"""The most tickets ListTickets sends when the request sets no limit."""
+MAX_TICKET_LIMIT = 1000
+"""The highest limit a ListTickets request may set (the reply is also cut to the message size)."""
 
 PACKAGE = "vnfha.nfvi.v1"
 SERVICES = tuple(f"{PACKAGE}.{s}"
@@ -137,6 +145,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("Faults", "WatchRepair", pb.WatchRepairRequest, pb.RepairTicket, streaming=True),
     Method("Faults", "WatchEvents", pb.WatchEventsRequest, pb.Event, streaming=True),
     Method("Operations", "PlanMaintenance", pb.PlanMaintenanceRequest, pb.PlanMaintenanceReply),
+    Method("Operations", "ListTickets", pb.ListTicketsRequest, pb.ListTicketsReply),
 )}
 """Every bridge method by name."""
 
@@ -315,6 +324,27 @@ def decode_maintenance(request: Any) -> MaintenanceRequest:
     return MaintenanceRequest(host, notice, text("reason", request.reason))
 
 
+@dataclass(frozen=True, slots=True)
+class TicketQuery:
+    """A decoded ListTicketsRequest: the tickets of ``group`` (None: every group), only the
+    open ones if ``open_only``, at most ``limit``."""
+
+    group: str | None
+    open_only: bool
+    limit: int
+
+
+def decode_ticket_query(request: Any) -> TicketQuery:
+    """The ListTicketsRequest's fields: an optional group name, ``open_only``, and a limit of
+    at most :data:`MAX_TICKET_LIMIT` (0, unset, is :data:`DEFAULT_TICKET_LIMIT`)."""
+    group = name("group", request.group, required=False) or None
+    limit = request.limit or DEFAULT_TICKET_LIMIT
+    if limit > MAX_TICKET_LIMIT:
+        raise Refused("INVALID_ARGUMENT", f"limit={limit} is over the bridge's maximum of "
+                      f"{MAX_TICKET_LIMIT} tickets per call")
+    return TicketQuery(group, request.open_only, limit)
+
+
 # -- values -> messages (server) and back (client) -------------------------------------------------
 
 
@@ -438,6 +468,32 @@ def maintenance_from_pb(m: Any) -> MaintenancePlan:
     return MaintenancePlan(m.host, m.deadline_unix_s,
                            tuple(NotifiedInstance(i.group, i.member, i.instance)
                                  for i in m.instances), m.sequence)
+
+
+def _varint_bytes(n: int) -> int:
+    """How many bytes protobuf's varint encoding of ``n`` (>= 0) takes."""
+    return max(1, (n.bit_length() + 6) // 7)
+
+
+def ticket_list_to_pb(listing: TicketList, *, max_bytes: int) -> Any:
+    """A ``ListTicketsReply`` in the listing's order, cut before the first ticket that would
+    take the message over ``max_bytes`` (the bridge's message size limit): what is cut is the
+    oldest. ``matched`` is the listing's."""
+    reply = pb.ListTicketsReply(matched=listing.matched)
+    room = max_bytes - reply.ByteSize()
+    for ticket in listing.tickets:
+        message = ticket_to_pb(ticket)
+        size = message.ByteSize()
+        room -= 1 + _varint_bytes(size) + size  # field tag, length, the ticket
+        if room < 0:
+            break
+        reply.tickets.append(message)
+    return reply
+
+
+def ticket_list_from_pb(m: Any) -> TicketList:
+    """The client side of :func:`ticket_list_to_pb`."""
+    return TicketList(tuple(ticket_from_pb(t) for t in m.tickets), m.matched)
 
 
 def caller_to_pb(group: str, member: str, epoch: int) -> Any:

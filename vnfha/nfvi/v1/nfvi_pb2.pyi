@@ -369,3 +369,21 @@ class PlanMaintenanceReply(_message.Message):
     instances: _containers.RepeatedCompositeFieldContainer[NotifiedInstance]
     sequence: int
     def __init__(self, host: _Optional[str] = ..., deadline_unix_s: _Optional[float] = ..., instances: _Optional[_Iterable[_Union[NotifiedInstance, _Mapping]]] = ..., sequence: _Optional[int] = ...) -> None: ...
+
+class ListTicketsRequest(_message.Message):
+    __slots__ = ("group", "open_only", "limit")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    OPEN_ONLY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    open_only: bool
+    limit: int
+    def __init__(self, group: _Optional[str] = ..., open_only: bool = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListTicketsReply(_message.Message):
+    __slots__ = ("tickets", "matched")
+    TICKETS_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
+    tickets: _containers.RepeatedCompositeFieldContainer[RepairTicket]
+    matched: int
+    def __init__(self, tickets: _Optional[_Iterable[_Union[RepairTicket, _Mapping]]] = ..., matched: _Optional[int] = ...) -> None: ...
