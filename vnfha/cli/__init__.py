@@ -9,8 +9,8 @@ names the offending value:
 - 2 bad usage or input: a bad flag, a bad group or member name, a taken port, no etcd binary,
   a bridge state file (``--state-file``) that is corrupt, of another version, or unusable,
   a config file that is refused (``check-config``: its timers cannot meet a budget, say);
-- 3 etcd (or, for ``bridge maintenance``, the bridge) could not be reached, or refused the
-  credentials.
+- 3 etcd (or, for ``bridge maintenance`` and ``bridge tickets``, the bridge) could not be
+  reached, or refused the credentials.
 """
 
 from __future__ import annotations
