@@ -71,3 +71,22 @@ def test_status_names_members_whose_records_disagree(etcd3: EtcdCluster, group: 
                            ",".join(etcd3.endpoints)], capture_output=True, text=True,
                           timeout=60, check=False).stdout
     assert "members disagree: lease_ttl_s: a/b 2, c 3" in text
+
+
+def test_a_member_whose_timers_cannot_meet_its_budget_does_not_start(
+        etcd3: EtcdCluster, group: str) -> None:
+    """Issue 16, item 4, in a member process: a crash budget below what the default timers
+    can give is refused when the config is built, before the member touches etcd."""
+    proc = MemberProcess(group, "a", etcd3.endpoints, "--quiet-acts", "--budget-crash-ms", "50")
+    try:
+        refused = proc.wait_for(lambda e: e["event"] == "refused", 20, "a refuses to start")
+        assert proc.proc.wait(10) == 2
+    finally:
+        proc.kill()
+    assert refused["type"] == "ConfigError"
+    assert "failover_budget_crash_ms=50" in refused["error"] and "worst case" in refused["error"]
+
+    async def members() -> int:
+        async with EtcdStore.connect(etcd3.endpoints) as store:
+            return len((await store.range(f"/vnfha/{group}/", prefix=True)).kvs)
+    assert asyncio.run(members()) == 0  # nothing was written

@@ -428,6 +428,8 @@ class RoleRuntime:
             noticed=now, proof=now, cause=cause_of(bad_key=bad is not None, previous=False),
             reason=how)
         timeline.key_taken, self._timeline = now, None
+        if failing := self._failing():  # availability first, and the history says so
+            timeline.reason += f"; WARNING: taken though its checks fail ({', '.join(failing)})"
         self.set_role(Role.ACTIVE, epoch, f"{how} (epoch {epoch})", kind)
         self._callbacks.adopt(asyncio.create_task(self._record_history(timeline, epoch),
                                                   name=f"{self.me}-history-{epoch}"))

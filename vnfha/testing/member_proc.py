@@ -13,8 +13,9 @@ invariants over them) and ``pid``:
 - ``{"event": "act", "epoch"}`` every ``--act-interval-s`` while active: the stand-in for a VNF
   serving traffic, which must never appear for an epoch after the member was deposed;
 - ``{"event": "stopped"}`` after a clean stop (SIGTERM or SIGINT);
-- ``{"event": "refused", "error", "type"}`` when it does not join because its settings differ
-  from the group's (GroupConfigMismatch); it then exits with status 2;
+- ``{"event": "refused", "error", "type"}`` when its config is refused (a ConfigError: a
+  failover budget its timers cannot meet, ``--budget-crash-ms``) or it does not join because
+  its settings differ from the group's (GroupConfigMismatch); it then exits with status 2;
 - ``{"event": "checkpoint", "epoch", "count", "first_missing", "position", "writers", "found"}``
   in ``on_active``: what the new active found in section ``data`` (``first_missing``: the lowest
   ``k<i>`` it lacks) and, per section, the highest write index up to which every write is there
@@ -62,7 +63,6 @@ from vnfha.errors import (
     AckTimeout,
     CheckpointLimitError,
     ConfigError,
-    GroupConfigMismatch,
     NotActive,
 )
 from vnfha.member import CallbackFailed, Member, MemberEvent, RoleChanged
@@ -272,6 +272,7 @@ async def run(args: argparse.Namespace) -> None:
         lease_ttl_s=args.lease_ttl_s, callback_timeout_s=args.callback_timeout_s,
         health_check_period_s=args.health_period_s,
         health_check_timeout_s=min(2.0, args.health_period_s),
+        failover_budget_crash_ms=args.budget_crash_ms,
         **({"listen": args.listen} if args.listen else {}),
     )
     stop = asyncio.Event()
@@ -363,6 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lease-ttl-s", type=int, default=2)
     p.add_argument("--callback-timeout-s", type=float, default=5.0)
     p.add_argument("--health-period-s", type=float, default=5.0)
+    p.add_argument("--budget-crash-ms", type=float, default=None)
     p.add_argument("--act-interval-s", type=float, default=0.02)
     p.add_argument("--fail", action="append", default=[], choices=_CALLBACKS)
     p.add_argument("--hang", action="append", default=[], choices=_CALLBACKS)
@@ -387,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         asyncio.run(run(args))
-    except GroupConfigMismatch as e:  # it did not join: say why, exit 2 (bad configuration)
+    except ConfigError as e:  # refused (settings, budgets) or did not join: say why, exit 2
         emit("refused", error=str(e), type=type(e).__name__)
         sys.exit(2)
 
