@@ -165,13 +165,24 @@ async def _read(store: Store, keys: GroupKeys) -> GroupState:
     return GroupState.read(keys, result)[0]
 
 
-async def group_status(store: Store, prefix: str, group: str) -> GroupStatus:
-    """The group's status; GroupNotFound when it has no members, ConfigError for a bad name."""
+async def _existing_group(store: Store, prefix: str, group: str,
+                          **names: str | None) -> tuple[GroupKeys, GroupState]:
+    """Check ``group`` and the other ``names`` given (field to value, None: not given), then
+    read the group; GroupNotFound when it has no members."""
     check_name("group", group)
+    for field, value in names.items():
+        if value is not None:
+            check_name(field, value)
     keys = GroupKeys(prefix, group)
     state = await _read(store, keys)
     if not state.members:
         raise GroupNotFound(group, keys.root, store.endpoint)
+    return keys, state
+
+
+async def group_status(store: Store, prefix: str, group: str) -> GroupStatus:
+    """The group's status; GroupNotFound when it has no members, ConfigError for a bad name."""
+    keys, state = await _existing_group(store, prefix, group)
     active = state.active[1] if state.active else None
     synced = state.in_sync()
     progress = await _progress(store, keys, active.epoch if active else None)
@@ -257,13 +268,7 @@ async def request_switchover(
     names) or SwitchoverError (no active, unknown target, refused by the active, or not done in
     time). The active refuses a ``to`` whose health checks are failing unless ``force``."""
     clock = clock or SystemClock()
-    check_name("group", group)
-    if to is not None:
-        check_name("to", to)
-    keys = GroupKeys(prefix, group)
-    state = await _read(store, keys)
-    if not state.members:
-        raise GroupNotFound(group, keys.root, store.endpoint)
+    keys, state = await _existing_group(store, prefix, group, to=to)
     if state.active is None:
         raise SwitchoverError(group, to, "the group has no active member")
     old = state.active[1]
@@ -356,13 +361,7 @@ async def lock(store: Store, prefix: str, group: str, member: str | None = None,
     member that may be active, the active of a paused group. GroupNotFound, ConfigError (bad
     names) as for :func:`group_status`."""
     clock = clock or SystemClock()
-    check_name("group", group)
-    if member is not None:
-        check_name("member", member)
-    keys = GroupKeys(prefix, group)
-    state = await _read(store, keys)
-    if not state.members:
-        raise GroupNotFound(group, keys.root, store.endpoint)
+    keys, state = await _existing_group(store, prefix, group, member=member)
     record = AdminLock(by=_operator(), at=time.time(), reason=reason)
     active = state.active[1].member if state.active else None
     if member is None:
