@@ -91,12 +91,19 @@ def test_checkpoint() -> None:
     assert report["benchmark"] == "checkpoint" and report["value_bytes"] == 100
     assert results["standby_matches_active"] is True
     assert results["none"]["writes"] == 10 and results["one_concurrent"]["writes"] == 4
+    assert results["none_concurrent"]["writes"] == 10
+    assert report["standby"] == "own process"
     assert_positive(results["none"], "accepted_per_s", "replicated_per_s")
+    assert_positive(results["none_concurrent"], "replicated_per_s")
     assert_positive(results["one_concurrent"], "per_s")
-    assert results["one_latency"]["n"] == 5
-    assert_summary(results["one_latency"], "_ms")
+    assert_summary(results["none_concurrent"], "_ms")
+    assert_summary(results["one_concurrent"], "_ms")
+    for single in (results["one_latency"], results["transport_floor"]):
+        assert single["n"] == 5
+        assert_positive(single, "per_s")
+        assert_summary(single, "_ms")
     assert set(report["targets"]) == {"none_per_s", "one_concurrent_per_s", "one_p50_ms",
-                                      "one_p99_ms"}
+                                      "one_p99_ms", "one_per_s", "none_concurrent_max_ms"}
     assert_verdict(report["all_met"], code)
 
 

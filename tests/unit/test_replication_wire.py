@@ -22,7 +22,7 @@ def _plain(c: Change) -> object:
 
 @given(changes, st.integers(1, 2**63), st.integers(1, 2**63))
 def test_deltas_are_the_plain_message(batch: list[Change], epoch: int, first: int) -> None:
-    msg = wire.deltas_message(epoch, first, batch)
+    msg = wire.deltas_message(epoch, first, [(c.section, c.key, c.value) for c in batch])
     plain = pb.ActiveMessage(deltas=pb.Deltas(epoch=epoch, first_sequence=first,
                                               changes=[_plain(c) for c in batch]))
     assert msg.SerializeToString(deterministic=True) == \
@@ -34,7 +34,8 @@ def test_deltas_are_the_plain_message(batch: list[Change], epoch: int, first: in
 @given(changes, st.integers(1, 2**63), st.integers(0, 2**63), st.booleans())
 def test_snapshot_chunks_are_the_plain_message(entries: list[Change], epoch: int,
                                                sequence: int, last: bool) -> None:
-    msg = wire.snapshot_message(epoch, sequence, entries, last=last)
+    msg = wire.snapshot_message(epoch, sequence, [(c.section, c.key, c.value) for c in entries],
+                                last=last)
     plain = pb.ActiveMessage(snapshot=pb.SnapshotChunk(
         epoch=epoch, sequence=sequence, entries=[_plain(c) for c in entries], last=last))
     assert msg.SerializeToString(deterministic=True) == \

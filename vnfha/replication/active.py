@@ -26,6 +26,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -44,10 +45,17 @@ from vnfha.metrics import Refusal
 from vnfha.model import NAME_PATTERN, Ack
 from vnfha.replication import auth, wire
 from vnfha.replication.lag import Lag, WriteStamps
-from vnfha.replication.state import AckTracker, Change, CheckpointData, Limits, ReplicationLog
+from vnfha.replication.state import (
+    AckTracker,
+    Change,
+    CheckpointData,
+    Entry,
+    Limits,
+    ReplicationLog,
+)
 from vnfha.replication.wire import pb
 
-__all__ = ["Primary", "ReplicationServer"]
+__all__ = ["BATCH_BYTES", "Primary", "ReplicationServer"]
 
 log = logging.getLogger("vnfha.replication")
 
@@ -63,9 +71,24 @@ class _Peer:
         self.wake = asyncio.Event()
         self.stopped = False
         self.last_heard = now
+        self.last_sent = now
+        """When a message was last sent on this stream (a heartbeat is due a heartbeat after)."""
+        self.heartbeat_due = False
         self.sent = 0
         """The highest sequence of this epoch sent on this stream (acks above it are refused)."""
         self.violation: str | None = None
+
+
+BATCH_BYTES = 64 << 10
+"""The most one Deltas message carries (a single bigger change still goes alone): some 500 small
+changes, which the active encodes in well under a millisecond and the standby applies in about
+one and a half. When a standby fell behind, batches of the whole message limit (4 MiB, some
+36,000 small changes) held the active's event loop for 20-40 ms, a stall for every writer on
+it, and the standby's as long (issue 14). Throughput is the same: a message's own cost is
+spread over hundreds of changes either way."""
+
+_BEHIND: Any = object()
+"""What :meth:`Primary._next_deltas` returns when the log no longer holds what a standby needs."""
 
 
 class Primary:
@@ -91,10 +114,15 @@ class Primary:
         self._peers: dict[str, _Peer] = {}
         self._wanted: frozenset[str] = frozenset()
         self._publish_wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         self._publisher = asyncio.create_task(self._run_publisher(), name=f"sync-{epoch}")
         self._order = itertools.count()
-        self._waiters: dict[Ack, list[tuple[int, int, asyncio.Future[bool]]]] = {
+        self._waiters: dict[Ack, list[tuple[int, int, float, asyncio.Future[bool]]]] = {
             Ack.ONE: [], Ack.ALL: []}
+        """Writes waiting for their acks, by mode: (sequence, order, deadline, future) heaps."""
+        self._timer_at = clock.monotonic()
+        self._timer_wake = asyncio.Event()
+        self._timer = asyncio.create_task(self._run_timer(), name=f"timer-{epoch}")
         self.snapshots_sent = 0
 
     # -- writes ----------------------------------------------------------------------------------
@@ -115,23 +143,57 @@ class Primary:
             raise NotActive(self.member, "deposed", self.epoch)
         if self.tracker.protected(ack) >= seq:
             return True
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters[ack], (seq, next(self._order), fut))
+        # one future per write, resolved by _resolve (True) or by the timer task (False): no
+        # timer, shield or timeout scope of its own, which cost more than the rest of the
+        # write's way on the active
+        fut: asyncio.Future[bool] = self._loop.create_future()
+        deadline = self._clock.monotonic() + timeout_s
+        heapq.heappush(self._waiters[ack], (seq, next(self._order), deadline, fut))
+        if deadline < self._timer_at:
+            self._timer_wake.set()
         try:
-            return await self._clock.wait_for(asyncio.shield(fut), timeout_s)
-        except TimeoutError:
-            return False
+            return await fut
         finally:
-            if not fut.done():
+            if not fut.done():  # the writer was cancelled
                 fut.cancel()
 
     def _resolve(self) -> None:
         for ack, heap in self._waiters.items():
+            if not heap:
+                continue
             protected = self.tracker.protected(ack)
-            while heap and (heap[0][0] <= protected or heap[0][2].done()):
-                _, _, fut = heapq.heappop(heap)
+            while heap and (heap[0][0] <= protected or heap[0][3].done()):
+                fut = heapq.heappop(heap)[3]
                 if not fut.done():
                     fut.set_result(True)
+
+    async def _run_timer(self) -> None:
+        """The epoch's one timer: flags the heartbeat of every stream that sent nothing for a
+        heartbeat interval, and fails every write whose ack did not come by its deadline.
+        Wakes at the earliest of those times (about once a heartbeat interval)."""
+        heartbeat_s, clock = self._heartbeat_s, self._clock
+        while True:
+            now = clock.monotonic()
+            nxt = now + heartbeat_s
+            for peer in self._peers.values():
+                due = peer.last_sent + heartbeat_s
+                if due <= now:
+                    peer.heartbeat_due = True
+                    peer.wake.set()
+                else:
+                    nxt = min(nxt, due)
+            for heap in self._waiters.values():
+                for _, _, deadline, fut in heap:
+                    if fut.done():
+                        continue
+                    if deadline <= now:
+                        fut.set_result(False)
+                    else:
+                        nxt = min(nxt, deadline)
+            self._timer_at = nxt
+            self._timer_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await clock.wait_for(self._timer_wake.wait(), nxt - now)
 
     def close(self) -> None:
         """The epoch is over (demotion): stop every stream and fail every waiting write."""
@@ -139,12 +201,13 @@ class Primary:
             return
         self.closed = True
         self._publisher.cancel()
+        self._timer.cancel()
         for peer in self._peers.values():
             peer.stopped = True
             peer.wake.set()
         error = NotActive(self.member, "deposed", self.epoch)
         for heap in self._waiters.values():
-            for _, _, fut in heap:
+            for _, _, _, fut in heap:
                 if not fut.done():
                     fut.set_exception(error)
             heap.clear()
@@ -215,8 +278,7 @@ class Primary:
     # -- one standby's stream --------------------------------------------------------------------
 
     def _start_cursor(self, epoch: int, sequence: int) -> int | None:
-        if epoch == self.epoch and sequence <= self.log.last_sequence and \
-                self.log.since(sequence, 1) is not None:
+        if epoch == self.epoch and self.log.retains(sequence):
             return sequence
         if (epoch, sequence) == self.log.base and self.log.first_retained == 1:
             return 0
@@ -237,30 +299,21 @@ class Primary:
         try:
             cursor = self._start_cursor(epoch, sequence)
             if cursor is None:
-                cursor = await self._send_snapshot(peer, context)
+                await self._send_snapshot(peer, context)
             else:
                 peer.sent = cursor
                 if (epoch, sequence) != (self.epoch, cursor):  # it is at our base
-                    await context.write(pb.ActiveMessage(rebase=pb.Rebase(
+                    await self._send(peer, context, pb.ActiveMessage(rebase=pb.Rebase(
                         epoch=self.epoch, base_epoch=self.log.base[0],
                         base_sequence=self.log.base[1])))
-            budget = self.limits.max_message_bytes
             while not (self.closed or peer.stopped):
-                batch = self.log.since(cursor, budget)
-                if batch is None:
+                msg = self._next_deltas(peer)
+                if msg is _BEHIND:
                     log.info("epoch %d: %s fell behind the backlog; snapshot", self.epoch, member)
-                    cursor = await self._send_snapshot(peer, context)
-                    continue
-                if batch:
-                    first = cursor + 1
-                    cursor += len(batch)
-                    peer.sent = cursor  # before the write: its ack may come before it returns
-                    await context.write(wire.deltas_message(self.epoch, first, batch))
-                    continue
-                peer.wake.clear()
-                try:
-                    await self._clock.wait_for(peer.wake.wait(), self._heartbeat_s)
-                except TimeoutError:
+                    await self._send_snapshot(peer, context)
+                elif msg is not None:
+                    await self._send(peer, context, msg)
+                elif peer.heartbeat_due:
                     silent = self._clock.monotonic() - peer.last_heard
                     if silent > self._silence_s:
                         # a frozen or vanished standby: its kernel may still acknowledge TCP
@@ -269,8 +322,11 @@ class Primary:
                         log.warning("epoch %d: %s silent for %.3f s; dropping its stream",
                                     self.epoch, member, silent)
                         break
-                    await context.write(pb.ActiveMessage(heartbeat=pb.Heartbeat(
+                    await self._send(peer, context, pb.ActiveMessage(heartbeat=pb.Heartbeat(
                         epoch=self.epoch, sequence=self.log.last_sequence)))
+                else:
+                    peer.wake.clear()
+                    await peer.wake.wait()  # a write, the timer, or the stream's end
         finally:
             await stop_task(reader)
             if self._peers.get(member) is peer:
@@ -279,24 +335,41 @@ class Primary:
                 self._want(self._wanted - {member})
         return peer.violation
 
+    def _next_deltas(self, peer: _Peer) -> Any:
+        """The next Deltas message for ``peer`` (what was sent to it advances), None when it
+        has everything, or _BEHIND when the log no longer holds what it needs."""
+        if peer.sent >= self.log.last_sequence:
+            return None
+        batch = self.log.batch(peer.sent, min(BATCH_BYTES, self.limits.max_message_bytes))
+        if batch is None:
+            return _BEHIND
+        peer.sent += len(batch)  # before the write: its ack may come before it returns
+        return wire.deltas_message(self.epoch, batch.first, batch)
+
+    async def _send(self, peer: _Peer, context: grpc.aio.ServicerContext[Any, Any],
+                    msg: Any) -> None:
+        peer.last_sent = self._clock.monotonic()
+        peer.heartbeat_due = False  # any message tells the standby this active is alive
+        await context.write(msg)
+
     async def _send_snapshot(self, peer: _Peer,
-                             context: grpc.aio.ServicerContext[Any, Any]) -> int:
+                             context: grpc.aio.ServicerContext[Any, Any]) -> None:
         entries = self.data.entries()  # a copy, consistent with the sequence read with it
         sequence = self.log.last_sequence
         self.snapshots_sent += 1
         peer.sent = sequence
         budget = self.limits.max_message_bytes
-        chunk: list[Change] = []
+        chunk: list[Entry] = []
         used = 0
         for change in entries:
             size = change.wire_bytes
             if chunk and used + size > budget:
-                await context.write(wire.snapshot_message(self.epoch, sequence, chunk))
+                await self._send(peer, context, wire.snapshot_message(self.epoch, sequence, chunk))
                 chunk, used = [], 0
-            chunk.append(change)
+            chunk.append((change.section, change.key, change.value))
             used += size
-        await context.write(wire.snapshot_message(self.epoch, sequence, chunk, last=True))
-        return sequence
+        await self._send(peer, context,
+                         wire.snapshot_message(self.epoch, sequence, chunk, last=True))
 
     async def _read(self, peer: _Peer, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         """Take the standby's acks until it closes, rejects the stream or breaks the protocol

@@ -191,8 +191,7 @@ class Replica:
                     self.last_heard = self._clock.monotonic()
                     ack = self._handle(msg, parts)
                     if ack is not None:
-                        await call.write(pb.StandbyMessage(ack=pb.Ack(epoch=ack[0],
-                                                                      sequence=ack[1])))
+                        await call.write(wire.ack_message(*ack))
             except (_Reject, wire.Malformed) as r:
                 code, detail = (r.code, r.detail) if isinstance(r, _Reject) else \
                     (_INVALID_ARGUMENT, f"malformed message: {r}")
@@ -236,7 +235,8 @@ class Replica:
             for change in changes:
                 apply(change)
             self.applied = (d.epoch, d.first_sequence + len(d.changes) - 1)
-            self._notify(Applied(d.epoch, self.applied[1], changes))
+            if self.listeners:
+                self._notify(Applied(d.epoch, self.applied[1], changes))
             return self.applied
         if kind == "snapshot":
             s = msg.snapshot

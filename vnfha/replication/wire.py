@@ -14,11 +14,12 @@ import grpc
 import grpc.aio
 from google.protobuf.message import DecodeError
 
-from vnfha.replication.state import Change
+from vnfha.replication.state import Change, Entry
 from vnfha.replication.v1 import replication_pb2 as pb
 
 __all__ = [
     "EOF",
+    "ack_message",
     "STREAM_METHOD",
     "Malformed",
     "changes_from_pb",
@@ -39,18 +40,29 @@ STREAM_METHOD = f"/{SERVICE}/Stream"
 EOF: object = grpc.aio.EOF  # type: ignore[attr-defined]
 
 
-def deltas_message(epoch: int, first_sequence: int, changes: Iterable[Change]) -> Any:
-    """An ActiveMessage carrying ``changes`` as the deltas of ``epoch`` from ``first_sequence``."""
+def deltas_message(epoch: int, first_sequence: int, entries: Iterable[Entry]) -> Any:
+    """An ActiveMessage carrying ``entries`` as the deltas of ``epoch`` from
+    ``first_sequence``."""
     msg = pb.ActiveMessage()
     deltas = msg.deltas
     deltas.SetInParent()
     deltas.epoch = epoch
     deltas.first_sequence = first_sequence
-    _add_changes(deltas.changes, changes)
+    _add_changes(deltas.changes, entries)
     return msg
 
 
-def snapshot_message(epoch: int, sequence: int, entries: Iterable[Change], *,
+def ack_message(epoch: int, sequence: int) -> Any:
+    """A StandbyMessage acknowledging everything up to ``sequence`` of ``epoch``."""
+    msg = pb.StandbyMessage()
+    ack = msg.ack  # fields set in place: half the cost of keyword construction
+    ack.SetInParent()  # an ack of (0, 0) is still an ack
+    ack.epoch = epoch
+    ack.sequence = sequence
+    return msg
+
+
+def snapshot_message(epoch: int, sequence: int, entries: Iterable[Entry], *,
                      last: bool = False) -> Any:
     """An ActiveMessage carrying one chunk of the snapshot of ``epoch`` at ``sequence``."""
     msg = pb.ActiveMessage()
@@ -63,18 +75,18 @@ def snapshot_message(epoch: int, sequence: int, entries: Iterable[Change], *,
     return msg
 
 
-def _add_changes(repeated: Any, changes: Iterable[Change]) -> None:
+def _add_changes(repeated: Any, entries: Iterable[Entry]) -> None:
     # built in place: a list of pb.Change passed to a constructor costs a copy of each, and
     # keyword construction is slower than setting the fields (this runs for every write)
     add = repeated.add
-    for c in changes:
+    for section, key, value in entries:
         m = add()
-        m.section = c.section
-        m.key = c.key
-        if c.value is None:
+        m.section = section
+        m.key = key
+        if value is None:
             m.delete = True
         else:
-            m.value = c.value
+            m.value = value
 
 
 def changes_from_pb(messages: Iterable[Any]) -> list[Change]:
