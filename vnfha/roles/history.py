@@ -123,13 +123,12 @@ class FailoverRecord:
     timeline_ms: dict[str, float] = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        return json.dumps({"epoch": self.epoch, "to": self.to_member, "from": self.from_member,
-                           "from_epoch": self.from_epoch, "cause": self.cause, "at": self.at,
-                           "reason": self.reason[:MAX_REASON],
-                           "timeline_ms": self.timeline_ms}, sort_keys=True).encode()
+        """The stored form: :meth:`as_json` as JSON."""
+        return json.dumps(self.as_json(), sort_keys=True).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> FailoverRecord:
+        """The record ``raw`` holds; ValueError, KeyError or TypeError if it is unreadable."""
         d: dict[str, Any] = json.loads(raw.decode())
         raw_timeline = dict(d.get("timeline_ms", {}))
         timeline = {step: float(raw_timeline[step]) for step in STEPS if step in raw_timeline}
@@ -139,7 +138,10 @@ class FailoverRecord:
                    reason=str(d.get("reason", ""))[:MAX_REASON], timeline_ms=timeline)
 
     def as_json(self) -> dict[str, object]:
-        return json.loads(self.encode())  # type: ignore[no-any-return]
+        """The stored fields (``vnfha history --json``); the timeline in step order."""
+        return {"epoch": self.epoch, "to": self.to_member, "from": self.from_member,
+                "from_epoch": self.from_epoch, "cause": self.cause, "at": self.at,
+                "reason": self.reason[:MAX_REASON], "timeline_ms": dict(self.timeline_ms)}
 
 
 def record_of(timeline: Timeline, epoch: int, me: str) -> FailoverRecord:

@@ -130,12 +130,17 @@ class Worker:
         self.proc.stdin.flush()
         return self.wait("stats", 60)
 
+    def ask_stop(self) -> None:
+        """Ask it to stop its members cleanly (their leases revoked); returns at once."""
+        stdin = self.proc.stdin
+        if stdin is not None and not stdin.closed:
+            with contextlib.suppress(OSError, ValueError):
+                stdin.write("stop\n")
+                stdin.close()
+
     def stop(self) -> None:
-        """Stop its members cleanly (their leases revoked); kill it if that takes too long."""
-        with contextlib.suppress(OSError, ValueError):
-            assert self.proc.stdin is not None
-            self.proc.stdin.write("stop\n")
-            self.proc.stdin.close()
+        """:meth:`ask_stop`, then wait for it; kill it if that takes too long."""
+        self.ask_stop()
         try:
             self.proc.wait(60)
         except subprocess.TimeoutExpired:
@@ -190,11 +195,9 @@ class Fleet:
         return [w.proc.pid for w in self.workers]
 
     def stop(self) -> None:
+        """Every worker asked at once (they stop in parallel), then each waited for."""
         for w in self.workers:
-            with contextlib.suppress(OSError, ValueError):
-                assert w.proc.stdin is not None
-                w.proc.stdin.write("stop\n")
-                w.proc.stdin.flush()
+            w.ask_stop()
         for w in self.workers:
             w.stop()
 
