@@ -24,6 +24,11 @@ crash        10 quick reconnects 5 ms apart, then one a step later: the connecti
              (:mod:`vnfha.roles.policy`, :mod:`vnfha.roles.runtime`)
 hang-bridge  the heartbeat slot under way (hb), ``k`` silent slots (:mod:`vnfha.roles.monitor`),
              the Fence (``bridge_timeout_s``), the takeover
+hang-standby the later of the silence (the slot under way and ``k`` silent slots) and the end
+             of the standby's last promise (``standby_lease_s``, from its ack of the last message)
+             seen at the next slot (hb) (:mod:`vnfha.replication.promise`,
+             :mod:`vnfha.roles.fastpath`), then the takeover; the hang path without a bridge
+             while the standby lease is on
 hang-lease   the sooner of two bounds. *Expiry proof* (only with ``lease_ttl_s >= 2`` and
              ``2 hb + 2 L < 1 s``, else a run of polls can restart for ever;
              :mod:`vnfha.roles.expiry`): the lease (TTL: a keepalive may have renewed it just
@@ -51,8 +56,9 @@ loop and the callback queue are idle when the path starts.
 
 Not included (:data:`NOT_INCLUDED`): the component's own ``on_active`` time; etcd leader
 elections; watch delivery and etcd's commit latency; a Fence that fails (it falls back to the
-lease path: hang-lease + ``bridge_timeout_s``); a second fault (each better-ranked candidate
-that fails to campaign adds one step, the k-th ranked waits k).
+standby lease, hang-standby + ``bridge_timeout_s``, or with that off to the etcd lease); a second
+fault (each better-ranked candidate that fails to campaign adds one step, the k-th ranked
+waits k).
 
 Guarantees (tested, with hypothesis against the pure detectors): sums are exact in decimal (each
 timer is the decimal it prints as), so a budget equal to the worst case is met; the worst case
@@ -88,6 +94,7 @@ __all__ = [
     "budget_path",
     "budget_refusal",
     "format_ms",
+    "hang_path",
     "judge_budgets",
     "worst_cases",
 ]
@@ -112,7 +119,8 @@ NOT_INCLUDED: Final = (
     "etcd leader elections (they stall requests and extend every lease)",
     "watch delivery and etcd's commit latency, the network between members",
     "scheduling delays of a loaded host",
-    "a Fence that fails: the lease path follows, plus bridge_timeout_s",
+    "a Fence that fails: the standby lease (or, when off, the etcd lease) follows, plus "
+    "bridge_timeout_s",
     "a second fault: each better-ranked candidate that fails to campaign adds a backoff step",
 )
 """What no worst case counts (the module docstring says why)."""
@@ -125,8 +133,12 @@ class Path(enum.StrEnum):
     """The active's process is gone, its host alive: connections to it are refused."""
     HANG_BRIDGE = "hang-bridge"
     """The active is silent (hung, frozen, cut off) and the NFVI bridge fences it."""
+    HANG_STANDBY = "hang-standby-lease"
+    """The active is silent, there is no bridge, and the standby lease is on: the in-sync
+    standby's promise runs out."""
     HANG_LEASE = "hang-lease"
-    """The active is silent and there is no bridge: its lease has to run out."""
+    """The active is silent, there is no bridge and the standby lease is off: its etcd lease
+    has to run out."""
     SWITCHOVER = "switchover"
     """A graceful handover, asked for by an operator or the API."""
 
@@ -139,7 +151,8 @@ class Path(enum.StrEnum):
 _WHAT: Final = {
     Path.CRASH: "a crash (process killed, host alive)",
     Path.HANG_BRIDGE: "a hang with a bridge (fenced)",
-    Path.HANG_LEASE: "a hang without a bridge (lease)",
+    Path.HANG_STANDBY: "a hang without a bridge (standby lease)",
+    Path.HANG_LEASE: "a hang without a bridge (etcd lease)",
     Path.SWITCHOVER: "a switchover",
 }
 
@@ -201,11 +214,21 @@ class FailoverTimers:
     checkpoint_ack_timeout_s: float
     bridge_timeout_s: float
     redundancy: Redundancy = Redundancy.TWO_N
+    standby_lease_s: float = 0.0
+
+    @property
+    def standby_lease_on(self) -> bool:
+        """Whether a silent active is bounded by its standbys' promises (a model with
+        standbys that may take over, and ``standby_lease_s`` above 0)."""
+        return self.standby_lease_s > 0 and self.redundancy in (Redundancy.TWO_N,
+                                                                Redundancy.N_WAY)
 
     @classmethod
     def of(cls, source: object) -> FailoverTimers:
-        """The timers of ``source`` (a :class:`vnfha.Config`), read by field name."""
-        return cls(**{name: getattr(source, name) for name in _TIMER_FIELDS})
+        """The timers of ``source`` (a :class:`vnfha.Config`), read by field name (the value
+        in force, ``<name>_effective``, where the config derives one)."""
+        return cls(**{name: getattr(source, f"{name}_effective", getattr(source, name))
+                      for name in _TIMER_FIELDS})
 
 
 _TIMER_FIELDS: Final = tuple(f.name for f in dataclasses.fields(FailoverTimers))
@@ -233,6 +256,7 @@ class _Exact:
     callback: Fraction
     catch_up: Fraction
     fence: Fraction
+    standby: Fraction
 
     @classmethod
     def of(cls, t: FailoverTimers) -> _Exact:
@@ -243,7 +267,8 @@ class _Exact:
                    req=exact("etcd_request_timeout_s", t.etcd_request_timeout_s),
                    callback=exact("callback_timeout_s", t.callback_timeout_s),
                    catch_up=exact("checkpoint_ack_timeout_s", t.checkpoint_ack_timeout_s),
-                   fence=exact("bridge_timeout_s", t.bridge_timeout_s))
+                   fence=exact("bridge_timeout_s", t.bridge_timeout_s),
+                   standby=exact("standby_lease_s", t.standby_lease_s))
 
     @property
     def step(self) -> Fraction:
@@ -274,6 +299,16 @@ def _crash(x: _Exact) -> tuple[Term, ...]:
     return (Term(f"{RECONNECT_QUICK_RETRIES} quick reconnects", quick),
             Term("reconnect after a backoff step", x.step, ("heartbeat_interval_s",)),
             *x.takeover())
+
+
+def _hang_standby(x: _Exact) -> WorstCase:
+    """The standby takes over once it suspects the active *and* its last promise (granted with
+    its ack of the last message) ran out, whichever is later, as seen by the monitor's slot."""
+    silence = x.silence()
+    promise = (Term("the standby's last promise", x.standby, ("standby_lease_s",)),
+               Term("monitor slot (a heartbeat)", x.hb, ("heartbeat_interval_s",)))
+    later = silence if sum(t.seconds for t in silence) >= x.standby + x.hb else promise
+    return WorstCase(Path.HANG_STANDBY, (*later, *x.takeover()))
 
 
 def _proof_possible(x: _Exact) -> bool:
@@ -356,25 +391,38 @@ def worst_cases(t: FailoverTimers) -> dict[Path, WorstCase]:
                           "no-redundancy: nobody follows the active, so its lease has to end")
         return {Path.CRASH: alone,
                 Path.HANG_BRIDGE: dataclasses.replace(alone, path=Path.HANG_BRIDGE),
+                Path.HANG_STANDBY: dataclasses.replace(alone, path=Path.HANG_STANDBY),
                 Path.HANG_LEASE: dataclasses.replace(alone, path=Path.HANG_LEASE),
                 Path.SWITCHOVER: WorstCase(Path.SWITCHOVER, _switchover(x, False))}
+    lease = _hang_lease(x)
+    standby = _hang_standby(x) if t.standby_lease_on else dataclasses.replace(
+        lease, path=Path.HANG_STANDBY, note="the standby lease is off (standby_lease_s = 0): "
+        "the etcd lease bounds a silent active")
     return {Path.CRASH: WorstCase(Path.CRASH, _crash(x)),
             Path.HANG_BRIDGE: WorstCase(Path.HANG_BRIDGE, (
                 *x.silence(), Term("Fence", x.fence, ("bridge_timeout_s",)), *x.takeover())),
-            Path.HANG_LEASE: _hang_lease(x),
+            Path.HANG_STANDBY: standby,
+            Path.HANG_LEASE: lease,
             Path.SWITCHOVER: WorstCase(Path.SWITCHOVER, _switchover(x, True))}
 
 
 # -- budgets ----------------------------------------------------------------------------------
 
 
-def budget_path(field: str, *, bridge: bool) -> Path:
-    """The path a budget field bounds: the hang budget bounds the fenced hang when a bridge is
-    configured (``bridge``), the lease path otherwise."""
+def hang_path(*, bridge: bool, standby_lease: bool) -> Path:
+    """The path a hang takes: fenced with a bridge (``bridge``), else the standby lease when it
+    is on (``standby_lease``), else the etcd lease."""
+    if bridge:
+        return Path.HANG_BRIDGE
+    return Path.HANG_STANDBY if standby_lease else Path.HANG_LEASE
+
+
+def budget_path(field: str, *, bridge: bool, standby_lease: bool = False) -> Path:
+    """The path a budget field bounds: the hang budget bounds :func:`hang_path`."""
     if field == "failover_budget_crash_ms":
         return Path.CRASH
     if field == "failover_budget_hang_ms":
-        return Path.HANG_BRIDGE if bridge else Path.HANG_LEASE
+        return hang_path(bridge=bridge, standby_lease=standby_lease)
     if field == "failover_budget_switchover_ms":
         return Path.SWITCHOVER
     raise ValueError(f"{field!r} is not a budget field; they are {', '.join(BUDGET_FIELDS)}")
@@ -405,7 +453,7 @@ class BudgetVerdict:
         """Why the budget is missed: the worst case, its terms, what to change."""
         hint = " or ".join(self.worst.fields()[:3])
         bridge = self.hang_bridge
-        if self.worst.path is Path.HANG_LEASE and bridge is not None and \
+        if self.worst.path in (Path.HANG_LEASE, Path.HANG_STANDBY) and bridge is not None and \
                 bridge.ms < self.worst.ms:
             hint += (f", or set bridge_endpoint (a fenced hang: "
                      f"{format_ms(bridge.ms)} ms)")
@@ -419,7 +467,8 @@ def judge_budgets(t: FailoverTimers, budgets: Mapping[str, float | None], *,
     """A verdict for every budget that is set in ``budgets`` (field -> ms, None: not set), in
     :data:`BUDGET_FIELDS` order; ``bridge``: a bridge is configured."""
     cases = worst_cases(t)
-    return [BudgetVerdict(name, value, cases[budget_path(name, bridge=bridge)],
+    return [BudgetVerdict(name, value, cases[budget_path(name, bridge=bridge,
+                                                         standby_lease=t.standby_lease_on)],
                           cases[Path.HANG_BRIDGE])
             for name in BUDGET_FIELDS if (value := budgets.get(name)) is not None]
 

@@ -56,7 +56,7 @@ from vnfha.model import ReasonKind, Recovery, Redundancy, Role
 from vnfha.nfvi.agent import NfviAgent
 from vnfha.nfvi.client import NfviPort, NoBridge
 from vnfha.nfvi.model import BridgeEvent
-from vnfha.replication.active import ReplicationServer
+from vnfha.replication.server import ReplicationServer
 from vnfha.replication.standby import Replica
 from vnfha.replication.state import CheckpointData
 from vnfha.replication.wire import channel_credentials, server_credentials
@@ -78,6 +78,7 @@ from vnfha.wiring import (
     monitor_timers,
     observed_store,
     progress_reporter,
+    promise_timers,
     record_keeper,
     replication_tls,
     resign_timers,
@@ -138,8 +139,9 @@ class Member:
         self._replica = Replica(group=config.group, member=config.member, data=CheckpointData(),
                                 limits=limits, clock=self._clock, retry_s=step_s,
                                 credentials=channel_credentials(**replication_tls(config)),
-                                keepalive_s=config.standby_silence_s)
-        self._replica.on_gone = self._active_gone
+                                keepalive_s=config.standby_silence_s,
+                                standby_lease_s=config.standby_lease_s_effective)
+        self._replica.on_gone = lambda e, why: self._runtime.on_active_gone(e, why)  # noqa: PLW0108
         self.checkpoint = Checkpoint(
             self, self._replica, limits, metrics=self.metrics, clock=self._clock,
             acks=AckPolicy(config.checkpoint_ack_timeout_s, config.checkpoint_degrade_ack))
@@ -162,8 +164,8 @@ class Member:
             quiesce=self._quiesce_for_handover, settled=self._handover_settled)
         self._follower = Follower(
             me=config.member, replica=self._replica, store=self._store, clock=self._clock,
-            on_gone=self._active_gone,
-            timers=monitor_timers(config))
+            on_gone=self._replica.on_gone, timers=monitor_timers(config),
+            on_lapsed=lambda epoch: self._runtime.on_promise_lapsed(epoch))  # noqa: PLW0108
         self._duties = ActiveDuties(
             me=config.member, group=config.group, keys=self._keys, store=self._store,
             watch=self._group, nfvi=self.nfvi, view=lambda: self._runtime.view(),  # noqa: PLW0108 - built later
@@ -188,16 +190,13 @@ class Member:
             callbacks=self._callbacks, listeners=self._listeners, metrics=self.metrics,
             serving=self.serving, nfvi=self.nfvi, records=records, step_s=step_s,
             heartbeat_s=config.heartbeat_interval_s,
-            standby_silence_s=config.standby_silence_s,
+            standby_silence_s=config.standby_silence_s, promises=promise_timers(config),
             open_session=session_factory(config, self._store, self._clock, self.metrics),
             failing=lambda: self.supervisor.monitor.failing,
             resigning=lambda: self._resigner.resigning, listen=lambda: self._listen,
             on_active_turn=self._duties.turn,
             resign_after_failure=lambda: self._resign(self._best_target(), "role loop failed",
                                                       kind=ReasonKind.FAULT))
-
-    def _active_gone(self, epoch: int, evidence: str) -> None:
-        self._runtime.on_active_gone(epoch, evidence)
 
     def _poke(self) -> None:
         self._runtime.poke()

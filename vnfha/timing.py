@@ -22,6 +22,12 @@ R6  ``keepalive_interval_s + etcd_request_timeout_s``                one timed-o
     ``< lease_ttl_s - lease_margin_s``                               costs the lease
 R7  ``lease_ttl_s >= 1``                                             etcd leases are whole
                                                                      seconds
+R8  ``standby_lease_s >= 2 x (heartbeat_interval_s``                 a standby that misses one
+    ``+ standby_lease_margin_s)`` (when on)                           heartbeat is dropped from
+                                                                     the in-sync set, or the
+                                                                     drop cannot land in time
+R9  ``standby_lease_s < lease_ttl_s - lease_margin_s`` (when on)     the standby lease is no
+                                                                     faster than the etcd lease
 === ================================================================ ===========================
 
 Guarantees:
@@ -47,6 +53,7 @@ __all__ = [
     "backoff_step_s",
     "check_timing",
     "default_keepalive_interval_s",
+    "derived_standby_lease_s",
     "exact",
     "poll_interval_s",
 ]
@@ -110,6 +117,8 @@ def check_timing(
     lease_margin_s: float,
     etcd_request_timeout_s: float,
     keepalive_derived: bool = False,
+    standby_lease_s: float = 0.0,
+    standby_lease_margin_s: float = 0.05,
 ) -> list[TimingProblem]:
     """Every relation of the module table that these values violate (empty when all hold).
 
@@ -169,7 +178,32 @@ def check_timing(
     if not ttl >= 1:
         violated("R7", ("lease_ttl_s",),
                  f"{ttl_s} must be at least 1: etcd leases are whole seconds")
+    sl = exact("standby_lease_s", standby_lease_s)
+    if sl:
+        sl_s = _given("standby_lease_s", standby_lease_s)
+        slm = exact("standby_lease_margin_s", standby_lease_margin_s)
+        slm_s = _given("standby_lease_margin_s", standby_lease_margin_s)
+        if not sl >= 2 * (hb + slm):
+            violated("R8", ("standby_lease_s", "heartbeat_interval_s", "standby_lease_margin_s"),
+                     f"{sl_s} must be at least 2 x ({hb_s} + {slm_s}) ({_num(2 * (hb + slm))}): "
+                     "the active drops a silent standby from the in-sync set after half the "
+                     "standby lease, which must leave a heartbeat for a late answer and a "
+                     "heartbeat for the drop to land before the promise runs out")
+        if not sl < ttl - margin:
+            violated("R9", ("standby_lease_s", "lease_ttl_s", "lease_margin_s"),
+                     f"{sl_s} must be less than {ttl_s} - {margin_s} ({_num(ttl - margin)}): "
+                     "otherwise the etcd lease bounds a silent active sooner, and the standby "
+                     "lease only adds work (0 turns it off)")
     return problems
+
+
+def derived_standby_lease_s(*, heartbeat_interval_s: float, suspicion_s: float,
+                            standby_lease_margin_s: float, lease_ttl_s: float,
+                            lease_margin_s: float) -> float:
+    """The standby lease when none is configured: as long as the suspicion, and at least what
+    R8 asks; 0 (off) when R9 would not hold (the etcd lease is as fast)."""
+    lease = max(suspicion_s, 2 * (heartbeat_interval_s + standby_lease_margin_s))
+    return lease if lease < lease_ttl_s - lease_margin_s else 0.0
 
 
 def exact(name: str, value: float) -> Fraction:

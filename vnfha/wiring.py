@@ -27,6 +27,7 @@ from vnfha.nfvi.model import FenceMode, PlacementPolicy, WatchdogAction
 from vnfha.nfvi.wire import channel_credentials
 from vnfha.replication.active import Primary
 from vnfha.replication.progress import ProgressReporter
+from vnfha.replication.promise import PromiseTimers
 from vnfha.replication.state import Limits
 from vnfha.roles.agreement import settings_of
 from vnfha.roles.keys import GroupKeys
@@ -47,6 +48,7 @@ __all__ = [
     "ladder_policy",
     "metrics_from_config",
     "monitor_timers",
+    "promise_timers",
     "observed_store",
     "progress_reporter",
     "record_keeper",
@@ -131,6 +133,14 @@ def monitor_timers(config: Config) -> MonitorTimers:
     """The timers a standby's watch over its active runs on."""
     return MonitorTimers(config.heartbeat_interval_s, config.suspicion_s,
                          config.lease_margin_s, config.etcd_request_timeout_s)
+
+
+def promise_timers(config: Config) -> PromiseTimers:
+    """The standby lease as ``config`` sets it (off under the models without a standby that
+    may take over: no-redundancy and n-way-active)."""
+    replicated = config.redundancy in (Redundancy.TWO_N, Redundancy.N_WAY)
+    return PromiseTimers(config.standby_lease_s_effective if replicated else 0.0,
+                         config.standby_lease_margin_s)
 
 
 def resign_timers(config: Config) -> ResignTimers:

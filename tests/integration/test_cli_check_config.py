@@ -44,10 +44,12 @@ def test_a_valid_config_prints_every_path(tmp_path: Path) -> None:
     assert lines[0] == f"{path}: valid"
     assert lines[1] == "group vfw, member vfw-a, redundancy 2n, no NFVI bridge"
     table = done.stdout
-    assert "crash           1250 ms  failover_budget_crash_ms=1250: met" in table
-    assert "hang-bridge     1650 ms  (not this config's path: no bridge_endpoint)" in table
-    assert "hang-lease      4000 ms  no budget" in table
-    assert "switchover      8000 ms  failover_budget_switchover_ms=9000: met" in table
+    assert "crash                 1250 ms  failover_budget_crash_ms=1250: met" in table
+    assert "hang-bridge           1650 ms  (not this config's path: no bridge_endpoint)" in table
+    assert "hang-standby-lease    1450 ms  no budget" in table
+    assert "hang-lease            4000 ms  (the fallback for a standby not listed in sync)" \
+        in table
+    assert "switchover            8000 ms  failover_budget_switchover_ms=9000: met" in table
     assert "       5000  on_quiesce" in table
     assert "not included: the component's own on_active time" in table
 
@@ -57,25 +59,30 @@ def test_a_valid_config_prints_every_path(tmp_path: Path) -> None:
     assert (out["valid"], out["error"], out["bridge"]) == (True, None, False)
     found = paths(out)
     assert {name: p["worst_case_ms"] for name, p in found.items()} == {
-        "crash": 1250.0, "hang-bridge": 1650.0, "hang-lease": 4000.0, "switchover": 8000.0}
+        "crash": 1250.0, "hang-bridge": 1650.0, "hang-standby-lease": 1450.0,
+        "hang-lease": 4000.0, "switchover": 8000.0}
     assert found["crash"]["budget"] == {"field": "failover_budget_crash_ms", "ms": 1250,
                                         "met": True, "over_ms": 0.0}
-    assert found["hang-lease"]["budget"] is None and found["hang-lease"]["applies"]
-    assert not found["hang-bridge"]["applies"]
+    hang = found["hang-standby-lease"]
+    assert hang["budget"] is None and hang["applies"] and out["standby_lease"]
+    assert not found["hang-bridge"]["applies"] and not found["hang-lease"]["applies"]
     assert sum(t["ms"] for t in found["switchover"]["terms"]) == 8000.0
 
 
 def test_a_config_that_cannot_meet_its_budget_is_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, "failover_budget_crash_ms = 1250\nfailover_budget_hang_ms = 2300\n")
+    path = write(tmp_path, "failover_budget_crash_ms = 1250\nfailover_budget_hang_ms = 2300\n"
+                           "standby_lease_s = 0\n")
     done = check_config(path)
     assert done.returncode == 2
     assert done.stderr.startswith(
         "vnfha check-config: error: failover_budget_hang_ms=2300: the worst case of a hang "
-        "without a bridge (lease) is 4000 ms (lease TTL 2000 + ")
+        "without a bridge (etcd lease) is 4000 ms (lease TTL 2000 + ")
     assert f"(set in {path})" in done.stderr
     # the report still comes, computed without the budget that failed
     assert done.stdout.startswith(f"{path}: REFUSED for its failover budgets\n")
-    assert "hang-lease      4000 ms  failover_budget_hang_ms=2300: MISSED by 1700 ms" \
+    assert "hang-lease            4000 ms  failover_budget_hang_ms=2300: MISSED by 1700 ms" \
+        in done.stdout
+    assert "hang-standby-lease    4000 ms  (not this config's path: standby_lease_s = 0)" \
         in done.stdout
     assert "failover_budget_crash_ms=1250: met" in done.stdout
 
@@ -88,11 +95,12 @@ def test_a_config_that_cannot_meet_its_budget_is_refused(tmp_path: Path) -> None
 
 
 def test_the_environment_counts_as_for_a_member(tmp_path: Path) -> None:
-    path = write(tmp_path, "failover_budget_hang_ms = 1650\n")
-    assert check_config(path).returncode == 2  # no bridge: the lease path is 4000 ms
+    path = write(tmp_path, "failover_budget_hang_ms = 1650\nstandby_lease_s = 0\n")
+    assert check_config(path).returncode == 2  # no bridge: the etcd lease path is 4000 ms
     done = check_config(path, VNFHA_BRIDGE_ENDPOINT="127.0.0.1:7500")
     assert done.returncode == 0, done.stderr
-    assert "hang-bridge     1650 ms  failover_budget_hang_ms=1650: met" in done.stdout
+    assert "hang-bridge           1650 ms  failover_budget_hang_ms=1650: met" in done.stdout
+    assert check_config(path, VNFHA_STANDBY_LEASE_S="0.3").returncode == 0  # 1450 ms
     assert "with an NFVI bridge" in done.stdout
 
 

@@ -1,5 +1,6 @@
 """Failover paths with member processes on a real 3-member etcd: SIGKILL (the fast path),
-SIGSTOP (the lease path, with the frozen active demoting itself and its late writes refused),
+SIGSTOP (the standby lease, and with it off the etcd lease; the frozen active demotes itself and
+its late writes are refused),
 and packet loss on the replication link, which must not cause a failover."""
 
 from __future__ import annotations
@@ -46,23 +47,31 @@ def test_sigkill_fails_over_fast_with_no_acknowledged_write_lost(spawn: Spawn) -
     b.wait_for(lambda e: e["event"] == "written", 10, "b writes in its epoch")
 
 
-def test_sigstop_takes_the_lease_path_and_the_frozen_active_demotes_before_writing(
-    spawn: Spawn,
+@pytest.mark.parametrize("standby_lease_s", [0.3, 0.0], ids=["standby-lease", "etcd-lease"])
+def test_sigstop_takes_a_lease_path_and_the_frozen_active_demotes_before_writing(
+    spawn: Spawn, standby_lease_s: float,
 ) -> None:
-    a = spawn("a", *QUIET, "--write", "1000000", "--ack", "none", "--report-every", "50")
+    lease = ("--standby-lease-s", str(standby_lease_s))
+    a = spawn("a", *QUIET, *lease, "--write", "1000000", "--ack", "one", "--report-every", "50")
     first = a.wait_for(role_is("active"), 10)
-    b = spawn("b", *QUIET)
+    b = spawn("b", *QUIET, *lease, "--trace-applied")
     b.wait_for(role_is("standby"), 10)
     a.wait_for(lambda e: e["event"] == "acked" and e["index"] >= 500, 30)
     paused_mono = a.pause()
     paused = time.time()
     try:
         took = b.wait_for(role_is("active", first["epoch"]), 2 + 1 + 2, "b active")
-        # silence alone is not proof of death: b waited for a's lease (TTL 2 s)
-        assert 1.0 < took["t"] - paused <= 2 + 0.3 + 0.5, took["t"] - paused
+        if standby_lease_s:
+            # b's own promise ran out (0.3 s after its last ack) while etcd listed it in sync:
+            # the standby lease bounds a, with no bridge and no wait for a's etcd lease
+            assert 0.25 < took["t"] - paused < 1.0, took["t"] - paused
+            assert "standby lease" in took["reason"] or "dead active" in took["reason"]
+        else:
+            # silence alone is not proof of death: b waited for a's lease (TTL 2 s)
+            assert 1.0 < took["t"] - paused <= 2 + 0.3 + 0.5, took["t"] - paused
         time.sleep(0.2)
     finally:
-        a.resume()
+        resumed_mono = a.resume()
     demoted = a.wait_for(lambda e: e["event"] == "role" and e["previous"] == "active", 5)
     # a write applied just before the SIGSTOP may be reported just after the SIGCONT (the stop
     # can land between the write and its report): it was accepted before b took over
@@ -72,6 +81,13 @@ def test_sigstop_takes_the_lease_path_and_the_frozen_active_demotes_before_writi
     # nothing a wrote after it was resumed was accepted: its writer saw NotActive and stopped
     assert not [e for e in after if e["event"] == "acked"]
     a.wait_for(role_is("standby", first["epoch"]), 10, "a rejoins as a standby")
+    # I1-I8 over both histories, the freeze the one fault (it asks for a failover)
+    budget_s = 1.5 if standby_lease_s else 2 + 1.0
+    time.sleep(max(0.0, resumed_mono + budget_s - time.monotonic()))
+    end = time.monotonic()
+    freeze = Fault(paused_mono, resumed_mono, "SIGSTOP of a")
+    assert check({"a": a.history(), "b": b.history()}, budget_s=budget_s, faults=[freeze],
+                 end=end) == []
 
 
 @pytest.fixture

@@ -6,10 +6,12 @@ arguments this reuses). For ``SOAK_SECONDS`` (default 300) a seeded random seque
 is injected, one at a time, each followed by a settle pause longer than the I6 budget:
 
 - ``kill_active``: SIGKILL of the active (a replacement member is started under a new name);
-- ``freeze_active_long``: SIGSTOP of the active for 3 s, past the 2 s lease, then SIGCONT: a
-  failover must happen and the resumed member must demote itself before acting;
-- ``freeze_active_short``: SIGSTOP of the active for 0.1-0.8 s, below the lease: no failover
-  may follow (I7);
+- ``freeze_active_long``: SIGSTOP of the active for 0.5-3 s, past the standby lease (0.3 s) and
+  up to past the 2 s etcd lease, then SIGCONT: a failover must happen and the resumed member
+  must demote itself before acting;
+- ``freeze_active_short``: SIGSTOP of the active for 0.02-0.12 s, below the standby lease's
+  bound (its last promise's stamp + 0.25 s, the stamp up to a heartbeat old): no failover may
+  follow (I7);
 - ``freeze_standby`` (0.1-3 s) and ``kill_standby`` (then a replacement): no failover may
   follow;
 - ``switchover``: an operator request through etcd (:func:`vnfha.admin.request_switchover`).
@@ -46,8 +48,8 @@ pytestmark = [pytest.mark.etcd, pytest.mark.soak, pytest.mark.timeout(SOAK_S * 1
 MEMBERS = 3
 BUDGET_S = 5.0
 """I6: exactly one active from 5 s after each heal until the next fault."""
-LONG_FREEZE_S = 3.0
-SHORT_FREEZE_S = (0.1, 0.8)
+LONG_FREEZE_S = (0.5, 3.0)
+SHORT_FREEZE_S = (0.02, 0.12)
 STANDBY_FREEZE_S = (0.1, 3.0)
 EXTRA_PAUSE_S = (0.5, 2.0)
 """Settle pause beyond the I6 budget, so no fault comes before the previous one is judged."""
@@ -153,10 +155,11 @@ def kill_active(soak: Soak, active: MemberProcess, rng: random.Random) -> float:
 
 def freeze_active_long(soak: Soak, active: MemberProcess, rng: random.Random) -> float:
     epoch = epoch_of(active)
+    freeze_s = rng.uniform(*LONG_FREEZE_S)
     start = active.pause()
     try:
-        took = soak.grant_after(epoch, start, LONG_FREEZE_S + 5)
-        time.sleep(max(0.0, start + LONG_FREEZE_S - time.monotonic()))
+        took = soak.grant_after(epoch, start, freeze_s + 5)
+        time.sleep(max(0.0, start + freeze_s - time.monotonic()))
     finally:
         heal = active.resume()
         soak.record("freeze_active_long", start, heal, failover=True)

@@ -47,8 +47,12 @@ def ms(timers: FailoverTimers = DEFAULTS, **changes: Any) -> dict[Path, Fraction
 def test_the_defaults_worst_cases_and_their_terms() -> None:
     cases = worst_cases(DEFAULTS)
     assert {p: format_ms(c.ms) for p, c in cases.items()} == {
-        Path.CRASH: "1250", Path.HANG_BRIDGE: "1650", Path.HANG_LEASE: "4000",
-        Path.SWITCHOVER: "8000"}
+        Path.CRASH: "1250", Path.HANG_BRIDGE: "1650", Path.HANG_STANDBY: "1450",
+        Path.HANG_LEASE: "4000", Path.SWITCHOVER: "8000"}
+    # the silence (350) and the promise seen at the next slot (300 + 50) tie: the silence
+    assert cases[Path.HANG_STANDBY].breakdown() == (
+        "heartbeat slot under way 50 + silence: 6 missed heartbeat slots 300 + final-position "
+        "put 500 + other candidates' positions (a backoff step) 100 + takeover transaction 500")
     assert cases[Path.CRASH].breakdown() == (
         "10 quick reconnects 50 + reconnect after a backoff step 100 + final-position put 500 "
         "+ other candidates' positions (a backoff step) 100 + takeover transaction 500")
@@ -62,6 +66,20 @@ def test_the_defaults_worst_cases_and_their_terms() -> None:
     assert cases[Path.SWITCHOVER].breakdown() == (
         "member list read 500 + write probe 500 + on_quiesce 5000 + successor's catch-up 1000 "
         "+ release transaction 500 + successor's campaign 500")
+
+
+def test_a_longer_standby_lease_than_the_silence_is_waited_for() -> None:
+    case = worst_cases(dataclasses.replace(DEFAULTS, standby_lease_s=0.5,
+                                           etcd_request_timeout_s=0.001))[Path.HANG_STANDBY]
+    assert case.breakdown() == (
+        "the standby's last promise 500 + monitor slot (a heartbeat) 50 + final-position put 1 "
+        "+ other candidates' positions (a backoff step) 100 + takeover transaction 1")
+
+
+def test_with_the_standby_lease_off_a_hang_takes_the_etcd_lease() -> None:
+    cases = worst_cases(dataclasses.replace(DEFAULTS, standby_lease_s=0.0))
+    assert cases[Path.HANG_STANDBY].ms == cases[Path.HANG_LEASE].ms
+    assert "standby lease is off" in cases[Path.HANG_STANDBY].note
 
 
 def test_a_fast_etcd_makes_the_expiry_proof_the_worst_case() -> None:
@@ -103,7 +121,8 @@ def test_a_one_second_lease_is_never_proven_expired() -> None:
 
 def test_no_redundancy_waits_for_the_lease_and_has_no_catch_up() -> None:
     cases = worst_cases(dataclasses.replace(DEFAULTS, redundancy=Redundancy.NO_REDUNDANCY))
-    assert {cases[p].ms for p in (Path.CRASH, Path.HANG_BRIDGE, Path.HANG_LEASE)} == {3000}
+    assert {cases[p].ms for p in (Path.CRASH, Path.HANG_BRIDGE, Path.HANG_STANDBY,
+                                  Path.HANG_LEASE)} == {3000}
     assert "nobody follows the active" in cases[Path.CRASH].note
     assert cases[Path.SWITCHOVER].ms == 7000
     assert "catch-up" not in cases[Path.SWITCHOVER].breakdown()
@@ -123,6 +142,10 @@ def test_each_budget_bounds_its_path() -> None:
     assert budget_path("failover_budget_crash_ms", bridge=False) is Path.CRASH
     assert budget_path("failover_budget_hang_ms", bridge=True) is Path.HANG_BRIDGE
     assert budget_path("failover_budget_hang_ms", bridge=False) is Path.HANG_LEASE
+    assert budget_path("failover_budget_hang_ms", bridge=False,
+                       standby_lease=True) is Path.HANG_STANDBY
+    assert budget_path("failover_budget_hang_ms", bridge=True,
+                       standby_lease=True) is Path.HANG_BRIDGE
     assert budget_path("failover_budget_switchover_ms", bridge=True) is Path.SWITCHOVER
     with pytest.raises(ValueError, match="not a budget field"):
         budget_path("lease_ttl_s", bridge=False)
@@ -156,7 +179,7 @@ timers = st.builds(
     FailoverTimers, heartbeat_interval_s=decimals, suspicion_s=decimals,
     lease_ttl_s=st.integers(1, 10), lease_margin_s=decimals, etcd_request_timeout_s=decimals,
     callback_timeout_s=decimals, checkpoint_ack_timeout_s=decimals, bridge_timeout_s=decimals,
-    redundancy=st.sampled_from(Redundancy))
+    redundancy=st.sampled_from(Redundancy), standby_lease_s=st.sampled_from([0.0, 0.3]) | decimals)
 
 GROWING = ["suspicion_s", "etcd_request_timeout_s", "callback_timeout_s",
            "checkpoint_ack_timeout_s", "bridge_timeout_s"]
@@ -189,7 +212,7 @@ def test_a_wider_margin_never_lengthens_a_worst_case(t: FailoverTimers, extra_ms
 def test_a_budget_equal_to_the_worst_case_is_met(t: FailoverTimers, bridge: bool) -> None:
     cases = worst_cases(t)
     for name in BUDGET_FIELDS:
-        worst = cases[budget_path(name, bridge=bridge)].ms
+        worst = cases[budget_path(name, bridge=bridge, standby_lease=t.standby_lease_on)].ms
         assume(worst > 0)
         exactly = float(format_ms(worst))  # the decimal an operator would write
         [met] = judge_budgets(t, {name: exactly}, bridge=bridge)
@@ -271,14 +294,20 @@ def make(**changes: Any) -> Config:
 
 def test_a_config_that_cannot_meet_its_budget_is_refused() -> None:
     with pytest.raises(ConfigError) as info:
-        make(failover_budget_hang_ms=2300)
+        make(failover_budget_hang_ms=2300, standby_lease_s=0)
     e = info.value
     assert (e.field, e.value) == ("failover_budget_hang_ms", 2300)
     assert str(e) == (
-        "failover_budget_hang_ms=2300: the worst case of a hang without a bridge (lease) is "
+        "failover_budget_hang_ms=2300: the worst case of a hang without a bridge (etcd lease) is "
         "4000 ms (lease TTL 2000 + etcd's revocation loop 500 + record updates 1000 + campaign "
         "transaction 500), 1700 ms over the budget; to meet it, lower lease_ttl_s or "
         "etcd_request_timeout_s, or set bridge_endpoint (a fenced hang: 1650 ms)")
+
+
+def test_the_standby_lease_bounds_a_hang_without_a_bridge() -> None:
+    assert make(failover_budget_hang_ms=1450).failover_budget_hang_ms == 1450
+    with pytest.raises(ConfigError, match=r"a hang without a bridge \(standby lease\) is 1450"):
+        make(failover_budget_hang_ms=1400)
 
 
 def test_a_budget_met_exactly_is_accepted_and_a_hair_less_is_not() -> None:
@@ -305,7 +334,7 @@ def test_a_bridge_makes_the_hang_budget_bound_the_fence() -> None:
     with pytest.raises(ConfigError, match="the worst case of a hang with a bridge"):
         fenced.replace(failover_budget_hang_ms=1600)
     with pytest.raises(ConfigError, match="a hang without a bridge"):
-        fenced.replace(bridge_endpoint=None)
+        fenced.replace(bridge_endpoint=None, standby_lease_s=0)
 
 
 def test_faster_timers_meet_tight_budgets() -> None:

@@ -69,21 +69,25 @@ def _report(cfg: Config, refused: dict[str, tuple[object, str]]) -> dict[str, An
     budgets = {name: getattr(cfg, name) for name in budget.BUDGET_FIELDS}
     budgets.update({name: _positive(value) for name, (value, _) in refused.items()})
     verdicts = {v.worst.path: v for v in budget.judge_budgets(timers, budgets, bridge=bridge)}
-    invalid = {budget.budget_path(name, bridge=bridge): (name, value, problem)
+    standby = timers.standby_lease_on
+    invalid = {budget.budget_path(name, bridge=bridge, standby_lease=standby):
+               (name, value, problem)
                for name, (value, problem) in refused.items() if _positive(value) is None}
-    other_hang = budget.Path.HANG_LEASE if bridge else budget.Path.HANG_BRIDGE
+    hang = budget.hang_path(bridge=bridge, standby_lease=standby)
+    hangs = (budget.Path.HANG_BRIDGE, budget.Path.HANG_STANDBY, budget.Path.HANG_LEASE)
     paths = []
     for path, worst in budget.worst_cases(timers).items():
         paths.append({
             "path": path.value, "what": path.what, "worst_case_ms": float(worst.ms),
-            "applies": path is not other_hang,
+            "applies": path not in hangs or path is hang,
             "note": worst.note,
             "terms": [{"label": t.label, "ms": float(t.ms), "fields": list(t.fields)}
                       for t in worst.terms],
             "budget": _budget(verdicts.get(path), invalid.get(path)),
         })
     return {"group": cfg.group, "member": cfg.member, "redundancy": cfg.redundancy.value,
-            "bridge": bridge, "etcd_request_timeout_s": cfg.etcd_request_timeout_s,
+            "bridge": bridge, "standby_lease": standby,
+            "etcd_request_timeout_s": cfg.etcd_request_timeout_s,
             "paths": paths, "not_included": list(budget.NOT_INCLUDED)}
 
 
@@ -125,7 +129,7 @@ def _text(out: dict[str, Any]) -> str:
              f"worst-case failover time per path (each etcd request counted at "
              f"etcd_request_timeout_s={out['etcd_request_timeout_s']:g}):"]
     for p in out["paths"]:
-        lines += ["", f"{p['path']:<12} {_ms(p['worst_case_ms']):>7} ms  {_status(p)}"]
+        lines += ["", f"{p['path']:<18} {_ms(p['worst_case_ms']):>7} ms  {_status(p, out)}"]
         if p["note"]:
             lines.append(textwrap.fill(p["note"], 96, initial_indent="  ",
                                        subsequent_indent="  "))
@@ -136,12 +140,11 @@ def _text(out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _status(p: dict[str, Any]) -> str:
+def _status(p: dict[str, Any], out: dict[str, Any]) -> str:
     """The budget column of a path: met, missed by how much, refused, or none."""
     bound = p["budget"]
     if not p["applies"]:
-        return ("(not this config's path: no bridge_endpoint)" if p["path"] == "hang-bridge"
-                else "(with the bridge: the fallback if a Fence fails, plus bridge_timeout_s)")
+        return _why_not(p["path"], bridge=out["bridge"], standby=out["standby_lease"])
     if bound is None:
         return "no budget"
     given = f"{bound['field']}={bound['ms']!r}"
@@ -150,6 +153,17 @@ def _status(p: dict[str, Any]) -> str:
     if bound["met"]:
         return f"{given}: met"
     return f"{given}: MISSED by {_ms(bound['over_ms'])} ms"
+
+
+def _why_not(path: str, *, bridge: bool, standby: bool) -> str:
+    """Why a hang path is not the one this config takes, and when it still runs."""
+    if path == budget.Path.HANG_BRIDGE:
+        return "(not this config's path: no bridge_endpoint)"
+    if path == budget.Path.HANG_STANDBY and not standby:
+        return "(not this config's path: standby_lease_s = 0)"
+    if bridge and (path == budget.Path.HANG_STANDBY or not standby):
+        return "(with the bridge: the fallback if a Fence fails, plus bridge_timeout_s)"
+    return "(the fallback for a standby not listed in sync)"
 
 
 def _ms(value: float) -> str:

@@ -169,6 +169,15 @@ def duration(name: str, value: object) -> float:
     return float(value)
 
 
+def duration_or_off(name: str, value: object) -> float:
+    """A finite number of seconds, 0 (off) or greater, as a float (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise wrong_type(name, value, "a number of seconds (0: off)")
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(name, value, "must be a finite number of seconds, 0 (off) or more")
+    return float(value)
+
+
 def milliseconds(name: str, value: object) -> float:
     """A finite number of milliseconds greater than 0 (not a bool), kept as given."""
     if isinstance(value, bool) or not isinstance(value, int | float):

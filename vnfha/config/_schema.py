@@ -42,6 +42,7 @@ from vnfha.config._checks import (
     coerce,
     dns_label,
     duration,
+    duration_or_off,
     endpoints,
     host_port,
     int_in,
@@ -55,7 +56,7 @@ from vnfha.config._checks import (
 )
 from vnfha.errors import ConfigError
 from vnfha.model import Redundancy
-from vnfha.timing import check_timing, default_keepalive_interval_s
+from vnfha.timing import check_timing, default_keepalive_interval_s, derived_standby_lease_s
 
 __all__ = ["FIELD_NAMES", "FILE_FIELDS", "KINDS", "Config", "build", "masked", "unknown_field"]
 
@@ -124,6 +125,15 @@ class Config:
     :attr:`keepalive_interval_s_effective`."""
     lease_margin_s: float = 0.2
     """Safety margin: the active stops acting this long before its lease could expire."""
+    standby_lease_s: float | None = None
+    """The standby-granted lease: with each acknowledgement an in-sync standby promises not to
+    take over for this long, and the active acts only while it holds such a promise from every
+    in-sync standby; a standby whose promise has run out while the active is silent takes over
+    at once, without a bridge and without waiting for the etcd lease (docs/failover.md). 0:
+    off (a silent active is then replaced after a fence or its etcd lease). None: derived from
+    the other timers, :attr:`standby_lease_s_effective` (0.3 s with the defaults)."""
+    standby_lease_margin_s: float = 0.05
+    """The active stops acting this long before a standby's promise could run out."""
     callback_timeout_s: float = 5.0
     """Longest any one component callback (``on_active``, ``health_check``, ...) may run."""
     metrics_port: int | None = None
@@ -248,6 +258,19 @@ class Config:
         if self.keepalive_interval_s is not None:
             return self.keepalive_interval_s
         return default_keepalive_interval_s(self.lease_ttl_s)
+
+    @property
+    def standby_lease_s_effective(self) -> float:
+        """The standby lease in force: ``standby_lease_s``, or when None the larger of
+        ``suspicion_s`` and 2 x (``heartbeat_interval_s`` + ``standby_lease_margin_s``), and 0
+        (off) when that is not shorter than ``lease_ttl_s - lease_margin_s`` (the etcd lease
+        is then as fast)."""
+        if self.standby_lease_s is not None:
+            return self.standby_lease_s
+        return derived_standby_lease_s(
+            heartbeat_interval_s=self.heartbeat_interval_s, suspicion_s=self.suspicion_s,
+            standby_lease_margin_s=self.standby_lease_margin_s, lease_ttl_s=self.lease_ttl_s,
+            lease_margin_s=self.lease_margin_s)
 
     @property
     def standby_silence_s(self) -> float:
@@ -419,6 +442,8 @@ class Config:
             lease_margin_s=self.lease_margin_s,
             etcd_request_timeout_s=self.etcd_request_timeout_s,
             keepalive_derived=self.keepalive_interval_s is None,
+            standby_lease_s=self.standby_lease_s_effective,
+            standby_lease_margin_s=self.standby_lease_margin_s,
         )
         if not problems:
             return
@@ -501,6 +526,8 @@ _CHECKS: Final[dict[str, Callable[[str, object], object]]] = {
     "lease_ttl_s": int_in(1, None),
     "keepalive_interval_s": optional(duration),
     "lease_margin_s": duration,
+    "standby_lease_s": optional(duration_or_off),
+    "standby_lease_margin_s": duration,
     "callback_timeout_s": duration,
     "metrics_port": optional(int_in(0, 65535)),
     "metrics_host": bind_host,

@@ -1,4 +1,5 @@
-"""The active side of replication: a :class:`Primary` per epoch, and the member's gRPC server.
+"""The active side of replication: a :class:`Primary` per epoch (the member's gRPC server is
+:mod:`vnfha.replication.server`).
 
 Guarantees:
 
@@ -19,6 +20,12 @@ Guarantees:
   stream ends or a newer stream of the same standby replaces it. Anything else the standby
   sends after its Hello besides acks and a Reject (an ack out of range, a second Hello,
   undecodable bytes) is a protocol violation: the stream ends with INVALID_ARGUMENT.
+- **The standby lease** (:mod:`vnfha.replication.promise`): every Heartbeat and Deltas carries
+  its send stamp; an ack's promise counts from the stamp it echoes (never above the last stamp
+  sent on its stream). While the standby lease is on, a standby is published as in sync only
+  while its promise holds, dropped from the set half a lease after its last promise, and
+  :meth:`Primary.lapse` says when the active must stop: at the earliest bound of the standbys
+  it counts (``on_lapse`` is called then, from the epoch's timer).
 - **Bad input costs one log line per kind per 10 s** (:class:`~vnfha._ratelog.RateLimitedLog`),
   never a traceback, and is counted in :attr:`ReplicationServer.refusals`.
 """
@@ -30,21 +37,20 @@ import contextlib
 import heapq
 import itertools
 import logging
+import math
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from typing import Any
 
 import grpc
 import grpc.aio
 
-from vnfha._ratelog import RateLimitedLog
 from vnfha._tasks import stop_task
 from vnfha.clock import Clock
 from vnfha.errors import NotActive, StoreError
-from vnfha.grpc_health import HealthService
-from vnfha.metrics import Refusal
-from vnfha.model import NAME_PATTERN, Ack
-from vnfha.replication import auth, wire
+from vnfha.model import Ack
+from vnfha.replication import wire
 from vnfha.replication.lag import Lag, WriteStamps
+from vnfha.replication.promise import OFF, PromiseLedger, PromiseTimers
 from vnfha.replication.state import (
     AckTracker,
     Change,
@@ -55,7 +61,7 @@ from vnfha.replication.state import (
 )
 from vnfha.replication.wire import pb
 
-__all__ = ["BATCH_BYTES", "Primary", "ReplicationServer"]
+__all__ = ["BATCH_BYTES", "Primary"]
 
 log = logging.getLogger("vnfha.replication")
 
@@ -76,6 +82,8 @@ class _Peer:
         self.heartbeat_due = False
         self.sent = 0
         """The highest sequence of this epoch sent on this stream (acks above it are refused)."""
+        self.stamp = 0
+        """The latest send stamp on this stream (an ack echoing a later one is refused)."""
         self.violation: str | None = None
 
 
@@ -96,7 +104,9 @@ class Primary:
 
     def __init__(self, *, member: str, epoch: int, data: CheckpointData, limits: Limits,
                  base: tuple[int, int], clock: Clock, heartbeat_s: float,
-                 publish_sync: PublishSync, standby_silence_s: float, secret: str) -> None:
+                 publish_sync: PublishSync, standby_silence_s: float, secret: str,
+                 promises: PromiseTimers = OFF,
+                 on_lapse: Callable[[], None] | None = None) -> None:
         self.member = member
         self.epoch = epoch
         self.secret = secret
@@ -111,6 +121,9 @@ class Primary:
         self._heartbeat_s = heartbeat_s
         self._silence_s = standby_silence_s
         self._publish_sync = publish_sync
+        self.promises = PromiseLedger(promises)
+        self._on_lapse = on_lapse
+        self._lapse_told = False
         self._peers: dict[str, _Peer] = {}
         self._wanted: frozenset[str] = frozenset()
         self._publish_wake = asyncio.Event()
@@ -190,10 +203,42 @@ class Primary:
                         fut.set_result(False)
                     else:
                         nxt = min(nxt, deadline)
+            nxt = min(nxt, self._check_promises(now))
             self._timer_at = nxt
             self._timer_wake.clear()
             with contextlib.suppress(TimeoutError):
                 await clock.wait_for(self._timer_wake.wait(), nxt - now)
+
+    def _check_promises(self, now: float) -> float:
+        """Drop the standbys whose promises are about to run out from the in-sync set, and
+        tell the member once the acting deadline passed; when to look again."""
+        ledger = self.promises
+        if not ledger.timers.on:
+            return math.inf
+        due = ledger.due_drops(self._wanted, now)
+        if due:
+            log.warning("epoch %d: no fresh promise from %s for %.0f ms; dropping it from the "
+                        "in-sync set", self.epoch, ", ".join(sorted(due)),
+                        1000 * (now - min(ledger.bound(m) for m in due)
+                                + ledger.timers.lease_s - ledger.timers.margin_s))
+            self._want(self._wanted - due)
+        deadline = ledger.acting_deadline()
+        if now >= deadline:
+            if not self._lapse_told and self._on_lapse is not None:
+                self._lapse_told = True
+                self._on_lapse()
+            return math.inf
+        return min(deadline, ledger.next_drop(self._wanted))
+
+    def lapse(self, now: float) -> str | None:
+        """Why this active must stop acting at ``now`` on the standby lease, or None while the
+        promises of every standby it counts hold."""
+        deadline = self.promises.acting_deadline()
+        if now < deadline:
+            return None
+        late = [m for m in sorted(self.promises.counted) if self.promises.bound(m) <= now]
+        return (f"the standby lease lapsed {1000 * (now - deadline):.0f} ms ago: no fresh "
+                f"promise from in-sync {', '.join(late)}, and etcd has not confirmed dropping it")
 
     def close(self) -> None:
         """The epoch is over (demotion): stop every stream and fail every waiting write."""
@@ -243,6 +288,7 @@ class Primary:
             wanted = self._wanted
             if wanted == self.tracker.in_sync:
                 continue
+            self.promises.publishing(wanted)
             try:
                 published = await self._publish_sync(wanted)
             except NotActive:
@@ -254,23 +300,32 @@ class Primary:
                 self._publish_wake.set()
                 continue
             self.tracker.in_sync = published
+            self.promises.published(published)
+            self._timer_wake.set()  # the bounds that count changed
             log.info("epoch %d: in sync: %s", self.epoch, ", ".join(sorted(published)) or "none")
             if published != wanted:  # a member whose record we have not seen yet: try again
                 await self._clock.sleep(self._heartbeat_s)
                 self._publish_wake.set()
             self._resolve()
 
-    def _on_ack(self, peer: _Peer, epoch: int, seq: int) -> str | None:
-        """Count ``peer``'s ack of ``epoch``/``seq``; a protocol violation is returned, not
-        counted."""
+    def _on_ack(self, peer: _Peer, ack: Any) -> str | None:
+        """Count ``peer``'s ack (its sequence, and its promise); a protocol violation is
+        returned, not counted."""
+        epoch, seq = ack.epoch, ack.sequence
         if epoch != self.epoch:
             return f"ack for epoch {epoch} on a stream of epoch {self.epoch}"
         if seq > peer.sent:
             return f"ack for sequence {seq}, but only up to {peer.sent} was sent on this stream"
+        if ack.echo_us > peer.stamp:
+            return f"ack echoing stamp {ack.echo_us}, but only up to {peer.stamp} was sent"
         if self.closed or self._peers.get(peer.member) is not peer:
             return None  # a replaced stream's late ack: it no longer counts
         self.tracker.on_ack(peer.member, seq)
-        if peer.member not in self._wanted:
+        if ack.promise_ms and ack.echo_us:
+            self.promises.promised(peer.member, wire.stamp_time(ack.echo_us),
+                                   ack.promise_ms / 1000)
+        if peer.member not in self._wanted and \
+                self.promises.may_count(peer.member, self._clock.monotonic()):
             self._want(self._wanted | {peer.member})
         self._resolve()
         return None
@@ -312,6 +367,7 @@ class Primary:
                     log.info("epoch %d: %s fell behind the backlog; snapshot", self.epoch, member)
                     await self._send_snapshot(peer, context)
                 elif msg is not None:
+                    msg.deltas.sent_us = self._stamp(peer)
                     await self._send(peer, context, msg)
                 elif peer.heartbeat_due:
                     silent = self._clock.monotonic() - peer.last_heard
@@ -323,7 +379,8 @@ class Primary:
                                     self.epoch, member, silent)
                         break
                     await self._send(peer, context, pb.ActiveMessage(heartbeat=pb.Heartbeat(
-                        epoch=self.epoch, sequence=self.log.last_sequence)))
+                        epoch=self.epoch, sequence=self.log.last_sequence,
+                        sent_us=self._stamp(peer))))
                 else:
                     peer.wake.clear()
                     await peer.wake.wait()  # a write, the timer, or the stream's end
@@ -345,6 +402,12 @@ class Primary:
             return _BEHIND
         peer.sent += len(batch)  # before the write: its ack may come before it returns
         return wire.deltas_message(self.epoch, batch.first, batch)
+
+    def _stamp(self, peer: _Peer) -> int:
+        """A send stamp for the next message on ``peer``'s stream (taken before the write, so
+        it never names a later time than the send)."""
+        peer.stamp = wire.stamp_us(self._clock.monotonic())
+        return peer.stamp
 
     async def _send(self, peer: _Peer, context: grpc.aio.ServicerContext[Any, Any],
                     msg: Any) -> None:
@@ -382,7 +445,7 @@ class Primary:
                 peer.last_heard = self._clock.monotonic()
                 kind = msg.WhichOneof("kind")
                 if kind == "ack":
-                    peer.violation = self._on_ack(peer, msg.ack.epoch, msg.ack.sequence)
+                    peer.violation = self._on_ack(peer, msg.ack)
                     if peer.violation is not None:
                         break
                 elif kind == "reject":
@@ -399,152 +462,3 @@ class Primary:
         finally:
             peer.stopped = True
             peer.wake.set()
-
-
-class ReplicationServer:
-    """The member's replication endpoint. It always runs; it serves only while the member has
-    a :class:`Primary` (is active), and answers FAILED_PRECONDITION otherwise. With ``health``,
-    grpc.health.v1 is served on the same port (:mod:`vnfha.health.serving` says what it answers).
-
-    A stream is served only after its Hello names this group and a valid member name (and,
-    under mutual TLS, the certificate's own name) and the standby proved it knows the grant's
-    secret. Every refusal is answered with its status, counted through ``on_refused`` and logged
-    at most once per reason every 10 s."""
-
-    def __init__(self, *, listen: str, group: str, member: str, limits: Limits,
-                 credentials: grpc.ServerCredentials | None,
-                 primary: Callable[[], Primary | None],
-                 allowed_peers: Callable[[], frozenset[str]] | None,
-                 on_stale: Callable[[int], None], keepalive_s: float, clock: Clock,
-                 health: HealthService | None = None,
-                 on_refused: Callable[[Refusal], None] | None = None) -> None:
-        self._listen = listen
-        self._health = health
-        self._keepalive_s = keepalive_s
-        self._group = group
-        self._member = member
-        self._limits = limits
-        self._credentials = credentials
-        self._primary = primary
-        self._allowed = allowed_peers
-        self._on_stale = on_stale
-        self._on_refused = on_refused
-        self._clock = clock
-        self._server: grpc.aio.Server | None = None
-        self._refusal_log = RateLimitedLog(log, level=logging.WARNING, monotonic=clock.monotonic)
-        self.address = ""
-        self.stale_rejections = 0
-
-    @property
-    def refusals(self) -> dict[str, int]:
-        """Streams refused for bad input so far, by :class:`~vnfha.metrics.Refusal` value."""
-        return dict(self._refusal_log.counts)
-
-    async def start(self) -> str:
-        """Bind and serve; returns the bound ``host:port``."""
-        server = grpc.aio.server(options=[
-            *wire.message_options(self._limits.max_message_bytes),
-            *wire.keepalive_options(self._keepalive_s, server=True)])
-        server.add_generic_rpc_handlers((wire.generic_handler(self._stream),))
-        if self._health is not None:
-            server.add_generic_rpc_handlers((self._health.handler(),))
-        host = self._listen.rsplit(":", 1)[0]
-        if self._credentials is None:
-            port = server.add_insecure_port(self._listen)
-        else:
-            port = server.add_secure_port(self._listen, self._credentials)
-        await server.start()
-        self._server = server
-        self.address = f"{host}:{port}"
-        return self.address
-
-    async def stop(self, grace_s: float = 0.2) -> None:
-        if self._server is not None:
-            await self._server.stop(grace_s)
-            self._server = None
-
-    async def _refuse(self, context: grpc.aio.ServicerContext[Any, Any], reason: Refusal,
-                      code: grpc.StatusCode, detail: str) -> NoReturn:
-        """Count, log (rate-limited) and end the call with ``code``."""
-        if self._on_refused is not None:
-            self._on_refused(reason)
-        self._refusal_log(reason.value, "%s: refused a replication stream from %s (%s): %s",
-                          self._member, context.peer(), reason.value, detail)
-        await context.abort(code, detail)
-        raise AssertionError("abort returns only by raising")  # pragma: no cover
-
-    async def _stream(self, request_iterator: Any,
-                      context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        invalid = grpc.StatusCode.INVALID_ARGUMENT
-        try:
-            first = wire.decode(pb.StandbyMessage, await context.read())
-        except wire.Malformed as e:
-            await self._refuse(context, Refusal.MALFORMED, invalid, f"first message: {e}")
-        if first is wire.EOF:
-            return  # the peer closed before saying anything (a standby stopped as it
-            # connected, seen when a fleet stops): nothing was asked, nothing is refused
-        if first.WhichOneof("kind") != "hello":
-            await self._refuse(context, Refusal.MALFORMED, invalid,
-                               "the first message must be a Hello")
-        hello = first.hello
-        if hello.group != self._group:
-            await self._refuse(context, Refusal.WRONG_GROUP, invalid,
-                               f"this is group {self._group!r}, not {hello.group[:80]!r}")
-        if not NAME_PATTERN.match(hello.member):
-            await self._refuse(context, Refusal.MALFORMED, invalid,
-                               f"Hello.member {hello.member[:80]!r} is not a member name")
-        if len(hello.nonce) != auth.NONCE_BYTES:
-            await self._refuse(context, Refusal.MALFORMED, invalid,
-                               f"Hello.nonce must be {auth.NONCE_BYTES} bytes, not "
-                               f"{len(hello.nonce)} (a standby of an older vnfha, which does "
-                               "not authenticate?)")
-        if self._allowed is not None:
-            names = list(context.auth_context().get("x509_common_name", []))
-            peer = names[0].decode(errors="replace") if names else ""
-            if peer != hello.member or peer not in self._allowed():
-                await self._refuse(context, Refusal.PERMISSION,
-                                   grpc.StatusCode.PERMISSION_DENIED,
-                                   f"certificate {peer!r} may not replicate as "
-                                   f"{hello.member!r} in group {self._group!r}")
-        primary = self._primary()
-        if primary is None or primary.closed:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                f"{self._member} is not active")
-            return
-        if hello.highest_epoch > primary.epoch:
-            self.stale_rejections += 1
-            self._on_stale(hello.highest_epoch)
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                f"epoch {primary.epoch} is stale: {hello.member} has seen "
-                                f"epoch {hello.highest_epoch}")
-        await self._authenticate(primary, hello, context)
-        violation = await primary.serve(hello.member, hello.epoch, hello.sequence, context)
-        if violation is not None:
-            await self._refuse(context, Refusal.PROTOCOL, invalid,
-                               f"{hello.member}: {violation}; stream closed")
-
-    async def _authenticate(self, primary: Primary, hello: Any,
-                            context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        """Challenge the standby to prove it knows ``primary``'s secret (and prove it too);
-        returns once it has, ends the call otherwise (:mod:`vnfha.replication.auth`)."""
-        nonce = auth.new_nonce()
-        binding = {"group": self._group, "standby": hello.member, "epoch": primary.epoch,
-                   "standby_nonce": hello.nonce, "active_nonce": nonce}
-        await context.write(pb.ActiveMessage(challenge=pb.Challenge(
-            epoch=primary.epoch, nonce=nonce,
-            proof=auth.proof(primary.secret, auth.Side.ACTIVE, **binding))))
-        try:
-            reply = wire.decode(pb.StandbyMessage,
-                                await self._clock.wait_for(context.read(), self._keepalive_s))
-        except TimeoutError:
-            reply = None
-        except wire.Malformed as e:
-            await self._refuse(context, Refusal.MALFORMED, grpc.StatusCode.INVALID_ARGUMENT,
-                               f"{hello.member}: the answer to the challenge: {e}")
-        expected = auth.proof(primary.secret, auth.Side.STANDBY, **binding)
-        if reply is None or reply is wire.EOF or reply.WhichOneof("kind") != "proof" or \
-                not auth.verify(expected, reply.proof.mac):
-            await self._refuse(context, Refusal.UNAUTHENTICATED,
-                               grpc.StatusCode.UNAUTHENTICATED,
-                               f"{hello.member} did not prove it knows the replication secret of "
-                               f"epoch {primary.epoch}")

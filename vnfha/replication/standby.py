@@ -11,6 +11,10 @@ Guarantees:
   knows that grant's secret (:mod:`vnfha.replication.auth`), then the standby proves it too.
   An endpoint that cannot is rejected (UNAUTHENTICATED) before anything is applied.
 - Bytes from the endpoint that are not a message are rejected (INVALID_ARGUMENT), never applied.
+- **The standby lease** (:mod:`vnfha.replication.promise`): each ack echoes the send stamp of
+  the latest Heartbeat or Deltas received on its stream and carries the promise
+  :attr:`Replica.promises` grants at that moment (none while a takeover resting on a lapsed
+  promise is under way). Promises are kept per epoch, across reconnects.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import grpc.aio
 from vnfha.clock import Clock
 from vnfha.errors import CheckpointLimitError, ConfigError
 from vnfha.replication import auth, wire
+from vnfha.replication.promise import StandbyPromises
 from vnfha.replication.state import (
     Change,
     CheckpointData,
@@ -91,7 +96,7 @@ class Replica:
 
     def __init__(self, *, group: str, member: str, data: CheckpointData, limits: Limits,
                  clock: Clock, credentials: grpc.ChannelCredentials | None,
-                 retry_s: float, keepalive_s: float) -> None:
+                 retry_s: float, keepalive_s: float, standby_lease_s: float = 0.0) -> None:
         self.group = group
         self.member = member
         self.data = data
@@ -111,10 +116,15 @@ class Replica:
         self.on_gone: Callable[[int, str], None] | None = None
         """Called with (epoch, evidence) when the active's endpoint refuses connections: its
         process is gone (a live process on a live host accepts, a frozen one does not answer)."""
+        self.promises: StandbyPromises | None = None
+        """The promises made to the active of the epoch followed (or last followed)."""
         self._clock = clock
         self._credentials = credentials
         self._retry_s = retry_s
         self._keepalive_s = keepalive_s
+        self._lease_s = standby_lease_s
+        self._stamp = 0
+        """The send stamp of the latest Heartbeat or Deltas of the current stream (0: none)."""
 
     def observe_epoch(self, epoch: int) -> None:
         """An epoch seen elsewhere (etcd): anything older is stale from now on."""
@@ -127,6 +137,8 @@ class Replica:
         proof the active's process died (a live process accepts; a frozen one does not
         answer)."""
         self.observe_epoch(epoch)
+        if self.promises is None or self.promises.epoch != epoch:
+            self.promises = StandbyPromises(epoch, self._lease_s)
         quick = 0
         while True:
             try:
@@ -176,6 +188,9 @@ class Replica:
                 group=self.group, member=self.member, epoch=applied_epoch, sequence=seq,
                 highest_epoch=self.highest_epoch, nonce=nonce)))
             parts: list[Change] = []
+            self._stamp = 0
+            promises = self.promises if self.promises is not None and \
+                self.promises.epoch == epoch else None
             try:
                 msg = wire.decode(pb.ActiveMessage, await call.read())
                 if msg is wire.EOF:
@@ -191,7 +206,10 @@ class Replica:
                     self.last_heard = self._clock.monotonic()
                     ack = self._handle(msg, parts)
                     if ack is not None:
-                        await call.write(wire.ack_message(*ack))
+                        promise_ms = 0
+                        if promises is not None and self._stamp:
+                            promise_ms = int(promises.grant(self._clock.monotonic()) * 1000)
+                        await call.write(wire.ack_message(*ack, self._stamp, promise_ms))
             except (_Reject, wire.Malformed) as r:
                 code, detail = (r.code, r.detail) if isinstance(r, _Reject) else \
                     (_INVALID_ARGUMENT, f"malformed message: {r}")
@@ -225,11 +243,13 @@ class Replica:
             verdict, skip = check_deltas(self.applied, self.highest_epoch, d.epoch,
                                          d.first_sequence, len(d.changes))
             if verdict is Verdict.DUPLICATE:
+                self._stamp = d.sent_us or self._stamp
                 return None
             if verdict is Verdict.GAP:
                 self.resyncs += 1
                 raise _Reject(_OUT_OF_RANGE, f"gap: have {self.applied}, got epoch {d.epoch} "
                               f"from sequence {d.first_sequence}")
+            self._stamp = d.sent_us or self._stamp
             changes = tuple(self._checked(d.changes[skip:] if skip else d.changes))
             apply = self.data.apply
             for change in changes:
@@ -261,6 +281,7 @@ class Replica:
             return self.applied
         if kind == "heartbeat":
             self._check_epoch(msg.heartbeat.epoch)
+            self._stamp = msg.heartbeat.sent_us or self._stamp
             return self.applied  # answered, so the active sees this standby is alive
         raise _Reject(_INVALID_ARGUMENT, f"unknown message kind {kind!r}")
 

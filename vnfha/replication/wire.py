@@ -52,14 +52,29 @@ def deltas_message(epoch: int, first_sequence: int, entries: Iterable[Entry]) ->
     return msg
 
 
-def ack_message(epoch: int, sequence: int) -> Any:
-    """A StandbyMessage acknowledging everything up to ``sequence`` of ``epoch``."""
+def ack_message(epoch: int, sequence: int, echo_us: int = 0, promise_ms: int = 0) -> Any:
+    """A StandbyMessage acknowledging everything up to ``sequence`` of ``epoch``, echoing the
+    stamp ``echo_us`` with a promise of ``promise_ms`` (the standby lease; 0: none)."""
     msg = pb.StandbyMessage()
     ack = msg.ack  # fields set in place: half the cost of keyword construction
     ack.SetInParent()  # an ack of (0, 0) is still an ack
     ack.epoch = epoch
     ack.sequence = sequence
+    if promise_ms:
+        ack.echo_us = echo_us
+        ack.promise_ms = promise_ms
     return msg
+
+
+def stamp_us(monotonic_s: float) -> int:
+    """A send stamp (``Heartbeat.sent_us``, ``Deltas.sent_us``): microseconds rounded down, plus
+    one, so that 0 means "not stamped" and a stamp never names a later time than the send."""
+    return int(monotonic_s * 1_000_000) + 1
+
+
+def stamp_time(stamp: int) -> float:
+    """The monotonic seconds a nonzero :func:`stamp_us` stands for (at or before the send)."""
+    return (stamp - 1) / 1_000_000
 
 
 def snapshot_message(epoch: int, sequence: int, entries: Iterable[Entry], *,

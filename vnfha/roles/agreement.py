@@ -13,6 +13,10 @@ Why each must agree:
   values, so an active that beats more slowly than a standby's suspicion is suspected between
   two heartbeats (failovers nobody asked for);
 - ``lease_ttl_s``: the lease-expiry proof of a standby assumes the active's lease TTL;
+- ``standby_lease_s`` and ``standby_lease_margin_s``: the active bounds its own acting by the
+  promises its standbys grant, and a standby takes over when its own promise ran out, so both
+  sides must count the same promise (an active that counts a longer one than its standby
+  grants would act after the standby took over);
 - the checkpoint size limits: a standby with smaller limits refuses what its active accepted
   and acknowledged, and can never take over with it.
 
@@ -34,6 +38,8 @@ AGREED: tuple[str, ...] = (
     "lease_ttl_s",
     "heartbeat_interval_s",
     "suspicion_s",
+    "standby_lease_s",
+    "standby_lease_margin_s",
     "checkpoint_max_key_bytes",
     "checkpoint_max_value_bytes",
     "checkpoint_max_section_bytes",
@@ -56,11 +62,12 @@ class Disagreement:
 
 
 def settings_of(config: Config) -> tuple[tuple[str, str], ...]:
-    """The :data:`AGREED` settings of ``config`` as (field, text) pairs, numbers written so that
-    equal values compare equal (``2`` and ``2.0`` alike)."""
+    """The :data:`AGREED` settings of ``config`` as (field, text) pairs, as in force (a derived
+    value, ``<name>_effective``, where the config derives one), numbers written so that equal
+    values compare equal (``2`` and ``2.0`` alike)."""
     out: list[tuple[str, str]] = []
     for name in AGREED:
-        value = getattr(config, name)
+        value = getattr(config, f"{name}_effective", getattr(config, name))
         if name == "redundancy":
             out.append((name, value.value))
         else:

@@ -48,18 +48,21 @@ class FollowTarget(NamedTuple):
 
 class Follower:
     """Follows one active at a time for the standby ``me``. ``on_gone(epoch, evidence)`` is
-    called with the monitor's (or the replica's) proof that the active can no longer act;
+    called with the monitor's (or the replica's) proof that the active can no longer act, and
+    ``on_lapsed(epoch)`` while it suspects the active and its standby lease has lapsed;
     :attr:`fencer`, when set (by a member with an NFVI bridge), is how the monitor fences a
     silent active."""
 
     def __init__(self, *, me: str, replica: Replica, store: Store, clock: Clock,
-                 timers: MonitorTimers, on_gone: Callable[[int, str], None]) -> None:
+                 timers: MonitorTimers, on_gone: Callable[[int, str], None],
+                 on_lapsed: Callable[[int], None] | None = None) -> None:
         self._me = me
         self._replica = replica
         self._store = store
         self._clock = clock
         self._timers = timers
         self._on_gone = on_gone
+        self._on_lapsed = on_lapsed
         self.fencer: Fencer | None = None
         self.monitor: ActiveMonitor | None = None
         """The watch over the current (or last) target."""
@@ -101,7 +104,8 @@ class Follower:
         self.monitor = ActiveMonitor(
             me=self._me, member=target.member, epoch=target.epoch, lease=target.lease,
             replica=self._replica, store=self._store, clock=self._clock,
-            on_gone=self._on_gone, fencer=self.fencer, timers=self._timers)
+            on_gone=self._on_gone, fencer=self.fencer, timers=self._timers,
+            on_lapsed=self._on_lapsed)
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._replica.follow(target.listen, target.epoch, target.secret),
                               name=f"{self._me}-replica")

@@ -147,12 +147,15 @@ def refusal_ops(keys: GroupKeys, request: SwitchoverRequest, problem: str, me: s
 
 
 def campaign_txn(keys: GroupKeys, record: ActiveRecord, lease: int,
-                 replace_epoch: int = 0) -> Txn:
+                 replace_epoch: int = 0, sync_revision: int = 0) -> Txn:
     """Create the active key (``record``, bound to ``lease``) if it is absent, or, with
-    ``replace_epoch``, replace it if it is still that (dead) epoch's; clear the handover hint
-    and reset the in-sync set to nobody."""
-    compare = (Compare.mod_revision(keys.active, "==", replace_epoch) if replace_epoch
-               else Compare.create_revision(keys.active, "==", 0))
-    return ([compare],
+    ``replace_epoch``, replace it if it is still that (dead) epoch's, and, with
+    ``sync_revision`` (a takeover on the standby lease), only if the in-sync record is still
+    that revision's; clear the handover hint and reset the in-sync set to nobody."""
+    compare = [Compare.mod_revision(keys.active, "==", replace_epoch) if replace_epoch
+               else Compare.create_revision(keys.active, "==", 0)]
+    if sync_revision:
+        compare.append(Compare.mod_revision(keys.sync, "==", sync_revision))
+    return (compare,
             [TxnPut(keys.active, record.encode(), lease=lease), TxnDelete(keys.handover),
              TxnPut(keys.sync, SyncRecord(record.member).encode())])

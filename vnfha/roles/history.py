@@ -48,6 +48,9 @@ class Cause(enum.StrEnum):
     """The old active's process died: its endpoint refused the connection."""
     FENCE = "fence"
     """The old active went silent and the NFVI bridge fenced it."""
+    STANDBY_LEASE = "standby-lease"
+    """The old active went silent (hung, or its host cut off) and an in-sync standby's promise
+    not to take over ran out (docs/failover.md, the standby lease)."""
     LEASE = "lease"
     """The old active went silent (or its host did): its lease deadline was proven past, or
     etcd expired its key."""
@@ -83,6 +86,8 @@ def cause_of(*, evidence: str = "", handover_kind: str = "", handover_reason: st
         return Cause.CRASH
     if "fenced" in evidence:
         return Cause.FENCE
+    if "standby lease" in evidence:
+        return Cause.STANDBY_LEASE
     if evidence or previous:
         return Cause.LEASE
     return Cause.ELECTION

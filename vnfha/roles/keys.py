@@ -401,6 +401,9 @@ class GroupState:
     handover: Handover | None = None
     switchover: SwitchoverRequest | None = None
     sync: SyncRecord | None = None
+    sync_revision: int = 0
+    """The in-sync record's mod revision (0: none): a takeover on the standby lease compares
+    it, and a record older than the current epoch binds no active of it."""
     revision: int = 0
     leases: dict[str, int] = field(default_factory=dict)
     """The lease each member's own records were last bound to (kept when a record is deleted)."""
@@ -472,6 +475,7 @@ class GroupState:
             elif key == self.keys.sync:
                 # unreadable: keep the last readable one (see the module docstring)
                 self.sync = None if kv is None else SyncRecord.decode(kv.value)
+                self.sync_revision = 0 if kv is None else kv.mod_revision
             elif key.startswith(self.keys.locks):
                 name = key[len(self.keys.locks):]
                 if kv is None:

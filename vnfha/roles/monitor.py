@@ -10,13 +10,19 @@ Timeline for a silent active (defaults: heartbeat 50 ms, suspicion 300 ms, TTL 2
 
 1. every 50 ms the monitor checks whether the stream delivered anything; after 6 missed slots
    (300 ms) it SUSPECTS the active;
-2. with an NFVI fencer configured, it asks the bridge to fence the active; a confirmed fence is
+2. without an NFVI fencer (or once fencing failed) and with the standby lease on
+   (:mod:`vnfha.replication.promise`), once this standby's own promise has run out it tells the
+   member (``on_lapsed``), which takes over at once if etcd lists it as in sync (about 300 ms
+   with the defaults; the lease polls below go on meanwhile, in case it may not). With a
+   fencer the fence comes first: the bridge then stops the old instance, which the standby
+   lease alone cannot (a frozen process acts again for a moment when it resumes);
+3. with an NFVI fencer configured, it asks the bridge to fence the active; a confirmed fence is
    proof, reported at once (the sub-600 ms path);
-3. otherwise (or if fencing fails) it polls the active's lease every 50 ms until the
+4. otherwise (or if fencing fails) it polls the active's lease every 50 ms until the
    :class:`~vnfha.roles.expiry.ExpiryTracker` proves the active's local deadline has passed, then
    reports it (about ``TTL - margin`` after the active's last keepalive, before etcd itself
    revokes the lease and deletes the key);
-4. if the stream comes back (3 heard slots in a row) it trusts the active again and stops.
+5. if the stream comes back (3 heard slots in a row) it trusts the active again and stops.
 
 Guarantees:
 
@@ -67,7 +73,8 @@ class ActiveMonitor:
 
     def __init__(self, *, me: str, member: str, epoch: int, lease: int, replica: Replica,
                  store: Store, clock: Clock, timers: MonitorTimers,
-                 on_gone: Callable[[int, str], None], fencer: Fencer | None = None) -> None:
+                 on_gone: Callable[[int, str], None], fencer: Fencer | None = None,
+                 on_lapsed: Callable[[int], None] | None = None) -> None:
         self.me, self.member, self.epoch, self.lease = me, member, epoch, lease
         self._replica = replica
         self._store = store
@@ -75,6 +82,7 @@ class ActiveMonitor:
         self._timers = timers
         self._on_gone = on_gone
         self._fencer = fencer
+        self._on_lapsed = on_lapsed
         self.detector = SilenceDetector(SuspicionPolicy.from_timers(
             timers.heartbeat_interval_s, timers.suspicion_s))
         self.tracker = ExpiryTracker(timers.lease_margin_s, guard_s=timers.heartbeat_interval_s)
@@ -99,6 +107,11 @@ class ActiveMonitor:
                 continue
             if self.suspected_at is None:
                 self.suspected_at = self._clock.monotonic()
+            promises = self._replica.promises
+            fencing = self._fencer is not None and not self.fence_failed
+            if self._on_lapsed is not None and not fencing and promises is not None and \
+                    promises.epoch == self.epoch and promises.lapsed(self._clock.monotonic()):
+                self._on_lapsed(self.epoch)
             evidence = await self._prove()
             if evidence is not None:
                 self._on_gone(self.epoch, evidence)

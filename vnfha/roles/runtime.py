@@ -14,6 +14,9 @@ Guarantees (the member's; see also :mod:`vnfha.roles.policy` and :mod:`vnfha.rol
   watch shows its key deleted, taken or untrustworthy, or when its session is LOST (its
   deadline is re-checked on every read of :attr:`RoleRuntime.role`).
 - **Never active twice in one epoch**, and only under a key this session's own campaign wrote.
+- **The standby lease** (:mod:`vnfha.replication.promise`): an active whose standbys'
+  promises ran out abandons its session at once (on a read of :attr:`role`, or from the
+  Primary's timer); a standby's takeover on it is :mod:`vnfha.roles.fastpath`'s.
 - **The final position** a member reports for a takeover (its applied checkpoint, once the
   active is known to be gone or its key is bad) is computed from the same view it decides from.
 - A failure of the loop itself never leaves an active acting: it steps down, resigns if it
@@ -42,8 +45,10 @@ from vnfha.metrics import Metrics
 from vnfha.model import ReasonKind, Redundancy, Role
 from vnfha.nfvi.agent import NfviAgent
 from vnfha.replication.active import Primary
+from vnfha.replication.promise import OFF, PromiseTimers
 from vnfha.replication.standby import Replica
 from vnfha.replication.state import Limits
+from vnfha.roles.fastpath import StandbyLeaseTakeover
 from vnfha.roles.follow import Follower, FollowTarget
 from vnfha.roles.handover import campaign_txn, sync_txn
 from vnfha.roles.history import (
@@ -137,6 +142,7 @@ class RoleRuntime:
                  metrics: Metrics, serving: MemberServing, nfvi: NfviAgent | None,
                  records: RecordKeeper, step_s: float, heartbeat_s: float,
                  standby_silence_s: float, open_session: Callable[[], Session],
+                 promises: PromiseTimers = OFF,
                  failing: Callable[[], tuple[str, ...]], resigning: Callable[[], bool],
                  listen: Callable[[], str],
                  on_active_turn: Callable[[], Awaitable[None]],
@@ -151,6 +157,8 @@ class RoleRuntime:
         self._open_session, self._failing, self._resigning = open_session, failing, resigning
         self._listen, self._on_active_turn = listen, on_active_turn
         self._resign_after_failure = resign_after_failure
+        self._promises = promises
+        self._fast = StandbyLeaseTakeover(me, promises, replica, clock)
         self._all_active = redundancy is Redundancy.N_WAY_ACTIVE
         self._role = Role.SPARE
         self.epoch = 0
@@ -180,7 +188,17 @@ class RoleRuntime:
         """The current role. An active past its lease deadline demotes itself on this read."""
         if self._role is Role.ACTIVE and self.session is not None:
             self.session.valid()  # re-evaluates against the clock; LOST calls on_session
+            self.check_standby_lease()
         return self._role
+
+    def check_standby_lease(self) -> None:
+        """An active whose standby lease lapsed stops now: abandoning the session demotes it."""
+        primary, session = self._checkpoint.primary, self.session
+        if primary is None or session is None or primary.epoch != self.epoch:
+            return
+        why = primary.lapse(self._clock.monotonic())
+        if why is not None:
+            session.abandon(why)
 
     @property
     def lease_id(self) -> int:
@@ -207,7 +225,8 @@ class RoleRuntime:
         """The group as this member decides from it: with its proof that the active is gone
         and the revisions its own campaigns wrote."""
         return self.state.view(self.me, session.lease_id, session.valid(), self.redundancy,
-                               self._role, gone_epoch=self._gone_epoch,
+                               self._role, gone_epoch=self._fast.gone_for(
+                                   self.state, session.lease_id, self._gone_epoch),
                                my_grants=frozenset(self._grants))
 
     # -- joining and the loop --------------------------------------------------------------------
@@ -256,8 +275,8 @@ class RoleRuntime:
             # the session is lost: rejoin as a new incarnation
             self._watch.cancel()
             old = self.session
-            if old is not None:
-                await old.close(revoke=False)
+            if old is not None:  # an abandoned lease is revoked: what it held is freed now
+                await old.close(revoke=old.abandoned)
             while not self.stopping:
                 try:
                     await self.join()
@@ -362,16 +381,27 @@ class RoleRuntime:
         connection (dead process), the bridge fenced it, or its lease deadline provably passed."""
         active = self.state.active
         if active is not None and active[1].epoch == epoch and self._gone_epoch != epoch:
-            log.warning("%s: active %s (epoch %d) is gone: %s", self.me, active[1].member,
-                        epoch, evidence)
             self._gone_epoch = epoch
-            self.gone_at = now = self._clock.monotonic()
-            monitor = self._follower.monitor
-            suspected = monitor.suspected_at if monitor is not None else None
-            self._timeline = Timeline(noticed=min(suspected or now, now), proof=now,
-                                      from_member=active[1].member, from_epoch=epoch,
-                                      cause=cause_of(evidence=evidence), reason=evidence)
-            self.poke()
+            self._failover_starts(active[1].member, epoch, f"gone: {evidence}",
+                                  cause_of(evidence=evidence))
+
+    def on_promise_lapsed(self, epoch: int) -> None:
+        """The monitor suspects the active of ``epoch`` and this member's promises to it ran
+        out: take over now if etcd lists this member as in sync in that epoch."""
+        evidence = self._fast.lapsed(self.state, self.lease_id, epoch, self._gone_epoch)
+        active = self.state.active
+        if evidence is not None and active is not None:
+            self._failover_starts(active[1].member, epoch, evidence, Cause.STANDBY_LEASE)
+
+    def _failover_starts(self, member: str, epoch: int, evidence: str, cause: Cause) -> None:
+        log.warning("%s: active %s (epoch %d) is %s", self.me, member, epoch, evidence)
+        self.gone_at = now = self._clock.monotonic()
+        monitor = self._follower.monitor
+        suspected = monitor.suspected_at if monitor is not None else None
+        self._timeline = Timeline(noticed=min(suspected or now, now), proof=now,
+                                  from_member=member, from_epoch=epoch, cause=cause,
+                                  reason=evidence.removeprefix("gone: "))
+        self.poke()
 
     def _key_gone_timeline(self, now: float) -> Timeline:
         """The active key was deleted: a handover (its hint says why) or an expired lease."""
@@ -396,15 +426,23 @@ class RoleRuntime:
         lease = session.lease_id
         record = ActiveRecord(self.me, self._listen(), new_secret())
         bad = self.state.bad_active
+        sync_revision = self._fast.hold(self.state, lease, replace_epoch, self._gone_epoch)
+        if sync_revision < 0:
+            self.poke()
+            return
         try:
-            res = await self._store.txn(*campaign_txn(self._keys, record, lease, replace_epoch))
+            res = await self._store.txn(*campaign_txn(self._keys, record, lease, replace_epoch,
+                                                      sync_revision))
             won, epoch = res.succeeded, res.revision
         except StoreUnavailable as e:
             if not e.outcome_unknown:
+                self._fast.release(sync_revision)
                 raise
             kv = await self._store.get(self._keys.active)  # did it apply? read back
             won = kv is not None and kv.lease == lease and kv.value == record.encode()
             epoch = kv.mod_revision if kv is not None else 0
+        if not won:
+            self._fast.release(sync_revision)
         if not won or not session.valid():  # lost, or the deadline passed while we waited
             return
         self._grants.add(epoch)
@@ -540,6 +578,7 @@ class RoleRuntime:
             member=self.me, epoch=epoch, data=self._replica.data, limits=self._limits,
             base=self._replica.applied, clock=self._clock, heartbeat_s=self._heartbeat_s,
             publish_sync=publish, standby_silence_s=self._silence_s, secret=secret,
+            promises=self._promises, on_lapse=self.check_standby_lease,
         ))
 
     async def _publish_sync(self, epoch: int, lease: int, members: frozenset[str]

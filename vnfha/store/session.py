@@ -85,6 +85,8 @@ class Session:
         self._listeners: list[Listener] = []
         self._ack_listeners: list[Listener] = []
         self._closed = False
+        self.abandoned = False
+        """True once the holder gave the lease up (:meth:`abandon`)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -114,9 +116,20 @@ class Session:
         )
         return self._view
 
+    def abandon(self, reason: str) -> None:
+        """Give the lease up now, locally: LOST at once (the listeners hear it synchronously),
+        for a holder that must stop acting for a reason of its own (``reason``, logged). A
+        later :meth:`close` with ``revoke`` still revokes it in etcd, so that what it held is
+        freed before the TTL runs out."""
+        if self._view is None or self._view.state is SessionState.LOST:
+            return
+        self.abandoned = True
+        self._set(on_lease_gone(self._view, reason))
+
     async def close(self, *, revoke: bool = True) -> None:
-        """Stop the keepalives and (by default) revoke the lease. Idempotent; never raises
-        for a store that cannot be reached (the lease then expires on its own)."""
+        """Stop the keepalives and (by default) revoke the lease, an abandoned one
+        (:meth:`abandon`) too. Idempotent; never raises for a store that cannot be reached (the
+        lease then expires on its own)."""
         if self._closed:
             return
         self._closed = True
@@ -124,7 +137,7 @@ class Session:
         view = self._view
         if view is None:
             return
-        if revoke and view.state is not SessionState.LOST:
+        if revoke and (view.state is not SessionState.LOST or self.abandoned):
             try:
                 await self._store.revoke(view.lease_id, timeout_s=self._timeout)
             except StoreError as e:

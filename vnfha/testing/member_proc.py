@@ -270,6 +270,8 @@ async def run(args: argparse.Namespace) -> None:
         group=args.group, member=args.member, etcd_endpoints=tuple(args.etcd.split(",")),
         redundancy=Redundancy(args.redundancy), priority=args.priority,
         lease_ttl_s=args.lease_ttl_s, callback_timeout_s=args.callback_timeout_s,
+        **({"standby_lease_s": args.standby_lease_s} if args.standby_lease_s is not None
+           else {}),
         health_check_period_s=args.health_period_s,
         health_check_timeout_s=min(2.0, args.health_period_s),
         failover_budget_crash_ms=args.budget_crash_ms,
@@ -362,6 +364,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--priority", type=int, default=0)
     p.add_argument("--listen", help="replication endpoint HOST:PORT (default: Config's)")
     p.add_argument("--lease-ttl-s", type=int, default=2)
+    p.add_argument("--standby-lease-s", type=float, default=None,
+                   help="the standby lease (0: off; default: Config's)")
     p.add_argument("--callback-timeout-s", type=float, default=5.0)
     p.add_argument("--health-period-s", type=float, default=5.0)
     p.add_argument("--budget-crash-ms", type=float, default=None)

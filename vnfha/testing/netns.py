@@ -42,6 +42,9 @@ _ISOLATE = f"""table inet {_TABLE} {{
 """
 """Drop everything in and out of a namespace but loopback (the member's own process is fine)."""
 
+_CUT_TABLE = "vnfha_cut"
+"""One-way cuts out of a namespace (:meth:`NetLab.cut`)."""
+
 _COMMAND_TIMEOUT_S = 20.0
 
 
@@ -87,6 +90,7 @@ class NetLab:
         self._made_links: list[str] = []
         self._made_namespaces: list[str] = []
         self._isolated: set[int] = set()
+        self._cut: set[int] = set()
 
     @property
     def host_address(self) -> str:
@@ -148,6 +152,7 @@ class NetLab:
         self._made_namespaces.clear()
         self._made_links.clear()
         self._isolated.clear()
+        self._cut.clear()
         _open_labs.discard(self)
 
     def __enter__(self) -> Self:
@@ -166,8 +171,22 @@ class NetLab:
         _run(*self.prefix(slot), "nft", "-f", "-", stdin=_ISOLATE)
         self._isolated.add(slot)
 
+    def cut(self, slot: int, to: int) -> None:
+        """From the return on, nothing namespace ``slot`` sends to namespace ``to`` arrives
+        (one way: ``to``'s packets still reach ``slot``, and both still reach the bridge's
+        address, where etcd listens)."""
+        rules = (f"add table inet {_CUT_TABLE}\n"
+                 f"add chain inet {_CUT_TABLE} output {{ type filter hook output priority -300; "
+                 "}\n"
+                 f"add rule inet {_CUT_TABLE} output ip daddr {self.address(to)} drop\n")
+        _run(*self.prefix(slot), "nft", "-f", "-", stdin=rules)
+        self._cut.add(slot)
+
     def heal(self, slot: int) -> None:
-        """Remove :meth:`isolate`'s rules from namespace ``slot``."""
+        """Remove :meth:`isolate`'s and :meth:`cut`'s rules from namespace ``slot``."""
+        if slot in self._cut:
+            _run(*self.prefix(slot), "nft", "delete", "table", "inet", _CUT_TABLE)
+            self._cut.discard(slot)
         if slot not in self._isolated:
             return
         _run(*self.prefix(slot), "nft", "delete", "table", "inet", _TABLE)

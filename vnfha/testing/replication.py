@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vnfha.clock import Clock, SystemClock
-from vnfha.replication.active import Primary, ReplicationServer
+from vnfha.replication.active import Primary
+from vnfha.replication.server import ReplicationServer
 from vnfha.replication.standby import Replica
 from vnfha.replication.state import CheckpointData, Limits
 from vnfha.roles.keys import new_secret

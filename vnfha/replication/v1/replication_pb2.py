@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&vnfha/replication/v1/replication.proto\x12\x14vnfha.replication.v1\"\xce\x01\n\x0eStandbyMessage\x12,\n\x05hello\x18\x01 \x01(\x0b\x32\x1b.vnfha.replication.v1.HelloH\x00\x12(\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x19.vnfha.replication.v1.AckH\x00\x12.\n\x06reject\x18\x03 \x01(\x0b\x32\x1c.vnfha.replication.v1.RejectH\x00\x12,\n\x05proof\x18\x04 \x01(\x0b\x32\x1b.vnfha.replication.v1.ProofH\x00\x42\x06\n\x04kind\"m\n\x05Hello\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x15\n\rhighest_epoch\x18\x05 \x01(\x04\x12\r\n\x05nonce\x18\x06 \x01(\x0c\"\x14\n\x05Proof\x12\x0b\n\x03mac\x18\x01 \x01(\x0c\"&\n\x03\x41\x63k\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"&\n\x06Reject\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\x9c\x02\n\rActiveMessage\x12\x37\n\x08snapshot\x18\x01 \x01(\x0b\x32#.vnfha.replication.v1.SnapshotChunkH\x00\x12.\n\x06\x64\x65ltas\x18\x02 \x01(\x0b\x32\x1c.vnfha.replication.v1.DeltasH\x00\x12\x34\n\theartbeat\x18\x03 \x01(\x0b\x32\x1f.vnfha.replication.v1.HeartbeatH\x00\x12.\n\x06rebase\x18\x04 \x01(\x0b\x32\x1c.vnfha.replication.v1.RebaseH\x00\x12\x34\n\tchallenge\x18\x05 \x01(\x0b\x32\x1f.vnfha.replication.v1.ChallengeH\x00\x42\x06\n\x04kind\"8\n\tChallenge\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12\r\n\x05proof\x18\x03 \x01(\x0c\"B\n\x06Rebase\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x12\n\nbase_epoch\x18\x02 \x01(\x04\x12\x15\n\rbase_sequence\x18\x03 \x01(\x04\"E\n\x06\x43hange\x12\x0f\n\x07section\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x0e\n\x06\x64\x65lete\x18\x04 \x01(\x08\"m\n\rSnapshotChunk\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12-\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x1c.vnfha.replication.v1.Change\x12\x0c\n\x04last\x18\x04 \x01(\x08\"^\n\x06\x44\x65ltas\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x16\n\x0e\x66irst_sequence\x18\x02 \x01(\x04\x12-\n\x07\x63hanges\x18\x03 \x03(\x0b\x32\x1c.vnfha.replication.v1.Change\",\n\tHeartbeat\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x32\x66\n\x0bReplication\x12W\n\x06Stream\x12$.vnfha.replication.v1.StandbyMessage\x1a#.vnfha.replication.v1.ActiveMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&vnfha/replication/v1/replication.proto\x12\x14vnfha.replication.v1\"\xce\x01\n\x0eStandbyMessage\x12,\n\x05hello\x18\x01 \x01(\x0b\x32\x1b.vnfha.replication.v1.HelloH\x00\x12(\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x19.vnfha.replication.v1.AckH\x00\x12.\n\x06reject\x18\x03 \x01(\x0b\x32\x1c.vnfha.replication.v1.RejectH\x00\x12,\n\x05proof\x18\x04 \x01(\x0b\x32\x1b.vnfha.replication.v1.ProofH\x00\x42\x06\n\x04kind\"m\n\x05Hello\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0e\n\x06member\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x15\n\rhighest_epoch\x18\x05 \x01(\x04\x12\r\n\x05nonce\x18\x06 \x01(\x0c\"\x14\n\x05Proof\x12\x0b\n\x03mac\x18\x01 \x01(\x0c\"K\n\x03\x41\x63k\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0f\n\x07\x65\x63ho_us\x18\x03 \x01(\x04\x12\x12\n\npromise_ms\x18\x04 \x01(\r\"&\n\x06Reject\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\x9c\x02\n\rActiveMessage\x12\x37\n\x08snapshot\x18\x01 \x01(\x0b\x32#.vnfha.replication.v1.SnapshotChunkH\x00\x12.\n\x06\x64\x65ltas\x18\x02 \x01(\x0b\x32\x1c.vnfha.replication.v1.DeltasH\x00\x12\x34\n\theartbeat\x18\x03 \x01(\x0b\x32\x1f.vnfha.replication.v1.HeartbeatH\x00\x12.\n\x06rebase\x18\x04 \x01(\x0b\x32\x1c.vnfha.replication.v1.RebaseH\x00\x12\x34\n\tchallenge\x18\x05 \x01(\x0b\x32\x1f.vnfha.replication.v1.ChallengeH\x00\x42\x06\n\x04kind\"8\n\tChallenge\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12\r\n\x05proof\x18\x03 \x01(\x0c\"B\n\x06Rebase\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x12\n\nbase_epoch\x18\x02 \x01(\x04\x12\x15\n\rbase_sequence\x18\x03 \x01(\x04\"E\n\x06\x43hange\x12\x0f\n\x07section\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x0e\n\x06\x64\x65lete\x18\x04 \x01(\x08\"m\n\rSnapshotChunk\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12-\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x1c.vnfha.replication.v1.Change\x12\x0c\n\x04last\x18\x04 \x01(\x08\"o\n\x06\x44\x65ltas\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x16\n\x0e\x66irst_sequence\x18\x02 \x01(\x04\x12-\n\x07\x63hanges\x18\x03 \x03(\x0b\x32\x1c.vnfha.replication.v1.Change\x12\x0f\n\x07sent_us\x18\x04 \x01(\x04\"=\n\tHeartbeat\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0f\n\x07sent_us\x18\x03 \x01(\x04\x32\x66\n\x0bReplication\x12W\n\x06Stream\x12$.vnfha.replication.v1.StandbyMessage\x1a#.vnfha.replication.v1.ActiveMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,23 +38,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROOF']._serialized_start=384
   _globals['_PROOF']._serialized_end=404
   _globals['_ACK']._serialized_start=406
-  _globals['_ACK']._serialized_end=444
-  _globals['_REJECT']._serialized_start=446
-  _globals['_REJECT']._serialized_end=484
-  _globals['_ACTIVEMESSAGE']._serialized_start=487
-  _globals['_ACTIVEMESSAGE']._serialized_end=771
-  _globals['_CHALLENGE']._serialized_start=773
-  _globals['_CHALLENGE']._serialized_end=829
-  _globals['_REBASE']._serialized_start=831
-  _globals['_REBASE']._serialized_end=897
-  _globals['_CHANGE']._serialized_start=899
-  _globals['_CHANGE']._serialized_end=968
-  _globals['_SNAPSHOTCHUNK']._serialized_start=970
-  _globals['_SNAPSHOTCHUNK']._serialized_end=1079
-  _globals['_DELTAS']._serialized_start=1081
-  _globals['_DELTAS']._serialized_end=1175
-  _globals['_HEARTBEAT']._serialized_start=1177
-  _globals['_HEARTBEAT']._serialized_end=1221
-  _globals['_REPLICATION']._serialized_start=1223
-  _globals['_REPLICATION']._serialized_end=1325
+  _globals['_ACK']._serialized_end=481
+  _globals['_REJECT']._serialized_start=483
+  _globals['_REJECT']._serialized_end=521
+  _globals['_ACTIVEMESSAGE']._serialized_start=524
+  _globals['_ACTIVEMESSAGE']._serialized_end=808
+  _globals['_CHALLENGE']._serialized_start=810
+  _globals['_CHALLENGE']._serialized_end=866
+  _globals['_REBASE']._serialized_start=868
+  _globals['_REBASE']._serialized_end=934
+  _globals['_CHANGE']._serialized_start=936
+  _globals['_CHANGE']._serialized_end=1005
+  _globals['_SNAPSHOTCHUNK']._serialized_start=1007
+  _globals['_SNAPSHOTCHUNK']._serialized_end=1116
+  _globals['_DELTAS']._serialized_start=1118
+  _globals['_DELTAS']._serialized_end=1229
+  _globals['_HEARTBEAT']._serialized_start=1231
+  _globals['_HEARTBEAT']._serialized_end=1292
+  _globals['_REPLICATION']._serialized_start=1294
+  _globals['_REPLICATION']._serialized_end=1396
 # @@protoc_insertion_point(module_scope)

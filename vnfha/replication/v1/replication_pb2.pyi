@@ -40,12 +40,16 @@ class Proof(_message.Message):
     def __init__(self, mac: _Optional[bytes] = ...) -> None: ...
 
 class Ack(_message.Message):
-    __slots__ = ("epoch", "sequence")
+    __slots__ = ("epoch", "sequence", "echo_us", "promise_ms")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    ECHO_US_FIELD_NUMBER: _ClassVar[int]
+    PROMISE_MS_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     sequence: int
-    def __init__(self, epoch: _Optional[int] = ..., sequence: _Optional[int] = ...) -> None: ...
+    echo_us: int
+    promise_ms: int
+    def __init__(self, epoch: _Optional[int] = ..., sequence: _Optional[int] = ..., echo_us: _Optional[int] = ..., promise_ms: _Optional[int] = ...) -> None: ...
 
 class Reject(_message.Message):
     __slots__ = ("code", "detail")
@@ -114,19 +118,23 @@ class SnapshotChunk(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., sequence: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[Change, _Mapping]]] = ..., last: bool = ...) -> None: ...
 
 class Deltas(_message.Message):
-    __slots__ = ("epoch", "first_sequence", "changes")
+    __slots__ = ("epoch", "first_sequence", "changes", "sent_us")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     FIRST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     CHANGES_FIELD_NUMBER: _ClassVar[int]
+    SENT_US_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     first_sequence: int
     changes: _containers.RepeatedCompositeFieldContainer[Change]
-    def __init__(self, epoch: _Optional[int] = ..., first_sequence: _Optional[int] = ..., changes: _Optional[_Iterable[_Union[Change, _Mapping]]] = ...) -> None: ...
+    sent_us: int
+    def __init__(self, epoch: _Optional[int] = ..., first_sequence: _Optional[int] = ..., changes: _Optional[_Iterable[_Union[Change, _Mapping]]] = ..., sent_us: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("epoch", "sequence")
+    __slots__ = ("epoch", "sequence", "sent_us")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    SENT_US_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     sequence: int
-    def __init__(self, epoch: _Optional[int] = ..., sequence: _Optional[int] = ...) -> None: ...
+    sent_us: int
+    def __init__(self, epoch: _Optional[int] = ..., sequence: _Optional[int] = ..., sent_us: _Optional[int] = ...) -> None: ...
