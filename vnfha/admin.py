@@ -377,11 +377,14 @@ async def lock(store: Store, prefix: str, group: str, member: str | None = None,
     while True:  # the locked active hands over (as a switchover) before it leaves service
         now = await _read(store, keys)
         holder = now.active[1].member if now.active else None
-        if holder != member:
-            return LockOutcome(group, member, holder, handed_over=holder is not None)
+        if holder is not None and holder != member:
+            return LockOutcome(group, member, holder, handed_over=True)
         if clock.monotonic() > deadline:
+            if holder is None:  # it released the key, and nobody took it over (yet)
+                return LockOutcome(group, member, None)
             raise LockError(group, member, f"locked, but it still holds the active role after "
                             f"{timeout_s} s (it hands over as soon as it can)")
+        # no holder: released, its successor's campaign is under way
         await clock.sleep(0.05)
 
 

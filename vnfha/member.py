@@ -316,7 +316,8 @@ class Member:
             return runtime.epoch
         primary = self.checkpoint.primary
         if (self._resigner.quiescing and primary is not None and not primary.closed
-                and runtime.session is not None and runtime.session.valid()):
+                and runtime.session is not None and runtime.session.valid()
+                and primary.lapse(self._clock.monotonic()) is None):
             return runtime.epoch
         raise NotActive(self.name, runtime.role.value, runtime.epoch)
 

@@ -34,8 +34,8 @@ production run on as many hosts as there are members; here 2,000 members share 2
 ``--fleet-nice`` (10): on real hosts the fleet never takes the CPU of the sample group's
 members or of etcd, so here it gets what they leave, and the failover comparison measures what
 etcd's load does to a failover rather than how 2 cores are shared. ``--idle-s`` then keeps the
-largest fleet idle that long (3600 for the hour of the targets) and reports the database size
-before and after.
+largest fleet idle that long (3600 for the hour of the targets), after compacting etcd's history
+up to that moment, and reports the database size before and after and once a minute.
 
 Targets: at every N, no lease lost and no role change in the window, etcd's revision unchanged
 over it (idle groups write nothing), no request but keepalives, at most one keepalive per member
@@ -67,6 +67,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from vnfha.apps.bench import failover
 from vnfha.apps.bench._common import parser, positive_int, report
+from vnfha.store.etcd import EtcdStore
 from vnfha.testing.etcd import EtcdCluster, housekeeping_args
 
 GROUPS = (10, 100, 300, 1000)
@@ -343,6 +344,48 @@ def window(cluster: EtcdCluster, fleet: Fleet, seconds: float) -> dict[str, Any]
     }
 
 
+IN_USE = "etcd_mvcc_db_total_size_in_use_in_bytes"
+
+
+def compact_now(endpoints: Sequence[str]) -> int:
+    """Compact etcd's history up to its current revision; that revision. The setup and the
+    sample groups' writes are then gone from the database, so what an idle window shows is
+    the idle fleet's own growth, not the compaction of what came before (the periodic
+    compactor does that up to 10 min late, which showed as 28-36 KiB of growth)."""
+    async def go() -> int:
+        async with EtcdStore.connect(endpoints) as store:
+            revision = (await store.range("/", limit=1)).revision
+            await store.compact(revision)
+            return revision
+    return asyncio.run(go())
+
+
+def idle_window(cluster: EtcdCluster, fleet: Fleet, seconds: float) -> dict[str, Any]:
+    """:func:`window` over ``seconds`` of idling after :func:`compact_now`, with the database
+    in use sampled every minute (its least and largest value, and the series)."""
+    compacted = compact_now(cluster.endpoints)
+    time.sleep(2.0)  # the compaction's own commit
+    series: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(60.0):
+            with contextlib.suppress(OSError, KeyError):
+                series.append(int(etcd_metrics(cluster)[IN_USE]))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        out = window(cluster, fleet, seconds)
+    finally:
+        done.set()
+        sampler.join()
+    return {**out, "compacted_to_revision": compacted,
+            "etcd_db_in_use_min_bytes": min([*series, out["etcd_db_in_use_bytes"]]),
+            "etcd_db_in_use_max_bytes": max([*series, out["etcd_db_in_use_bytes"]]),
+            "etcd_db_in_use_per_minute_bytes": series}
+
+
 def sample_failovers(endpoints: Sequence[str], samples: int) -> dict[str, Any]:
     """``samples`` SIGKILL failovers of a group of its own, as ``vnfha bench failover``."""
     r = asyncio.run(failover.run_path("sigkill", tuple(endpoints), samples))
@@ -396,7 +439,7 @@ def run(opts: Any) -> dict[str, Any]:
                     break  # a larger fleet would measure this machine's CPU, not etcd
             if opts.idle_s > 0:
                 wait_quiet(cluster)  # the last sample group's leases expire first
-                idle = window(cluster, fleet, opts.idle_s)
+                idle = idle_window(cluster, fleet, opts.idle_s)
         finally:
             fleet.stop()
     return {"alone": alone, "levels": levels, "idle": idle}
