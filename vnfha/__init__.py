@@ -5,6 +5,7 @@ health checks with an escalation ladder, and a gRPC bridge to the NFVI. The publ
 flat namespace; submodules are private unless documented otherwise (``vnfha.testing`` is public).
 """
 
+import vnfha._grpc_env  # noqa: F401 - chooses grpc's transport before grpc is imported
 from vnfha.component import Assignment, Component
 from vnfha.config import CheckSpec, Config, load_config
 from vnfha.errors import (

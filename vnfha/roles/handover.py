@@ -12,8 +12,10 @@ Nothing here does I/O or reads a clock: the member builds a :class:`GroupView` a
   :class:`~vnfha.errors.SwitchoverError` that says why, never with a fallback to someone else.
 - **Only the holder releases or publishes.** :func:`release_txn` and :func:`sync_txn` compare
   the active key's mod revision (the epoch) *and* its lease, so a deposed active's write
-  changes nothing. A release writes, in the same transaction, the hint that lets the target
-  campaign first, and answers the operator's request it serves, if any.
+  changes nothing; :func:`sync_txn` can also compare the in-sync record's revision, so that a
+  publish whose answer was lost cannot land after a later one. A release writes, in the same
+  transaction, the hint that lets the target campaign first, and answers the operator's
+  request it serves, if any.
 - **A probe changes nothing.** :func:`write_probe_txn` never applies its put, yet etcd
   refuses it as it refuses any write (under its NOSPACE alarm).
 - **Only an absent or a dead key is taken.** :func:`campaign_txn` creates the active key only
@@ -125,10 +127,14 @@ def release_txn(keys: GroupKeys, me: str, epoch: int, lease: int, *, target: str
 
 
 def sync_txn(keys: GroupKeys, me: str, epoch: int, lease: int,
-             members: tuple[tuple[str, int], ...]) -> Txn:
-    """If the active key is still ``me``'s (``epoch`` and ``lease``): publish ``members``
-    ((name, lease) pairs) as the in-sync set."""
-    return _held(keys, epoch, lease), [TxnPut(keys.sync, SyncRecord(me, members).encode())]
+             members: tuple[tuple[str, int], ...], *, sync_revision: int = 0) -> Txn:
+    """If the active key is still ``me``'s (``epoch`` and ``lease``), and (``sync_revision``)
+    the in-sync record is still that revision's: publish ``members`` ((name, lease) pairs) as
+    the in-sync set."""
+    compare = _held(keys, epoch, lease)
+    if sync_revision:
+        compare.append(Compare.mod_revision(keys.sync, "==", sync_revision))
+    return compare, [TxnPut(keys.sync, SyncRecord(me, members).encode())]
 
 
 def write_probe_txn(keys: GroupKeys) -> Txn:

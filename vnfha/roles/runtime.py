@@ -38,7 +38,7 @@ from vnfha.callbacks import CallbackRunner
 from vnfha.checkpoint import Checkpoint
 from vnfha.clock import Clock
 from vnfha.component import Assignment
-from vnfha.errors import NotActive, StoreError, StoreUnavailable
+from vnfha.errors import StoreError, StoreUnavailable
 from vnfha.events import Listeners, RoleChanged
 from vnfha.health.serving import MemberServing
 from vnfha.metrics import Metrics
@@ -48,9 +48,9 @@ from vnfha.replication.active import Primary
 from vnfha.replication.promise import OFF, PromiseTimers
 from vnfha.replication.standby import Replica
 from vnfha.replication.state import Limits
-from vnfha.roles.fastpath import StandbyLeaseTakeover
+from vnfha.roles.fastpath import StandbyLeaseTakeover, SyncPublisher
 from vnfha.roles.follow import Follower, FollowTarget
-from vnfha.roles.handover import campaign_txn, sync_txn
+from vnfha.roles.handover import campaign_txn
 from vnfha.roles.history import (
     FIRST_WRITE_WAIT_S,
     Cause,
@@ -159,6 +159,7 @@ class RoleRuntime:
         self._resign_after_failure = resign_after_failure
         self._promises = promises
         self._fast = StandbyLeaseTakeover(me, promises, replica, clock)
+        self._sync = SyncPublisher(me, store, keys)
         self._all_active = redundancy is Redundancy.N_WAY_ACTIVE
         self._role = Role.SPARE
         self.epoch = 0
@@ -346,6 +347,7 @@ class RoleRuntime:
         """Runs synchronously after every watch batch: an active that lost the key stops at
         once."""
         state = self.state
+        self._fast.settle(state)
         if state.active_key is not None and not self._all_active:
             self._replica.observe_epoch(state.active_key[1].epoch)
         if self._checkpoint.primary is not None and not self._all_active and \
@@ -430,6 +432,7 @@ class RoleRuntime:
         if sync_revision < 0:
             self.poke()
             return
+        unknown = False
         try:
             res = await self._store.txn(*campaign_txn(self._keys, record, lease, replace_epoch,
                                                       sync_revision))
@@ -438,10 +441,12 @@ class RoleRuntime:
             if not e.outcome_unknown:
                 self._fast.release(sync_revision)
                 raise
+            self._fast.unknown(replace_epoch, sync_revision)  # until it cannot apply any more
+            unknown = True
             kv = await self._store.get(self._keys.active)  # did it apply? read back
             won = kv is not None and kv.lease == lease and kv.value == record.encode()
             epoch = kv.mod_revision if kv is not None else 0
-        if not won:
+        if not won and not unknown:
             self._fast.release(sync_revision)
         if not won or not session.valid():  # lost, or the deadline passed while we waited
             return
@@ -589,8 +594,6 @@ class RoleRuntime:
                                if m in self.state.members))
         if self._all_active:
             return frozenset()
-        res = await self._store.txn(*sync_txn(self._keys, self.me, epoch, lease, entries))
-        if not res.succeeded:
-            raise NotActive(self.me, "deposed", epoch)
+        await self._sync.publish(epoch, lease, entries)  # compared with the record's revision
         self._metrics.in_sync_standbys(len(entries))
         return frozenset(m for m, _ in entries)

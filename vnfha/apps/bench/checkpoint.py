@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -257,6 +258,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     ok = all(met.values()) and results["standby_matches_active"]
     return report({"benchmark": "checkpoint", "value_bytes": len(VALUE),
                    "standby": "this process" if opts.one_process else "own process",
+                   "grpc_experiments": os.environ.get("GRPC_EXPERIMENTS", ""),
                    "results": results,
                    "targets": {k: {"target": TARGETS[k], "measured": figures[k], "met": met[k]}
                                for k in TARGETS},
