@@ -159,6 +159,7 @@ MEASURED_MS = {
     Path.SWITCHOVER: 137.0,  # one trial of the 2026-11-25 run; p99 44.9 since
     Path.CRASH: 120.0,  # the soak's longest takeover after a kill; benchmark max 25.2
     Path.HANG_BRIDGE: 350.5,  # vnfha bench fence, first write
+    Path.HANG_STANDBY: 383.0,  # the soak's longest after a long freeze; benchmark max 359.4
     Path.HANG_LEASE: 1941.0,  # the soak's longest after a long freeze; partition max 1893
 }
 
