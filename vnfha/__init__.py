@@ -35,6 +35,7 @@ from vnfha.errors import (
     SwitchoverError,
     VnfhaError,
 )
+from vnfha.events import AlarmRaised
 from vnfha.member import Member
 from vnfha.model import Ack, Recovery, Redundancy, Role
 
@@ -43,6 +44,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Ack",
     "AckTimeout",
+    "AlarmRaised",
     "Assignment",
     "BridgeRequestError",
     "BridgeUnavailable",

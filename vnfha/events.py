@@ -1,9 +1,10 @@
-"""What a member tells its listeners, and how: role changes and callback failures.
+"""What a member tells its listeners, and how: role changes, callback failures and alarms.
 
-A :class:`~vnfha.member.Member` reports two kinds of :data:`MemberEvent` to the listeners added
-with ``member.add_listener``: :class:`RoleChanged` (every change of its role or epoch, with the
-decision's reason verbatim) and :class:`CallbackFailed` (a component callback that raised or
-overran). Guarantees of :class:`Listeners`:
+A :class:`~vnfha.member.Member` reports three kinds of :data:`MemberEvent` to the listeners
+added with ``member.add_listener``: :class:`RoleChanged` (every change of its role or epoch,
+with the decision's reason verbatim), :class:`CallbackFailed` (a component callback that raised
+or overran) and :class:`AlarmRaised` (the escalation ladder reached ALARM: no automatic
+recovery is left). Guarantees of :class:`Listeners`:
 
 - **Synchronous and in order.** Every listener is called with every event, in the order the
   listeners were added, before :meth:`Listeners.emit` returns; the member emits a role change
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 from vnfha.model import ReasonKind, Role
 
-__all__ = ["CallbackFailed", "Listeners", "MemberEvent", "RoleChanged"]
+__all__ = ["AlarmRaised", "CallbackFailed", "Listeners", "MemberEvent", "RoleChanged"]
 
 log = logging.getLogger("vnfha.member")  # part of the member: it logs on the member's logger
 
@@ -54,7 +55,26 @@ class CallbackFailed:
     timed_out: bool
 
 
-MemberEvent = RoleChanged | CallbackFailed
+@dataclass(frozen=True, slots=True)
+class AlarmRaised:
+    """The escalation ladder of member ``member`` of ``group`` reached its last rung, ALARM: no
+    automatic recovery is left and an operator must act. Emitted once per ALARM decision (each
+    fault decided while the ladder stays at ALARM is a new alarm), before the configured
+    ``alarm_command`` runs and before the bridge is told."""
+
+    member: str
+    group: str
+    epoch: int | None
+    """The epoch of the active grant the member knew of (None: none known)."""
+    reason: str
+    """The ladder decision's reason, verbatim (the rungs used or skipped, and the fault)."""
+    fault: str | None
+    """The fault that led there (``Fault.describe()``: reason and source), None if unknown."""
+    at: float
+    """Wall-clock time of the decision, in seconds since the Unix epoch (``time.time()``)."""
+
+
+MemberEvent = RoleChanged | CallbackFailed | AlarmRaised
 
 
 class Listeners:

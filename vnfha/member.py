@@ -233,7 +233,7 @@ class Member:
                                      store=self._store, clock=self._clock,
                                      nfvi=port, metrics=self.metrics,
                                      health_check=getattr(self.component, "health_check", None),
-                                     on_health=self._health_changed)
+                                     on_health=self._health_changed, on_alarm=self._listeners.emit)
 
     # -- public state ----------------------------------------------------------------------------
 
@@ -322,7 +322,7 @@ class Member:
         raise NotActive(self.name, runtime.role.value, runtime.epoch)
 
     def add_listener(self, listener: Callable[[MemberEvent], None]) -> None:
-        """Call ``listener(event)`` for every role change and callback failure (synchronously)."""
+        """Call ``listener(event)`` for every role change, callback failure and alarm (sync)."""
         self._listeners.add(listener)
 
     async def wait_for_role(self, role: Role, timeout_s: float) -> None:

@@ -208,11 +208,14 @@ def ladder_policy(config: Config) -> LadderPolicy:
 
 def supervisor_settings(config: Config, component: object = None) -> SupervisorSettings:
     """What the health supervisor takes from the config, with the built-in checks of
-    ``config.checks`` followed by those ``component`` registers (:func:`component_checks`)."""
+    ``config.checks`` followed by those ``component`` registers (:func:`component_checks`),
+    and the command an ALARM runs (``alarm_command``, ``alarm_command_timeout_s``)."""
     return SupervisorSettings(check=check_policy(config), ladder=ladder_policy(config),
                               key_prefix=config.key_prefix,
                               request_timeout_s=config.etcd_request_timeout_s,
-                              checks=(*config.checks, *component_checks(config, component)))
+                              checks=(*config.checks, *component_checks(config, component)),
+                              alarm_command=config.alarm_command,
+                              alarm_command_timeout_s=config.alarm_command_timeout_s)
 
 
 def component_checks(config: Config, component: object) -> tuple[CheckSpec, ...]:

@@ -314,6 +314,17 @@ BAD_VALUES: list[tuple[str, object, str]] = [
     ("failover_budget_switchover_ms", True, "expected a number of milliseconds, got bool"),
     ("failover_budget_switchover_ms", "100", "expected a number of milliseconds, got str"),
     ("failover_budget_switchover_ms", 100, "the worst case of a switchover"),
+    ("alarm_command", [], "must not be empty"),
+    ("alarm_command", "", "must not be empty"),
+    ("alarm_command", ["notify", ""], "item 1 ('') must be a non-empty string"),
+    ("alarm_command", ["notify", 3], "item 1 (3) is not a string but int"),
+    ("alarm_command", ["a\0b"], "without NUL characters"),
+    ("alarm_command", "notify 'unclosed", "cannot split into arguments"),
+    ("alarm_command", 5, "expected a list of strings"),
+    ("alarm_command_timeout_s", 0, "greater than 0"),
+    ("alarm_command_timeout_s", -1.0, "greater than 0"),
+    ("alarm_command_timeout_s", math.inf, "greater than 0"),
+    ("alarm_command_timeout_s", "5", "expected a number of seconds"),
 ]
 
 DURATIONS = ["etcd_request_timeout_s", "etcd_connect_timeout_s", "heartbeat_interval_s",
@@ -870,3 +881,21 @@ def test_the_standby_lease_is_derived_unless_set() -> None:
     assert effective(lease_ttl_s=1, suspicion_s=0.9) == 0.0
     with pytest.raises(ConfigError, match="must be less than lease_ttl_s"):
         Config(group="g", member="a", lease_ttl_s=1, standby_lease_s=0.9)
+
+
+def test_the_alarm_command_is_an_argv_tuple_from_a_list_the_file_or_the_environment(
+        tmp_path: Path) -> None:
+    assert make().alarm_command is None and make().alarm_command_timeout_s == 5.0
+    cfg = make(alarm_command=["/bin/notify", "--to", "noc ops"], alarm_command_timeout_s=2)
+    assert cfg.alarm_command == ("/bin/notify", "--to", "noc ops")
+    assert cfg.alarm_command_timeout_s == 2.0
+    assert Config.from_mapping(cfg.describe()) == cfg
+    path = write(tmp_path, 'group = "vfw"\nmember = "vfw-a"\n'
+                           'alarm_command = ["/bin/notify", "--to", "noc ops"]\n')
+    assert load_config(path, environ={}).alarm_command == cfg.alarm_command
+    env = {"VNFHA_ALARM_COMMAND": "/bin/notify --to 'noc ops'",
+           "VNFHA_ALARM_COMMAND_TIMEOUT_S": "2.5"}
+    from_env = load_config(path, environ=env)
+    assert (from_env.alarm_command, from_env.alarm_command_timeout_s) == (cfg.alarm_command, 2.5)
+    assert load_config(path, environ={"VNFHA_ALARM_COMMAND": ""}).alarm_command is None
+

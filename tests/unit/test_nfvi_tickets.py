@@ -165,3 +165,12 @@ def test_query_after_a_restore_keeps_the_saved_order() -> None:
 def test_query_refuses_a_limit_below_one(limit: int) -> None:
     with pytest.raises(ValueError, match=f"limit={limit}"):
         TicketBook().query(limit=limit)
+
+
+def test_a_recorded_plan_says_what_was_reported() -> None:
+    plan = plan_repair(A.NONE, (), host="h1", host_up=True, fault="ALARM: no recovery left")
+    assert (plan.action, plan.owner) == (A.NONE, RepairOwner.VNF)
+    assert plan.reason.startswith("report only") and plan.reason.endswith(
+        ": ALARM: no recovery left")
+    assert plan_repair(A.REBOOT, (), host="h1", host_up=True, fault="x").reason == \
+        "reboot requested"

@@ -86,9 +86,12 @@ class FakeNfvi:
             raise self.error
         if idempotency_key not in self.tickets:
             tid = f"T-{len(self.tickets) + 1}"
+            nfvi = requested is not RepairAction.NONE  # NONE: recorded, the VNF's own
             self.tickets[idempotency_key] = RepairTicket(
-                tid, idempotency_key, "vfw", "vfw-a", "vm-vfw-a", requested, RepairOwner.NFVI,
-                "nfvi:fake", RepairState.QUEUED, "queued", "h1", epoch)
+                tid, idempotency_key, "vfw", "vfw-a", "vm-vfw-a", requested,
+                RepairOwner.NFVI if nfvi else RepairOwner.VNF, "nfvi:fake" if nfvi else "vfw-a",
+                RepairState.QUEUED if nfvi else RepairState.RECORDED, f"noted: {fault}", "h1",
+                epoch)
             self.streams[tid] = asyncio.Queue()
         return self.tickets[idempotency_key]
 
@@ -270,12 +273,19 @@ async def test_a_failing_check_climbs_the_whole_ladder(env: Env,
     c = env.control
     assert c.restarts == 3 and len(c.failovers) == 1 and "failover 1 of 2" in c.failovers[0]
     keys = [e[0] for e in env.nfvi.escalations]
+    every_rung = (RA.RESTART_COMPONENT, RA.FAILOVER, RA.REBOOT, RA.EVACUATE)
     assert [e[2:] for e in env.nfvi.escalations] == [
         (RA.REBOOT, 7, (RA.RESTART_COMPONENT, RA.FAILOVER)),
-        (RA.EVACUATE, 7, (RA.RESTART_COMPONENT, RA.FAILOVER, RA.REBOOT))]
+        (RA.EVACUATE, 7, (RA.RESTART_COMPONENT, RA.FAILOVER, RA.REBOOT)),
+        (RA.NONE, 7, every_rung)]  # the ALARM is recorded once, not again at the repeat
     assert keys[0].startswith("vfw/vfw-a/7/reboot-vm/1/") and keys[0] != keys[1]
+    assert keys[2].startswith("vfw/vfw-a/7/alarm/0/") and len(set(keys)) == 3
+    assert env.nfvi.escalations[2][1] == "ALARM: " + sup.decisions[-2].decision.reason
     assert [d.key for d in sup.decisions if d.key] == keys
-    assert [d.ticket_id for d in sup.decisions if d.ticket_id] == ["T-1", "T-1", "T-2"]
+    assert [d.ticket_id for d in sup.decisions if d.ticket_id] == ["T-1", "T-1", "T-2", "T-3"]
+    assert sup.decisions[-2].outcome == "alarm raised; ticket T-3: recorded"
+    assert sup.decisions[-1].outcome == "alarm still raised (told when it was raised)"
+    assert sup.open_ticket is None  # a recorded alarm is never waited for
     assert env.metrics.of("action") == [a for _, a, _, _ in CLIMB]
     assert env.metrics.of("rung") == [r for _, _, r, _ in CLIMB if r is not None]
     assert env.metrics.of("check") == ["app"] * check.runs

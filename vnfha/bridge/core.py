@@ -359,7 +359,7 @@ class BridgeCore:
                        e: Escalation) -> RepairTicket:
         """Open (or find) the repair ticket for a fault; start the repair if the NFVI owns it."""
         instance = await self._acting(caller, peer, e.target_member)
-        plan = plan_repair(e.requested, e.tried, host=instance.host,
+        plan = plan_repair(e.requested, e.tried, host=instance.host, fault=e.fault,
                            host_up=instance.host not in self._router.down)
         out = self._tickets.open(key=e.idempotency_key, group=caller.group,
                                  member=instance.member, instance=instance.name,

@@ -6,7 +6,7 @@ Who repairs what (the table :func:`plan_repair` implements):
 =====================  ======================================  ===========  ===============
 requested              condition                               action       owner
 =====================  ======================================  ===========  ===============
-NONE                   any                                     NONE         VNF (recorded)
+NONE                   any (e.g. a VNF's ALARM)                NONE         VNF (recorded)
 REBOOT                 the instance's host is down             EVACUATE     NFVI
 REBOOT                 REBOOT is among the actions tried       EVACUATE     NFVI
 REBOOT                 otherwise                               REBOOT       NFVI
@@ -62,12 +62,15 @@ class RepairPlan:
 
 
 def plan_repair(requested: RepairAction, tried: Iterable[RepairAction], *,
-                host: str, host_up: bool) -> RepairPlan:
+                host: str, host_up: bool, fault: str = "") -> RepairPlan:
     """Decide the repair for a fault (see the module's table). ``requested`` must be REBOOT,
-    EVACUATE or NONE (``ValueError`` otherwise: the other actions are the VNF's own rungs)."""
+    EVACUATE or NONE (``ValueError`` otherwise: the other actions are the VNF's own rungs).
+    A NONE plan's reason ends with ``fault`` (when given), so the recorded ticket says what
+    was reported."""
     if requested is RepairAction.NONE:
         return RepairPlan(RepairAction.NONE, RepairOwner.VNF,
-                          "report only: the fault is recorded and the VNF owns the repair")
+                          "report only: the fault is recorded and the VNF owns the repair"
+                          + (f": {fault}" if fault else ""))
     if requested is RepairAction.EVACUATE:
         return RepairPlan(RepairAction.EVACUATE, RepairOwner.NFVI, "evacuation requested")
     if requested is not RepairAction.REBOOT:

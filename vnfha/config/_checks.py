@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
@@ -29,9 +30,9 @@ from typing import Final
 from vnfha.errors import ConfigError
 from vnfha.model import Redundancy
 
-__all__ = ["MASK", "boolean", "choice", "coerce", "dns_label", "duration", "endpoints", "host_port",
-           "int_in", "key_prefix", "listen_address", "milliseconds", "nonempty_text", "optional",
-           "read_password_file", "redundancy", "wrong_type"]
+__all__ = ["MASK", "argv", "boolean", "choice", "coerce", "dns_label", "duration", "endpoints",
+           "host_port", "int_in", "key_prefix", "listen_address", "milliseconds", "nonempty_text",
+           "optional", "read_password_file", "redundancy", "wrong_type"]
 
 MASK: Final = "***"
 """What a password is shown as, everywhere."""
@@ -101,6 +102,31 @@ def endpoints(name: str, value: object) -> tuple[str, ...]:
             raise ConfigError(name, items, f"{item!r} is listed twice")
         seen.add(item.lower())
     return items
+
+
+def argv(name: str, value: object) -> tuple[str, ...]:
+    """A command to execute without a shell: a non-empty tuple of non-empty strings without NUL
+    characters, from a list or tuple, or from one string split like a shell's words
+    (:func:`shlex.split`, as an environment variable gives it)."""
+    items = value
+    if isinstance(value, str):
+        try:
+            items = shlex.split(value)
+        except ValueError as e:
+            raise ConfigError(name, value, f"cannot split into arguments: {e}") from None
+    if not isinstance(items, list | tuple):
+        raise wrong_type(name, value, "a list of strings (the command and its arguments)")
+    if not items:
+        raise ConfigError(name, value, "must not be empty: give the command and its arguments "
+                                       "(leave it unset for none)")
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise ConfigError(name, value, f"item {i} ({item!r}) is not a string but "
+                                           f"{type(item).__name__}")
+        if not item or "\0" in item:
+            raise ConfigError(name, value, f"item {i} ({item!r}) must be a non-empty string "
+                                           "without NUL characters")
+    return tuple(items)
 
 
 def bind_host(name: str, value: object) -> str:

@@ -36,6 +36,7 @@ from vnfha.budget import BUDGET_FIELDS, FailoverTimers, budget_refusal
 from vnfha.config._check_specs import CheckSpec, check_specs
 from vnfha.config._checks import (
     MASK,
+    argv,
     bind_host,
     boolean,
     choice,
@@ -226,6 +227,13 @@ class Config:
     """VM evacuations asked of the NFVI within the probation window; 0 disables the rung."""
     ladder_evacuate_vm_probation_s: float = 3600.0
     """Window of the evacuation rung. Past every rung: alarm only."""
+    alarm_command: tuple[str, ...] | None = None
+    """Command run (no shell) at every ALARM of the ladder, with the alarm as one JSON object
+    on its stdin (``docs/ladder.md``): a non-empty list of non-empty argument strings (in the
+    environment, one string split like a shell's words); None: none. Its failure is logged at
+    WARNING, never fatal."""
+    alarm_command_timeout_s: float = 5.0
+    """Longest ``alarm_command`` may run; it is killed after that (and logged at WARNING)."""
     failover_budget_crash_ms: float | None = None
     """Longest a failover after the active's crash may take at worst; None: no budget. A
     config whose timers cannot meet it is refused (:mod:`vnfha.budget` computes the worst
@@ -566,6 +574,8 @@ _CHECKS: Final[dict[str, Callable[[str, object], object]]] = {
     "ladder_reboot_vm_probation_s": duration,
     "ladder_evacuate_vm_max_count": int_in(0, 1000),
     "ladder_evacuate_vm_probation_s": duration,
+    "alarm_command": optional(argv),
+    "alarm_command_timeout_s": duration,
     "failover_budget_crash_ms": optional(milliseconds),
     "failover_budget_hang_ms": optional(milliseconds),
     "failover_budget_switchover_ms": optional(milliseconds),

@@ -11,7 +11,8 @@ member's :class:`~vnfha.nfvi.client.NfviPort`::
     FAILOVER  await control.fail_over(reason)                      a new fault
     ESCALATE  nfvi.escalate(key, REBOOT or EVACUATE, tried=...),   a new fault
               then follows the ticket until it is terminal         (FAILED ticket: a new fault)
-    ALARM     logs the reason at ERROR (and counts it)             -
+    ALARM     logs at ERROR, emits AlarmRaised, starts             logged at WARNING,
+              alarm_command in a task, nfvi.escalate(key, NONE)    never a new fault
     WAIT      nothing: the bridge owns an open repair              -
 
 Guarantees:
@@ -31,6 +32,16 @@ Guarantees:
 - **Nothing escapes into the member.** Errors of the control, the bridge or the store are
   logged and turned into faults or waits; a cancellation propagates. On exit the monitor and
   every ticket watch are cancelled and awaited (one ``asyncio.TaskGroup``).
+- **An alarm leaves the process once per episode, and never blocks or fails the member.** On
+  the first ALARM since the ladder last decided anything but ALARM or WAIT, the
+  supervisor calls ``on_alarm`` with an :class:`~vnfha.events.AlarmRaised` (a listener that
+  raises is logged and skipped), starts ``alarm_command`` (if configured) in a task of its own,
+  bounded by ``alarm_command_timeout_s`` and cancelled on exit
+  (:func:`~vnfha.health.alarm.run_alarm_command`), and, with a bridge, records the alarm
+  there: an escalation asking for NONE under the decision's idempotency key, so the bridge's
+  tickets show it (RECORDED, owned by this member) and a retry gets the same ticket. A bridge
+  that refuses or does not answer is logged at WARNING: the alarm is not a new fault. A later
+  ALARM of the same episode is logged at ERROR only.
 - **Observable.** Every decision's reason is logged verbatim (by the runner), counted
   (``ladder_decided``, and ``escalated`` for every rung used), and kept with its time and
   outcome in :attr:`Supervisor.decisions` (the last :data:`MAX_KEPT`).
@@ -52,6 +63,8 @@ from vnfha._tasks import stop_task
 from vnfha.clock import Clock
 from vnfha.config import CheckSpec
 from vnfha.errors import BridgeRequestError, NfviError, RepairInProgress
+from vnfha.events import AlarmRaised
+from vnfha.health.alarm import run_alarm_command
 from vnfha.health.checks import from_spec
 from vnfha.health.counters import LadderCounters
 from vnfha.health.ladder import LADDER, Action, Decision, Fault, LadderPolicy, Rung
@@ -83,6 +96,8 @@ APP_CHECK: Final = "health_check"
 """The name the component's own ``health_check`` runs under (fault source ``check:<name>``)."""
 
 _REQUESTED: Final = {Rung.REBOOT_VM: RepairAction.REBOOT, Rung.EVACUATE_VM: RepairAction.EVACUATE}
+_MAX_FAULT_CHARS: Final = 1000
+"""An alarm's fault text sent to the bridge is cut here (the bridge takes 4 KiB of UTF-8)."""
 _TRIED: Final = {Rung.RESTART: RepairAction.RESTART_COMPONENT, Rung.FAILOVER: RepairAction.FAILOVER,
                  **_REQUESTED}
 
@@ -134,14 +149,17 @@ class MemberControl(Protocol):
 class SupervisorSettings:
     """What the supervisor takes from the member's configuration (built by
     :func:`vnfha.wiring.supervisor_settings`): the component's check policy, the ladder's
-    policy, where the ladder's counters live, how long a store call may take, and the built-in
-    checks to run (``Config.checks``, then the component's ``checks()``)."""
+    policy, where the ladder's counters live, how long a store call may take, the built-in
+    checks to run (``Config.checks``, then the component's ``checks()``), and the command an
+    ALARM runs (argv, None: none) with its time bound."""
 
     check: CheckPolicy
     ladder: LadderPolicy
     key_prefix: str
     request_timeout_s: float
     checks: tuple[CheckSpec, ...] = ()
+    alarm_command: tuple[str, ...] | None = None
+    alarm_command_timeout_s: float = 5.0
 
 
 def escalation_key(group: str, member: str, epoch: int, decision: Decision) -> str:
@@ -187,10 +205,12 @@ class Supervisor:
     :attr:`SupervisorSettings.check`; the built-in checks of :attr:`SupervisorSettings.checks`
     (built by :func:`vnfha.health.checks.from_spec` on ``clock``) and ``extra_checks`` run beside
     it, each under its own policy. ``on_health(healthy)`` is
-    called whenever a check fails or recovers, with whether no check is FAILING now. ``wall_clock``
-    stamps the stored counters. ``escalate_timeout_s`` bounds one escalation (None: the
-    client's own deadline); ``repair_timeout_s`` bounds the wait for a ticket to end (None: the
-    probation window of the rung that opened it); ``rewatch_s`` is the pause before a broken
+    called whenever a check fails or recovers, with whether no check is FAILING now.
+    ``on_alarm(event)`` is called with every :class:`~vnfha.events.AlarmRaised` (the member
+    passes its listeners' ``emit``). ``wall_clock`` stamps the stored counters and alarms.
+    ``escalate_timeout_s`` bounds one escalation (None: the client's own deadline);
+    ``repair_timeout_s`` bounds the wait for a ticket to end (None: the probation window of
+    the rung that opened it); ``rewatch_s`` is the pause before a broken
     ticket watch is reopened (None: ``health_check_period_s``). Use as ``async with``.
     """
 
@@ -200,11 +220,17 @@ class Supervisor:
                  health_check: Callable[[], Awaitable[None]] | None,
                  extra_checks: Sequence[MonitoredCheck] = (),
                  on_health: Callable[[bool], None] | None = None,
+                 on_alarm: Callable[[AlarmRaised], None] | None = None,
                  wall_clock: Callable[[], float] = time.time,
                  escalate_timeout_s: float | None = None, repair_timeout_s: float | None = None,
                  rewatch_s: float | None = None) -> None:
         self._control = control
         self._clock = clock
+        self._settings = settings
+        self._on_alarm = on_alarm
+        self._alarm_raised = False
+        """An alarm was raised and the ladder has not come down since: not told again."""
+        self._wall_clock = wall_clock
         self._paused_log = RateLimitedLog(log, level=logging.WARNING, monotonic=clock.monotonic)
         self._nfvi = nfvi
         self._metrics = metrics
@@ -335,7 +361,12 @@ class Supervisor:
             return await self._escalate(d)
         if d.action is Action.ALARM:
             log.error("%s: ALARM: %s", self._control.name, d.reason)
-            return Executed(now(), d, "alarm raised")
+            if self._alarm_raised:  # the same episode: told once (an operator pages once)
+                return Executed(now(), d, "alarm still raised (told when it was raised)")
+            self._alarm_raised = True
+            return await self._alarm(d)
+        if d.action is not Action.WAIT:
+            self._alarm_raised = False  # the ladder came down: a later alarm is news again
         return Executed(now(), d, f"waited: the bridge owns repair {self._open}",
                         ticket_id=self._open)
 
@@ -365,6 +396,42 @@ class Supervisor:
         return Executed(self._clock.monotonic(), d, f"ticket {ticket.ticket_id}: "
                         f"{ticket.action} by {ticket.owner_name}, {ticket.state}", key,
                         ticket.ticket_id)
+
+    async def _alarm(self, d: Decision) -> Executed:
+        """Tell the listeners, start the notify command, record the alarm at the bridge (see
+        the module); never raises but a cancellation."""
+        c, settings = self._control, self._settings
+        alarm = AlarmRaised(member=c.name, group=c.group, epoch=c.epoch or None,
+                            reason=d.reason, fault=d.fault.describe(), at=self._wall_clock())
+        if self._on_alarm is not None:
+            try:
+                self._on_alarm(alarm)
+            except Exception:
+                log.exception("%s: telling the listeners of the alarm failed", c.name)
+        if settings.alarm_command is not None:
+            if self._tasks is None:  # stopping: no new task
+                log.warning("%s: alarm_command not run: the supervisor is stopping", c.name)
+            else:
+                self._tasks.create_task(
+                    run_alarm_command(settings.alarm_command, alarm, clock=self._clock,
+                                      timeout_s=settings.alarm_command_timeout_s),
+                    name=f"{c.name}-alarm-command")
+        if not self._nfvi.configured:
+            return Executed(self._clock.monotonic(), d, "alarm raised")
+        key = escalation_key(c.group, c.name, c.epoch, d)
+        try:
+            ticket = await self._nfvi.escalate(
+                key, f"ALARM: {d.reason}"[:_MAX_FAULT_CHARS], RepairAction.NONE, c.epoch,
+                tried=tried_before(d), call_timeout_s=self._escalate_timeout_s)
+        except Exception as e:  # never a new fault: that would raise the next alarm at once
+            log.warning("%s: the bridge was not told of the alarm: %s: %s", c.name,
+                        type(e).__name__, e)
+            return Executed(self._clock.monotonic(), d, f"alarm raised; the bridge was not "
+                            f"told: {type(e).__name__}: {e}", key)
+        log.warning("%s: alarm recorded by the bridge: ticket %s (%s)", c.name,
+                    ticket.ticket_id, ticket.state)
+        return Executed(self._clock.monotonic(), d, f"alarm raised; ticket {ticket.ticket_id}: "
+                        f"{ticket.state}", key, ticket.ticket_id)
 
     # -- following a repair ticket -----------------------------------------------------------
 
