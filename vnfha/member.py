@@ -364,7 +364,7 @@ class Member:
             if self.nfvi is not None and self._bridge is not None:
                 await self._bridge.__aenter__()
                 await self.nfvi.start()  # may refuse to start: a violated placement policy
-                self._follower.fencer = self.nfvi.fence
+                self._follower.fencer = self.nfvi.bind_standby(self._runtime)
             await self._runtime.join(first=True)
         except BaseException:
             await self.stop()

@@ -17,7 +17,10 @@ Guarantees:
 - Never two actions on one instance at once (a lock per instance covers fences, watchdog
   actions and repairs).
 - A watchdog expires on the injected clock no earlier than its deadline; its action runs, then
-  ``WATCHDOG_FIRED`` is published (with the outcome), and it is disarmed.
+  ``WATCHDOG_FIRED`` is published (with the outcome), and it is disarmed. Its ``epoch`` is the
+  watchdog's only when RESET, POWEROFF or PAUSE was done (else 0: the instance may still run).
+- The epoch of every accepted Arm and Kick is remembered as the one that member presented as
+  active (:meth:`EventRouter.saw_active`): VM_CRASHED and HOST_DOWN carry it (``Event.epoch``).
 - A fenced instance's watchdog is disarmed (it stays fenced until a repair), and so is a
   repaired instance's (it restarts from scratch and must be armed again).
 - Every repair ends: SUCCEEDED with the instance running, or FAILED naming why, within
@@ -227,6 +230,7 @@ class BridgeCore:
         armed = self._watchdogs.arm(instance.name, group=caller.group, member=caller.member,
                                     epoch=caller.epoch, timeout_s=timeout_s, action=action,
                                     now=self._clock.monotonic())
+        self._router.saw_active(instance.name, caller.epoch)
         self._wd_wake.set()
         log.info("watchdog of %s armed by %s (epoch %d): %s after %.3f s", instance.name,
                  caller.member, caller.epoch, action, timeout_s)
@@ -241,6 +245,7 @@ class BridgeCore:
             raise Refused("FAILED_PRECONDITION", f"the watchdog of {instance.name!r} (member "
                           f"{caller.member!r}) is not armed", metadata={
                               wire.REASON_KEY: "not-armed"})
+        self._router.saw_active(instance.name, caller.epoch)
         self._wd_wake.set()
         return self._status(instance.name, armed)
 
@@ -306,8 +311,9 @@ class BridgeCore:
         host = ""
         with contextlib.suppress(DriverError):
             host = (await self.driver.get_instance(armed.instance)).host
+        done = act is not None and not outcome.startswith("failed")  # it cannot execute now
         await self._route(InfraEvent(EventKind.WATCHDOG_FIRED, instance=armed.instance,
-                                     host=host, detail=detail))
+                                     host=host, detail=detail), epoch=armed.epoch if done else 0)
 
     # -- Placement --------------------------------------------------------------------------------
 
@@ -535,17 +541,18 @@ class BridgeCore:
                 log.warning("driver events: %s; resubscribing (events were lost)", e)
                 events = self.driver.events()
 
-    async def _route(self, event: InfraEvent,
-                     instances: Sequence[Instance] | None = None) -> int:
+    async def _route(self, event: InfraEvent, instances: Sequence[Instance] | None = None,
+                     epoch: int | None = None) -> int:
         """Publish ``event`` to the groups it concerns: a VM event to the instance's group, a
         host event to every group with a member on that host (``instances``: the inventory, if
-        the caller has just read it). Returns the event's sequence, 0 if nobody was sent it."""
+        the caller has just read it; ``epoch``: see :meth:`EventRouter.route`). Returns the
+        event's sequence, 0 if nobody was sent it."""
         if instances is None:
             try:
                 instances = await self.driver.list_instances()
             except DriverError as e:
                 log.warning("cannot route %s: listing instances failed: %s", event.kind, e)
-        return self._router.route(event, instances)
+        return self._router.route(event, instances, epoch=epoch)
 
     # -- state across restarts ------------------------------------------------------------------
 

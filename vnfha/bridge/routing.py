@@ -7,6 +7,13 @@ the core reads the driver's inventory and hands each event over. Guarantees:
 - A VM event goes to the instance's group (with its ``member``); a host event (HOST_DOWN,
   HOST_UP, MAINTENANCE_PLANNED) to every group with a member on that host (``members``, sorted).
   ``sequence`` numbers every published event, in order.
+- ``epoch`` (see ``nfvi.proto``'s ``Event.epoch``) says which incarnation an event is about:
+  for VM_CRASHED, the highest epoch the instance's member presented as active
+  (:meth:`EventRouter.saw_active`: its Arm and Kick); for HOST_DOWN, the highest of those among
+  the group's members on the host (a group has one active at a time, and only the latest
+  grant can still be current); for WATCHDOG_FIRED, what the core passes. Anything else, or
+  nothing seen: 0. These epochs live in memory: a restarted bridge learns them again from the
+  next Kick.
 - HOST_DOWN marks the host down until HOST_UP (:attr:`EventRouter.down`).
 - :meth:`EventRouter.host_status` tells, for GetPlacement, whether each host is up and its
   pending maintenance (the one a new stream would be sent), as of now.
@@ -58,6 +65,7 @@ class EventRouter:
         self.down: set[str] = set()
         self.maintenance = MaintenanceBook(max_pending=max_pending_maintenance)
         self._sequence = itertools.count(1)
+        self._active_epochs: dict[str, int] = {}  # instance -> highest epoch presented as active
         self._events: Fanout[_Routed] = Fanout(max_queued=max_queued, lagged=lagged)
 
     @property
@@ -69,10 +77,20 @@ class EventRouter:
         """End every watch stream."""
         self._events.close()
 
-    def route(self, event: InfraEvent, instances: Sequence[Instance] | None) -> int:
+    def saw_active(self, instance: str, epoch: int) -> None:
+        """``instance``'s member presented ``epoch`` as active (an accepted Arm or Kick)."""
+        self._active_epochs[instance] = max(epoch, self._active_epochs.get(instance, 0))
+
+    def active_epoch(self, instance: str) -> int:
+        """The highest epoch ``instance``'s member presented as active; 0 if none."""
+        return self._active_epochs.get(instance, 0)
+
+    def route(self, event: InfraEvent, instances: Sequence[Instance] | None, *,
+              epoch: int | None = None) -> int:
         """Publish ``event`` to the groups it concerns (``instances``: the driver's inventory
-        now; None if it could not be read: the event is only noted). Returns the event's
-        sequence, 0 if no group was sent it."""
+        now; None if it could not be read: the event is only noted). ``epoch``: the event's
+        epoch for a WATCHDOG_FIRED (None: 0). Returns the event's sequence, 0 if no group was
+        sent it."""
         if event.kind is EventKind.HOST_DOWN and event.host:
             self.down.add(event.host)
             if self.maintenance.host_down(event.host) is not None:
@@ -88,17 +106,22 @@ class EventRouter:
         if event.kind is EventKind.MAINTENANCE_PLANNED and event.host:
             self._remember(base)
         if event.kind in _HOST_EVENTS:
-            on_host: dict[str, list[str]] = {}
+            on_host: dict[str, list[Instance]] = {}
             for i in instances:
                 if i.host == event.host:
-                    on_host.setdefault(i.group, []).append(i.member)
-            for group, members in on_host.items():
-                by_group[group] = replace(base, members=tuple(sorted(members)))
+                    on_host.setdefault(i.group, []).append(i)
+            for group, found in on_host.items():
+                top = max(self.active_epoch(i.name) for i in found) \
+                    if event.kind is EventKind.HOST_DOWN else 0
+                by_group[group] = replace(base, members=tuple(sorted(i.member for i in found)),
+                                          epoch=top)
         else:
             owner = next((i for i in instances if i.name == event.instance), None)
             if owner is not None:
+                known = (epoch or 0) if event.kind is EventKind.WATCHDOG_FIRED else (
+                    self.active_epoch(owner.name) if event.kind is EventKind.VM_CRASHED else 0)
                 by_group[owner.group] = replace(base, member=owner.member,
-                                                host=event.host or owner.host)
+                                                host=event.host or owner.host, epoch=known)
         if not by_group:
             return 0
         self._events.publish(_Routed(by_group))

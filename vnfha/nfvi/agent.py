@@ -18,6 +18,10 @@ a standby suspects the      fences it (``fence_mode``) and reports what the brid
 active (heartbeat silence)  the proof that lets the standby take over at once
 planned maintenance of the  is remembered until its deadline; while it is ahead, the member
 member's host               (when active) hands over to an eligible standby on another host
+the bridge reports the      passes it on as proof that the active is gone (see
+active's VM crashed, its    :func:`nfvi_proof`): the standby takes over without waiting for
+watchdog's reset done, or   its own suspicion or a fence. Only a report about the active of
+its host down               the current epoch counts; anything else is logged and ignored
 ==========================  =================================================================
 
 Guarantees:
@@ -34,6 +38,12 @@ Guarantees:
 - Every call has the config's ``bridge_timeout_s`` deadline; failures are logged, never raised
   into the member's loop, except a failed Fence, which the caller turns into the lease path.
 - The event watch reconnects after a failure, one heartbeat step later.
+- An NFVI report deposes an active only when it names the member that holds the active key
+  now and carries that key's epoch (nonzero): a stale or replayed report (an earlier
+  incarnation, epoch 0) never deposes a live active, and a member never acts on a report about
+  itself. VM_CRASHED, a WATCHDOG_FIRED whose action was done, and HOST_DOWN mean the
+  instance's process cannot execute any more (the bridge's driver says so, as it does for a
+  confirmed Fence), so such a report is proof of the same strength as a fence.
 """
 
 from __future__ import annotations
@@ -44,7 +54,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from vnfha.clock import Clock
 from vnfha.errors import BridgeRequestError, BridgeUnavailable, ConfigError, NfviError
@@ -58,13 +68,61 @@ from vnfha.nfvi.model import (
     WatchdogAction,
 )
 from vnfha.roles.handover import best_target
+from vnfha.roles.keys import GroupState
+from vnfha.roles.monitor import Fencer
 from vnfha.roles.policy import GroupView
 
-__all__ = ["AgentSettings", "NfviAgent", "PlacementRefused"]
+__all__ = ["PROOF_KINDS", "AgentSettings", "NfviAgent", "PlacementRefused", "Standby",
+           "nfvi_proof"]
 
 log = logging.getLogger("vnfha.nfvi")
 
 _Op = tuple[Literal["arm", "kick", "disarm"], int]
+
+
+PROOF_KINDS = frozenset({EventKind.VM_CRASHED, EventKind.WATCHDOG_FIRED})
+"""The events that, about the current active, prove it cannot act (see :func:`nfvi_proof`).
+Not HOST_DOWN: a driver reports it also when it only lost its connection to the host (libvirt),
+whose instances may still run; a driver that knows they died (the simulator) follows it with a
+VM_CRASHED for each, and that is the proof (``vnfha/bridge/drivers/driver.py``)."""
+
+
+def nfvi_proof(event: BridgeEvent, active: tuple[str, int] | None, me: str) -> str | None:
+    """PURE: the evidence that the active is gone if ``event`` proves it, else None.
+
+    ``active`` is the member holding the active key and its epoch, as this member ``me`` sees
+    the group now (None: no trusted active). The event proves it when all hold:
+
+    - its kind is in :data:`PROOF_KINDS` (the bridge sets a WATCHDOG_FIRED's epoch only when
+      its RESET, POWEROFF or PAUSE was done);
+    - it names the active (its ``member``);
+    - the active is not ``me`` (a member never acts on a report about itself);
+    - its ``epoch`` is nonzero and equals the active's: the report is about this incarnation.
+
+    Safety: such a report means the active's process cannot execute (the bridge's driver says
+    so, as for a confirmed fence), so it is proof of the same strength as a fence; the epoch
+    check makes a late, stale or replayed report about an earlier incarnation harmless (epochs
+    are etcd revisions: a later grant, even to the same member, has another epoch).
+    """
+    if event.kind not in PROOF_KINDS or active is None or not event.epoch:
+        return None
+    member, epoch = active
+    if member != event.member or member == me or event.epoch != epoch:
+        return None
+    return f"the NFVI bridge reports {event.kind.name} for {event.instance} (epoch {epoch})"
+
+
+class Standby(Protocol):
+    """The member's side that a proof goes to (:class:`vnfha.roles.runtime.RoleRuntime`)."""
+
+    @property
+    def state(self) -> GroupState:
+        """The group as the member last saw it (``state.active``: who holds the key, epoch)."""
+        ...
+
+    def on_active_gone(self, epoch: int, evidence: str) -> None:
+        """Proof that the active of ``epoch`` can no longer act."""
+        ...
 
 
 class PlacementRefused(ConfigError):
@@ -111,6 +169,7 @@ class NfviAgent:
         self._tasks: list[asyncio.Task[None]] = []
         self.host: str | None = None
         """The host this member runs on, as the bridge last said."""
+        self._standby: Standby | None = None
         self.kicks = 0
         self.fences = 0
         self.rearms = 0
@@ -256,6 +315,14 @@ class NfviAgent:
                 f"{result.applied.value if result.applied else 'already'} fenced, now "
                 f"{result.state.value}")
 
+    def bind_standby(self, standby: Standby) -> Fencer:
+        """Serve the member's standby side: from now on a report that proves the active of
+        ``standby.state`` gone (:func:`nfvi_proof`) is passed to
+        ``standby.on_active_gone(epoch, evidence)`` (until then, such reports are ignored).
+        Returns :meth:`fence`, the follower's fencer."""
+        self._standby = standby
+        return self.fence
+
     # -- events ------------------------------------------------------------------------------
 
     async def _run_events(self) -> None:
@@ -301,6 +368,8 @@ class NfviAgent:
         host; a planned maintenance is passed on when it concerns this member's host (the
         member decides whether to move)."""
         me = self._config.member
+        if event.kind in PROOF_KINDS:
+            self._proof(event)
         if event.kind is EventKind.VM_MIGRATED and event.member == me:
             self.host = event.host
             if self._maintenance is not None and self._maintenance.host != event.host:
@@ -311,3 +380,19 @@ class NfviAgent:
                         event.deadline_unix_s, event.detail)
             self._maintenance = event
             self._on_maintenance(event)
+
+    def _proof(self, event: BridgeEvent) -> None:
+        """Pass a report that proves the active gone to ``on_gone``; log any other."""
+        standby = self._standby
+        key = standby.state.active if standby is not None else None
+        active = (key[1].member, key[1].epoch) if key is not None else None
+        evidence = nfvi_proof(event, active, self._config.member)
+        if evidence is None or standby is None:
+            log.info("%s: %s of %s (member %s, members %s, epoch %d) is no proof that the "
+                     "active (%s) is gone: ignored", self._config.member, event.kind.name,
+                     event.instance or event.host, event.member or "-",
+                     ",".join(event.members) or "-", event.epoch,
+                     f"{active[0]}, epoch {active[1]}" if active else "none")
+            return
+        log.warning("%s: %s", self._config.member, evidence)
+        standby.on_active_gone(event.epoch, evidence)

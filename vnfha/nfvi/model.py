@@ -288,6 +288,11 @@ class BridgeEvent:
     deadline_unix_s: float | None = None
     detail: str = ""
     sequence: int = 0
+    epoch: int = 0
+    """The incarnation the event is about (``nfvi.proto``'s ``Event.epoch``): for VM_CRASHED
+    the epoch the bridge last saw ``member`` present as active, for a WATCHDOG_FIRED whose
+    action was done the watchdog's epoch, for HOST_DOWN the highest such epoch among
+    ``members``. 0: unknown, never proof of anything."""
 
 
 @dataclass(frozen=True, slots=True, order=True)

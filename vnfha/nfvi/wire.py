@@ -440,10 +440,10 @@ def ticket_from_pb(m: Any) -> RepairTicket:
 
 
 def event_to_pb(e: BridgeEvent) -> Any:
-    """An ``Event``; no deadline is sent as 0."""
+    """An ``Event``; no deadline is sent as 0 (and so is an unknown epoch)."""
     return pb.Event(kind=to_pb(e.kind), instance=e.instance, member=e.member, host=e.host,
                     members=list(e.members), deadline_unix_s=e.deadline_unix_s or 0.0,
-                    detail=e.detail, sequence=e.sequence)
+                    detail=e.detail, sequence=e.sequence, epoch=e.epoch)
 
 
 def event_from_pb(m: Any) -> BridgeEvent | None:
@@ -452,7 +452,7 @@ def event_from_pb(m: Any) -> BridgeEvent | None:
     if kind is None:
         return None
     return BridgeEvent(kind, m.instance, m.member, m.host, tuple(m.members),
-                       m.deadline_unix_s or None, m.detail, m.sequence)
+                       m.deadline_unix_s or None, m.detail, m.sequence, m.epoch)
 
 
 def maintenance_to_pb(m: MaintenancePlan) -> Any:

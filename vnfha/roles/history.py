@@ -48,6 +48,9 @@ class Cause(enum.StrEnum):
     """The old active's process died: its endpoint refused the connection."""
     FENCE = "fence"
     """The old active went silent and the NFVI bridge fenced it."""
+    NFVI_EVENT = "nfvi-event"
+    """The NFVI bridge reported the old active's VM crashed, reset by its watchdog, or its host
+    down, for the old active's epoch (proof of a fence's strength, before any suspicion)."""
     STANDBY_LEASE = "standby-lease"
     """The old active went silent (hung, or its host cut off) and an in-sync standby's promise
     not to take over ran out (docs/failover.md, the standby lease)."""
@@ -82,6 +85,8 @@ def cause_of(*, evidence: str = "", handover_kind: str = "", handover_reason: st
         if handover_kind == ReasonKind.FAULT.value:
             return Cause.LADDER
         return Cause.SWITCHOVER
+    if evidence.startswith("the NFVI bridge reports"):
+        return Cause.NFVI_EVENT
     if "refused the connection" in evidence:
         return Cause.CRASH
     if "fenced" in evidence:

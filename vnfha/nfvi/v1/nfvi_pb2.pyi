@@ -319,7 +319,7 @@ class WatchEventsRequest(_message.Message):
     def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("kind", "instance", "member", "host", "members", "deadline_unix_s", "detail", "sequence")
+    __slots__ = ("kind", "instance", "member", "host", "members", "deadline_unix_s", "detail", "sequence", "epoch")
     KIND_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
     MEMBER_FIELD_NUMBER: _ClassVar[int]
@@ -328,6 +328,7 @@ class Event(_message.Message):
     DEADLINE_UNIX_S_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     kind: EventKind
     instance: str
     member: str
@@ -336,7 +337,8 @@ class Event(_message.Message):
     deadline_unix_s: float
     detail: str
     sequence: int
-    def __init__(self, kind: _Optional[_Union[EventKind, str]] = ..., instance: _Optional[str] = ..., member: _Optional[str] = ..., host: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., deadline_unix_s: _Optional[float] = ..., detail: _Optional[str] = ..., sequence: _Optional[int] = ...) -> None: ...
+    epoch: int
+    def __init__(self, kind: _Optional[_Union[EventKind, str]] = ..., instance: _Optional[str] = ..., member: _Optional[str] = ..., host: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., deadline_unix_s: _Optional[float] = ..., detail: _Optional[str] = ..., sequence: _Optional[int] = ..., epoch: _Optional[int] = ...) -> None: ...
 
 class PlanMaintenanceRequest(_message.Message):
     __slots__ = ("host", "deadline_in_s", "reason")
