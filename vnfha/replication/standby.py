@@ -146,8 +146,8 @@ class Replica:
             except grpc.aio.AioRpcError as e:
                 details = e.details() or ""
                 if e.code() is grpc.StatusCode.UNAVAILABLE and "refused" in details.lower():
-                    log.warning("%s: the active's endpoint %s refuses connections (epoch %d)",
-                                self.member, target, epoch)
+                    log.warning("%s: the active's endpoint %s refuses connections (epoch %d): "
+                                "%.300s", self.member, target, epoch, details)
                     if self.on_gone is not None:
                         self.on_gone(epoch, f"{target} refused the connection")
                 else:
