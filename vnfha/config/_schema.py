@@ -176,7 +176,8 @@ class Config:
     no fencing: a silent active is replaced only after its lease deadline)."""
     bridge_timeout_s: float = 0.2
     """Deadline of one bridge call, retries included. A Fence that does not succeed within it
-    falls back to the lease path, so it bounds what a dead bridge costs a failover."""
+    falls back to the standby lease (or the etcd lease), so it bounds what a dead bridge costs a
+    failover."""
     bridge_ca_file: str | None = None
     """CA of the bridge's certificate: TLS to the bridge. With ``bridge_cert_file`` and
     ``bridge_key_file``: mutual TLS (the certificate's CN must be the member's name)."""
