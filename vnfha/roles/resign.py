@@ -141,9 +141,11 @@ class Resigner:
                                   f"no member took the active role within {limit} s") from None
 
     async def _hand_over_checkpoint(self, target: str | None) -> None:
-        """Wait (bounded) until ``target`` has applied every change of this epoch."""
+        """Wait (bounded) until ``target`` has applied every change of this epoch, also when
+        its stream is not connected yet (a standby that just joined: handing over without
+        waiting for it lost the writes it had not received)."""
         primary = self._primary()
-        if primary is None or target is None or target not in primary.peers:
+        if primary is None or target is None:
             return
         last = primary.log.last_sequence
 
