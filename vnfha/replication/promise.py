@@ -61,6 +61,7 @@ class PromiseTimers:
 
     @property
     def on(self) -> bool:
+        """Whether the standby lease is in force (``lease_s`` above 0)."""
         return self.lease_s > 0
 
     @property
@@ -123,6 +124,9 @@ class PromiseLedger:
         self.counted: frozenset[str] = frozenset()
         """The standbys whose promises bound the active: the published in-sync set and any a
         publish under way may add."""
+        self._deadline = math.inf
+        """:meth:`acting_deadline`, kept current by every change of a bound or of the set
+        counted (it is read on every write of the active)."""
 
     def promised(self, member: str, stamp: float, promise_s: float) -> None:
         """``member`` acknowledged the message stamped ``stamp`` (this active's clock at its
@@ -132,8 +136,11 @@ class PromiseLedger:
         bound = stamp + min(promise_s, self.timers.lease_s) - self.timers.margin_s
         if bound > self.bounds.get(member, -math.inf):
             self.bounds[member] = bound
+            if member in self.counted:
+                self._refresh()
 
     def bound(self, member: str) -> float:
+        """``member``'s bound (-inf: no promise from it yet)."""
         return self.bounds.get(member, -math.inf)
 
     def may_count(self, member: str, now: float) -> bool:
@@ -145,17 +152,21 @@ class PromiseLedger:
         """A publish of ``wanted`` is about to be sent: count its members from now (it may apply
         even if its answer never comes)."""
         self.counted = self.counted | wanted
+        self._refresh()
 
     def published(self, members: frozenset[str]) -> None:
         """etcd confirmed ``members`` as the in-sync set: count exactly those."""
         self.counted = members
+        self._refresh()
 
     def acting_deadline(self) -> float:
         """The active may act only before this (inf when it counts no standby, or the lease is
         off)."""
-        if not self.timers.on or not self.counted:
-            return math.inf
-        return min(self.bound(m) for m in self.counted)
+        return self._deadline
+
+    def _refresh(self) -> None:
+        self._deadline = math.inf if not self.timers.on or not self.counted else min(
+            self.bound(m) for m in self.counted)
 
     def due_drops(self, wanted: frozenset[str], now: float) -> frozenset[str]:
         """The standbys of ``wanted`` to drop from the in-sync set now: no fresh promise."""

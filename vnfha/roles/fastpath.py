@@ -124,8 +124,7 @@ class StandbyLeaseTakeover:
             return
         epoch, revision = self.pending
         active = state.active_key
-        if (active is not None and active[1].epoch != epoch) or active is None or \
-                state.sync_revision != revision:
+        if active is None or active[1].epoch != epoch or state.sync_revision != revision:
             self.pending = None
             promises = self._replica.promises
             if promises is not None and promises.epoch == epoch:
