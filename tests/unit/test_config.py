@@ -325,6 +325,14 @@ BAD_VALUES: list[tuple[str, object, str]] = [
     ("alarm_command_timeout_s", -1.0, "greater than 0"),
     ("alarm_command_timeout_s", math.inf, "greater than 0"),
     ("alarm_command_timeout_s", "5", "expected a number of seconds"),
+    ("poison_policy", "rollbak", "must be one of 'rollback', 'hold', 'off'"),
+    ("poison_policy", 1, "expected a string, got int"),
+    ("poison_probation_s", 0, "greater than 0"),
+    ("poison_window_s", -1.0, "greater than 0"),
+    ("poison_undo_max_entries", 0, "at least 1"),
+    ("poison_undo_max_bytes", "big", "expected an integer"),
+    ("repair_after_s", 0, "greater than 0"),
+    ("repair_after_s", math.nan, "greater than 0"),
 ]
 
 DURATIONS = ["etcd_request_timeout_s", "etcd_connect_timeout_s", "heartbeat_interval_s",

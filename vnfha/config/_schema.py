@@ -18,9 +18,9 @@ Guarantees:
 - **Unknown names are refused** (:func:`unknown_field`), in a file, a mapping, the environment
   or :meth:`Config.replace`, with the nearest valid name suggested: a typo must not silently
   leave a default in force.
-- **One check per field.** Each field has exactly one entry in the table of checks below (in
-  declaration order, the order errors are found in; the checks themselves are
-  :mod:`vnfha.config._checks`); a field added without one fails at import.
+- **One check per field.** Each field has exactly one entry in the table of checks
+  (:mod:`vnfha.config._table`, in declaration order, the order errors are found in; the checks
+  themselves are :mod:`vnfha.config._checks`); a field added without one fails at import.
 """
 
 from __future__ import annotations
@@ -28,33 +28,18 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from vnfha.budget import BUDGET_FIELDS, FailoverTimers, budget_refusal
-from vnfha.config._check_specs import CheckSpec, check_specs
+from vnfha.config._check_specs import CheckSpec
 from vnfha.config._checks import (
     MASK,
-    argv,
-    bind_host,
-    boolean,
-    choice,
     coerce,
-    dns_label,
-    duration,
-    duration_or_off,
-    endpoints,
-    host_port,
-    int_in,
-    key_prefix,
-    listen_address,
-    milliseconds,
-    nonempty_text,
-    optional,
     read_password_file,
-    redundancy,
 )
+from vnfha.config._table import CHECKS
 from vnfha.errors import ConfigError
 from vnfha.model import Redundancy
 from vnfha.timing import check_timing, default_keepalive_interval_s, derived_standby_lease_s
@@ -235,6 +220,25 @@ class Config:
     WARNING, never fatal."""
     alarm_command_timeout_s: float = 5.0
     """Longest ``alarm_command`` may run; it is killed after that (and logged at WARNING)."""
+    poison_policy: str = "rollback"
+    """What the group does when an active that took over after a failure fails again within
+    ``poison_probation_s`` (its inherited state is suspected, ``docs/failover.md``): rollback
+    (the next active undoes the checkpoint changes applied from ``poison_window_s`` before
+    the first failure, and a failure in probation after that holds the group), hold (no
+    automatic takeover: the group is paused with an alarm until ``vnfha unlock GROUP``) or
+    off (promote the next member as always)."""
+    poison_probation_s: float = 30.0
+    """Probation of an active that took over after a failure."""
+    poison_window_s: float = 10.0
+    """How far before the first failure a rollback reaches (on each standby's wall clock)."""
+    poison_undo_max_entries: int = 100_000
+    """Most changes whose undo information each member keeps for a rollback (oldest dropped
+    first; a rollback whose window is no longer covered holds the group instead)."""
+    poison_undo_max_bytes: int = 64 << 20
+    """Most bytes of old values (and keys) that undo information keeps."""
+    repair_after_s: float | None = 10.0
+    """With a bridge: how long a member may be gone (its record expired, no clean stop) before
+    the active asks the bridge to repair its instance; None: never."""
     failover_budget_crash_ms: float | None = None
     """Longest a failover after the active's crash may take at worst; None: no budget. A
     config whose timers cannot meet it is refused (:mod:`vnfha.budget` computes the worst
@@ -248,7 +252,7 @@ class Config:
     _password_from_file: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name, check in _CHECKS.items():
+        for name, check in CHECKS.items():
             object.__setattr__(self, name, check(name, getattr(self, name)))
         self._check_etcd_security()
         self._check_replication()
@@ -512,80 +516,10 @@ def masked(name: str, value: object, near: list[str]) -> object:
 
 _REPLICATION_FILES = ("replication_ca_file", "replication_cert_file", "replication_key_file")
 
-_CHECKS: Final[dict[str, Callable[[str, object], object]]] = {
-    "group": dns_label,
-    "member": dns_label,
-    "etcd_endpoints": endpoints,
-    "listen": listen_address,
-    "redundancy": redundancy,
-    "priority": int_in(0, 1000),
-    "no_failover": boolean,
-    "key_prefix": key_prefix,
-    "etcd_tls": boolean,
-    "etcd_ca_file": optional(nonempty_text),
-    "etcd_cert_file": optional(nonempty_text),
-    "etcd_key_file": optional(nonempty_text),
-    "etcd_username": optional(nonempty_text),
-    "etcd_password": optional(nonempty_text),
-    "etcd_password_file": optional(nonempty_text),
-    "etcd_request_timeout_s": duration,
-    "etcd_connect_timeout_s": duration,
-    "heartbeat_interval_s": duration,
-    "suspicion_s": duration,
-    "lease_ttl_s": int_in(1, None),
-    "keepalive_interval_s": optional(duration),
-    "lease_margin_s": duration,
-    "standby_lease_s": optional(duration_or_off),
-    "standby_lease_margin_s": duration,
-    "callback_timeout_s": duration,
-    "metrics_port": optional(int_in(0, 65535)),
-    "metrics_host": bind_host,
-    "checkpoint_ack_timeout_s": duration,
-    "checkpoint_degrade_ack": boolean,
-    "checkpoint_max_key_bytes": int_in(1, None),
-    "checkpoint_max_value_bytes": int_in(1, None),
-    "checkpoint_max_section_bytes": int_in(1, None),
-    "checkpoint_max_message_bytes": int_in(1, None),
-    "checkpoint_max_backlog_entries": int_in(1, None),
-    "progress_interval_s": optional(duration),
-    "replication_ca_file": optional(nonempty_text),
-    "replication_cert_file": optional(nonempty_text),
-    "replication_key_file": optional(nonempty_text),
-    "bridge_endpoint": optional(lambda n, v: host_port(n, v, min_port=1)),
-    "bridge_timeout_s": duration,
-    "bridge_ca_file": optional(nonempty_text),
-    "bridge_cert_file": optional(nonempty_text),
-    "bridge_key_file": optional(nonempty_text),
-    "watchdog_timeout_s": optional(duration),
-    "watchdog_action": choice("reset", "poweroff", "pause", "none"),
-    "fence_mode": choice("kill", "stop"),
-    "placement_policy": optional(choice("anti-affinity", "affinity", "soft-anti-affinity",
-                                        "soft-affinity")),
-    "placement_violation": choice("warn", "refuse"),
-    "health_check_period_s": duration,
-    "health_check_timeout_s": duration,
-    "health_fail_after": int_in(1, 1000),
-    "health_recover_after": int_in(1, 1000),
-    "checks": check_specs,
-    "ladder_restart_max_count": int_in(0, 1000),
-    "ladder_restart_probation_s": duration,
-    "ladder_failover_max_count": int_in(0, 1000),
-    "ladder_failover_probation_s": duration,
-    "ladder_reboot_vm_max_count": int_in(0, 1000),
-    "ladder_reboot_vm_probation_s": duration,
-    "ladder_evacuate_vm_max_count": int_in(0, 1000),
-    "ladder_evacuate_vm_probation_s": duration,
-    "alarm_command": optional(argv),
-    "alarm_command_timeout_s": duration,
-    "failover_budget_crash_ms": optional(milliseconds),
-    "failover_budget_hang_ms": optional(milliseconds),
-    "failover_budget_switchover_ms": optional(milliseconds),
-}
-"""One check per field, in declaration order (the order errors are found in)."""
 
 FIELD_NAMES: Final = tuple(f.name for f in dataclasses.fields(Config) if f.init)
 """Every field's name, in declaration order."""
 KINDS: Final = {f.name: str(f.type) for f in dataclasses.fields(Config) if f.init}
 """Each field's annotation as text (``"float | None"``): what :func:`coerce` makes a string."""
-if set(_CHECKS) != set(FIELD_NAMES):  # pragma: no cover - a field added without its check
-    raise RuntimeError(f"config checks out of step with fields: {set(_CHECKS) ^ set(FIELD_NAMES)}")
+if set(CHECKS) != set(FIELD_NAMES):  # pragma: no cover - a field added without its check
+    raise RuntimeError(f"config checks out of step with fields: {set(CHECKS) ^ set(FIELD_NAMES)}")
