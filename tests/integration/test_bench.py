@@ -127,13 +127,25 @@ def test_failover() -> None:
 def test_fence() -> None:
     report, code = bench("fence", "--trials", "1")
     assert report["benchmark"] == "fence" and report["trials"] == 1
+    assert report["paths"] == ["fence", "nfvi-report"]
+    # the fence path, at the top level as before
     assert_summary(report["on_active_ms"])
     assert_summary(report["first_write_ms"])
     assert report["acked_writes"] > 0
     assert report["lost_acked"] == 0, report
     assert report["every_epoch_grew"] is True, report
     assert report["every_takeover_fenced"] is True, report
-    assert_verdict(report["met"], code)
+    # the hang followed by the host's failure: the standby takes over on the NFVI report
+    nfvi = report["nfvi_report"]
+    assert_summary(nfvi["on_active_ms"])
+    assert_summary(nfvi["first_write_ms"])
+    assert nfvi["acked_writes"] > 0
+    assert nfvi["lost_acked"] == 0, nfvi
+    assert nfvi["every_epoch_grew"] is True, nfvi
+    assert nfvi["causes"] == {"nfvi-event": 1}, nfvi  # not a fence, not the refused connection
+    assert nfvi["every_takeover_by_report"] is True, nfvi
+    assert_verdict(report["met"] and nfvi["met"], code)
+    assert report["all_met"] == (report["met"] and nfvi["met"]), report
 
 
 def test_fleet() -> None:
@@ -179,6 +191,7 @@ def test_a_benchmark_help_is_its_own() -> None:
     ((), "vnfha bench: error: name a benchmark: one of store, roles"),
     (("fence", "--trials", "0"), "argument --trials: invalid count 0: must be >= 1"),
     (("failover", "--paths", "sigkill,reboot"), "unknown paths ['reboot']"),
+    (("fence", "--paths", "fence,hang"), "unknown paths ['hang']"),
     (("fleet", "--groups", "10,x"), "--groups '10,x': comma-separated counts"),
     (("fleet", "--groups", "0,10"), "every count must be >= 1"),
     (("fleet", "--window-s", "0"), "--window-s 0.0: must be positive"),

@@ -6,7 +6,8 @@ its figures against DESIGN.md's targets.
 - ``checkpoint``: replicated write throughput and ``Ack.ONE`` latency, active and standby.
 - ``failover``: every failover path with member processes on a 3-member etcd: takeover times,
   lost acknowledged writes, history checks.
-- ``fence``: the hang path with an NFVI bridge (SIGSTOP, fence, takeover) against 600 ms.
+- ``fence``: the hang path with an NFVI bridge (SIGSTOP, fence, takeover) against 600 ms, and
+  next to it the takeover on the bridge's VM_CRASHED report of the hung active's host failure.
 - ``fleet``: N groups of real members on one 3-member etcd, growing: etcd's load and CPU,
   keepalive round trips, lost leases, and a sample group's failover against the group alone.
 
@@ -29,7 +30,8 @@ BENCHMARKS: dict[str, str] = {
     "roles": "switchover, clean-stop and crash handover times against the budgets",
     "checkpoint": "replicated write throughput and Ack.ONE latency, active and standby",
     "failover": "failover paths with member processes: takeover times, lost writes, histories",
-    "fence": "the hang path with an NFVI bridge: SIGSTOP, fence, takeover, against 600 ms",
+    "fence": "the hang path with an NFVI bridge: SIGSTOP, fence, takeover, against 600 ms; "
+             "and the takeover on the bridge's VM_CRASHED report",
     "fleet": "N groups on one 3-member etcd: etcd load, lost leases, failover vs one group",
 }
 """Each benchmark's name (its module in this package) and what it measures, in one line."""
