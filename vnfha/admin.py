@@ -6,7 +6,9 @@ request key that the active member consumes (see :mod:`vnfha.roles.keys`). Guara
 
 - :func:`group_status` is one consistent read of the group (a single range at one revision),
   plus one read of the active's progress record for the standbys' lag: lag is shown only from
-  a record of the current epoch (written at most ``progress_interval_s`` before the read).
+  a record of the current epoch (written at most ``progress_interval_s`` before the read), and
+  one read each of the members' incarnation records and the active's repair records, for the
+  members gone without a clean stop and their repairs (only those the current active asked).
 - :func:`request_switchover` never leaves its request behind: it is consumed by the active, or
   withdrawn (only if still the same request) when the active does not answer in time. At most
   one request is pending per group; a second is refused, not queued.
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from vnfha.clock import Clock, SystemClock
 from vnfha.errors import LadderStateError, LockError, StoreError, SwitchoverError
 from vnfha.health.counters import ladder_key
+from vnfha.health.incarnation import LifeState, stored_life
 from vnfha.health.ladder import LADDER, Rung, from_bytes, stored_policy
 from vnfha.roles.agreement import AGREED
 from vnfha.roles.history import FailoverRecord, read_history
@@ -39,6 +42,8 @@ from vnfha.roles.keys import (
     SwitchoverResult,
     check_name,
 )
+from vnfha.roles.poison import Probation
+from vnfha.roles.repair_book import RepairRecord, repairs_prefix
 from vnfha.store.base import Compare, EventType, Store, TxnDelete, TxnPut
 
 __all__ = ["GroupNotFound", "GroupStatus", "LockOutcome", "MemberLadder", "MemberStatus",
@@ -119,10 +124,29 @@ class GroupStatus:
     mismatches: tuple[str, ...] = ()
     """Settings the members must share but do not, as their records say
     (:mod:`vnfha.roles.agreement`), e.g. ``lease_ttl_s: a has 2, c has 3``."""
+    gone: tuple[str, ...] = ()
+    """Members without a record whose last incarnation did not stop cleanly (their ladder keys
+    say so): crashed, killed or fenced, and not back."""
+    repairs: tuple[str, ...] = ()
+    """The repairs of gone members the current active asked the NFVI bridge for, one line each
+    (:class:`~vnfha.roles.repair_book.RepairRecord`)."""
+    probation: Probation | None = None
+    """The active's probation after a failure (:mod:`vnfha.roles.poison`), None: none."""
+
+    @property
+    def without_redundancy(self) -> bool:
+        """True when the group has an active and nothing to fail over to: no standby (2n,
+        n-way), or no other member (n-way-active)."""
+        if self.active is None or self.redundancy == "no-redundancy":
+            return False
+        if self.redundancy == "n-way-active":
+            return len(self.members) < 2
+        return not any(m.role == "standby" for m in self.members)
 
     def notes(self) -> list[str]:
         """What an operator must know beyond the table: etcd's alarms, a bad active key,
-        members whose settings disagree."""
+        members whose settings disagree, a group without redundancy and the repairs under
+        way."""
         notes = [f"etcd raises an alarm: {alarm} (every change through etcd is refused until "
                  "it is cleared: docs/operations.md, 'etcd for vnfha')"
                  for alarm in self.etcd_alarms]
@@ -137,7 +161,22 @@ class GroupStatus:
                          "replace it by themselves)")
         notes += [f"members disagree: {m} (every member of a group must share it)"
                   for m in self.mismatches]
-        return notes
+        if self.without_redundancy:
+            gone = ", ".join(self.gone)
+            how = ("the active has asked the NFVI bridge to repair them" if self.repairs else
+                   "with an NFVI bridge the active asks it to repair them after "
+                   "repair_after_s; without one, restart them (a supervisor does: "
+                   "docs/ladder.md#self-healing)") if gone else "no member is standing by"
+            notes.append(f"RUNNING WITHOUT REDUNDANCY: {self.active} has no standby"
+                         + (f"; gone without a clean stop: {gone}" if gone else "")
+                         + f" ({how})")
+        p = self.probation
+        if p is not None and p.failures > 1:
+            how = ", and rolled back a window" if p.rolled_back else ""
+            notes.append(f"POISONED STATE SUSPECTED: {self.active} took over after {p.failures} "
+                         f"failures in a row{how} (`vnfha history {self.group}` says what; "
+                         "docs/failover.md)")
+        return notes + list(self.repairs)
 
     def as_json(self) -> dict[str, object]:
         """A plain dict for ``--json`` output (stable field names)."""
@@ -146,7 +185,9 @@ class GroupStatus:
             "epoch": self.epoch, "revision": self.revision, "etcd_endpoint": self.etcd_endpoint,
             "sequence": self.sequence, "active_problem": self.active_problem,
             "etcd_alarms": list(self.etcd_alarms), "mismatches": list(self.mismatches),
-            "paused": self.paused,
+            "paused": self.paused, "without_redundancy": self.without_redundancy,
+            "gone": list(self.gone), "repairs": list(self.repairs),
+            "probation": self.probation.as_json() if self.probation is not None else None,
             "members": [
                 {"member": m.member, "role": m.role, "epoch": m.epoch,
                  "holds_active_key": m.holds_active_key, "in_sync": m.in_sync,
@@ -210,7 +251,32 @@ async def group_status(store: Store, prefix: str, group: str) -> GroupStatus:
                        f"revision {bad.epoch} {bad.why}" if bad is not None else None,
                        (await store.status()).errors,
                        _describe(state.paused) if state.paused is not None else None,
-                       _mismatches([rec for rec, _ in state.members.values()]))
+                       _mismatches([rec for rec, _ in state.members.values()]),
+                       *await _gone_and_repairs(store, prefix, state,
+                                                active.epoch if active else 0),
+                       state.active[0].probation if state.active is not None else None)
+
+
+async def _gone_and_repairs(store: Store, prefix: str, state: GroupState,
+                            epoch: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The members gone without a clean stop (their incarnation records), and the repairs the
+    active of ``epoch`` asked for the gone ones (:mod:`vnfha.roles.repair`)."""
+    base = ladder_key(prefix, state.keys.group, "")
+    gone = []
+    for kv in (await store.range(base, prefix=True)).kvs:
+        member = kv.key[len(base):]
+        with contextlib.suppress(LadderStateError):
+            life = stored_life(kv.value)
+            if member not in state.members and life is not None \
+                    and life.state is not LifeState.STOPPED:
+                gone.append(member)
+    repairs = []
+    for kv in (await store.range(repairs_prefix(prefix, state.keys.group), prefix=True)).kvs:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            record = RepairRecord.decode(kv.value)
+            if record.epoch == epoch and record.member in gone:
+                repairs.append(record.describe())
+    return tuple(sorted(gone)), tuple(sorted(repairs))
 
 
 def _describe(lock: AdminLock) -> str:

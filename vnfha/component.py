@@ -35,6 +35,11 @@ class Assignment:
     previous_role: Role
     active: str | None
     reason: str
+    rolled_back: tuple[str, ...] = ()
+    """For ``on_active`` only: the checkpoint keys (``"section/key"``) whose changes vnfha
+    rolled back before this takeover, because the state the group inherited was suspected of
+    making its actives fail (``poison_policy = "rollback"``, ``docs/failover.md``); each now
+    holds its value (or absence) from before the rollback window. Empty: nothing rolled back."""
 
 
 class Component:

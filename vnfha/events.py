@@ -57,7 +57,8 @@ class CallbackFailed:
 
 @dataclass(frozen=True, slots=True)
 class AlarmRaised:
-    """The escalation ladder of member ``member`` of ``group`` reached its last rung, ALARM: no
+    """The escalation ladder of member ``member`` of ``group`` reached its last rung, ALARM, or
+    the member held the group on a suspected poisoned state (:mod:`vnfha.roles.poison`): no
     automatic recovery is left and an operator must act. Emitted once per ALARM decision (each
     fault decided while the ladder stays at ALARM is a new alarm), before the configured
     ``alarm_command`` runs and before the bridge is told."""

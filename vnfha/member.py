@@ -2,14 +2,14 @@
 and runs the component's callbacks.
 
 This is the composition root and the public face: it builds the parts from the config and
-runs their lifecycle. The decide -> act loop and the side effects of each role change are the
-role runtime's (:mod:`vnfha.roles.runtime`); the other parts live in their own modules: the
-group snapshot and its watch (:mod:`vnfha.roles.watch`), the choice of a successor and the
-transactions on the active key (:mod:`vnfha.roles.handover`, pure), the graceful exit
-(:mod:`vnfha.roles.resign`), following the active as a standby (:mod:`vnfha.roles.follow`),
-this member's record (:mod:`vnfha.roles.record`), the callback runner
-(:mod:`vnfha.callbacks`), the events listeners receive (:mod:`vnfha.events`), and the parts
-built from the config (:mod:`vnfha.wiring`).
+runs their lifecycle. The decide -> act loop and each role change's side effects are the role
+runtime's (:mod:`vnfha.roles.runtime`); the other parts have modules of their own: the group's
+snapshot and watch (:mod:`vnfha.roles.watch`), the successor and the active key's transactions
+(:mod:`vnfha.roles.handover`, pure), the graceful exit (:mod:`vnfha.roles.resign`), following
+the active (:mod:`vnfha.roles.follow`), this member's record (:mod:`vnfha.roles.record`),
+poisoned-state protection (:mod:`vnfha.roles.poison_guard`), the callbacks
+(:mod:`vnfha.callbacks`), the events (:mod:`vnfha.events`), the parts built from the config
+(:mod:`vnfha.wiring`).
 
 How it works (the keys are drawn in :mod:`vnfha.roles.keys`):
 
@@ -26,10 +26,9 @@ How it works (the keys are drawn in :mod:`vnfha.roles.keys`):
   then in one transaction delete the active key (only if it is still ours, same epoch) and
   write a handover hint naming the successor, which campaigns first; the others wait backoff
   steps (``2 x heartbeat_interval_s`` each) by rank.
-- **Callbacks never crash the loop.** They run one at a time in order, each bounded by
+- **Callbacks never crash the loop.** One at a time in order, each bounded by
   ``callback_timeout_s``; failures and overruns are logged, counted and sent to listeners.
-- **A lost session is not the end.** The member goes QUIESCED at once, then opens a new session
-  and rejoins as a standby.
+- **A lost session is not the end.** QUIESCED at once, then a new session, as a standby.
 """
 
 from __future__ import annotations
@@ -65,6 +64,7 @@ from vnfha.roles.follow import Follower
 from vnfha.roles.handover import best_target
 from vnfha.roles.keys import GroupKeys, GroupState, SwitchoverRequest
 from vnfha.roles.monitor import ActiveMonitor
+from vnfha.roles.poison_guard import guard_from_config
 from vnfha.roles.resign import Resigner
 from vnfha.roles.runtime import RoleRuntime
 from vnfha.roles.watch import GroupWatch
@@ -169,8 +169,7 @@ class Member:
         self._duties = ActiveDuties(
             me=config.member, group=config.group, keys=self._keys, store=self._store,
             watch=self._group, nfvi=self.nfvi, view=lambda: self._runtime.view(),  # noqa: PLW0108 - built later
-            epoch=lambda: self._runtime.epoch,
-            resign=self._resign,
+            epoch=lambda: self._runtime.epoch, resign=self._resign, clock=self._clock,
             switchover=lambda target: self.switchover(to=target),
             may_move=lambda: (self._runtime.role is Role.ACTIVE and not self._runtime.stopping
                               and not self._all_active),
@@ -180,7 +179,8 @@ class Member:
     def _role_runtime(self, step_s: float) -> RoleRuntime:
         """The decide -> act loop (:mod:`vnfha.roles.runtime`) over the parts built above."""
         config = self.config
-        records = record_keeper(config, self._keys, self._store, self._clock, poke=self._poke,
+        records = record_keeper(config, self._keys, self._store, self._clock,
+                                poke=lambda: self._runtime.poke(),  # noqa: PLW0108 - built below
                                 adopt=self._callbacks.adopt)
         return RoleRuntime(
             me=config.member, group=config.group, redundancy=config.redundancy,
@@ -194,12 +194,11 @@ class Member:
             open_session=session_factory(config, self._store, self._clock, self.metrics),
             failing=lambda: self.supervisor.monitor.failing,
             resigning=lambda: self._resigner.resigning, listen=lambda: self._listen,
-            on_active_turn=self._duties.turn,
+            on_active_turn=self._duties.turn, poison=guard_from_config(
+                config, self._replica.data, store=self._store, keys=self._keys,
+                clock=self._clock, emit=self._listeners.emit, bridge=self._bridge),
             resign_after_failure=lambda: self._resign(self._best_target(), "role loop failed",
                                                       kind=ReasonKind.FAULT))
-
-    def _poke(self) -> None:
-        self._runtime.poke()
 
     def _replication_server(self) -> ReplicationServer:
         """The member's gRPC endpoint: replication and grpc.health.v1 on ``config.listen``."""
@@ -227,8 +226,7 @@ class Member:
         client = self._bridge = bridge_client(config, self._clock)
         self.nfvi = None if client is None else NfviAgent(
             client, agent_settings(config), self._clock, on_maintenance=self._on_maintenance)
-        port: NfviPort = client if client is not None else NoBridge(group=config.group,
-                                                                    member=config.member)
+        port: NfviPort = client or NoBridge(group=config.group, member=config.member)
         self.supervisor = Supervisor(self, settings=supervisor_settings(config, self.component),
                                      store=self._store, clock=self._clock,
                                      nfvi=port, metrics=self.metrics,
@@ -485,7 +483,7 @@ class Member:
     def _on_stale(self, epoch: int) -> None:
         """A standby told this (old) active about a newer epoch than its own."""
         self.metrics.stale_epoch_rejected("active")
-        self._poke()
+        self._runtime.poke()
 
     def _health_changed(self, healthy: bool) -> None:
         """A health check failed or recovered: grpc.health.v1 follows at once, and the role

@@ -209,13 +209,15 @@ def ladder_policy(config: Config) -> LadderPolicy:
 def supervisor_settings(config: Config, component: object = None) -> SupervisorSettings:
     """What the health supervisor takes from the config, with the built-in checks of
     ``config.checks`` followed by those ``component`` registers (:func:`component_checks`),
-    and the command an ALARM runs (``alarm_command``, ``alarm_command_timeout_s``)."""
+    the command an ALARM runs (``alarm_command``, ``alarm_command_timeout_s``) and the
+    ``placement_policy`` its NFVI escalations keep."""
     return SupervisorSettings(check=check_policy(config), ladder=ladder_policy(config),
                               key_prefix=config.key_prefix,
                               request_timeout_s=config.etcd_request_timeout_s,
                               checks=(*config.checks, *component_checks(config, component)),
                               alarm_command=config.alarm_command,
-                              alarm_command_timeout_s=config.alarm_command_timeout_s)
+                              alarm_command_timeout_s=config.alarm_command_timeout_s,
+                              placement_policy=placement_policy(config))
 
 
 def component_checks(config: Config, component: object) -> tuple[CheckSpec, ...]:
@@ -235,17 +237,22 @@ def component_checks(config: Config, component: object) -> tuple[CheckSpec, ...]
     return specs
 
 
+def placement_policy(config: Config) -> PlacementPolicy | None:
+    """The member's ``placement_policy`` (None: none)."""
+    return None if config.placement_policy is None else PlacementPolicy(config.placement_policy)
+
+
 def agent_settings(config: Config) -> AgentSettings:
     """What a member's NFVI agent takes from the config."""
     return AgentSettings(
         member=config.member,
-        placement_policy=(None if config.placement_policy is None
-                          else PlacementPolicy(config.placement_policy)),
+        placement_policy=placement_policy(config),
         refuse_violation=config.placement_violation == "refuse",
         fence_mode=FenceMode(config.fence_mode),
         retry_s=backoff_step_s(config.heartbeat_interval_s),
         watchdog_timeout_s=config.watchdog_timeout_s_effective,
-        watchdog_action=WatchdogAction(config.watchdog_action))
+        watchdog_action=WatchdogAction(config.watchdog_action),
+        repair_after_s=config.repair_after_s)
 
 
 def bridge_client(config: Config, clock: Clock) -> BridgeClient | None:

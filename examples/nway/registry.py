@@ -31,9 +31,21 @@ Guarantees (what to copy into your own VNF):
   standby with the most recent position takes over, then the highest ``--priority``, then the
   name; the next one follows the new active and is next in line.
 
+- **A poison input, and the group surviving it.** The active *provisions* every subscriber it
+  holds when it takes over, and each one it sets. A value with the word ``!panic`` in it stands
+  for a record the VNF's own code cannot handle: provisioning it crashes the process. vnfha
+  copies it to every standby, so without protection each successor would crash in turn. With
+  ``--poison-policy hold`` (vnfha's default) the group stops promoting after the first
+  successor crashes too, and raises an alarm until ``vnfha unlock registry``; with
+  ``rollback`` the second successor takes over with the changes of the last
+  ``--poison-window-s`` before the first crash undone, and reports what was rolled back
+  (``docs/failover.md``, poisoned-state protection).
+
 Events (``--json``: one JSON object per line with ``event``, ``member``, ``t``, ``pid``):
-``ready``, ``active`` (epoch, previous, subscribers inherited), ``standby``, ``quiesce``,
-``serving`` / ``closed``, ``bind_failed``, ``in_sync``, ``simplex`` / ``duplex``, ``stopped``.
+``ready``, ``active`` (epoch, previous, subscribers inherited, ``rolled_back``: the keys vnfha
+undid before this takeover), ``standby``, ``quiesce``, ``serving`` / ``closed``,
+``bind_failed``, ``in_sync``, ``simplex`` / ``duplex``, ``poisoned`` (about to crash on a
+poison record), ``alarm``, ``stopped``.
 """
 
 from __future__ import annotations
@@ -60,6 +72,9 @@ GROUP = "registry"
 
 MAX_LINE_BYTES = 4096
 """Longest command line accepted."""
+
+POISON = "!panic"
+"""A word that makes provisioning a subscriber crash the process (the poison input)."""
 
 Report = Callable[..., None]
 """``report(event, **fields)``: where the member says what it does."""
@@ -104,9 +119,19 @@ class Registry(vnfha.Component):
     # -- role callbacks ------------------------------------------------------------------------
 
     async def on_active(self, a: vnfha.Assignment) -> None:
+        checkpoint = self._member().checkpoint
         self.report("active", epoch=a.epoch, previous=a.previous_role.value,
-                    subscribers=self._member().checkpoint.count(SECTION), reason=a.reason)
+                    subscribers=checkpoint.count(SECTION), reason=a.reason,
+                    rolled_back=list(a.rolled_back))
+        for subscriber, value in checkpoint.items(SECTION):
+            self.provision(subscriber, value)
         self._opener = asyncio.create_task(self._open())
+
+    def provision(self, subscriber: str, value: bytes) -> None:
+        """Act on one record: here, crash on a poison one, as a VNF's bug would."""
+        if POISON.encode() in value.split():
+            self.report("poisoned", subscriber=subscriber, epoch=self._member().epoch)
+            os._exit(70)
 
     async def on_standby(self, a: vnfha.Assignment) -> None:
         await self._close()
@@ -203,6 +228,8 @@ class Registry(vnfha.Component):
             return "ERR not acknowledged by the standbys in time; retry"
         except vnfha.NotActive:
             return None
+        if value is not None:
+            self.provision(subscriber, value)
         return reply
 
     def _note_simplex(self, simplex: bool) -> None:
@@ -234,6 +261,8 @@ async def run_member(config: vnfha.Config, port: int, *, host: str = "127.0.0.1"
     registry = Registry(host, port, report)
     member = vnfha.Member(config, registry)
     registry.member = member
+    member.add_listener(lambda e: report("alarm", reason=e.reason)
+                        if isinstance(e, vnfha.AlarmRaised) else None)
     async with member:
         report("ready", group=config.group, pid=os.getpid(), priority=config.priority)
         seen: tuple[str, ...] = ()
@@ -258,6 +287,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5400)
     p.add_argument("--json", action="store_true", help="print events as JSON lines")
+    p.add_argument("--poison-policy", default="hold", choices=("rollback", "hold", "off"))
+    p.add_argument("--poison-window-s", type=float, default=10.0,
+                   help="how far before the first crash a rollback reaches")
     p.add_argument("--log-level", default="WARNING", help="vnfha's log level on stderr")
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -265,7 +297,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         config = vnfha.Config(group=args.group, member=args.member,
                               etcd_endpoints=tuple(args.etcd.split(",")), priority=args.priority,
-                              redundancy=vnfha.Redundancy.N_WAY)
+                              redundancy=vnfha.Redundancy.N_WAY,
+                              poison_policy=args.poison_policy,
+                              poison_window_s=args.poison_window_s)
     except vnfha.ConfigError as e:
         p.error(str(e))
 

@@ -242,14 +242,21 @@ async def test_evacuation_keeps_anti_affinity_and_a_down_host_turns_reboot_into_
         assert inst.host == "h4" and inst.state is InstanceState.RUNNING
 
 
-async def test_a_hard_policy_that_no_host_keeps_fails_the_ticket(env: Env) -> None:
+async def test_a_hard_policy_that_no_host_keeps_refuses_the_evacuation(env: Env) -> None:
     for host in ("h3", "h4"):
         await env.sim.fail_host(host)
     async with env.client("vfw-a") as c:
+        with pytest.raises(BridgeRequestError) as refused:
+            await c.escalate("k", "broken", RepairAction.EVACUATE, 1,
+                             evacuation_policy=PlacementPolicy.ANTI_AFFINITY)
+        assert (refused.value.code, refused.value.reason) == ("FAILED_PRECONDITION", "placement")
+        assert "no host keeps anti-affinity" in str(refused.value) and "h2" in str(refused.value)
+        # the same key again, soft: nothing was opened for it; the soft policy is broken instead
         ticket = await c.escalate("k", "broken", RepairAction.EVACUATE, 1,
-                                  evacuation_policy=PlacementPolicy.ANTI_AFFINITY)
+                                  evacuation_policy=PlacementPolicy.SOFT_ANTI_AFFINITY)
         final = [t async for t in c.watch_repair(ticket.ticket_id, timeout_s=DEADLINE_S)][-1]
-        assert final.state is RepairState.FAILED and "no host keeps" in final.detail
+        assert final.state is RepairState.SUCCEEDED and "soft policy broken" in final.detail
+        assert "placement breaks soft-anti-affinity" in final.detail  # checked after it
 
 
 async def test_report_only_is_owned_by_the_vnf(env: Env) -> None:

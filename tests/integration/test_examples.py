@@ -280,9 +280,11 @@ def test_udp_counter_pair_keeps_every_acknowledged_increment_across_sigkill(
 @pytest.mark.etcd
 def test_nway_registry_standbys_take_over_in_turn_with_the_registry(start: Start) -> None:
     port = str(free_port())
-    a = start("nway/registry.py", "a", "--port", port, "--priority", "0")
+    # two kills seconds apart, on purpose: not a poisoned state (test_poison_registry.py)
+    off = ("--poison-policy", "off")
+    a = start("nway/registry.py", "a", "--port", port, "--priority", "0", *off)
     first = a.wait_for(event("active"), 15)
-    standbys = [start("nway/registry.py", name, "--port", port, "--priority", priority)
+    standbys = [start("nway/registry.py", name, "--port", port, "--priority", priority, *off)
                 for name, priority in (("b", "10"), ("c", "20"))]
     a.wait_for(event("in_sync", standbys=["b", "c"]), 10, "b and c in sync")
     loaded = run_client("nway/client.py", "--port", port, "load", "200", "--round", "1")

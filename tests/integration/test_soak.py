@@ -74,7 +74,7 @@ class Soak:
     def spawn(self) -> MemberProcess:
         """A new member under a new name (``m<n>``), once it has joined."""
         proc = MemberProcess(self.group, f"m{len(self.procs) + 1}", self.endpoints,
-                             *MEMBER_ARGS)
+                             *MEMBER_ARGS, "--set", "poison_policy=off")  # back-to-back faults
         self.procs.append(proc)
         self.live.append(proc)
         proc.wait_for(lambda e: e["event"] == "ready", 20, "ready")

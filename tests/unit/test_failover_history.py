@@ -11,9 +11,12 @@ from vnfha.roles.history import (
     FailoverRecord,
     Timeline,
     cause_of,
+    key_gone_timeline,
     read_history,
 )
-from vnfha.roles.keys import GroupKeys
+from vnfha.roles.keys import GroupKeys, GroupState, Handover, MemberRecord
+from vnfha.roles.poison import FAILURE_CAUSES
+from vnfha.roles.policy import ActiveInfo
 from vnfha.store.memory import MemoryStore
 
 
@@ -56,3 +59,28 @@ async def test_unreadable_records_are_skipped_newest_first(store: MemoryStore) -
     await store.put(keys.history_entry(8), b"{not json")
     await store.put(keys.history_entry(9), b'{"epoch": 9}')  # no "to"
     assert [r.epoch for r in await read_history(store, keys)] == [12, 7, 3]
+
+
+KEYS_B = GroupKeys("/vnfha", "g")
+
+
+def _state_after_delete(*, holder_record_kept: bool, hint: Handover | None = None) -> GroupState:
+    state = GroupState(KEYS_B)
+    state.last_active = ActiveInfo("a", 0x11, 7)
+    if holder_record_kept:
+        state.members["a"] = (MemberRecord(member="a", redundancy="2n", role="active"), 0x11)
+    state.handover = hint
+    return state
+
+
+def test_a_deleted_key_whose_holder_still_lives_is_no_failure_of_it() -> None:
+    """An expiry deletes the holder's member record in the same revision (one lease): a key
+    gone while the record stays was deleted by someone, which starts no probation."""
+    deleted = key_gone_timeline(_state_after_delete(holder_record_kept=True), 5.0)
+    assert (deleted.cause, deleted.from_member, deleted.from_epoch) == (Cause.DELETED, "a", 7)
+    assert deleted.cause.value not in FAILURE_CAUSES
+    expired = key_gone_timeline(_state_after_delete(holder_record_kept=False), 5.0)
+    assert expired.cause is Cause.LEASE and expired.cause.value in FAILURE_CAUSES
+    handed = key_gone_timeline(_state_after_delete(
+        holder_record_kept=True, hint=Handover("b", "a", 7, "switchover", "switchover to b")), 5.0)
+    assert handed.cause is Cause.SWITCHOVER

@@ -24,7 +24,9 @@ Guarantees:
 - A fenced instance's watchdog is disarmed (it stays fenced until a repair), and so is a
   repaired instance's (it restarts from scratch and must be armed again).
 - Every repair ends: SUCCEEDED with the instance running, or FAILED naming why, within
-  ``repair_timeout_s``.
+  ``repair_timeout_s``. A new escalation whose repair would break its hard evacuation policy
+  is refused (FAILED_PRECONDITION, ``vnfha-reason: placement``) naming the policy and the host;
+  after a repair the group's placement is checked again (:mod:`vnfha.bridge.repairs`).
 - An operator's planned maintenance (:meth:`BridgeCore.plan_maintenance`) is published through
   the same routing as the driver's own events, so it reaches members the same way whatever the
   driver. With mutual TLS only the configured ``operators`` (certificate CNs) may announce one,
@@ -50,7 +52,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
@@ -60,6 +61,7 @@ from vnfha.bridge._fanout import Fanout, Subscription
 from vnfha.bridge.drivers.driver import Driver, DriverError, InfraEvent, Instance
 from vnfha.bridge.epochs import EpochTable
 from vnfha.bridge.limits import BridgeLimits
+from vnfha.bridge.repairs import RepairPlacement
 from vnfha.bridge.routing import EventRouter
 from vnfha.bridge.state import BridgeState, StateFileError, StateStore
 from vnfha.bridge.tickets import Busy, KeyConflict, TicketBook, plan_repair
@@ -124,6 +126,9 @@ class BridgeCore:
                                    lagged=self._lagged)
         self._ticket_updates: Fanout[RepairTicket] = Fanout(
             max_queued=self.limits.max_queued_events, lagged=self._lagged)
+        self._placement = RepairPlacement(
+            driver, down=lambda: self._router.down,
+            under_maintenance=lambda: self._router.maintenance.hosts(clock.monotonic()))
         self._wd_wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
@@ -367,6 +372,10 @@ class BridgeCore:
         instance = await self._acting(caller, peer, e.target_member)
         plan = plan_repair(e.requested, e.tried, host=instance.host, fault=e.fault,
                            host_up=instance.host not in self._router.down)
+        if self._tickets.find(caller.group, e.idempotency_key) is None and \
+                self._tickets.open_for(instance.name) is None and (refusal := await (
+                    self._placement.refusal(instance, plan.action, e.evacuation_policy))):
+            raise Refused("FAILED_PRECONDITION", refusal, metadata={wire.REASON_KEY: "placement"})
         out = self._tickets.open(key=e.idempotency_key, group=caller.group,
                                  member=instance.member, instance=instance.name,
                                  host=instance.host, epoch=caller.epoch, plan=plan,
@@ -423,8 +432,10 @@ class BridgeCore:
                                f"not finish within {self.limits.repair_timeout_s} s")
             return
         if after.state is InstanceState.RUNNING:
-            await self._update(ticket, RepairState.SUCCEEDED,
-                               f"{note}; running on {after.host}", host=after.host)
+            broken = await self._placement.after(ticket, policy)
+            await self._update(ticket, RepairState.SUCCEEDED, f"{note}; running on {after.host}"
+                               + (f"; placement breaks {broken}" if broken else ""),
+                               host=after.host)
         else:
             await self._update(ticket, RepairState.FAILED,
                                f"{note}, but {name} is {after.state}", host=after.host)
@@ -436,13 +447,7 @@ class BridgeCore:
         if ticket.action is RepairAction.REBOOT:
             await self.driver.reset(name)
             return f"rebooted {name} on {ticket.host}"
-        instances = await self.driver.list_instances()
-        group = {i.member: i.host for i in instances if i.group == ticket.group}
-        up = [h for h in await self.driver.list_hosts() if h not in self._router.down]
-        choice = placement_rules.choose_host(
-            ticket.member, policy, placement=group, hosts_up=up,
-            load=Counter(i.host for i in instances),
-            under_maintenance=self._router.maintenance.hosts(self._clock.monotonic()))
+        choice = await self._placement.evacuation_host(ticket.group, ticket.member, policy)
         if choice.host is None:
             raise _NoHost(choice.reason)
         await self.driver.migrate(name, choice.host)

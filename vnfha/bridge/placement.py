@@ -15,6 +15,11 @@ other than the member's current host; among those that keep the policy, the leas
 instances of any group), then the first by name. If none keeps it: a soft policy takes the
 least loaded candidate anyway (the decision says so), a hard one refuses.
 
+A repair that would break a hard policy is refused (:func:`placement_problem`): a reboot in
+place of a member whose host breaks it (another member shares the host under anti-affinity, or
+it is apart from the main host under affinity), or an evacuation that no host can take; the
+reason names the policy, the host and the members. Soft policies are never a reason to refuse.
+
 Hosts under planned maintenance (a deadline still ahead) are avoided: the rules above run first
 on the candidates without them, and only if that yields no host (no candidate left, or a hard
 policy that none of the rest keeps) on every candidate. So a soft policy is broken rather than
@@ -31,7 +36,7 @@ from dataclasses import dataclass, replace
 
 from vnfha.nfvi.model import PlacementPolicy, PolicyReport, Violation
 
-__all__ = ["HostChoice", "check_policy", "choose_host", "main_host"]
+__all__ = ["HostChoice", "check_policy", "choose_host", "main_host", "placement_problem"]
 
 
 def main_host(placement: Mapping[str, str]) -> str | None:
@@ -85,6 +90,21 @@ def _keeps(policy: PlacementPolicy, host: str, others: Mapping[str, str]) -> boo
         return host not in others.values()
     main = main_host(others)
     return main is None or host == main
+
+
+def placement_problem(member: str, policy: PlacementPolicy, *, placement: Mapping[str, str],
+                      host: str) -> str | None:
+    """Why running ``member`` on ``host`` breaks ``policy`` given the other members of the
+    group (``placement``: member -> host; ``member``'s own entry is ignored), or None when it
+    keeps it. The reason names the policy, the host and the members involved."""
+    others = {m: h for m, h in placement.items() if m != member}
+    if _keeps(policy, host, others):
+        return None
+    if policy.spreads:
+        sharing = ", ".join(sorted(m for m, h in others.items() if h == host))
+        return f"{policy}: {member} on {host} would share the host with {sharing}"
+    return (f"{policy}: {member} on {host} would run apart from the group's main host "
+            f"{main_host(others)}")
 
 
 def choose_host(member: str, policy: PlacementPolicy, *, placement: Mapping[str, str],

@@ -164,6 +164,12 @@ class TicketBook:
         """The ticket, or None if unknown (never issued, or forgotten)."""
         return self._tickets.get(ticket_id)
 
+    def find(self, group: str, key: str) -> RepairTicket | None:
+        """The ticket ``key`` names in ``group``, or None if unknown (never used, or
+        forgotten)."""
+        ticket_id = self._by_key.get((group, key))
+        return None if ticket_id is None else self._tickets[ticket_id]
+
     def open_for(self, instance: str) -> RepairTicket | None:
         """The open NFVI-owned ticket repairing ``instance``, if any."""
         ticket_id = self._open_by_instance.get(instance)

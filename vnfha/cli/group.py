@@ -208,7 +208,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         for r in records:
             t = r.timeline_ms
             rows.append((time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.at)),
-                         f"{r.from_member or '-'} ({r.from_epoch})", f"{r.to_member} ({r.epoch})",
+                         f"{r.from_member or '-'} ({r.from_epoch})",
+                         f"{r.to_member or '- (held)'} ({r.epoch})",
                          r.cause, *(f"{t[s]:.1f}" if s in t else "-" for s in
                                     ("proof", "key_taken", "on_active", "first_write"))))
         print_table(rows)

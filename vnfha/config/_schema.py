@@ -220,15 +220,18 @@ class Config:
     WARNING, never fatal."""
     alarm_command_timeout_s: float = 5.0
     """Longest ``alarm_command`` may run; it is killed after that (and logged at WARNING)."""
-    poison_policy: str = "rollback"
+    poison_policy: str = "hold"
     """What the group does when an active that took over after a failure fails again within
     ``poison_probation_s`` (its inherited state is suspected, ``docs/failover.md``): rollback
     (the next active undoes the checkpoint changes applied from ``poison_window_s`` before
     the first failure, and a failure in probation after that holds the group), hold (no
     automatic takeover: the group is paused with an alarm until ``vnfha unlock GROUP``) or
-    off (promote the next member as always)."""
-    poison_probation_s: float = 30.0
-    """Probation of an active that took over after a failure."""
+    off (promote the next member as always). The default, hold, never loses an acknowledged
+    write; rollback trades the window's writes for staying in service."""
+    poison_probation_s: float = 10.0
+    """Probation of an active that took over after a failure: short, as a state that fails
+    its actives does so when the successor acts on it, and two unrelated failures this close
+    are rare."""
     poison_window_s: float = 10.0
     """How far before the first failure a rollback reaches (on each standby's wall clock)."""
     poison_undo_max_entries: int = 100_000

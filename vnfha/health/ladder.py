@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -357,14 +357,17 @@ _MAX_USES: Final = 4 * _MAX_COUNT
 
 
 def to_bytes(history: LadderHistory, now: float, wall_now: float,
-             policy: LadderPolicy | None = None) -> bytes:
+             policy: LadderPolicy | None = None,
+             life: Mapping[str, object] | None = None) -> bytes:
     """The stored form: versioned JSON with each time as its age at ``now`` (the caller's
     clock) and the wall-clock time ``wall_now`` (seconds since the Unix epoch) of the write,
     and, for operators (``vnfha ladder``), the member's ``policy``: each counted rung's
-    ``[max_count, probation_s]``::
+    ``[max_count, probation_s]``; ``life``, the member's incarnation record
+    (:mod:`vnfha.health.incarnation`), is stored as given::
 
         {"v": 1, "written_at": 1718000000.0, "last_fault_age_s": 12.5,
-         "uses": [["restart", 40.0], ["restart", 12.5]], "policy": {"restart": [3, 300.0]}}
+         "uses": [["restart", 40.0], ["restart", 12.5]], "policy": {"restart": [3, 300.0]},
+         "life": {"incarnation": 3, "state": "running", "counted_epoch": 0}}
     """
     last = history.last_fault_at
     record: dict[str, object] = {
@@ -376,6 +379,8 @@ def to_bytes(history: LadderHistory, now: float, wall_now: float,
     if policy is not None:
         record["policy"] = {rung.value: [p.max_count, p.probation_s] for rung in Rung
                             if (p := policy.of(rung)) is not None}
+    if life is not None:
+        record["life"] = dict(life)
     return json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
 
 

@@ -25,6 +25,12 @@ Guarantees:
 - **One decision at a time.** Calls are serialized, so two faults never read the same history.
 - **Every decision is logged with its reason verbatim and counted** by (action, rung) in
   :attr:`LadderRunner.decisions`.
+- **Incarnations** (:mod:`vnfha.health.incarnation`): every write carries the member's
+  incarnation record as this runner knows it. :meth:`LadderRunner.begin` counts the previous
+  incarnation's end and records the new one, in memory only once the store has the write (so
+  a retry after a failed write counts the same things, once); :meth:`LadderRunner.mark` records
+  a clean stop or a repair of the member's own instance, and only after :meth:`begin`: an
+  incarnation that never recorded its start never overwrites its predecessor's record.
 """
 
 from __future__ import annotations
@@ -34,11 +40,13 @@ import collections
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Final
 
 from vnfha.clock import Clock
-from vnfha.errors import LadderStateError, StoreError
+from vnfha.errors import LadderStateError, StoreError, StoreUnavailable
 from vnfha.health.counters import LadderCounters
+from vnfha.health.incarnation import Failover, Life, LifeState, Start, begin
 from vnfha.health.ladder import (
     Action,
     Decision,
@@ -76,6 +84,8 @@ class LadderRunner:
         self._name = name or counters.key
         self._lock = asyncio.Lock()
         self._history = LadderHistory()
+        self._life = Life()
+        self._begun = False  # begin() stored this incarnation's start
         self._read = False  # the stored history has been read (and merged) in this process
         self._unread: collections.deque[tuple[float, Rung | None]] = collections.deque(
             maxlen=MAX_UNREAD)
@@ -89,10 +99,16 @@ class LadderRunner:
         """The ladder history as this runner knows it (empty before the first fault)."""
         return self._history
 
+    @property
+    def life(self) -> Life:
+        """The incarnation record as this runner knows it (the stored one once read)."""
+        return self._life
+
     async def _catch_up(self, now: float, wall: float) -> None:
         """Read the stored history once and replay the decisions made before onto it."""
+        life: Life | None = None
         try:
-            stored = await self._counters.load(now, wall)
+            stored, life = await self._counters.read(now, wall)
         except LadderStateError as e:
             log.warning("%s: %s; replacing them", self._name, e)
             stored = LadderHistory()
@@ -102,12 +118,13 @@ class LadderRunner:
                         self._name, e)
             return
         self._history = replay(self._policy, stored, self._unread)
+        self._life = life or Life()
         self._unread.clear()
         self._read = True
 
     async def _save(self, now: float, wall: float) -> None:
         try:
-            await self._counters.save(self._history, now, wall)
+            await self._counters.save(self._history, now, wall, self._life)
         except StoreError as e:
             self.store_failures += 1
             log.warning("%s: ladder counters not saved (%s); the next decision writes them",
@@ -132,3 +149,42 @@ class LadderRunner:
             self.decisions[decision.action, decision.rung] += 1
             log.warning("%s: ladder: %s", self._name, decision.reason)
             return decision
+
+    async def begin(self, failovers: list[Failover], *, role: Role, has_bridge: bool,
+                    standby_ready: bool) -> Start:
+        """Count what ended the previous incarnation and record this one's start
+        (:func:`vnfha.health.incarnation.begin`; ``failovers``: the history records naming
+        this member as the old active); log and count its decision. Raises StoreError (nothing
+        is counted then: call again) if the counters cannot be read or the write fails."""
+        async with self._lock:
+            now, wall = self._clock.monotonic(), self._wall()
+            if not self._read:
+                await self._catch_up(now, wall)
+                if not self._read:
+                    raise StoreUnavailable(f"{self._name}: ladder counters not read")
+            if self._begun:
+                raise RuntimeError(f"{self._name}: this incarnation has begun already")
+            start = begin(self._policy, self._history, self._life, failovers, now=now,
+                          wall_now=wall, member=self._name, role=role, has_bridge=has_bridge,
+                          standby_ready=standby_ready)
+            await self._counters.save(start.history, now, wall, start.life)  # before memory
+            self._history, self._life, self._begun = start.history, start.life, True
+            if start.decision is not None:
+                d = start.decision
+                self.decisions[d.action, d.rung] += 1
+            log.warning("%s: ladder: %s", self._name, start.reason)
+            return start
+
+    async def mark(self, state: LifeState) -> bool:
+        """Record that this incarnation is ``state`` now (STOPPED at a clean stop, REPAIRING
+        before it asks the NFVI to repair its own instance, RUNNING again when that repair
+        ended and it still runs). Only after :meth:`begin`; a failed write is logged. True if
+        it was stored."""
+        async with self._lock:
+            if not self._begun or self._life.state is state:
+                return self._begun
+            self._life = replace(self._life, state=state)
+            now, wall = self._clock.monotonic(), self._wall()
+            failures = self.store_failures
+            await self._save(now, wall)
+            return self.store_failures == failures

@@ -45,6 +45,17 @@ Guarantees:
 - **Observable.** Every decision's reason is logged verbatim (by the runner), counted
   (``ladder_decided``, and ``escalated`` for every rung used), and kept with its time and
   outcome in :attr:`Supervisor.decisions` (the last :data:`MAX_KEPT`).
+- **Every recovery of the instance is counted** (:mod:`vnfha.health.incarnation`). On start
+  the supervisor counts, once, how the previous incarnation ended (a death: a restart; a crash
+  failover of it as the active, from the group's failover history: a failover) and records the
+  new incarnation, retrying every ``rewatch_s`` while the store cannot be read or written, and
+  waiting while the group is paused; a death whose restarts are used up is carried out as a
+  health fault's decision would be (reboot, evacuate, alarm). Before it asks the NFVI to
+  repair its own instance it records that the end to come is that repair's (not counted
+  again), and on a clean exit that it stopped cleanly (the group's active never asks for the
+  repair of a member that did). Decisions are executed one at a time, these included.
+- **Placement**: NFVI escalations carry the member's ``placement_policy`` as the evacuation
+  policy (None: the bridge's default), so a repair keeps it, or is refused when it cannot.
 """
 
 from __future__ import annotations
@@ -62,11 +73,12 @@ from vnfha._ratelog import RateLimitedLog
 from vnfha._tasks import stop_task
 from vnfha.clock import Clock
 from vnfha.config import CheckSpec
-from vnfha.errors import BridgeRequestError, NfviError, RepairInProgress
+from vnfha.errors import BridgeRequestError, NfviError, RepairInProgress, StoreError
 from vnfha.events import AlarmRaised
 from vnfha.health.alarm import run_alarm_command
 from vnfha.health.checks import from_spec
 from vnfha.health.counters import LadderCounters
+from vnfha.health.incarnation import Failover, LifeState, already_done
 from vnfha.health.ladder import LADDER, Action, Decision, Fault, LadderPolicy, Rung
 from vnfha.health.monitor import HealthMonitor, MonitoredCheck
 from vnfha.health.runner import LadderRunner
@@ -74,7 +86,9 @@ from vnfha.health.verdict import CheckPolicy, Transition
 from vnfha.metrics import CheckKind, Metrics
 from vnfha.model import Recovery, Role
 from vnfha.nfvi.client import NfviPort
-from vnfha.nfvi.model import RepairAction, RepairOwner, RepairState, RepairTicket
+from vnfha.nfvi.model import PlacementPolicy, RepairAction, RepairOwner, RepairState, RepairTicket
+from vnfha.roles.history import read_history
+from vnfha.roles.keys import GroupKeys
 from vnfha.store.base import Store
 
 __all__ = [
@@ -150,8 +164,9 @@ class SupervisorSettings:
     """What the supervisor takes from the member's configuration (built by
     :func:`vnfha.wiring.supervisor_settings`): the component's check policy, the ladder's
     policy, where the ladder's counters live, how long a store call may take, the built-in
-    checks to run (``Config.checks``, then the component's ``checks()``), and the command an
-    ALARM runs (argv, None: none) with its time bound."""
+    checks to run (``Config.checks``, then the component's ``checks()``), the command an
+    ALARM runs (argv, None: none) with its time bound, and the member's placement policy
+    (sent as the evacuation policy of its NFVI escalations; None: the bridge's default)."""
 
     check: CheckPolicy
     ladder: LadderPolicy
@@ -160,6 +175,7 @@ class SupervisorSettings:
     checks: tuple[CheckSpec, ...] = ()
     alarm_command: tuple[str, ...] | None = None
     alarm_command_timeout_s: float = 5.0
+    placement_policy: PlacementPolicy | None = None
 
 
 def escalation_key(group: str, member: str, epoch: int, decision: Decision) -> str:
@@ -226,6 +242,7 @@ class Supervisor:
                  rewatch_s: float | None = None) -> None:
         self._control = control
         self._clock = clock
+        self._store = store
         self._settings = settings
         self._on_alarm = on_alarm
         self._alarm_raised = False
@@ -258,6 +275,7 @@ class Supervisor:
         """The latest state seen of the latest repair ticket."""
         self._tasks: asyncio.TaskGroup | None = None
         self._main: asyncio.Task[None] | None = None
+        self._acting = asyncio.Lock()  # one decision executed at a time
 
     # -- what the member and tests read ------------------------------------------------------
 
@@ -306,12 +324,16 @@ class Supervisor:
                         tb: TracebackType | None) -> None:
         task, self._main = self._main, None
         await stop_task(task)
+        if task is not None and not await self.runner.mark(LifeState.STOPPED):
+            log.warning("%s: the clean stop is not recorded: the group's active may ask for a "
+                        "repair of this member", self._control.name)
 
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks
             try:
                 await self.monitor.start()
+                tasks.create_task(self._begin(), name=f"{self._control.name}-incarnation")
                 await asyncio.Event().wait()  # until cancelled
             finally:
                 await self.monitor.stop()  # no new ticket watch after this
@@ -326,18 +348,57 @@ class Supervisor:
             self._paused_log("paused", "%s: the group is paused by an operator: no ladder "
                              "action for %s", c.name, fault.describe())
             return
-        decision = await self.runner.handle(
-            fault, role=c.role, has_bridge=self._nfvi.configured, open_repair=self._open,
-            standby_ready=c.has_eligible_standby())
+        async with self._acting:
+            decision = await self.runner.handle(
+                fault, role=c.role, has_bridge=self._nfvi.configured, open_repair=self._open,
+                standby_ready=c.has_eligible_standby())
+            await self._carry_out(decision)
+
+    async def _carry_out(self, decision: Decision, done_already: str | None = None) -> None:
+        """Count ``decision``, execute it (unless ``done_already`` says it was), keep it."""
         self._metrics.ladder_decided(decision.action)
         if decision.rung is not None:
             self._metrics.escalated(decision.rung)
+        if done_already is not None:
+            self._executed.append(Executed(self._clock.monotonic(), decision, done_already))
+            return
         try:
             done = await self._execute(decision)
         except Exception as e:
             done = Executed(self._clock.monotonic(), decision, f"failed: {type(e).__name__}: {e}")
             self._recovery_failed(decision, e)
         self._executed.append(done)
+
+    async def _begin(self) -> None:
+        """Count how the previous incarnation ended and record this one (see the module);
+        carry out the decision on a death whose restarts are used up."""
+        c = self._control
+        keys = GroupKeys(self._settings.key_prefix, c.group)
+        while True:
+            if c.paused():
+                self._paused_log("paused-start", "%s: the group is paused by an operator: the "
+                                 "previous incarnation's end is counted later", c.name)
+            else:
+                try:
+                    failovers = [Failover(r.from_epoch, r.cause, r.at)
+                                 for r in await read_history(self._store, keys)
+                                 if r.from_member == c.name]
+                    async with self._acting:
+                        start = await self.runner.begin(
+                            failovers, role=c.role, has_bridge=self._nfvi.configured,
+                            standby_ready=c.has_eligible_standby())
+                        if start.decision is not None:
+                            await self._carry_out(start.decision, "counted: the process was "
+                                                  "restarted" if already_done(start.decision)
+                                                  else None)
+                    return
+                except StoreError as e:
+                    log.warning("%s: the start of this incarnation is not recorded yet (%s); "
+                                "retrying in %g s", c.name, e, self._rewatch_s)
+                except Exception:  # never into the member's loop
+                    log.exception("%s: recording the start of this incarnation failed", c.name)
+                    return
+            await self._clock.sleep(self._rewatch_s)
 
     def _recovery_failed(self, decision: Decision, error: Exception) -> None:
         """A recovery that raised is a new fault with the same floor (see the module)."""
@@ -375,16 +436,22 @@ class Supervisor:
         assert d.rung in _REQUESTED, d
         c = self._control
         key = escalation_key(c.group, c.name, c.epoch, d)
+        await self.runner.mark(LifeState.REPAIRING)  # the end to come is this repair's
         try:
             ticket = await self._nfvi.escalate(
                 key, d.fault.describe(), _REQUESTED[d.rung], c.epoch, tried=tried_before(d),
-                call_timeout_s=self._escalate_timeout_s)
-        except RepairInProgress as e:
+                call_timeout_s=self._escalate_timeout_s,
+                evacuation_policy=self._settings.placement_policy)
+        except RepairInProgress as e:  # another repair of this instance: its end is that one's
             log.warning("%s: the bridge already repairs this instance: ticket %s owned by %s",
                         c.name, e.ticket, e.owner)
             self._own(e.ticket, d.rung)
             return Executed(self._clock.monotonic(), d, f"bridge already repairing: ticket "
                             f"{e.ticket} owned by {e.owner}", key, e.ticket)
+        except Exception as e:
+            if not getattr(e, "outcome_unknown", False):  # refused: no repair will end it
+                await self.runner.mark(LifeState.RUNNING)
+            raise
         self.last_ticket = ticket
         log.warning("%s: escalated %s: ticket %s, %s by %s (%s): %s", c.name, d.rung,
                     ticket.ticket_id, ticket.action, ticket.owner_name, ticket.state,
@@ -392,7 +459,7 @@ class Supervisor:
         if ticket.owner is RepairOwner.NFVI and not ticket.state.terminal:
             self._own(ticket.ticket_id, d.rung)
         elif ticket.state.terminal:
-            self._ended(ticket)
+            await self._ended(ticket)
         return Executed(self._clock.monotonic(), d, f"ticket {ticket.ticket_id}: "
                         f"{ticket.action} by {ticket.owner_name}, {ticket.state}", key,
                         ticket.ticket_id)
@@ -458,12 +525,13 @@ class Supervisor:
                     async for t in self._nfvi.watch_repair(ticket_id, timeout_s=remaining):
                         self.last_ticket = t
                         if t.state.terminal:
-                            self._ended(t)
+                            await self._ended(t)
                             return
                 except BridgeRequestError as e:
                     if e.code == "NOT_FOUND":
                         log.warning("%s: repair ticket %s unknown to the bridge (%s): no longer "
                                     "waiting for it", name, ticket_id, e)
+                        await self.runner.mark(LifeState.RUNNING)  # a later end is a death
                         return
                     log.warning("%s: watching repair ticket %s: %s", name, ticket_id, e)
                 except NfviError as e:
@@ -472,15 +540,18 @@ class Supervisor:
                                             max(0.0, deadline - self._clock.monotonic())))
             log.error("%s: repair ticket %s not terminal within %g s: no longer waiting for it",
                       name, ticket_id, timeout_s)
+            await self.runner.mark(LifeState.RUNNING)
         except Exception:
             log.exception("%s: following repair ticket %s failed", name, ticket_id)
         finally:
             if self._open == ticket_id:
                 self._open = None
 
-    def _ended(self, ticket: RepairTicket) -> None:
-        """A terminal ticket: log it; a FAILED repair is a new fault (floor REPAIR_VM)."""
+    async def _ended(self, ticket: RepairTicket) -> None:
+        """A terminal ticket: log it; a FAILED repair is a new fault (floor REPAIR_VM). This
+        incarnation outlived it: its end is no longer that repair's."""
         name = self._control.name
+        await self.runner.mark(LifeState.RUNNING)
         if ticket.state is not RepairState.FAILED:
             log.warning("%s: repair ticket %s %s: %s", name, ticket.ticket_id, ticket.state,
                         ticket.detail)

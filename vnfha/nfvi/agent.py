@@ -144,6 +144,9 @@ class AgentSettings:
     """The pause before a broken event stream is reopened (one backoff step)."""
     watchdog_timeout_s: float = 2.0
     watchdog_action: WatchdogAction = WatchdogAction.RESET
+    repair_after_s: float | None = None
+    """While active: ask for the repair of a member gone this long (:mod:`vnfha.roles.repair`);
+    None: never."""
 
 
 class NfviAgent:
@@ -174,6 +177,11 @@ class NfviAgent:
         self.fences = 0
         self.rearms = 0
         """Arms sent again because the first did not reach the bridge or it forgot it."""
+
+    @property
+    def settings(self) -> AgentSettings:
+        """What the agent was configured with."""
+        return self._config
 
     async def start(self) -> PolicyReport | None:
         """Check the placement policy, then start the watchdog worker and the event watch."""

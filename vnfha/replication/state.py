@@ -16,6 +16,7 @@ import enum
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from vnfha.errors import CheckpointLimitError, ConfigError
 from vnfha.model import Ack
@@ -24,6 +25,7 @@ __all__ = [
     "AckTracker",
     "Batch",
     "Change",
+    "ChangeNotes",
     "CheckpointData",
     "Entry",
     "Limits",
@@ -149,12 +151,22 @@ class Limits:
                               f"must hold one change of the largest key and value ({need})")
 
 
+class ChangeNotes(Protocol):
+    """What keeps undo information (:class:`vnfha.replication.undo.UndoLog`)."""
+
+    def note(self, section: str, key: str, old: bytes | None) -> None: ...
+    def reset(self) -> None: ...
+
+
 class CheckpointData:
-    """Sections of key -> bytes, with per-section byte accounting (keys plus values)."""
+    """Sections of key -> bytes, with per-section byte accounting (keys plus values).
+    ``undo``, when set, is told each key's old value before every change, and of every
+    wholesale replacement."""
 
     def __init__(self) -> None:
         self._sections: dict[str, dict[str, bytes]] = {}
         self._bytes: dict[str, int] = {}
+        self.undo: ChangeNotes | None = None
 
     def check(self, change: Change, limits: Limits) -> None:
         """Raise ConfigError (bad name) or CheckpointLimitError if ``change`` is refused."""
@@ -180,6 +192,8 @@ class CheckpointData:
         """Apply without checks (the active checked before logging it)."""
         name, key, value = change.section, change.key, change.value
         section = self._sections.get(name)
+        if self.undo is not None:
+            self.undo.note(name, key, section.get(key) if section is not None else None)
         if value is None:
             if section is not None:
                 old = section.pop(key, None)
@@ -222,11 +236,17 @@ class CheckpointData:
         return [Change(name, k, v) for name, s in self._sections.items() for k, v in s.items()]
 
     def replace(self, entries: Iterable[Change]) -> None:
-        """Become exactly ``entries`` (a snapshot)."""
+        """Become exactly ``entries`` (a snapshot): nothing before can be undone."""
         self._sections.clear()
         self._bytes.clear()
-        for change in entries:
-            self.apply(change)
+        undo, self.undo = self.undo, None
+        try:
+            for change in entries:
+                self.apply(change)
+        finally:
+            self.undo = undo
+        if undo is not None:
+            undo.reset()
 
 
 @dataclass(frozen=True, slots=True)

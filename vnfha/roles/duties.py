@@ -1,5 +1,6 @@
 """What an active does between decisions besides acting: it answers an operator's switchover
-request, and it moves off a host whose planned maintenance is ahead.
+request, it moves off a host whose planned maintenance is ahead, and, with a bridge, it asks for
+the repair of members gone without a clean stop (:mod:`vnfha.roles.repair`).
 
 Guarantees:
 
@@ -20,11 +21,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from vnfha.clock import Clock
 from vnfha.errors import NotActive, StoreError, SwitchoverError
 from vnfha.nfvi.agent import NfviAgent
 from vnfha.roles.handover import best_target, choose_target, failing_target, refusal_ops
 from vnfha.roles.keys import GroupKeys, SwitchoverRequest
 from vnfha.roles.policy import GroupView
+from vnfha.roles.repair import RepairDuty
 from vnfha.roles.watch import GroupWatch
 from vnfha.store.base import Store
 
@@ -48,19 +51,26 @@ class ActiveDuties:
     """The duties of member ``me`` while it is active (see the module docstring).
     ``view`` is the group as the active sees it, ``epoch`` its epoch; ``resign`` hands over for
     a request, ``switchover`` for a maintenance; ``may_move`` says whether a maintenance may
-    move it now (active and not stopping); ``adopt`` owns the handover's task."""
+    move it now (active and not stopping) and so whether it may ask for repairs; ``adopt``
+    owns the handover's and the repairs' tasks. :attr:`repairs` is the repair duty, with a
+    bridge whose agent has ``repair_after_s`` set (None otherwise)."""
 
     def __init__(self, *, me: str, group: str, keys: GroupKeys, store: Store, watch: GroupWatch,
                  nfvi: NfviAgent | None, view: Callable[[], GroupView],
                  epoch: Callable[[], int], resign: Resign,
                  switchover: Callable[[str], Awaitable[object]], may_move: Callable[[], bool],
-                 adopt: Callable[[asyncio.Task[Any]], None]) -> None:
+                 adopt: Callable[[asyncio.Task[Any]], None], clock: Clock) -> None:
         self._me, self._group, self._keys, self._store = me, group, keys, store
         self._watch, self._nfvi, self._view, self._epoch = watch, nfvi, view, epoch
         self._resign, self._switchover, self._adopt = resign, switchover, adopt
         self._may_move = may_move
         self._handled: set[str] = set()
         self._moving: asyncio.Task[None] | None = None
+        after = None if nfvi is None else nfvi.settings.repair_after_s
+        self.repairs = None if nfvi is None or after is None else RepairDuty(
+            me=me, keys=keys, store=store, clock=clock, port=nfvi.port, repair_after_s=after,
+            policy=nfvi.settings.placement_policy, state=lambda: watch.state, epoch=epoch,
+            may_act=may_move, adopt=adopt)
 
     async def turn(self) -> None:
         """After a decision that left this member active."""
@@ -70,6 +80,8 @@ class ActiveDuties:
             return
         await self._serve_request()
         self._serve_maintenance()
+        if self.repairs is not None:
+            self.repairs.turn()
 
     async def _leave_for_lock(self, view: GroupView) -> None:
         """Locked by an operator while active: hand over as a switchover does, to the best

@@ -15,20 +15,23 @@ write is logged, not raised); an unreadable record is skipped by the reader, not
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from vnfha.clock import Clock
 from vnfha.errors import StoreError
 from vnfha.model import ReasonKind
-from vnfha.roles.keys import GroupKeys
+from vnfha.roles.keys import GroupKeys, GroupState
 from vnfha.store.base import Store
 
 __all__ = ["FIRST_WRITE_WAIT_S", "KEEP", "Cause", "FailoverRecord", "Timeline", "cause_of",
-           "read_history", "write_record"]
+           "complete", "key_gone_timeline", "read_history", "record_of", "write_record"]
 
 log = logging.getLogger("vnfha.member")
 
@@ -57,6 +60,10 @@ class Cause(enum.StrEnum):
     LEASE = "lease"
     """The old active went silent (or its host did): its lease deadline was proven past, or
     etcd expired its key."""
+    DELETED = "deleted"
+    """The active key was deleted while the old active's lease lived on (its member record,
+    bound to the same lease, was not): not its expiry, and no fault of the old active (an
+    operator's delete, say)."""
     SWITCHOVER = "switchover"
     """An operator's (or a maintenance's) graceful handover."""
     LOCK = "lock"
@@ -152,6 +159,42 @@ class FailoverRecord:
         return {"epoch": self.epoch, "to": self.to_member, "from": self.from_member,
                 "from_epoch": self.from_epoch, "cause": self.cause, "at": self.at,
                 "reason": self.reason[:MAX_REASON], "timeline_ms": dict(self.timeline_ms)}
+
+
+def key_gone_timeline(state: GroupState, now: float) -> Timeline:
+    """The timeline of a change of active that began with the active key's deletion, seen at
+    ``now``: a handover (its hint says why) or an expired lease. Pure."""
+    prev, hint = state.last_active, state.handover
+    if hint is not None and prev is not None and hint.from_epoch == prev.epoch:
+        cause = cause_of(handover_kind=hint.kind, handover_reason=hint.reason)
+        reason = hint.reason or "handover"
+    elif prev is not None and prev.lease and state.members.get(prev.member, (None, 0))[1] == \
+            prev.lease:  # an expiry deletes the member record in the same revision
+        cause, reason = Cause.DELETED, "the active key was deleted while its holder's lease lived"
+    else:
+        cause, reason = Cause.LEASE, "the active key was deleted (its lease expired)"
+    return Timeline(noticed=now, proof=now, from_member=prev.member if prev else "",
+                    from_epoch=prev.epoch if prev else 0, cause=cause, reason=reason)
+
+
+async def complete(timeline: Timeline, epoch: int, me: str, *,
+                   on_active: Awaitable[object] | None, clock: Clock, poll_s: float,
+                   position: Callable[[], tuple[int, int]],
+                   current_epoch: Callable[[], int]) -> None:
+    """Complete ``timeline`` of ``me``'s grant of ``epoch``: ``on_active`` returned (or
+    failed: a fault the ladder handles), then the first checkpoint of the epoch accepted, or
+    :data:`FIRST_WRITE_WAIT_S` without one (or the grant ended)."""
+    if on_active is not None:
+        with contextlib.suppress(Exception):
+            await on_active
+    timeline.on_active = clock.monotonic()
+    deadline = timeline.on_active + FIRST_WRITE_WAIT_S
+    while clock.monotonic() < deadline and current_epoch() == epoch:
+        at = position()
+        if at[0] == epoch and at[1] > 0:
+            timeline.first_write = clock.monotonic()
+            return
+        await clock.sleep(poll_s)
 
 
 def record_of(timeline: Timeline, epoch: int, me: str) -> FailoverRecord:

@@ -52,6 +52,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vnfha.model import NAME_PATTERN, Redundancy, Role, check_name
+from vnfha.roles.poison import Probation
 from vnfha.roles.policy import ActiveInfo, BadActive, GroupView, MemberInfo
 from vnfha.store.base import KeyValue, RangeResult
 
@@ -131,6 +132,10 @@ class GroupKeys:
     @property
     def paused(self) -> str:
         return f"{self.root}admin/paused"
+
+    @property
+    def poison_hold(self) -> str:
+        return f"{self.root}admin/poison-hold"
 
     @property
     def switchover_request(self) -> str:
@@ -240,9 +245,15 @@ class ActiveRecord:
     """This grant's replication secret (:func:`new_secret`): a standby proves it knows it before
     the active streams to it (:mod:`vnfha.replication.auth`). Readable by whoever may read the
     group's keys, which is why etcd's auth should limit the prefix to the members."""
+    probation: Probation | None = None
+    """This grant's probation after a failure (:mod:`vnfha.roles.poison`), None: none."""
 
     def encode(self) -> bytes:
-        return _dump(self)
+        d: dict[str, object] = {"member": self.member, "listen": self.listen,
+                                "secret": self.secret}
+        if self.probation is not None:
+            d["probation"] = self.probation.as_json()
+        return json.dumps(d, separators=(",", ":"), sort_keys=True).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> ActiveRecord:
@@ -250,7 +261,9 @@ class ActiveRecord:
         member, listen, secret = d["member"], d.get("listen", ""), d.get("secret", "")
         if not all(isinstance(v, str) for v in (member, listen, secret)):
             raise TypeError("member, listen and secret must be strings")
-        return cls(member=member, listen=listen, secret=secret)
+        probation = d.get("probation")
+        return cls(member=member, listen=listen, secret=secret,
+                   probation=None if probation is None else Probation.from_json(probation))
 
     def __repr__(self) -> str:  # never print the secret in a log line
         return f"ActiveRecord(member={self.member!r}, listen={self.listen!r})"
@@ -409,6 +422,8 @@ class GroupState:
     """The lease each member's own records were last bound to (kept when a record is deleted)."""
     last_active: ActiveInfo | None = None
     """The last trusted active key seen (kept when the key is deleted or goes bad)."""
+    last_probation: Probation | None = None
+    """The probation the last trusted active key carried (kept with :attr:`last_active`)."""
     locks: dict[str, AdminLock] = field(default_factory=dict)
     """Members an operator locked out of service, by name."""
     paused: AdminLock | None = None
@@ -423,7 +438,7 @@ class GroupState:
         state = cls(keys)
         if earlier is not None:
             state.leases = dict(earlier.leases)
-            state.last_active = earlier.last_active
+            state.last_active, state.last_probation = earlier.last_active, earlier.last_probation
         problems = [p for kv in result.kvs if (p := state.apply(kv.key, kv, result.revision))]
         state.revision = result.revision
         return state, problems
@@ -513,7 +528,7 @@ class GroupState:
     def _apply_active(self, key: str, kv: KeyValue | None) -> str | None:
         trusted = self.active
         if trusted is not None:
-            self.last_active = trusted[1]
+            self.last_active, self.last_probation = trusted[1], trusted[0].probation
         if kv is None:
             self.active_key = None
             return None

@@ -52,15 +52,17 @@ from vnfha.roles.fastpath import StandbyLeaseTakeover, SyncPublisher
 from vnfha.roles.follow import Follower, FollowTarget
 from vnfha.roles.handover import campaign_txn
 from vnfha.roles.history import (
-    FIRST_WRITE_WAIT_S,
     Cause,
     Timeline,
     cause_of,
+    complete,
+    key_gone_timeline,
     record_of,
     write_record,
 )
 from vnfha.roles.keys import ActiveRecord, GroupKeys, GroupState, MemberRecord, new_secret
-from vnfha.roles.policy import Action, Decision, GroupView, decide, final_position_for
+from vnfha.roles.poison_guard import Held, PoisonGuard
+from vnfha.roles.policy import Action, BadActive, Decision, GroupView, decide, final_position_for
 from vnfha.roles.record import RecordKeeper
 from vnfha.roles.watch import GroupWatch
 from vnfha.store.base import Store
@@ -142,7 +144,7 @@ class RoleRuntime:
                  metrics: Metrics, serving: MemberServing, nfvi: NfviAgent | None,
                  records: RecordKeeper, step_s: float, heartbeat_s: float,
                  standby_silence_s: float, open_session: Callable[[], Session],
-                 promises: PromiseTimers = OFF,
+                 promises: PromiseTimers = OFF, poison: PoisonGuard | None = None,
                  failing: Callable[[], tuple[str, ...]], resigning: Callable[[], bool],
                  listen: Callable[[], str],
                  on_active_turn: Callable[[], Awaitable[None]],
@@ -157,7 +159,8 @@ class RoleRuntime:
         self._open_session, self._failing, self._resigning = open_session, failing, resigning
         self._listen, self._on_active_turn = listen, on_active_turn
         self._resign_after_failure = resign_after_failure
-        self._promises = promises
+        self._promises, self._poison = promises, poison
+        self._rolled_back: tuple[str, ...] = ()
         self._fast = StandbyLeaseTakeover(me, promises, replica, clock)
         self._sync = SyncPublisher(me, store, keys)
         self._all_active = redundancy is Redundancy.N_WAY_ACTIVE
@@ -355,7 +358,7 @@ class RoleRuntime:
             self._checkpoint.demote()  # the key is gone: no write of this epoch from now on
         if state.active is None and self.gone_at is None and self._role is Role.STANDBY:
             self.gone_at = self._clock.monotonic()  # the key is gone: a failover starts
-            self._timeline = self._key_gone_timeline(self.gone_at)
+            self._timeline = key_gone_timeline(state, self.gone_at)
         if self._role is Role.ACTIVE and not self._all_active and not self.holds_key():
             self.set_role(Role.QUIESCED, self.epoch, self._why_not_holding(), ReasonKind.DEPOSED)
         self.records.check(state.members.get(self.me), self.lease_id)
@@ -405,18 +408,6 @@ class RoleRuntime:
                                   reason=evidence.removeprefix("gone: "))
         self.poke()
 
-    def _key_gone_timeline(self, now: float) -> Timeline:
-        """The active key was deleted: a handover (its hint says why) or an expired lease."""
-        state, prev = self.state, self.state.last_active
-        hint = state.handover
-        if hint is not None and prev is not None and hint.from_epoch == prev.epoch:
-            cause = cause_of(handover_kind=hint.kind, handover_reason=hint.reason)
-            reason = hint.reason or "handover"
-        else:
-            cause, reason = Cause.LEASE, "the active key was deleted (its lease expired)"
-        return Timeline(noticed=now, proof=now, from_member=prev.member if prev else "",
-                        from_epoch=prev.epoch if prev else 0, cause=cause, reason=reason)
-
     # -- campaigning and publishing --------------------------------------------------------------
 
     async def _campaign(self, session: Session, *, replace_epoch: int = 0) -> None:
@@ -425,8 +416,16 @@ class RoleRuntime:
         member is active."""
         if not session.valid():
             return
-        lease = session.lease_id
-        record = ActiveRecord(self.me, self._listen(), new_secret())
+        lease, secret, probation = session.lease_id, new_secret(), None
+        if self._poison is not None and not self._all_active:
+            try:
+                probation = await self._poison.before_takeover(
+                    self.state, replace_epoch, self._timeline, secret, self._callbacks.adopt,
+                    healthy=not self._failing())
+            except Held:  # no takeover: the group is held (or already was)
+                await self._wait_changed(self._step_s)
+                return
+        record = ActiveRecord(self.me, self._listen(), secret, probation)
         bad = self.state.bad_active
         sync_revision = self._fast.hold(self.state, lease, replace_epoch, self._gone_epoch)
         if sync_revision < 0:
@@ -448,8 +447,12 @@ class RoleRuntime:
             epoch = kv.mod_revision if kv is not None else 0
         if not won and not unknown:
             self._fast.release(sync_revision)
-        if not won or not session.valid():  # lost, or the deadline passed while we waited
-            return
+        if won and session.valid():  # not lost, and the deadline did not pass while we waited
+            await self._won(record, lease, epoch, replace_epoch, bad)
+
+    async def _won(self, record: ActiveRecord, lease: int, epoch: int, replace_epoch: int,
+                   bad: BadActive | None) -> None:
+        """This member's campaign wrote the active key at ``epoch``: act on it."""
         self._grants.add(epoch)
         if len(self._grants) > 16:  # only the current key's revision matters; keep a few
             self._grants.discard(min(self._grants))
@@ -529,25 +532,18 @@ class RoleRuntime:
         name = _callback(previous, role) if callback and role is not previous else None
         if name is not None:
             active = self.state.active[1].member if self.state.active else None
-            done = self._callbacks.enqueue(name, Assignment(role, epoch, previous, active, reason))
+            rolled_back, self._rolled_back = self._rolled_back, ()
+            done = self._callbacks.enqueue(name, Assignment(
+                role, epoch, previous, active, reason,
+                rolled_back=rolled_back if name == "on_active" else ()))
             if name == "on_active":
                 self._on_active = done
 
     async def _record_history(self, timeline: Timeline, epoch: int) -> None:
-        """Complete ``timeline`` (``on_active`` returned, the first checkpoint accepted, or
-        FIRST_WRITE_WAIT_S without one) and write the history record once."""
-        if self._on_active is not None:
-            with contextlib.suppress(Exception):
-                await self._on_active  # a failed on_active is a fault the ladder handles
-        clock = self._clock
-        timeline.on_active = clock.monotonic()
-        deadline = timeline.on_active + FIRST_WRITE_WAIT_S
-        while clock.monotonic() < deadline and self.epoch == epoch:
-            position = self._checkpoint.position
-            if position[0] == epoch and position[1] > 0:
-                timeline.first_write = clock.monotonic()
-                break
-            await clock.sleep(self._step_s / 20)
+        """The history record of this grant, once (:func:`~vnfha.roles.history.complete`)."""
+        await complete(timeline, epoch, self.me, on_active=self._on_active, clock=self._clock,
+                       poll_s=self._step_s / 20, position=lambda: self._checkpoint.position,
+                       current_epoch=lambda: self.epoch)
         await write_record(self._store, self._keys, record_of(timeline, epoch, self.me))
 
     def _run_effect(self, effect: Effect, old_epoch: int, epoch: int, keep_primary: bool) -> None:
@@ -579,12 +575,15 @@ class RoleRuntime:
         # key that does not name us at this epoch leaves none, and then no standby is served
         active = self.state.active
         secret = active[0].secret if active is not None and self.holds_key(epoch) else ""
-        self._checkpoint.promote(Primary(
+        primary = Primary(
             member=self.me, epoch=epoch, data=self._replica.data, limits=self._limits,
             base=self._replica.applied, clock=self._clock, heartbeat_s=self._heartbeat_s,
             publish_sync=publish, standby_silence_s=self._silence_s, secret=secret,
             promises=self._promises, on_lapse=self.check_standby_lease,
-        ))
+        )
+        self._checkpoint.promote(primary)
+        if self._poison is not None:  # a suspected state: undone before on_active is queued
+            self._rolled_back = self._poison.roll_back(secret, primary.write)
 
     async def _publish_sync(self, epoch: int, lease: int, members: frozenset[str]
                             ) -> frozenset[str]:

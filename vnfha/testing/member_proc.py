@@ -38,6 +38,10 @@ what the child printed; :meth:`MemberProcess.history` merges both).
 ``--probe-limits`` makes the active first try an oversize value, a bad section name and an
 empty key, emitting ``{"event": "refused", "error", "type"}`` for each.
 
+``--set FIELD=VALUE`` (repeatable) sets any other :class:`~vnfha.config.Config` field, the value
+read as in a config file's environment override (``--set bridge_endpoint=127.0.0.1:50070
+--set ladder_restart_max_count=2``).
+
 ``--fail CALLBACK`` makes that callback raise; ``--hang CALLBACK`` makes it sleep forever
 (``--fail health_check``: the component's health check fails every ``--health-period-s``).
 """
@@ -277,6 +281,11 @@ async def run(args: argparse.Namespace) -> None:
         failover_budget_crash_ms=args.budget_crash_ms,
         **({"listen": args.listen} if args.listen else {}),
     )
+    if args.set:
+        given = dict(item.split("=", 1) for item in args.set)
+        parsed = Config.from_mapping({"group": args.group, "member": args.member, **given},
+                                     source="--set")
+        config = config.replace(**{name: getattr(parsed, name) for name in given})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -385,6 +394,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--window", type=int, default=1000)
     p.add_argument("--trace-applied", action="store_true",
                    help="print an applied event for every batch applied as a standby")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="set another Config field (repeatable)")
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)
     import logging  # noqa: PLC0415
