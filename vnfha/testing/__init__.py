@@ -6,8 +6,11 @@ clusters on loopback that can be killed, paused and restarted), :mod:`~vnfha.tes
 test PKI), :mod:`~vnfha.testing.member_proc` (a member in a child process, for kill and pause
 tests), :mod:`~vnfha.testing.replication` (an active's replication endpoint and standbys
 without a member, and ``until`` for tests on the system clock), :mod:`~vnfha.testing.history`
-(invariants I1-I8 over recorded histories) and :mod:`~vnfha.testing.netns` (network
-namespaces and nft faults). A member's parts are reached through public hooks
+(invariants I1-I8 over recorded histories), :mod:`~vnfha.testing.netns` (network
+namespaces and nft faults for members beside a root-namespace etcd) and
+:mod:`~vnfha.testing.lab` (``HostLab``: a lab of hosts on one bridge, each with its own IPv4
+and IPv6 address, etcd and the NFVI bridge spread over them, partitions, drop rates and delays
+per host or pair; docs/lab.md). A member's parts are reached through public hooks
 (``member.follower``, ``member.group_state``, ``member.checkpoint.primary``), never private
 attributes."""
 
