@@ -84,6 +84,8 @@ class MemberStatus:
     """The member's health checks that are failing, as it last published."""
     locked: bool = False
     """An operator locked it out of service (``vnfha lock GROUP MEMBER``)."""
+    addresses: tuple[str, ...] = ()
+    """The service addresses it holds, as it last published (``Config.service_addresses``)."""
 
 
 def lag_text(m: MemberStatus) -> str:
@@ -195,7 +197,8 @@ class GroupStatus:
                  "no_failover": m.no_failover, "listen": m.listen,
                  "etcd_endpoint": m.etcd_endpoint, "pid": m.pid, "host": m.host,
                  "lag_entries": m.lag_entries, "lag_seconds": m.lag_seconds,
-                 "failing": list(m.failing), "locked": m.locked}
+                 "failing": list(m.failing), "locked": m.locked,
+                 "addresses": list(m.addresses)}
                 for m in self.members
             ],
         }
@@ -239,7 +242,7 @@ async def group_status(store: Store, prefix: str, group: str) -> GroupStatus:
             etcd_endpoint=rec.etcd_endpoint, pid=rec.pid, host=rec.host,
             lag_entries=lag[rec.member][0] if rec.member in lag else None,
             lag_seconds=lag[rec.member][1] if rec.member in lag else None,
-            failing=rec.failing, locked=rec.member in state.locks,
+            failing=rec.failing, locked=rec.member in state.locks, addresses=rec.addresses,
         )
         for rec, lease in sorted(state.members.values(), key=lambda x: x[0].member)
     )

@@ -21,6 +21,8 @@ escalation ladder asks. Guarantees:
   timeout per queued callback (plus one), then cancels the runner and every task it owns.
 - Before :meth:`CallbackRunner.start`, :meth:`~CallbackRunner.enqueue` runs nothing and returns
   a future that is already done.
+- **Gates.** A callback with a gate (:attr:`CallbackRunner.gates`) runs only if its gate,
+  awaited first in the callback's place in the queue, returns True.
 """
 
 from __future__ import annotations
@@ -69,6 +71,10 @@ class CallbackRunner:
         self._orphans: set[asyncio.Task[Any]] = set()
         self.failures = 0
         """How many callbacks raised or overran since start."""
+        self.gates: dict[str, Callable[..., Awaitable[bool]]] = {}
+        """Steps run, in the queue, before a callback of that name with its arguments: one that
+        returns False skips the callback (it reports why itself). The member's service
+        addresses are taken this way before ``on_active`` (:mod:`vnfha.roles.addresses`)."""
 
     @property
     def task(self) -> asyncio.Task[None] | None:
@@ -121,6 +127,9 @@ class CallbackRunner:
                     fut.set_result(None)
 
     async def _invoke(self, name: str, args: tuple[Any, ...]) -> None:
+        gate = self.gates.get(name)
+        if gate is not None and not await gate(*args):
+            return  # the gate refused: it reported why
         method: Callable[..., Awaitable[None]] | None = getattr(self._component, name, None)
         if method is None:
             return

@@ -71,6 +71,7 @@ from vnfha.roles.watch import GroupWatch
 from vnfha.store.base import Store
 from vnfha.timing import backoff_step_s
 from vnfha.wiring import (
+    address_keeper,
     agent_settings,
     bridge_client,
     checkpoint_limits,
@@ -197,6 +198,8 @@ class Member:
             on_active_turn=self._duties.turn, poison=guard_from_config(
                 config, self._replica.data, store=self._store, keys=self._keys,
                 clock=self._clock, emit=self._listeners.emit, bridge=self._bridge),
+            addresses=address_keeper(config, self.metrics, self._clock, watch=self._group,
+                                     callbacks=self._callbacks, refuse=self.report_fault),
             resign_after_failure=lambda: self._resign(self._best_target(), "role loop failed",
                                                       kind=ReasonKind.FAULT))
 
@@ -283,8 +286,7 @@ class Member:
 
     @property
     def follower(self) -> Follower:
-        """How this member follows the active as a standby (tests cut its stream with
-        ``pause()`` / ``resume()``)."""
+        """How this member follows the active (tests cut its stream: ``pause``/``resume``)."""
         return self._follower
 
     @property
@@ -492,6 +494,5 @@ class Member:
         self._runtime.poke()
 
     def _on_maintenance(self, event: BridgeEvent) -> None:
-        """This member's host goes down for maintenance: the role loop looks again
-        (:mod:`vnfha.roles.duties`)."""
+        """This member's host goes down for maintenance: the role loop looks again (duties)."""
         self._runtime.poke()

@@ -233,10 +233,14 @@ GROUP_PAUSED = MetricSpec("vnfha_group_paused", "gauge", (),
                           "1 while an operator has paused the member's group (vnfha lock "
                           "GROUP): no failover, switchover or ladder action; else 0.")
 
+SERVICE_ADDRESS = MetricSpec("vnfha_service_address_held", "gauge", ("address",),
+                             "1 while this member holds the service address (it is active and "
+                             "took it), else 0; one series per configured address.")
+
 SPECS: tuple[MetricSpec, ...] = (
     BUILD_INFO, ROLE, TRANSITIONS, EPOCH, FAILOVER, LAG_ENTRIES, LAG_SECONDS, WRITES,
     ACK_LATENCY, IN_SYNC, HEALTH_FAILURES, ESCALATIONS, DECISIONS, NFVI_RPC, STALE, REFUSED,
-    ETCD_ERRORS, KEEPALIVE, LEASES_LOST, ADMIN_LOCKED, GROUP_PAUSED,
+    ETCD_ERRORS, KEEPALIVE, LEASES_LOST, ADMIN_LOCKED, GROUP_PAUSED, SERVICE_ADDRESS,
 )
 """Every metric a member exposes, in the order of the operations guide's table."""
 

@@ -62,6 +62,7 @@ from vnfha.metric_specs import (
     NFVI_RPC,
     REFUSED,
     ROLE,
+    SERVICE_ADDRESS,
     SPECS,
     STALE,
     TRANSITIONS,
@@ -246,6 +247,9 @@ class Metrics:
         """On every publication of the member's record: whether an operator has locked it out
         of service, and whether its group is paused."""
 
+    def service_address(self, address: str, held: bool) -> None:
+        """This member took (``held``) or gave up service address ``address``."""
+
     def serve(self, port: int, host: str = "127.0.0.1", *, poll_s: float = 0.05) -> int:
         """Serves nothing: returns 0 (no port is bound)."""
         return 0
@@ -312,6 +316,7 @@ class MemberMetrics(Metrics):
         self._leases_lost = self._counter(LEASES_LOST).labels(group, member)
         self._locked = self._gauge(ADMIN_LOCKED).labels(group, member)
         self._paused = self._gauge(GROUP_PAUSED).labels(group, member)
+        self._addresses = self._gauge(SERVICE_ADDRESS)
         self._locked.set(0)
         self._paused.set(0)
         for counter, vocabulary in ((self._health, CheckKind), (self._escalations, Rung),
@@ -462,6 +467,10 @@ class MemberMetrics(Metrics):
         super().admin_state(locked, paused)
         self._locked.set(1 if locked else 0)
         self._paused.set(1 if paused else 0)
+
+    def service_address(self, address: str, held: bool) -> None:
+        super().service_address(address, held)
+        self._addresses.labels(self.group, self.member, address).set(1 if held else 0)
 
     # -- exposition ------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vnfha._ratelog import RateLimitedLog
+from vnfha.callbacks import CallbackRunner
 from vnfha.clock import Clock
 from vnfha.config import CheckSpec, Config
 from vnfha.config._check_specs import check_specs
@@ -20,7 +21,7 @@ from vnfha.health.ladder import LadderPolicy, RungPolicy
 from vnfha.health.supervisor import SupervisorSettings
 from vnfha.health.verdict import CheckPolicy
 from vnfha.metrics import MemberMetrics, Metrics, NullMetrics, error_kind
-from vnfha.model import Redundancy
+from vnfha.model import Recovery, Redundancy
 from vnfha.nfvi.agent import AgentSettings
 from vnfha.nfvi.client import BridgeClient
 from vnfha.nfvi.model import FenceMode, PlacementPolicy, WatchdogAction
@@ -29,11 +30,13 @@ from vnfha.replication.active import Primary
 from vnfha.replication.progress import ProgressReporter
 from vnfha.replication.promise import PromiseTimers
 from vnfha.replication.state import Limits
+from vnfha.roles.addresses import AddressKeeper
 from vnfha.roles.agreement import settings_of
 from vnfha.roles.keys import GroupKeys
 from vnfha.roles.monitor import MonitorTimers
 from vnfha.roles.record import RecordKeeper
 from vnfha.roles.resign import ResignTimers
+from vnfha.roles.watch import GroupWatch
 from vnfha.store.base import Store
 from vnfha.store.observed import EtcdRequest, ObservedStore
 from vnfha.store.session import Session, SessionState, SessionView
@@ -274,3 +277,29 @@ def replication_tls(config: Config) -> dict[str, str | None]:
     return {"ca_file": config.replication_ca_file, "cert_file": config.replication_cert_file,
             "key_file": config.replication_key_file}
 
+
+
+def address_keeper(config: Config, metrics: Metrics, clock: Clock, *, watch: GroupWatch,
+                   callbacks: CallbackRunner,
+                   refuse: Callable[[str, Recovery], None]) -> AddressKeeper | None:
+    """The keeper of ``config.service_addresses`` (None: none), its claim gating ``on_active``
+    in ``callbacks``; a failed claim reports a fault recommending a failover (``refuse``).
+    The successor's probe tolerates the MACs the group's other members published."""
+    if not config.service_addresses:
+        return None
+    me = config.member
+
+    def tolerate() -> list[str]:
+        return [mac for rec, _ in watch.state.members.values() if rec.member != me
+                for mac in rec.macs]
+
+    def held_elsewhere(address: str) -> bool:
+        return any(address in rec.addresses for rec, _ in watch.state.members.values()
+                   if rec.member != me)
+
+    keeper = AddressKeeper(me, config.service_addresses, clock=clock, metrics=metrics,
+                           tolerate=tolerate, held_elsewhere=held_elsewhere,
+                           refuse=lambda why: refuse(why, Recovery.FAILOVER),
+                           spawn=callbacks.adopt)
+    callbacks.gates["on_active"] = lambda a: keeper.claim(a.epoch)
+    return keeper

@@ -326,6 +326,9 @@ BAD_VALUES: list[tuple[str, object, str]] = [
     ("alarm_command_timeout_s", math.inf, "greater than 0"),
     ("alarm_command_timeout_s", "5", "expected a number of seconds"),
     ("poison_policy", "rollbak", "must be one of 'rollback', 'hold', 'off'"),
+    ("service_addresses", ["198.51.100.10"], "prefix"),
+    ("service_addresses", "198.51.100.10/24,198.51.100.10/25", "listed twice"),
+    ("service_addresses", 5, "expected a list of addresses"),
     ("poison_policy", 1, "expected a string, got int"),
     ("poison_probation_s", 0, "greater than 0"),
     ("poison_window_s", -1.0, "greater than 0"),
@@ -355,7 +358,9 @@ BAD_VALUES += [("standby_lease_s", 0.15, "must be at least 2 x"),
 def test_a_bad_value_names_its_field_and_value(name: str, value: object, problem: str) -> None:
     err = config_error(**{name: value})
     assert err.field == name
-    assert err.value is value or err.value == value or name == "etcd_endpoints"
+    # list fields name the offending item rather than the whole list
+    assert err.value is value or err.value == value or name in ("etcd_endpoints",
+                                                                "service_addresses")
     assert problem in err.problem
     assert str(err).startswith(f"{name}=")
 

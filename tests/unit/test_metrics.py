@@ -71,6 +71,7 @@ def exercise(m: Metrics) -> None:
     m.etcd_error(EtcdRequest.WRITE, EtcdErrorKind.NOSPACE)
     m.lease_keepalive(0.002)
     m.lease_lost()
+    m.service_address("198.51.100.10/24", True)
 
 
 # -- values ----------------------------------------------------------------------------------------
@@ -431,3 +432,10 @@ def test_the_ladder_vocabulary_matches_the_ladder() -> None:
     assert {a.value for a in ladder.Action} == {a.value for a in LadderAction}
     for rung in ladder.Rung:  # the ladder's own enums are accepted as they are
         MemberMetrics(G, M).escalated(rung)
+
+
+def test_a_service_address_is_held_then_released(metrics: MemberMetrics) -> None:
+    metrics.service_address("198.51.100.10/24", True)
+    assert value(metrics, "vnfha_service_address_held", address="198.51.100.10/24") == 1
+    metrics.service_address("198.51.100.10/24", False)
+    assert value(metrics, "vnfha_service_address_held", address="198.51.100.10/24") == 0

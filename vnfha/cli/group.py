@@ -61,6 +61,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                          lag_text(m), health,
                          f"{m.priority}{flags}", m.listen, m.etcd_endpoint, str(m.pid), m.host))
         print_table(rows)
+        for m in status.members:
+            if m.addresses:
+                print(f"service addresses held by {m.member}: {', '.join(m.addresses)}")
         return EXIT_OK
 
     return run_against_etcd(args, action)

@@ -45,10 +45,12 @@ ENV_PREFIX: Final = "VNFHA_"
 """Environment variables ``VNFHA_<FIELD IN UPPER CASE>`` override fields in load_config."""
 
 OTHER_ENV_VARS: Final = frozenset({"VNFHA_ETCD_BIN", "VNFHA_ETCDCTL_BIN", "VNFHA_REQUIRE_LIBVIRT",
-                                   "VNFHA_REQUIRE_PROMTOOL", "VNFHA_GRPC_EVENT_ENGINE"})
+                                   "VNFHA_REQUIRE_PROMTOOL", "VNFHA_REQUIRE_NETNS",
+                                   "VNFHA_GRPC_EVENT_ENGINE"})
 """``VNFHA_*`` variables that are not config fields (read by ``vnfha.testing.etcd``; by
-``vnfha._grpc_env``: ``VNFHA_GRPC_EVENT_ENGINE``; and by the test suite:
-``VNFHA_REQUIRE_LIBVIRT`` and ``VNFHA_REQUIRE_PROMTOOL``, which CI sets); ignored by
+``vnfha._grpc_env``: ``VNFHA_GRPC_EVENT_ENGINE``; by ``vnfha.testing.lab`` and the test suite:
+``VNFHA_REQUIRE_LIBVIRT``, ``VNFHA_REQUIRE_PROMTOOL`` and ``VNFHA_REQUIRE_NETNS``, which CI
+sets); ignored by
 load_config. Any other unknown ``VNFHA_*`` variable is refused as a probable typo."""
 
 

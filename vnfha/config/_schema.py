@@ -42,6 +42,7 @@ from vnfha.config._checks import (
 from vnfha.config._table import CHECKS
 from vnfha.errors import ConfigError
 from vnfha.model import Redundancy
+from vnfha.net.address import ServiceAddress
 from vnfha.timing import check_timing, default_keepalive_interval_s, derived_standby_lease_s
 
 __all__ = ["FIELD_NAMES", "FILE_FIELDS", "KINDS", "Config", "build", "masked", "unknown_field"]
@@ -184,6 +185,11 @@ class Config:
     placement_violation: str = "warn"
     """What a violated hard ``placement_policy`` does at start-up: warn (log and run) or
     refuse (the member does not start)."""
+    service_addresses: tuple[ServiceAddress, ...] = ()
+    """Addresses with prefix that follow the active (``"198.51.100.10/24"``, ``"fd00:5a::10/64"``,
+    ``"198.51.100.10/24@eth1"`` to name the device; unnamed: the device whose own address is in
+    the same subnet): taken and announced before ``on_active``, removed as the active role
+    ends. Needs CAP_NET_ADMIN and CAP_NET_RAW; one member of the group per host."""
     health_check_period_s: float = 5.0
     """How often the component's ``health_check()`` runs."""
     health_check_timeout_s: float = 2.0
@@ -264,6 +270,7 @@ class Config:
                                read_password_file(self.etcd_password_file))
         self._check_timing()
         self._check_bridge()
+        self._check_addresses()
         self._check_budgets()
 
     # -- derived values ---------------------------------------------------------------------
@@ -408,6 +415,12 @@ class Config:
                               f"must hold one change of the largest key and value: at least "
                               f"checkpoint_max_key_bytes + checkpoint_max_value_bytes + 1024 "
                               f"= {need}")
+
+    def _check_addresses(self) -> None:
+        if self.service_addresses and self.redundancy is Redundancy.N_WAY_ACTIVE:
+            raise ConfigError("service_addresses", tuple(map(str, self.service_addresses)),
+                              "n-way-active makes every member active: an address can follow "
+                              "only one active (use 2n or n-way)")
 
     def _check_bridge(self) -> None:
         """Bridge TLS files readable, cert and key together and only with a CA; the watchdog

@@ -26,6 +26,7 @@ from vnfha.config._checks import (
     optional,
     redundancy,
 )
+from vnfha.net.address import service_addresses
 
 __all__ = ["CHECKS"]
 
@@ -79,6 +80,7 @@ CHECKS: Final[dict[str, Callable[[str, object], object]]] = {
     "placement_policy": optional(choice("anti-affinity", "affinity", "soft-anti-affinity",
                                         "soft-affinity")),
     "placement_violation": choice("warn", "refuse"),
+    "service_addresses": service_addresses,
     "health_check_period_s": duration,
     "health_check_timeout_s": duration,
     "health_fail_after": int_in(1, 1000),

@@ -186,6 +186,10 @@ class MemberRecord:
     """The settings the group's members must share (:mod:`vnfha.roles.agreement`)."""
     locked: bool = False
     """An operator has locked the member out of service (as the member last saw it)."""
+    addresses: tuple[str, ...] = ()
+    """The service addresses it holds; ``macs``: its devices' MACs, tolerated by a successor's
+    probe for them (:mod:`vnfha.roles.addresses`)."""
+    macs: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
         return _dump(self)
@@ -205,6 +209,8 @@ class MemberRecord:
             final_for=int(d.get("final_for", 0)),
             settings=tuple((str(k), str(v)) for k, v in d.get("settings", ())),
             locked=d.get("locked") is True,
+            addresses=tuple(str(a) for a in d.get("addresses", ())),
+            macs=tuple(str(m) for m in d.get("macs", ())),
         )
 
 

@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Final
 
 from vnfha.callbacks import CallbackRunner
 from vnfha.checkpoint import Checkpoint
@@ -48,6 +46,7 @@ from vnfha.replication.active import Primary
 from vnfha.replication.promise import OFF, PromiseTimers
 from vnfha.replication.standby import Replica
 from vnfha.replication.state import Limits
+from vnfha.roles.addresses import AddressKeeper
 from vnfha.roles.fastpath import StandbyLeaseTakeover, SyncPublisher
 from vnfha.roles.follow import Follower, FollowTarget
 from vnfha.roles.handover import campaign_txn
@@ -64,70 +63,16 @@ from vnfha.roles.keys import ActiveRecord, GroupKeys, GroupState, MemberRecord, 
 from vnfha.roles.poison_guard import Held, PoisonGuard
 from vnfha.roles.policy import Action, BadActive, Decision, GroupView, decide, final_position_for
 from vnfha.roles.record import RecordKeeper
+from vnfha.roles.transitions import CALLBACKS, TRANSITIONS, Effect, Move, callback_of, move_of
 from vnfha.roles.watch import GroupWatch
 from vnfha.store.base import Store
 from vnfha.store.session import Session, SessionState
 from vnfha.store.session_state import SessionView
 
 __all__ = ["CALLBACKS", "TRANSITIONS", "Effect", "Move", "RoleRuntime", "move_of"]
+# the tables are re-exported: their home is vnfha.roles.transitions
 
 log = logging.getLogger("vnfha.member")
-
-
-class Move(enum.Enum):
-    """A role change, as far as its side effects go."""
-
-    ENTER = "enter"
-    """Another role -> ACTIVE."""
-    RENEW = "renew"
-    """ACTIVE -> ACTIVE under a new epoch."""
-    LEAVE = "leave"
-    """ACTIVE -> another role."""
-    OTHER = "other"
-    """Between roles other than ACTIVE."""
-
-
-class Effect(enum.Enum):
-    """One side effect of a role change, run in table order."""
-
-    FORGET_GRANT = "forget the old epoch's grant: never active in it again"
-    CLOSE_PRIMARY = "close the old epoch's Primary: its writes are refused from here on"
-    OPEN_PRIMARY = "stop following; start replicating as the active of the new epoch"
-    NFVI_PROMOTED = "the NFVI agent arms the watchdog for the new epoch"
-    NFVI_DEMOTED = "the NFVI agent disarms the old epoch's watchdog"
-
-
-TRANSITIONS: Final[dict[Move, tuple[Effect, ...]]] = {
-    Move.ENTER: (Effect.OPEN_PRIMARY, Effect.NFVI_PROMOTED),
-    Move.RENEW: (Effect.FORGET_GRANT, Effect.CLOSE_PRIMARY, Effect.OPEN_PRIMARY,
-                 Effect.NFVI_PROMOTED),
-    Move.LEAVE: (Effect.FORGET_GRANT, Effect.CLOSE_PRIMARY, Effect.NFVI_DEMOTED),
-    Move.OTHER: (),
-}
-"""The side effects of each move. CLOSE_PRIMARY is skipped while quiescing for a handover (the
-last writes of ``on_quiesce`` still replicate; the resigner closes it after the release)."""
-
-CALLBACKS: Final[dict[tuple[Role | None, Role], str]] = {
-    (None, Role.ACTIVE): "on_active",
-    (None, Role.STANDBY): "on_standby",
-    (None, Role.SPARE): "on_standby",
-    (Role.ACTIVE, Role.QUIESCED): "on_standby",  # deposed: stop serving now
-}
-"""The component callback a change of role starts: by (from, to), ``None`` for any role; none
-for a change not listed (or an epoch change within one role)."""
-
-
-def move_of(previous: Role, role: Role, same_epoch: bool) -> Move:
-    """The kind of role change from ``previous`` to ``role``. Pure."""
-    if role is Role.ACTIVE:
-        if previous is not Role.ACTIVE:
-            return Move.ENTER
-        return Move.OTHER if same_epoch else Move.RENEW
-    return Move.LEAVE if previous is Role.ACTIVE else Move.OTHER
-
-
-def _callback(previous: Role, role: Role) -> str | None:
-    return CALLBACKS.get((previous, role)) or CALLBACKS.get((None, role))
 
 
 class RoleRuntime:
@@ -145,6 +90,7 @@ class RoleRuntime:
                  records: RecordKeeper, step_s: float, heartbeat_s: float,
                  standby_silence_s: float, open_session: Callable[[], Session],
                  promises: PromiseTimers = OFF, poison: PoisonGuard | None = None,
+                 addresses: AddressKeeper | None = None,
                  failing: Callable[[], tuple[str, ...]], resigning: Callable[[], bool],
                  listen: Callable[[], str],
                  on_active_turn: Callable[[], Awaitable[None]],
@@ -159,7 +105,7 @@ class RoleRuntime:
         self._open_session, self._failing, self._resigning = open_session, failing, resigning
         self._listen, self._on_active_turn = listen, on_active_turn
         self._resign_after_failure = resign_after_failure
-        self._promises, self._poison = promises, poison
+        self._promises, self._poison, self.addresses = promises, poison, addresses
         self._rolled_back: tuple[str, ...] = ()
         self._fast = StandbyLeaseTakeover(me, promises, replica, clock)
         self._sync = SyncPublisher(me, store, keys)
@@ -239,6 +185,8 @@ class RoleRuntime:
         """Open a session, publish our record, read the group and start watching it. The
         ``first`` join of a member first checks that its settings agree with the group's
         members' (GroupConfigMismatch, with the session closed and nothing published)."""
+        if first and self.addresses is not None:  # its devices, and leftovers of a crash removed
+            await self.addresses.prepare()
         session = self._open_session()
         await session.open()
         if first:
@@ -499,6 +447,8 @@ class RoleRuntime:
             # the final position, once the active can no longer act: the takeover ranks by it
             applied=self._replica.applied if final_for else (0, 0),
             failing=self._failing(), final_for=final_for, locked=self.me in self.state.locks,
+            addresses=tuple(self.addresses.held) if self.addresses is not None else (),
+            macs=self.addresses.macs if self.addresses is not None else (),
         )
         self._metrics.admin_state(record.locked, self.state.paused is not None)
         await self.records.publish(record, session.lease_id)
@@ -529,7 +479,7 @@ class RoleRuntime:
         self._metrics.role_changed(previous, role, epoch, kind)
         self._listeners.emit(RoleChanged(self.me, role, previous, epoch, reason, kind))
         self.role_event.set()
-        name = _callback(previous, role) if callback and role is not previous else None
+        name = callback_of(previous, role) if callback and role is not previous else None
         if name is not None:
             active = self.state.active[1].member if self.state.active else None
             rolled_back, self._rolled_back = self._rolled_back, ()
@@ -560,6 +510,9 @@ class RoleRuntime:
         elif effect is Effect.NFVI_PROMOTED:
             if self._nfvi is not None:
                 self._nfvi.promoted(epoch)
+        elif effect is Effect.ADDRESSES_RELEASED:
+            if self.addresses is not None:
+                self.addresses.release(f"no longer active in epoch {old_epoch}")
         elif self._nfvi is not None:  # NFVI_DEMOTED
             self._nfvi.demoted(old_epoch)
 
