@@ -199,7 +199,8 @@ class Member:
                 config, self._replica.data, store=self._store, keys=self._keys,
                 clock=self._clock, emit=self._listeners.emit, bridge=self._bridge),
             addresses=address_keeper(config, self.metrics, self._clock, watch=self._group,
-                                     callbacks=self._callbacks, refuse=self.report_fault),
+                                     callbacks=self._callbacks, refuse=self.report_fault,
+                                     bridge=self._bridge),
             resign_after_failure=lambda: self._resign(self._best_target(), "role loop failed",
                                                       kind=ReasonKind.FAULT))
 

@@ -22,6 +22,7 @@ from vnfha.health.supervisor import SupervisorSettings
 from vnfha.health.verdict import CheckPolicy
 from vnfha.metrics import MemberMetrics, Metrics, NullMetrics, error_kind
 from vnfha.model import Recovery, Redundancy
+from vnfha.net.address import ServiceAddress
 from vnfha.nfvi.agent import AgentSettings
 from vnfha.nfvi.client import BridgeClient
 from vnfha.nfvi.model import FenceMode, PlacementPolicy, WatchdogAction
@@ -280,11 +281,12 @@ def replication_tls(config: Config) -> dict[str, str | None]:
 
 
 def address_keeper(config: Config, metrics: Metrics, clock: Clock, *, watch: GroupWatch,
-                   callbacks: CallbackRunner,
-                   refuse: Callable[[str, Recovery], None]) -> AddressKeeper | None:
+                   callbacks: CallbackRunner, refuse: Callable[[str, Recovery], None],
+                   bridge: BridgeClient | None) -> AddressKeeper | None:
     """The keeper of ``config.service_addresses`` (None: none), its claim gating ``on_active``
     in ``callbacks``; a failed claim reports a fault recommending a failover (``refuse``).
-    The successor's probe tolerates the MACs the group's other members published."""
+    The successor's probe tolerates the MACs the group's other members published. Under
+    ``service_address_mode = "nfvi"`` the bridge moves the addresses instead."""
     if not config.service_addresses:
         return None
     me = config.member
@@ -293,6 +295,15 @@ def address_keeper(config: Config, metrics: Metrics, clock: Clock, *, watch: Gro
         return [mac for rec, _ in watch.state.members.values() if rec.member != me
                 for mac in rec.macs]
 
+    mover = None
+    if config.service_address_mode == "nfvi" and bridge is not None:
+        client = bridge
+
+        async def move(address: ServiceAddress, epoch: int) -> object:
+            return await client.move_address(address, epoch,
+                                             call_timeout_s=config.address_move_timeout_s)
+        mover = move
+
     def held_elsewhere(address: str) -> bool:
         return any(address in rec.addresses for rec, _ in watch.state.members.values()
                    if rec.member != me)
@@ -300,6 +311,6 @@ def address_keeper(config: Config, metrics: Metrics, clock: Clock, *, watch: Gro
     keeper = AddressKeeper(me, config.service_addresses, clock=clock, metrics=metrics,
                            tolerate=tolerate, held_elsewhere=held_elsewhere,
                            refuse=lambda why: refuse(why, Recovery.FAILOVER),
-                           spawn=callbacks.adopt)
+                           spawn=callbacks.adopt, mover=mover)
     callbacks.gates["on_active"] = lambda a: keeper.claim(a.epoch)
     return keeper

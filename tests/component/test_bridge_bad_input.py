@@ -87,10 +87,12 @@ def good(method: str, c: Any = None) -> Any:
                                                requested=pb.REPAIR_ACTION_NONE),
         "WatchRepair": lambda: pb.WatchRepairRequest(caller=c, ticket_id="t-404"),
         "WatchEvents": lambda: pb.WatchEventsRequest(caller=c),
+        "MoveAddress": lambda: pb.MoveAddressRequest(caller=c, address="198.51.100.100/24"),
+        "GetAddress": lambda: pb.GetAddressRequest(caller=c, address="198.51.100.100/24"),
     }[method]()
 
 
-ACTING = ["Arm", "Kick", "Disarm", "Fence", "Escalate"]
+ACTING = ["Arm", "Kick", "Disarm", "Fence", "Escalate", "MoveAddress"]
 ALL = [name for name, m in METHODS.items() if m.service != "Operations"]
 """The members' methods (Operations has no caller; test_bridge_operations.py covers it)."""
 
@@ -186,6 +188,8 @@ MISSING_FIELDS = [
     ("Escalate", "idempotency_key", lambda r: r.ClearField("idempotency_key")),
     ("Escalate", "fault", lambda r: r.ClearField("fault")),
     ("WatchRepair", "ticket_id", lambda r: r.ClearField("ticket_id")),
+    ("MoveAddress", "address", lambda r: r.ClearField("address")),
+    ("GetAddress", "address", lambda r: r.ClearField("address")),
 ]
 
 

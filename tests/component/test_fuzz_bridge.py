@@ -1,5 +1,5 @@
 """Fuzzing the NFVI bridge over a real gRPC channel (a real server on 127.0.0.1:0, the sim
-driver with real processes): every method of its five services and grpc.health.v1 on it gets
+driver with real processes): every method of its six services and grpc.health.v1 on it gets
 random bytes and mutated valid requests (bytes flipped, inserted, deleted, truncated,
 duplicated; unknown fields of every wire type; a known field sent with another wire type;
 invalid UTF-8 in a string; enum fields set to numbers nobody defined; names and texts over
@@ -401,6 +401,9 @@ def valid_requests() -> dict[str, tuple[Any, ...]]:
                                         evacuation_policy=pb.PLACEMENT_POLICY_AFFINITY)),
         "WatchRepair": (pb.WatchRepairRequest(caller=read, ticket_id="t-1"),),
         "WatchEvents": (pb.WatchEventsRequest(caller=read),),
+        "MoveAddress": (pb.MoveAddressRequest(caller=c, address="198.51.100.100/24"),
+                        pb.MoveAddressRequest(caller=b, address="fd00:5a::10/64")),
+        "GetAddress": (pb.GetAddressRequest(caller=read, address="198.51.100.100/24"),),
         "PlanMaintenance": (pb.PlanMaintenanceRequest(host="h1", deadline_in_s=3600,
                                                       reason="fuzz"),
                             pb.PlanMaintenanceRequest(host="h2", deadline_in_s=0.5)),
@@ -419,7 +422,8 @@ def bridge_targets(bridge: BridgeServer) -> list[Target]:
                        HEALTH_CODES) for name in ("Check", "Watch")]
     assert {t.path.rsplit("/", 2)[1] for t in targets} == {
         "vnfha.nfvi.v1.Watchdog", "vnfha.nfvi.v1.Placement", "vnfha.nfvi.v1.Fencing",
-        "vnfha.nfvi.v1.Faults", "vnfha.nfvi.v1.Operations", grpc_health.SERVICE_NAME}
+        "vnfha.nfvi.v1.Faults", "vnfha.nfvi.v1.Network", "vnfha.nfvi.v1.Operations",
+        grpc_health.SERVICE_NAME}
     return targets
 
 

@@ -3,10 +3,11 @@ VNF's members call through :mod:`vnfha.nfvi`.
 
 Modules (docs/nfvi-bridge.md tells the whole story):
 
-- ``epochs``, ``watchdogs``, ``placement``, ``tickets``, ``maintenance``: PURE decision logic
-  (no I/O, no time).
+- ``epochs``, ``watchdogs``, ``placement``, ``tickets``, ``maintenance``, ``address_book``:
+  PURE decision logic (no I/O, no time).
 - ``core``: the bridge's runtime, executing those decisions on a driver; ``routing``: which
-  group hears which infrastructure event, and the WatchEvents streams; ``_fanout``: bounded
+  group hears which infrastructure event, and the WatchEvents streams; ``addresses``: the
+  Network service (moving a service address, fenced by the epoch); ``_fanout``: bounded
   per-subscriber queues (the core's and the drivers' event streams).
 - ``state``: the bridge's state file (``--state-file``): a PURE snapshot <-> JSON half and the
   atomic, durable writes.

@@ -42,6 +42,8 @@ Guarantees:
   FAILED) and saves it after every change, before answering the request that made it (a save
   that fails refuses it with INTERNAL; a raised epoch is never acted on unsaved). Watchdogs are
   never saved. Without one, a restarted bridge forgets everything.
+- Service addresses (``Network``) are moved by :attr:`BridgeCore.addresses`
+  (:mod:`vnfha.bridge.addresses`), after the same caller and epoch checks.
 - :meth:`BridgeCore.close` stops every task it started and ends every watch stream; it does not
   close the driver (its owner does).
 """
@@ -58,16 +60,16 @@ from typing import Any
 from vnfha._tasks import stop_task
 from vnfha.bridge import placement as placement_rules
 from vnfha.bridge._fanout import Fanout, Subscription
+from vnfha.bridge.addresses import AddressMoves
 from vnfha.bridge.drivers.driver import Driver, DriverError, InfraEvent, Instance
 from vnfha.bridge.epochs import EpochTable
 from vnfha.bridge.limits import BridgeLimits
-from vnfha.bridge.repairs import RepairPlacement
-from vnfha.bridge.routing import EventRouter
+from vnfha.bridge.repairs import NoEvacuationHost, RepairPlacement
+from vnfha.bridge.routing import EventRouter, watcher_lagged
 from vnfha.bridge.state import BridgeState, StateFileError, StateStore
 from vnfha.bridge.tickets import Busy, KeyConflict, TicketBook, plan_repair
 from vnfha.bridge.watchdogs import Armed, WatchdogTable
 from vnfha.clock import Clock
-from vnfha.errors import VnfhaError
 from vnfha.nfvi import wire
 from vnfha.nfvi.model import (
     BridgeEvent,
@@ -123,12 +125,16 @@ class BridgeCore:
         self._router = EventRouter(clock=clock, wall_clock=wall_clock,
                                    max_queued=self.limits.max_queued_events,
                                    max_pending_maintenance=self.limits.max_pending_maintenance,
-                                   lagged=self._lagged)
+                                   lagged=watcher_lagged)
         self._ticket_updates: Fanout[RepairTicket] = Fanout(
-            max_queued=self.limits.max_queued_events, lagged=self._lagged)
+            max_queued=self.limits.max_queued_events, lagged=watcher_lagged)
         self._placement = RepairPlacement(
             driver, down=lambda: self._router.down,
             under_maintenance=lambda: self._router.maintenance.hosts(clock.monotonic()))
+        self.addresses = AddressMoves(
+            driver, clock=clock, limits=self.limits, acting=self._acting, resolve=self._group,
+            highest=lambda g: self._epochs.highest(g),  # noqa: PLW0108 - _restore replaces it
+            route=lambda e, n: self._route(e, epoch=n))
         self._wd_wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
@@ -138,12 +144,6 @@ class BridgeCore:
         """How many WatchEvents streams are open (all groups): tests wait on it before
         publishing, so that a watcher cannot miss the event."""
         return self._router.watchers
-
-    @staticmethod
-    def _lagged(n: int) -> Exception:
-        """The refusal that ends a watch stream which fell ``n`` items behind."""
-        return Refused("RESOURCE_EXHAUSTED", f"this watcher fell {n} events behind and lost "
-                       "some; read the state again and watch again")
 
     async def __aenter__(self) -> BridgeCore:
         """Start: restore the saved state (:class:`StateFileError` if it cannot be used), then
@@ -422,7 +422,7 @@ class BridgeCore:
                 note = await self._clock.wait_for(self._act(ticket, policy),
                                                   self.limits.repair_timeout_s)
                 after = await self.driver.get_instance(name)
-        except (DriverError, _NoHost) as e:
+        except (DriverError, NoEvacuationHost) as e:
             await self._update(ticket, RepairState.FAILED,
                                f"{ticket.action} of {name} failed: {e}")
             log.warning("repair %s of %s failed: %s", ticket.ticket_id, name, e)
@@ -449,7 +449,7 @@ class BridgeCore:
             return f"rebooted {name} on {ticket.host}"
         choice = await self._placement.evacuation_host(ticket.group, ticket.member, policy)
         if choice.host is None:
-            raise _NoHost(choice.reason)
+            raise NoEvacuationHost(choice.reason)
         await self.driver.migrate(name, choice.host)
         return f"evacuated {name} from {ticket.host} to {choice.host} ({choice.reason})"
 
@@ -594,7 +594,3 @@ class BridgeCore:
             log.error("%s", e)  # noqa: TRY400 - the message says it all
             if not quiet:
                 raise Refused("INTERNAL", f"the bridge could not save its state: {e}") from e
-
-
-class _NoHost(VnfhaError):
-    """No host may take an evacuated instance (the message says why)."""

@@ -16,6 +16,8 @@ Guarantees:
 - **After a repair** (:meth:`RepairPlacement.after`) the group's placement is checked again
   against the escalation's policy; a violation is returned (the ticket's detail says it, and
   the bridge logs it).
+- An evacuation that finds no host raises :class:`NoEvacuationHost` (the repair fails with its
+  reason).
 """
 
 from __future__ import annotations
@@ -26,11 +28,16 @@ from collections.abc import Callable, Collection
 
 from vnfha.bridge import placement as rules
 from vnfha.bridge.drivers.driver import Driver, Instance
+from vnfha.errors import VnfhaError
 from vnfha.nfvi.model import PlacementPolicy, RepairAction, RepairTicket
 
-__all__ = ["RepairPlacement"]
+__all__ = ["NoEvacuationHost", "RepairPlacement"]
 
 log = logging.getLogger("vnfha.nfvi.bridge")
+
+
+class NoEvacuationHost(VnfhaError):
+    """No host may take an evacuated instance (the message says why)."""
 
 
 class RepairPlacement:

@@ -11,9 +11,9 @@ the core reads the driver's inventory and hands each event over. Guarantees:
   for VM_CRASHED, the highest epoch the instance's member presented as active
   (:meth:`EventRouter.saw_active`: its Arm and Kick); for HOST_DOWN, the highest of those among
   the group's members on the host (a group has one active at a time, and only the latest
-  grant can still be current); for WATCHDOG_FIRED, what the core passes. Anything else, or
-  nothing seen: 0. These epochs live in memory: a restarted bridge learns them again from the
-  next Kick.
+  grant can still be current); for WATCHDOG_FIRED and ADDRESS_MOVED, what the core passes.
+  Anything else, or nothing seen: 0. These epochs live in memory: a restarted bridge learns
+  them again from the next Kick.
 - HOST_DOWN marks the host down until HOST_UP (:attr:`EventRouter.down`).
 - :meth:`EventRouter.host_status` tells, for GetPlacement, whether each host is up and its
   pending maintenance (the one a new stream would be sent), as of now.
@@ -38,12 +38,20 @@ from vnfha.bridge.drivers.driver import InfraEvent, Instance
 from vnfha.bridge.maintenance import MaintenanceBook, replay_for
 from vnfha.clock import Clock
 from vnfha.nfvi.model import BridgeEvent, EventKind, HostStatus
+from vnfha.nfvi.wire import Refused
 
-__all__ = ["EventRouter"]
+__all__ = ["EventRouter", "watcher_lagged"]
 
 log = logging.getLogger("vnfha.nfvi.bridge")
 
 _HOST_EVENTS = (EventKind.HOST_DOWN, EventKind.HOST_UP, EventKind.MAINTENANCE_PLANNED)
+_EPOCH_GIVEN = (EventKind.WATCHDOG_FIRED, EventKind.ADDRESS_MOVED)  # the core knows the epoch
+
+
+def watcher_lagged(n: int) -> Exception:
+    """The refusal that ends a watch stream (WatchEvents, WatchRepair) ``n`` items behind."""
+    return Refused("RESOURCE_EXHAUSTED", f"this watcher fell {n} events behind and lost some; "
+                   "read the state again and watch again")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +97,8 @@ class EventRouter:
               epoch: int | None = None) -> int:
         """Publish ``event`` to the groups it concerns (``instances``: the driver's inventory
         now; None if it could not be read: the event is only noted). ``epoch``: the event's
-        epoch for a WATCHDOG_FIRED (None: 0). Returns the event's sequence, 0 if no group was
-        sent it."""
+        epoch for a WATCHDOG_FIRED or an ADDRESS_MOVED (None: 0). Returns the event's
+        sequence, 0 if no group was sent it."""
         if event.kind is EventKind.HOST_DOWN and event.host:
             self.down.add(event.host)
             if self.maintenance.host_down(event.host) is not None:
@@ -102,7 +110,8 @@ class EventRouter:
         sequence = next(self._sequence)
         by_group: dict[str, BridgeEvent] = {}
         base = BridgeEvent(event.kind, event.instance or "", "", event.host or "", (),
-                           event.deadline_unix_s, event.detail, sequence)
+                           event.deadline_unix_s, event.detail, sequence,
+                           address=event.address)
         if event.kind is EventKind.MAINTENANCE_PLANNED and event.host:
             self._remember(base)
         if event.kind in _HOST_EVENTS:
@@ -118,7 +127,7 @@ class EventRouter:
         else:
             owner = next((i for i in instances if i.name == event.instance), None)
             if owner is not None:
-                known = (epoch or 0) if event.kind is EventKind.WATCHDOG_FIRED else (
+                known = (epoch or 0) if event.kind in _EPOCH_GIVEN else (
                     self.active_epoch(owner.name) if event.kind is EventKind.VM_CRASHED else 0)
                 by_group[owner.group] = replace(base, member=owner.member,
                                                 host=event.host or owner.host, epoch=known)

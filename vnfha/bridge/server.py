@@ -1,4 +1,4 @@
-"""The NFVI bridge server: the five services of ``nfvi.proto`` and grpc.health.v1 on one port.
+"""The NFVI bridge server: the six services of ``nfvi.proto`` and grpc.health.v1 on one port.
 
 ::
 
@@ -26,8 +26,11 @@ Guarantees:
   certificate whose common name is in ``operators``; without mutual TLS it is open like every
   other service, so ``operators`` without ``require_client_cert`` is refused (it would protect
   nothing).
-- grpc.health.v1 answers SERVING for ``""`` and each of the five service names while the server
+- grpc.health.v1 answers SERVING for ``""`` and each of the six service names while the server
   runs, NOT_SERVING once it is stopping.
+- ``Network`` (MoveAddress, GetAddress) is served whatever the driver; a driver that cannot
+  move addresses (not a :class:`~vnfha.bridge.drivers.driver.AddressMover`: libvirt) answers
+  UNIMPLEMENTED with ``vnfha-reason: not-supported``.
 - With ``state`` (a :class:`~vnfha.bridge.state.StateStore`), the core restores the highest
   epochs, tickets and pending maintenances from it on entry and saves them after each change
   (``docs/nfvi-bridge.md``, State and restarts); without it they live in memory only.
@@ -237,6 +240,16 @@ class BridgeServer:
     async def _WatchEvents(self, request: Any, peer: str | None) -> AsyncIterator[Any]:
         caller = wire.decode_caller(request, acting=False)
         return _mapped(await self.core.watch_events(caller, peer), wire.event_to_pb)
+
+    async def _MoveAddress(self, request: Any, peer: str | None) -> Any:
+        caller = wire.decode_caller(request, acting=True)
+        address = wire.decode_address(request)
+        return wire.address_move_to_pb(await self.core.addresses.move(caller, peer, address))
+
+    async def _GetAddress(self, request: Any, peer: str | None) -> Any:
+        caller = wire.decode_caller(request, acting=False)
+        address = wire.decode_address(request)
+        return wire.binding_to_pb(await self.core.addresses.get(caller, peer, address))
 
     async def _PlanMaintenance(self, request: Any, peer: str | None) -> Any:
         maintenance = wire.decode_maintenance(request)

@@ -190,6 +190,13 @@ class Config:
     ``"198.51.100.10/24@eth1"`` to name the device; unnamed: the device whose own address is in
     the same subnet): taken and announced before ``on_active``, removed as the active role
     ends. Needs CAP_NET_ADMIN and CAP_NET_RAW; one member of the group per host."""
+    service_address_mode: str = "local"
+    """Who moves ``service_addresses``: local (this member adds and announces them) or nfvi
+    (the bridge binds them to the active's instance, ``Network/MoveAddress``, epoch-fenced;
+    for clouds where a guest cannot take an address over by itself; needs a bridge)."""
+    address_move_timeout_s: float = 10.0
+    """Longest the bridge may take to confirm a move under ``service_address_mode = "nfvi"``
+    (a cloud's port update takes seconds)."""
     health_check_period_s: float = 5.0
     """How often the component's ``health_check()`` runs."""
     health_check_timeout_s: float = 2.0
@@ -417,6 +424,9 @@ class Config:
                               f"= {need}")
 
     def _check_addresses(self) -> None:
+        if self.service_address_mode == "nfvi" and self.bridge_endpoint is None:
+            raise ConfigError("service_address_mode", self.service_address_mode,
+                              "nfvi needs bridge_endpoint: the bridge moves the addresses")
         if self.service_addresses and self.redundancy is Redundancy.N_WAY_ACTIVE:
             raise ConfigError("service_addresses", tuple(map(str, self.service_addresses)),
                               "n-way-active makes every member active: an address can follow "

@@ -81,6 +81,8 @@ CHECKS: Final[dict[str, Callable[[str, object], object]]] = {
                                         "soft-affinity")),
     "placement_violation": choice("warn", "refuse"),
     "service_addresses": service_addresses,
+    "service_address_mode": choice("local", "nfvi"),
+    "address_move_timeout_s": duration,
     "health_check_period_s": duration,
     "health_check_timeout_s": duration,
     "health_fail_after": int_in(1, 1000),

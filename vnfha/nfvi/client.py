@@ -11,6 +11,7 @@ configured without one. Both implement :class:`NfviPort`, which is all a member 
         ticket = await nfvi.escalate("vfw-a-7-1", "db lost", RepairAction.REBOOT, epoch)
         async for t in nfvi.watch_repair(ticket.ticket_id, timeout_s=60):
             ...
+        move = await nfvi.move_address(ServiceAddress.parse("198.51.100.100/24"), epoch)
 
     async with BridgeClient.operator("127.0.0.1:50070", timeout_s=5) as ops:  # not a member
         plan = await ops.plan_maintenance("host-1", 600, "kernel upgrade")
@@ -23,8 +24,9 @@ Guarantees:
 - Only idempotent calls are retried, and only on UNAVAILABLE (the bridge was not reached or is
   restarting), with exponential backoff from ``retry_backoff_s`` up to
   ``retry_max_backoff_s``. Every unary call of this API is idempotent: Arm, Kick and Disarm set
-  a state, GetPlacement and CheckPolicy read, Escalate carries an idempotency key, and Fence
-  acts only while the instance can still execute (a repeated Fence confirms without acting).
+  a state, GetPlacement, CheckPolicy and GetAddress read, Escalate carries an idempotency key,
+  Fence acts only while the instance can still execute (a repeated Fence confirms without
+  acting), and MoveAddress binds the address to the caller's instance (a repeat confirms).
   PlanMaintenance is retried too: a repeat only announces the maintenance again, which members
   take as harmlessly as the first; ListTickets only reads.
   The watch streams are not retried: they end with :class:`~vnfha.errors.BridgeUnavailable` and
@@ -52,8 +54,11 @@ from vnfha.errors import (
     RepairInProgress,
     StaleEpochRejected,
 )
+from vnfha.net.address import ServiceAddress
 from vnfha.nfvi import wire
 from vnfha.nfvi.model import (
+    AddressBinding,
+    AddressMove,
     BridgeEvent,
     FenceMode,
     FenceResult,
@@ -126,6 +131,16 @@ class NfviPort(Protocol):
     def watch_events(self, *, timeout_s: float | None = None) -> AsyncIterator[BridgeEvent]:
         """Infrastructure events for the group, until the bridge ends the stream (or
         ``timeout_s`` passes, if given)."""
+        ...
+
+    async def move_address(self, address: ServiceAddress | str, epoch: int, *,
+                           call_timeout_s: float | None = None) -> AddressMove:
+        """Have the NFVI bind service ``address`` to this member's instance, in ``epoch``."""
+        ...
+
+    async def get_address(self, address: ServiceAddress | str, *,
+                          call_timeout_s: float | None = None) -> AddressBinding:
+        """Which member of the group holds service ``address`` at the NFVI now."""
         ...
 
 
@@ -274,6 +289,36 @@ class BridgeClient:
             if event is not None:
                 yield event
 
+    async def move_address(self, address: ServiceAddress | str, epoch: int, *,
+                           call_timeout_s: float | None = None) -> AddressMove:
+        """Bind service ``address`` to this member's own instance at the NFVI, in ``epoch``
+        (the active's, before it serves); returns once the bridge's driver confirms it, with
+        the previous holder and whether anything ``changed`` (False: a repeat). A
+        :class:`~vnfha.net.address.ServiceAddress` is sent as ``ADDRESS/PREFIX`` (its device
+        is the guest's, not the cloud's); text is sent as given and checked by the bridge.
+        Retried on UNAVAILABLE within the deadline (a repeat is harmless). Errors:
+        :class:`~vnfha.errors.StaleEpochRejected` (a newer epoch moved it or spoke: this member
+        is deposed); :class:`~vnfha.errors.BridgeRequestError` with ``code`` and ``reason``:
+        FAILED_PRECONDITION ``address-in-use`` (another group's instance holds it) or
+        ``epoch-conflict`` (this epoch moved it to another member), UNIMPLEMENTED (this
+        bridge cannot move addresses: its driver has no network API, reason
+        ``not-supported``, or the bridge predates the call), INVALID_ARGUMENT (not a service
+        address), NOT_FOUND / PERMISSION_DENIED (the caller), INTERNAL (the driver failed or
+        did not confirm: the address may be half moved, move it again);
+        :class:`~vnfha.errors.BridgeUnavailable` with ``outcome_unknown`` (no answer in time:
+        the address may or may not have moved)."""
+        request = pb.MoveAddressRequest(caller=self._caller(epoch), address=_cidr(address))
+        reply = await self._unary("MoveAddress", request, call_timeout_s)
+        return wire.address_move_from_pb(reply)
+
+    async def get_address(self, address: ServiceAddress | str, *,
+                          call_timeout_s: float | None = None) -> AddressBinding:
+        """Which member of the group holds service ``address`` at the NFVI now, as the
+        bridge's driver says (``bound`` False: none of the group's instances), with the epoch
+        of the move (0: unknown). Errors as for :meth:`move_address`, without the epoch's."""
+        request = pb.GetAddressRequest(caller=self._caller(), address=_cidr(address))
+        return wire.binding_from_pb(await self._unary("GetAddress", request, call_timeout_s))
+
     async def plan_maintenance(self, host: str, deadline_in_s: float, reason: str = "", *,
                                call_timeout_s: float | None = None) -> MaintenancePlan:
         """Operators: announce that ``host`` goes down ``deadline_in_s`` seconds from now; the
@@ -351,7 +396,7 @@ class BridgeClient:
         meta = {str(k): v for k, v in pairs if isinstance(v, str)}
         reason = meta.get(wire.REASON_KEY)
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            acting = method in ("Arm", "Kick", "Disarm", "Fence", "Escalate",
+            acting = method in ("Arm", "Kick", "Disarm", "Fence", "Escalate", "MoveAddress",
                                 "PlanMaintenance")
             return BridgeUnavailable(f"{details} ({attempts} attempt(s) within {timeout_s} s)",
                                      method=method, target=self.target, timeout_s=timeout_s,
@@ -370,6 +415,11 @@ class BridgeClient:
                                   reason=reason)
 
 
+def _cidr(address: ServiceAddress | str) -> str:
+    """The request's ``address``: ``ADDRESS/PREFIX`` of a service address, or text as given."""
+    return address.cidr if isinstance(address, ServiceAddress) else address
+
+
 class NoBridge:
     """The null :class:`NfviPort`, for members configured without a bridge.
 
@@ -377,7 +427,9 @@ class NoBridge:
     owned by the VNF (nobody below will repair); :meth:`fence` raises
     :class:`~vnfha.errors.NfviError`, because claiming that an instance is fenced when nothing
     fenced it would be unsafe (without a bridge, a standby waits for the active's lease to
-    expire instead); the placement is empty; the watches end at once.
+    expire instead), and so do :meth:`move_address` and :meth:`get_address` (nothing below
+    moves or knows addresses: ``service_address_mode = "nfvi"`` needs a bridge); the placement
+    is empty; the watches end at once.
     """
 
     def __init__(self, *, group: str, member: str) -> None:
@@ -444,3 +496,16 @@ class NoBridge:
         nothing: tuple[BridgeEvent, ...] = ()
         for item in nothing:
             yield item
+
+    async def move_address(self, address: ServiceAddress | str, epoch: int, *,
+                           call_timeout_s: float | None = None) -> AddressMove:
+        """Always refuses: without a bridge nothing below can move an address."""
+        raise NfviError(f"cannot move service address {_cidr(address)}: no NFVI bridge is "
+                        "configured (service_address_mode \"nfvi\" needs one)",
+                        method="MoveAddress", target="none")
+
+    async def get_address(self, address: ServiceAddress | str, *,
+                          call_timeout_s: float | None = None) -> AddressBinding:
+        """Always refuses: without a bridge nothing below knows where an address is."""
+        raise NfviError(f"cannot tell who holds service address {_cidr(address)}: no NFVI "
+                        "bridge is configured", method="GetAddress", target="none")

@@ -13,6 +13,8 @@ import enum
 from dataclasses import dataclass
 
 __all__ = [
+    "AddressBinding",
+    "AddressMove",
     "BridgeEvent",
     "EventKind",
     "FenceMode",
@@ -62,6 +64,8 @@ class EventKind(enum.StrEnum):
     VM_MIGRATED = "vm-migrated"
     WATCHDOG_FIRED = "watchdog-fired"
     MAINTENANCE_PLANNED = "maintenance-planned"
+    ADDRESS_MOVED = "address-moved"
+    """The bridge moved a service address to a member's instance (Network/MoveAddress)."""
 
 
 class WatchdogAction(enum.StrEnum):
@@ -292,7 +296,9 @@ class BridgeEvent:
     """The incarnation the event is about (``nfvi.proto``'s ``Event.epoch``): for VM_CRASHED
     the epoch the bridge last saw ``member`` present as active, for a WATCHDOG_FIRED whose
     action was done the watchdog's epoch, for HOST_DOWN the highest such epoch among
-    ``members``. 0: unknown, never proof of anything."""
+    ``members``, for ADDRESS_MOVED the epoch of the move. 0: unknown, never proof of anything."""
+    address: str = ""
+    """For ADDRESS_MOVED: the service address (canonical ``ADDRESS/PREFIX``); empty otherwise."""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -314,3 +320,36 @@ class MaintenancePlan:
     deadline_unix_s: float
     instances: tuple[NotifiedInstance, ...] = ()
     sequence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AddressBinding:
+    """Where service address ``address`` (canonical ``ADDRESS/PREFIX``) is bound at the NFVI,
+    as far as one group is concerned (``nfvi.proto``'s ``AddressBinding``): the group's
+    ``member`` whose ``instance`` (on ``host``) holds it, all three None when none of the
+    group's instances does. ``epoch``: the epoch of the move that bound it there, 0 when the
+    bridge does not know (it restarted since)."""
+
+    address: str
+    member: str | None = None
+    instance: str | None = None
+    host: str | None = None
+    epoch: int = 0
+
+    @property
+    def bound(self) -> bool:
+        """True when an instance of the group holds the address."""
+        return self.instance is not None
+
+
+@dataclass(frozen=True, slots=True)
+class AddressMove:
+    """The answer to MoveAddress: the ``binding`` after the move (the caller's member and
+    instance, in the caller's epoch), the member of the group whose instance held the address
+    before (None: none did), and whether the call ``changed`` anything (False: a repeat, the
+    bridge had already bound it so in this epoch; ADDRESS_MOVED is published exactly when
+    True)."""
+
+    binding: AddressBinding
+    previous_member: str | None = None
+    changed: bool = True

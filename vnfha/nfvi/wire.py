@@ -22,8 +22,11 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.message import DecodeError
 
-from vnfha.errors import VnfhaError
+from vnfha.errors import ConfigError, VnfhaError
+from vnfha.net.address import ServiceAddress
 from vnfha.nfvi.model import (
+    AddressBinding,
+    AddressMove,
     BridgeEvent,
     EventKind,
     FenceMode,
@@ -86,9 +89,9 @@ MAX_TICKET_LIMIT = 1000
 """The highest limit a ListTickets request may set (the reply is also cut to the message size)."""
 
 PACKAGE = "vnfha.nfvi.v1"
-SERVICES = tuple(f"{PACKAGE}.{s}"
-                 for s in ("Watchdog", "Placement", "Fencing", "Faults", "Operations"))
-"""The fully qualified names of the five services (also the health service names)."""
+SERVICES = tuple(f"{PACKAGE}.{s}" for s in ("Watchdog", "Placement", "Fencing", "Faults",
+                                            "Network", "Operations"))
+"""The fully qualified names of the six services (also the health service names)."""
 
 REASON_KEY = "vnfha-reason"
 """Trailing metadata key that says which refusal a status code stands for."""
@@ -144,6 +147,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("Faults", "Escalate", pb.EscalateRequest, pb.RepairTicket),
     Method("Faults", "WatchRepair", pb.WatchRepairRequest, pb.RepairTicket, streaming=True),
     Method("Faults", "WatchEvents", pb.WatchEventsRequest, pb.Event, streaming=True),
+    Method("Network", "MoveAddress", pb.MoveAddressRequest, pb.MoveAddressReply),
+    Method("Network", "GetAddress", pb.GetAddressRequest, pb.AddressBinding),
     Method("Operations", "PlanMaintenance", pb.PlanMaintenanceRequest, pb.PlanMaintenanceReply),
     Method("Operations", "ListTickets", pb.ListTicketsRequest, pb.ListTicketsReply),
 )}
@@ -183,7 +188,8 @@ _EVENT = {pb.EVENT_KIND_HOST_DOWN: EventKind.HOST_DOWN, pb.EVENT_KIND_HOST_UP: E
           pb.EVENT_KIND_VM_CRASHED: EventKind.VM_CRASHED,
           pb.EVENT_KIND_VM_MIGRATED: EventKind.VM_MIGRATED,
           pb.EVENT_KIND_WATCHDOG_FIRED: EventKind.WATCHDOG_FIRED,
-          pb.EVENT_KIND_MAINTENANCE_PLANNED: EventKind.MAINTENANCE_PLANNED}
+          pb.EVENT_KIND_MAINTENANCE_PLANNED: EventKind.MAINTENANCE_PLANNED,
+          pb.EVENT_KIND_ADDRESS_MOVED: EventKind.ADDRESS_MOVED}
 
 WIRE_NUMBERS: dict[type[Any], dict[int, Any]] = {
     WatchdogAction: _WATCHDOG, PlacementPolicy: _POLICY, FenceMode: _FENCE,
@@ -299,6 +305,18 @@ def decode_escalation(request: Any) -> Escalation:
         target_member=name("target_member", request.target_member, required=False) or None,
         fault=text("fault", request.fault, required=True),
         requested=requested, tried=tried, evacuation_policy=policy)
+
+
+def decode_address(request: Any) -> ServiceAddress:
+    """``address`` (Move/GetAddress): ``ADDRESS/PREFIX`` as ``service_addresses`` takes it."""
+    text = name("address", request.address)
+    if "@" in text:
+        raise Refused("INVALID_ARGUMENT", f"address={text!r}: give ADDRESS/PREFIX without a "
+                      "device: devices are the guest's, the NFVI binds the address to a port")
+    try:
+        return ServiceAddress.parse(text, field="address")
+    except ConfigError as e:
+        raise Refused("INVALID_ARGUMENT", str(e)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,7 +461,7 @@ def event_to_pb(e: BridgeEvent) -> Any:
     """An ``Event``; no deadline is sent as 0 (and so is an unknown epoch)."""
     return pb.Event(kind=to_pb(e.kind), instance=e.instance, member=e.member, host=e.host,
                     members=list(e.members), deadline_unix_s=e.deadline_unix_s or 0.0,
-                    detail=e.detail, sequence=e.sequence, epoch=e.epoch)
+                    detail=e.detail, sequence=e.sequence, epoch=e.epoch, address=e.address)
 
 
 def event_from_pb(m: Any) -> BridgeEvent | None:
@@ -452,7 +470,30 @@ def event_from_pb(m: Any) -> BridgeEvent | None:
     if kind is None:
         return None
     return BridgeEvent(kind, m.instance, m.member, m.host, tuple(m.members),
-                       m.deadline_unix_s or None, m.detail, m.sequence, m.epoch)
+                       m.deadline_unix_s or None, m.detail, m.sequence, m.epoch, m.address)
+
+
+def binding_to_pb(b: AddressBinding) -> Any:
+    """An ``AddressBinding``; an unbound address has empty member, instance and host."""
+    return pb.AddressBinding(address=b.address, member=b.member or "",
+                             instance=b.instance or "", host=b.host or "", epoch=b.epoch)
+
+
+def binding_from_pb(m: Any) -> AddressBinding:
+    """The client side of :func:`binding_to_pb` (empty strings read as None)."""
+    return AddressBinding(m.address, m.member or None, m.instance or None, m.host or None,
+                          m.epoch)
+
+
+def address_move_to_pb(m: AddressMove) -> Any:
+    """A ``MoveAddressReply``."""
+    return pb.MoveAddressReply(binding=binding_to_pb(m.binding),
+                               previous_member=m.previous_member or "", changed=m.changed)
+
+
+def address_move_from_pb(m: Any) -> AddressMove:
+    """The client side of :func:`address_move_to_pb`."""
+    return AddressMove(binding_from_pb(m.binding), m.previous_member or None, m.changed)
 
 
 def maintenance_to_pb(m: MaintenancePlan) -> Any:
@@ -470,11 +511,6 @@ def maintenance_from_pb(m: Any) -> MaintenancePlan:
                                  for i in m.instances), m.sequence)
 
 
-def _varint_bytes(n: int) -> int:
-    """How many bytes protobuf's varint encoding of ``n`` (>= 0) takes."""
-    return max(1, (n.bit_length() + 6) // 7)
-
-
 def ticket_list_to_pb(listing: TicketList, *, max_bytes: int) -> Any:
     """A ``ListTicketsReply`` in the listing's order, cut before the first ticket that would
     take the message over ``max_bytes`` (the bridge's message size limit): what is cut is the
@@ -484,7 +520,8 @@ def ticket_list_to_pb(listing: TicketList, *, max_bytes: int) -> Any:
     for ticket in listing.tickets:
         message = ticket_to_pb(ticket)
         size = message.ByteSize()
-        room -= 1 + _varint_bytes(size) + size  # field tag, length, the ticket
+        length = max(1, (size.bit_length() + 6) // 7)  # the bytes of its varint
+        room -= 1 + length + size  # field tag, length, the ticket
         if room < 0:
             break
         reply.tickets.append(message)

@@ -23,6 +23,11 @@ member's side, over the host primitives of :mod:`vnfha.net`.
   change that ends the active role (deposed, session lost at the lease deadline, standby lease
   lapsed, resigned): it stops a claim or announcement under way and removes every address in
   a task of its own, so the addresses leave with the same self-fencing that stops the writes.
+- **Moved by the NFVI instead** (``service_address_mode = "nfvi"``, ``mover`` given): the claim
+  asks the bridge to bind each address to this member's instance in the new epoch
+  (``Network/MoveAddress``, epoch-fenced) and touches no interface; a refusal or failure refuses
+  the role the same way. Nothing is removed at the end of the role: the next active's move,
+  in a newer epoch, takes the address over, and the bridge refuses the deposed epoch's.
 - **Reported.** :attr:`AddressKeeper.held` (published in the member's record for ``vnfha
   status``) and the ``vnfha_service_address_held`` gauge, per address.
 """
@@ -33,10 +38,11 @@ import asyncio
 import contextlib
 import logging
 import types
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 from vnfha.clock import Clock
+from vnfha.errors import NfviError
 from vnfha.metrics import Metrics
 from vnfha.net import (
     ANNOUNCE_COUNT,
@@ -74,12 +80,14 @@ class AddressKeeper:
                  metrics: Metrics, tolerate: Callable[[], Collection[str]],
                  held_elsewhere: Callable[[str], bool], refuse: Callable[[str], None],
                  spawn: Callable[[asyncio.Task[Any]], None],
-                 probe_s: float = PROBE_S, host: Any = HOST) -> None:
+                 probe_s: float = PROBE_S, host: Any = HOST,
+                 mover: Callable[[ServiceAddress, int], Awaitable[object]] | None = None
+                 ) -> None:
         self.me, self.addresses = me, tuple(addresses)
         self._clock, self._metrics, self._tolerate = clock, metrics, tolerate
         self._held_elsewhere = held_elsewhere
         self._refuse, self._spawn, self._probe_s = refuse, spawn, probe_s
-        self._host = host
+        self._host, self._mover = host, mover
         self.devices: dict[ServiceAddress, str] = {}
         """The device each address goes on (chosen at :meth:`prepare`)."""
         self.macs: tuple[str, ...] = ()
@@ -93,7 +101,7 @@ class AddressKeeper:
         """At start: choose each address's device and read its MAC (ServiceAddressError if an
         address has no device), and remove addresses a previous incarnation of this member may
         have left behind (a crash skips the release)."""
-        if not self.addresses:
+        if not self.addresses or self._mover is not None:
             return
         host = self._host
         links = await host.list_links()
@@ -113,6 +121,8 @@ class AddressKeeper:
         """Take every address for ``epoch``; True when all are held (see the module)."""
         if not self.addresses:
             return True
+        if self._mover is not None:
+            return await self._moved(epoch)
         generation = self._generation
         tolerate = [parse_mac(m) for m in self._tolerate()]
         added: list[ServiceAddress] = []
@@ -151,6 +161,21 @@ class AddressKeeper:
         log.info("%s: holds %s (epoch %d)", self.me, ", ".join(self.held), epoch)
         return True
 
+    async def _moved(self, epoch: int) -> bool:
+        """The NFVI mode's claim: each address bound to this instance in ``epoch``."""
+        assert self._mover is not None
+        for address in self.addresses:
+            try:
+                await self._mover(address, epoch)
+            except NfviError as e:
+                reason = f"not active in epoch {epoch}: the NFVI did not move {address}: {e}"
+                log.error("%s: %s", self.me, reason)  # noqa: TRY400 - the reason says it
+                self._refuse(reason)
+                return False
+            self._hold(address, "nfvi")
+        log.info("%s: the NFVI moved %s to it (epoch %d)", self.me, ", ".join(self.held), epoch)
+        return True
+
     def release(self, why: str) -> None:
         """Stop holding every address now (synchronously stops the claim and announcements;
         the removal runs in a task)."""
@@ -163,6 +188,8 @@ class AddressKeeper:
         gone = [a for a in self.addresses if str(a) in self.held]
         for address in gone:
             self._drop(address)
+        if self._mover is not None:
+            return  # the next active's move takes them over
         log.info("%s: releasing %s (%s)", self.me, ", ".join(map(str, gone)), why)
         self._spawn(asyncio.create_task(self._remove(gone), name=f"{self.me}-addr-release"))
 

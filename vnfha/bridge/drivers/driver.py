@@ -55,6 +55,11 @@ connection to the host. Every driver (the driver test suite checks each point):
   A driver never reports an instance of a down host as unable to execute (STOPPED, CRASHED,
   or a ``power_off`` / ``pause`` that returns) unless it knows: that would confirm a fence, or
   allow an evacuation, of an instance that may still run.
+
+Optional capabilities. A driver whose cloud decides which instance may use an address
+(OpenStack's allowed-address-pairs, a floating IP) also implements :class:`AddressMover`; the
+bridge checks ``isinstance(driver, AddressMover)`` and answers ``Network/MoveAddress`` with
+UNIMPLEMENTED for a driver that does not (libvirt). The simulator implements it as a record.
 """
 
 from __future__ import annotations
@@ -66,9 +71,11 @@ from typing import Protocol, runtime_checkable
 
 from vnfha.bridge._fanout import Subscription
 from vnfha.errors import VnfhaError
+from vnfha.net.address import ServiceAddress
 from vnfha.nfvi.model import EventKind, InstanceState
 
 __all__ = [
+    "AddressMover",
     "Driver",
     "DriverError",
     "EventKind",
@@ -100,7 +107,8 @@ class InfraEvent:
 
     ``instance`` is set for VM events, ``host`` for host events (and for VM events, where the
     VM ran). ``deadline_unix_s`` is set for ``MAINTENANCE_PLANNED``: the wall-clock time at
-    which the host goes down. ``detail`` is free text for operators.
+    which the host goes down; ``address`` for ``ADDRESS_MOVED`` (which the bridge publishes, not
+    a driver): the service address. ``detail`` is free text for operators.
     """
 
     kind: EventKind
@@ -108,6 +116,7 @@ class InfraEvent:
     host: str | None = None
     detail: str = ""
     deadline_unix_s: float | None = None
+    address: str = ""
 
 
 class DriverError(VnfhaError):
@@ -244,4 +253,32 @@ class Driver(Protocol):
     async def close(self) -> None:
         """Release the hypervisor connection and end every :meth:`events` iterator. Instances
         keep running (the simulator's processes too) unless the driver owns them by design."""
+        ...
+
+
+@runtime_checkable
+class AddressMover(Protocol):
+    """The optional capability of a driver whose cloud binds addresses to instances' ports
+    (see the module docstring): ``Network/MoveAddress`` and ``GetAddress`` call it.
+
+    The bridge checks the caller, its epoch and the address's group before calling
+    :meth:`move_address`, and never runs two moves of one address (by its IP) at once; the
+    driver only makes the cloud forward the address to the instance. Implementations:
+
+    - :meth:`move_address` returns only once the cloud forwards the address's traffic to
+      ``instance`` (OpenStack: the port update or floating IP association is accepted, and
+      the old holder's port no longer allows the address); it is idempotent (the address
+      already on the instance is success); failures raise :class:`DriverError` naming the
+      address and the instance (:class:`UnknownInstance`, :class:`HostDown` where it applies).
+    - The address is known by its IP (``address.ip``): another prefix is the same address.
+    - No event: the bridge publishes ``ADDRESS_MOVED`` itself, with the epoch of the move.
+    """
+
+    async def move_address(self, group: str, address: ServiceAddress, instance: str) -> None:
+        """Bind ``address`` to ``instance`` (of ``group``), taking it from wherever it is."""
+        ...
+
+    async def address_holder(self, address: ServiceAddress) -> str | None:
+        """The instance ``address`` is bound to now (by the driver's name for it), None if
+        none."""
         ...

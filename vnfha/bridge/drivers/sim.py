@@ -21,6 +21,8 @@ What maps to what:
 ``reset``          power off, then launch again with the same argv, env and cwd (a new pid)
 ``start``          launch again a STOPPED or CRASHED instance (its host must be up)
 ``migrate``        power off, relabel the host, launch again (a cold migration)
+``move_address``   record the address -> instance binding, the "cloud's port binding"
+                   (:class:`~vnfha.bridge.drivers.driver.AddressMover`); nothing on the host
 =================  ============================================================================
 
 Guarantees, beyond the driver interface's:
@@ -41,6 +43,11 @@ Guarantees, beyond the driver interface's:
   hosts are *dead* when down, in the driver interface's terms: their instances are CRASHED
   (each with ``VM_CRASHED``), ``power_off`` confirms at once, and ``migrate`` evacuates them to
   a host that is up.
+- Service addresses (:meth:`move_address`, :meth:`address_holder`) are only recorded: the
+  simulator configures no interface, route or ARP entry (a cloud would reprogram its virtual
+  switch or floating IP; a lab that needs packets to follow uses ``service_address_mode =
+  "local"``). A binding stays while its instance stops, crashes, resets or migrates, as a
+  cloud port's does; a move to an instance of a down host raises ``HostDown``.
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ from vnfha.bridge.drivers.driver import (
     UnknownInstance,
 )
 from vnfha.clock import Clock, SystemClock
+from vnfha.net.address import ServiceAddress
 
 __all__ = ["LaunchSpec", "SimDriver", "proc_state"]
 
@@ -128,6 +136,7 @@ class SimDriver:
         self._kill_timeout_s = kill_timeout_s
         self._stop_poll_s = stop_poll_s
         self._slots: dict[str, _Slot] = {}
+        self._addresses: dict[str, str] = {}  # service address's IP -> instance
         self._events: Fanout[InfraEvent] = Fanout(
             max_queued=max_queued_events,
             lagged=lambda n: DriverError(f"sim events: subscriber fell {n} events behind",
@@ -372,6 +381,28 @@ class SimDriver:
         self._events.close()
         if errors:
             raise errors[0]
+
+    # -- service addresses (AddressMover) --------------------------------------------------------
+
+    async def move_address(self, group: str, address: ServiceAddress, instance: str) -> None:
+        """Record that ``address`` (by its IP) is bound to ``instance`` from now on (see the
+        module docstring). Idempotent. :class:`UnknownInstance`; :class:`DriverError` if the
+        instance is not ``group``'s; :class:`HostDown` if its host is down."""
+        self._check_open("move_address", instance)
+        slot = self._slot(instance, "move_address")
+        if slot.instance.group != group:
+            raise DriverError(f"move_address {address}: instance {instance!r} runs group "
+                              f"{slot.instance.group!r}, not {group!r}", instance=instance,
+                              operation="move_address")
+        self._check_host_up(slot.instance.host, instance, "move_address")
+        before = self._addresses.get(str(address.ip))
+        self._addresses[str(address.ip)] = instance
+        if before != instance:
+            log.info("sim: address %s bound to %s (was %s)", address, instance, before or "none")
+
+    async def address_holder(self, address: ServiceAddress) -> str | None:
+        """The instance ``address`` (by its IP) is bound to, None if none."""
+        return self._addresses.get(str(address.ip))
 
     # -- fault injection (tests and the demo) ---------------------------------------------------
 

@@ -73,6 +73,7 @@ class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_KIND_VM_MIGRATED: _ClassVar[EventKind]
     EVENT_KIND_WATCHDOG_FIRED: _ClassVar[EventKind]
     EVENT_KIND_MAINTENANCE_PLANNED: _ClassVar[EventKind]
+    EVENT_KIND_ADDRESS_MOVED: _ClassVar[EventKind]
 INSTANCE_STATE_UNSPECIFIED: InstanceState
 INSTANCE_STATE_RUNNING: InstanceState
 INSTANCE_STATE_PAUSED: InstanceState
@@ -117,6 +118,7 @@ EVENT_KIND_VM_CRASHED: EventKind
 EVENT_KIND_VM_MIGRATED: EventKind
 EVENT_KIND_WATCHDOG_FIRED: EventKind
 EVENT_KIND_MAINTENANCE_PLANNED: EventKind
+EVENT_KIND_ADDRESS_MOVED: EventKind
 
 class Caller(_message.Message):
     __slots__ = ("group", "member", "epoch")
@@ -319,7 +321,7 @@ class WatchEventsRequest(_message.Message):
     def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("kind", "instance", "member", "host", "members", "deadline_unix_s", "detail", "sequence", "epoch")
+    __slots__ = ("kind", "instance", "member", "host", "members", "deadline_unix_s", "detail", "sequence", "epoch", "address")
     KIND_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
     MEMBER_FIELD_NUMBER: _ClassVar[int]
@@ -329,6 +331,7 @@ class Event(_message.Message):
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
     kind: EventKind
     instance: str
     member: str
@@ -338,7 +341,48 @@ class Event(_message.Message):
     detail: str
     sequence: int
     epoch: int
-    def __init__(self, kind: _Optional[_Union[EventKind, str]] = ..., instance: _Optional[str] = ..., member: _Optional[str] = ..., host: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., deadline_unix_s: _Optional[float] = ..., detail: _Optional[str] = ..., sequence: _Optional[int] = ..., epoch: _Optional[int] = ...) -> None: ...
+    address: str
+    def __init__(self, kind: _Optional[_Union[EventKind, str]] = ..., instance: _Optional[str] = ..., member: _Optional[str] = ..., host: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., deadline_unix_s: _Optional[float] = ..., detail: _Optional[str] = ..., sequence: _Optional[int] = ..., epoch: _Optional[int] = ..., address: _Optional[str] = ...) -> None: ...
+
+class MoveAddressRequest(_message.Message):
+    __slots__ = ("caller", "address")
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    caller: Caller
+    address: str
+    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., address: _Optional[str] = ...) -> None: ...
+
+class GetAddressRequest(_message.Message):
+    __slots__ = ("caller", "address")
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    caller: Caller
+    address: str
+    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., address: _Optional[str] = ...) -> None: ...
+
+class AddressBinding(_message.Message):
+    __slots__ = ("address", "member", "instance", "host", "epoch")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    member: str
+    instance: str
+    host: str
+    epoch: int
+    def __init__(self, address: _Optional[str] = ..., member: _Optional[str] = ..., instance: _Optional[str] = ..., host: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
+
+class MoveAddressReply(_message.Message):
+    __slots__ = ("binding", "previous_member", "changed")
+    BINDING_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_MEMBER_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    binding: AddressBinding
+    previous_member: str
+    changed: bool
+    def __init__(self, binding: _Optional[_Union[AddressBinding, _Mapping]] = ..., previous_member: _Optional[str] = ..., changed: bool = ...) -> None: ...
 
 class PlanMaintenanceRequest(_message.Message):
     __slots__ = ("host", "deadline_in_s", "reason")
