@@ -15,6 +15,17 @@ error instead. A host goes down as a lost connection does: its connection's clos
 called as libvirt's event thread would (``libvirt_double``), and reconnecting is refused for the
 rest of the test. Its instances are then ``unknown``.
 
+``qemu``: real QEMU domains (TCG) under three private libvirt daemons, one per host
+(:class:`vnfha.testing.libvirtd.Libvirtd`, shared by the module: ``qemu_hosts`` in the suite).
+The domains boot no guest (the firmware idles: real QEMU processes at almost no CPU; the booted
+guest is for tests/integration/test_libvirt_qemu.py); ``plain`` is defined, not started.
+Whether an instance can execute is read on a connection of the rig's own (libvirtd's state is
+shared by every connection), or for a host whose daemon is down, from its QEMU's pid file. A
+change behind the driver's back is a SIGKILL of the QEMU process (libvirt: stopped, failed:
+VM_CRASHED); a host goes down as its libvirtd is SIGKILLed (its QEMUs keep running, as after a
+real daemon crash), so its instances are ``unknown``. Skipped without libvirtd and QEMU unless
+``VNFHA_REQUIRE_QEMU=1`` (CI).
+
 ``sim``: :class:`~vnfha.bridge.drivers.sim.SimDriver` with small ``python -c`` sleepers as
 instances. A host goes down by ``fail_host``, which kills its instances: they are ``dead``.
 """
@@ -26,6 +37,7 @@ import enum
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,3 +179,112 @@ async def libvirt_rig(directory: Path) -> AsyncIterator[Rig]:
     finally:
         await driver.close()
 
+
+
+def require_qemu() -> None:
+    """Skip (or fail with ``VNFHA_REQUIRE_QEMU=1``) without libvirtd and QEMU. The QEMU rig
+    is opt-in (``VNFHA_QEMU=1``, or ``VNFHA_REQUIRE_QEMU=1``): it adds about two minutes,
+    more than the default run's budget leaves today (issue 19)."""
+    import shutil  # noqa: PLC0415
+
+    if os.environ.get("VNFHA_QEMU") != "1" and os.environ.get("VNFHA_REQUIRE_QEMU") != "1":
+        pytest.skip("the QEMU rig is opt-in (about 2 minutes): set VNFHA_QEMU=1 to run it")
+
+    from vnfha.testing.libvirtd import find_libvirtd  # noqa: PLC0415
+
+    missing = [name for name, found in (("libvirtd", find_libvirtd()),
+                                        ("qemu-system-x86_64",
+                                         shutil.which("qemu-system-x86_64"))) if not found]
+    if not missing:
+        return
+    message = (f"{' and '.join(missing)} not installed: apt-get install qemu-system-x86 "
+               "libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients busybox-static")
+    if os.environ.get("VNFHA_REQUIRE_QEMU") == "1":
+        pytest.fail(f"VNFHA_REQUIRE_QEMU=1 but {message}")
+    pytest.skip(message)
+
+
+def _pid_of(daemon: Any, name: str) -> int | None:
+    """The pid of ``name``'s QEMU under ``daemon`` (from libvirt's pid file), None if none."""
+    try:
+        return int((daemon.root / "run/libvirt/qemu/run" / f"{name}.pid").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+async def qemu_rig(daemons: dict[str, Any]) -> AsyncIterator[Rig]:
+    """The ``qemu`` rig on ``daemons`` (host -> a started :class:`Libvirtd`), left clean: every
+    domain destroyed and undefined, every daemon running again."""
+    import asyncio  # noqa: PLC0415
+
+    libvirt = require_libvirt()
+    from vnfha.bridge.drivers.libvirt_driver import LibvirtDriver  # noqa: PLC0415
+    from vnfha.testing.qemu_guest import domain_xml  # noqa: PLC0415
+
+    serial = daemons["host-a"].shared_dir("serial")
+    own = {host: libvirt.open(d.uri) for host, d in daemons.items()}
+    down: set[str] = set()
+    specs = [(name, group, member, host) for name, (group, member, host) in LAYOUT.items()]
+
+    def define_and_start(name: str, group: str | None, member: str | None, host: str) -> None:
+        domain = own[host].defineXML(domain_xml(name, None, serial=serial / f"{name}.sock",
+                                                group=group, member=member, memory_mib=64))
+        if group is not None:
+            domain.create()
+
+    await asyncio.gather(*(asyncio.to_thread(define_and_start, *spec)
+                           for spec in [*specs, ("plain", None, None, "host-a")]))
+    driver = await LibvirtDriver.open({host: d.uri for host, d in daemons.items()})
+    executing = {libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED,
+                 libvirt.VIR_DOMAIN_SHUTDOWN, libvirt.VIR_DOMAIN_NOSTATE}
+
+    def probe(name: str) -> Callable[[], bool]:
+        def can_execute() -> bool:
+            for host, daemon in daemons.items():
+                if host in down:  # no daemon to ask: is its QEMU process there?
+                    pid = _pid_of(daemon, name)
+                    if pid is not None and _proc_state(pid) not in (None, "Z"):
+                        return True
+                    continue
+                with contextlib.suppress(libvirt.libvirtError):
+                    if own[host].lookupByName(name).state()[0] in executing:
+                        return True
+            return False
+        return can_execute
+
+    def stop_behind_back(name: str) -> EventKind:
+        (pid,) = [p for d in daemons.values() if (p := _pid_of(d, name)) is not None]
+        os.kill(pid, signal.SIGKILL)  # the QEMU process dies: libvirt says "failed"
+        return EventKind.VM_CRASHED
+
+    async def take_host_down(host: str) -> None:
+        if host not in down:  # again: the same outage, noticed again
+            down.add(host)
+            own[host].close()
+            await asyncio.to_thread(daemons[host].kill)
+
+    def clean(host: str) -> None:
+        if host in down:
+            daemons[host].restart()
+            own[host] = libvirt.open(daemons[host].uri)
+        domains = own[host].listAllDomains(0)
+        for domain in domains:  # SIGKILL: libvirt's destroy waits for QEMU after a SIGTERM
+            pid = _pid_of(daemons[host], domain.name())
+            if pid is not None and domain.isActive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        for domain in domains:
+            for _ in range(400):  # until libvirt has seen it die (a few ms)
+                if not domain.isActive():
+                    break
+                time.sleep(0.01)
+            else:
+                domain.destroy()
+            domain.undefine()
+        own[host].close()
+
+    try:
+        yield Rig(driver, probe, stop_behind_back, take_host_down, DownInstances.UNKNOWN)
+    finally:
+        await driver.close()
+        await asyncio.gather(*(asyncio.to_thread(clean, host) for host in daemons))

@@ -1,7 +1,8 @@
 """The driver suite: the guarantees of :mod:`vnfha.bridge.drivers.driver`, checked against every
 driver.
 
-Each test runs once per driver fixture (``rig``, see driver_rigs.py: libvirt's test hypervisor and
+Each test runs once per driver fixture (``rig``, see driver_rigs.py: libvirt's test hypervisor,
+real QEMU domains under private libvirt daemons (one per host, started once for the module), and
 the simulator). Whether an instance "can execute" is checked outside the driver, on the
 hypervisor: the process state in ``/proc`` (stopped or gone) for the simulator, the domain state
 (paused or shut off) for libvirt. Checks that an action produced no event are made by doing a
@@ -11,10 +12,21 @@ second action afterwards and requiring that its event is the next one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
-from driver_rigs import HOSTS, LAYOUT, DownInstances, Rig
+from driver_rigs import (
+    HOSTS,
+    LAYOUT,
+    DownInstances,
+    Rig,
+    libvirt_rig,
+    qemu_rig,
+    require_libvirt,
+    require_qemu,
+    sim_rig,
+)
 
 from vnfha.bridge.drivers.driver import (
     Driver,
@@ -30,6 +42,37 @@ from vnfha.bridge.drivers.driver import (
 
 DEADLINE_S = 10.0
 K = EventKind
+
+
+@pytest.fixture(scope="module")
+def qemu_hosts() -> Iterator[dict[str, object]]:
+    """One private libvirtd per host, for the whole module (see driver_rigs.py)."""
+    require_libvirt()
+    require_qemu()
+    from vnfha.testing.libvirtd import Libvirtd  # noqa: PLC0415
+
+    daemons = {host: Libvirtd(host) for host in HOSTS}
+    try:
+        for daemon in daemons.values():
+            daemon.start()
+        yield dict(daemons)
+    finally:
+        for daemon in daemons.values():
+            daemon.stop()
+
+
+@pytest.fixture(params=["libvirt", "qemu", "sim"])
+async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Rig]:
+    """Every driver in turn, with :data:`LAYOUT` running (overrides conftest.py's, adding the
+    QEMU rig)."""
+    if request.param == "qemu":
+        if request.node.originalname == "test_unknown_instance":
+            pytest.skip("no domain is touched: the test:/// rig runs the same driver code")
+        make = qemu_rig(request.getfixturevalue("qemu_hosts"))
+    else:
+        make = libvirt_rig(tmp_path) if request.param == "libvirt" else sim_rig()
+    async for value in make:
+        yield value
 
 
 async def take(events: AsyncIterator[InfraEvent], n: int) -> list[InfraEvent]:

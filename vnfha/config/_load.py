@@ -46,11 +46,13 @@ ENV_PREFIX: Final = "VNFHA_"
 
 OTHER_ENV_VARS: Final = frozenset({"VNFHA_ETCD_BIN", "VNFHA_ETCDCTL_BIN", "VNFHA_REQUIRE_LIBVIRT",
                                    "VNFHA_REQUIRE_PROMTOOL", "VNFHA_REQUIRE_NETNS",
+                                   "VNFHA_QEMU", "VNFHA_REQUIRE_QEMU", "VNFHA_GUEST_CACHE",
                                    "VNFHA_GRPC_EVENT_ENGINE"})
 """``VNFHA_*`` variables that are not config fields (read by ``vnfha.testing.etcd``; by
-``vnfha._grpc_env``: ``VNFHA_GRPC_EVENT_ENGINE``; by ``vnfha.testing.lab`` and the test suite:
-``VNFHA_REQUIRE_LIBVIRT``, ``VNFHA_REQUIRE_PROMTOOL`` and ``VNFHA_REQUIRE_NETNS``, which CI
-sets); ignored by
+``vnfha._grpc_env``: ``VNFHA_GRPC_EVENT_ENGINE``; by ``vnfha.testing.lab``,
+``vnfha.testing.qemu_guest`` and the test suite: ``VNFHA_REQUIRE_LIBVIRT``,
+``VNFHA_REQUIRE_PROMTOOL`` and ``VNFHA_REQUIRE_NETNS``, which CI sets, and ``VNFHA_QEMU``,
+``VNFHA_REQUIRE_QEMU`` and ``VNFHA_GUEST_CACHE``); ignored by
 load_config. Any other unknown ``VNFHA_*`` variable is refused as a probable typo."""
 
 

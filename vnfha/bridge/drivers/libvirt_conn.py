@@ -61,6 +61,7 @@ from typing import Any
 from vnfha.bridge.drivers import driver
 from vnfha.bridge.drivers._libvirt import libvirt
 from vnfha.bridge.drivers.driver import DriverError, EventKind, Instance, InstanceState, UnknownHost
+from vnfha.bridge.drivers.libvirt_domains import WATCHDOG_EVENT
 from vnfha.clock import Clock
 from vnfha.errors import ConfigError
 
@@ -219,9 +220,10 @@ class _Link:
     generation: int = 0
     conn: Any = None  # None while the host is down
     callback_id: int | None = None  # the lifecycle callback registered on conn
+    watchdog_id: int | None = None  # the watchdog callback registered on conn
     reason: str = "not connected yet"
     down_since: float = 0.0
-    opening: asyncio.Future[tuple[Any, int]] | None = None  # the last open attempt's thread
+    opening: asyncio.Future[_Opened] | None = None  # the last open attempt's thread
 
 
 class LastSeen:
@@ -255,7 +257,11 @@ class LastSeen:
 
 
 Lifecycle = Callable[[Any, Any, int, int, str], None]
-"""The driver's lifecycle callback: ``(conn, domain, event, detail, host)``."""
+"""The driver's lifecycle callback: ``(conn, domain, event, detail, host)``; libvirt's watchdog
+event arrives here too, as ``event`` :data:`~vnfha.bridge.drivers.libvirt_domains.WATCHDOG_EVENT`
+with the watchdog's action as ``detail``."""
+
+_Opened = tuple[Any, int, int]  # a connection, its lifecycle and watchdog callback ids
 
 
 # -- the supervisor ------------------------------------------------------------------------------
@@ -380,20 +386,25 @@ class HostLinks:
         if link.conn is not None and link.generation == generation:
             self._lifecycle(conn, domain, event, detail, host)
 
+    def _on_watchdog(self, conn: Any, domain: Any, action: int, opaque: tuple[str, int]) -> None:
+        """libvirt's watchdog callback (a guest's hardware watchdog expired), on its event
+        thread: handed on as a lifecycle event :data:`WATCHDOG_EVENT` with the action."""
+        self._on_lifecycle(conn, domain, WATCHDOG_EVENT, action, opaque)
+
     # -- on the loop ----------------------------------------------------------------------------
 
     def _lost(self, host: str, generation: int, reason: str) -> None:
         link = self._links[host]
         if self._closed or link.conn is None or link.generation != generation:
             return  # reported already, or about a connection that has been replaced
-        old, callback_id = link.conn, link.callback_id
-        link.conn, link.callback_id, link.reason = None, None, reason
+        old, ids = link.conn, (link.callback_id, link.watchdog_id)
+        link.conn, link.callback_id, link.watchdog_id, link.reason = None, None, None, reason
         link.down_since = self._clock.monotonic()
         log.warning("libvirt: host %s is down: connection to %s lost (%s); reconnecting "
                     "(first in %g s, backing off to every %g s)", host, link.uri, reason,
                     self._policy.reconnect_initial_s, self._policy.reconnect_max_s)
         self._on_down(host, reason)
-        self._spawn(asyncio.to_thread(_retire, old, callback_id))
+        self._spawn(asyncio.to_thread(_retire, old, *ids))
         self._spawn(self._reconnect(host))
 
     async def _reconnect(self, host: str) -> None:
@@ -416,12 +427,12 @@ class HostLinks:
                     attempt)
         await self._on_up(host)
 
-    def _install(self, host: str, generation: int, opened: tuple[Any, int]) -> None:
+    def _install(self, host: str, generation: int, opened: _Opened) -> None:
         link = self._links[host]
         link.generation = generation
-        link.conn, link.callback_id = opened
+        link.conn, link.callback_id, link.watchdog_id = opened
 
-    async def _connect(self, host: str, generation: int) -> tuple[Any, int]:
+    async def _connect(self, host: str, generation: int) -> _Opened:
         """Open ``host``'s connection in a worker thread, within ``open_timeout_s``. If the
         caller is cancelled or the time runs out, the connection the thread may still open is
         closed again, not leaked. While an earlier attempt's thread has not returned, no new one
@@ -443,10 +454,10 @@ class HostLinks:
             attempt.add_done_callback(_retire_in_background)
             raise
 
-    def _open(self, host: str, generation: int) -> tuple[Any, int]:
+    def _open(self, host: str, generation: int) -> _Opened:
         """(Worker thread.) Open, start keepalives, watch for the close and subscribe to the
-        lifecycle events: ``(connection, lifecycle callback id)``. :class:`DriverError` naming
-        the host and URI."""
+        lifecycle and watchdog events: ``(connection, their callback ids)``.
+        :class:`DriverError` naming the host and URI."""
         uri = self._links[host].uri
         try:
             conn = self._opener(uri)
@@ -458,10 +469,12 @@ class HostLinks:
             callback_id: int = conn.domainEventRegisterAny(
                 None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle,
                 (host, generation))
+            watchdog_id: int = conn.domainEventRegisterAny(
+                None, libvirt.VIR_DOMAIN_EVENT_ID_WATCHDOG, self._on_watchdog, (host, generation))
         except libvirt.libvirtError as e:
-            _retire(conn, None)
+            _retire(conn)
             raise _CannotOpen(host, f"cannot watch {uri!r}: {e.get_error_message()}") from e
-        return conn, callback_id
+        return conn, callback_id, watchdog_id
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = self._loop.create_task(work)
@@ -484,9 +497,10 @@ class HostLinks:
         await asyncio.gather(*tasks, return_exceptions=True)
         for link in self._links.values():
             if link.conn is not None:
-                conn, callback_id = link.conn, link.callback_id
-                link.conn, link.callback_id, link.reason = None, None, "the driver is closed"
-                await asyncio.to_thread(_retire, conn, callback_id)
+                conn, ids = link.conn, (link.callback_id, link.watchdog_id)
+                link.conn, link.callback_id, link.watchdog_id = None, None, None
+                link.reason = "the driver is closed"
+                await asyncio.to_thread(_retire, conn, *ids)
 
 
 def _keepalive(conn: Any, host: str, policy: ConnPolicy) -> None:
@@ -501,19 +515,22 @@ def _keepalive(conn: Any, host: str, policy: ConnPolicy) -> None:
                         e.get_error_message())
 
 
-def _retire(conn: Any, callback_id: int | None) -> None:
-    """(Worker thread.) Stop watching ``conn`` and close it. libvirt's errors are ignored: the
-    connection is being dropped, and a lost one refuses everything."""
+def _retire(conn: Any, *callback_ids: int | None) -> None:
+    """(Worker thread.) Stop watching ``conn`` (its close callback and the event callbacks
+    ``callback_ids``) and close it. libvirt's errors are ignored: the connection is being
+    dropped, and a lost one refuses everything."""
     with contextlib.suppress(libvirt.libvirtError):
         conn.unregisterCloseCallback()
-    if callback_id is not None:
+    for callback_id in callback_ids:
+        if callback_id is None:
+            continue
         with contextlib.suppress(libvirt.libvirtError):
             conn.domainEventDeregisterAny(callback_id)
     with contextlib.suppress(libvirt.libvirtError):
         conn.close()
 
 
-def _retire_in_background(attempt: asyncio.Future[tuple[Any, int]]) -> None:
+def _retire_in_background(attempt: asyncio.Future[_Opened]) -> None:
     """Close the connection a cancelled open produced, once it has (its own daemon thread: the
     loop may be shutting down)."""
     if attempt.cancelled() or attempt.exception() is not None:

@@ -2,7 +2,10 @@
 
 - :func:`instance_state` and :func:`event_kind` map libvirt's ``(state, reason)`` and lifecycle
   ``(event, detail)`` codes onto :class:`~vnfha.bridge.drivers.driver.InstanceState` and
-  :class:`~vnfha.bridge.drivers.driver.EventKind` (the tables are at the top).
+  :class:`~vnfha.bridge.drivers.driver.EventKind` (the tables are at the top); libvirt's
+  watchdog event (a guest's emulated hardware watchdog expired, ``<watchdog>`` in the domain)
+  is :data:`WATCHDOG_EVENT` with the watchdog's action as detail, reported as
+  ``WATCHDOG_FIRED``; :func:`event_detail` says it in words for operators.
 - vnfha's metadata element selects the domains that are instances: :data:`METADATA_NS`,
   :func:`parse_metadata`; :func:`pick_copy` resolves a name defined on several hosts.
 - :func:`domain_xml`, :class:`DomainSpec` and :func:`write_test_hosts` build minimal domains
@@ -25,12 +28,15 @@ from vnfha.bridge.drivers.driver import DriverError, EventKind, InstanceState
 __all__ = [
     "METADATA_NS",
     "METADATA_PREFIX",
+    "WATCHDOG_EVENT",
     "DomainSpec",
     "domain_xml",
+    "event_detail",
     "event_kind",
     "instance_state",
     "parse_metadata",
     "pick_copy",
+    "superseded",
     "write_test_hosts",
 ]
 
@@ -67,6 +73,19 @@ _EVENTS: dict[int, EventKind | None] = {
 }
 _CRASHED_STOPS = {libvirt.VIR_DOMAIN_EVENT_STOPPED_CRASHED, libvirt.VIR_DOMAIN_EVENT_STOPPED_FAILED}
 
+WATCHDOG_EVENT = -1
+"""Not a libvirt lifecycle code: the ``event`` under which the driver's connections hand on
+libvirt's watchdog event (``VIR_DOMAIN_EVENT_ID_WATCHDOG``); ``detail`` is its action."""
+_WATCHDOG_ACTIONS = {
+    libvirt.VIR_DOMAIN_EVENT_WATCHDOG_NONE: "none",
+    libvirt.VIR_DOMAIN_EVENT_WATCHDOG_PAUSE: "pause",
+    libvirt.VIR_DOMAIN_EVENT_WATCHDOG_RESET: "reset",
+    libvirt.VIR_DOMAIN_EVENT_WATCHDOG_POWEROFF: "poweroff",
+    libvirt.VIR_DOMAIN_EVENT_WATCHDOG_SHUTDOWN: "shutdown",
+    libvirt.VIR_DOMAIN_EVENT_WATCHDOG_DEBUG: "debug",
+    libvirt.VIR_DOMAIN_EVENT_WATCHDOG_INJECTNMI: "inject-nmi",
+}
+
 
 def instance_state(state: int, reason: int) -> InstanceState:
     """The :class:`InstanceState` of a libvirt ``(state, reason)`` pair (``virDomainGetState``).
@@ -80,10 +99,30 @@ def instance_state(state: int, reason: int) -> InstanceState:
 
 def event_kind(event: int, detail: int) -> EventKind | None:
     """The :class:`EventKind` of a libvirt lifecycle ``(event, detail)``, None for those the
-    driver does not report (define, undefine, shutdown-in-progress, unknown codes)."""
+    driver does not report (define, undefine, shutdown-in-progress, unknown codes).
+    :data:`WATCHDOG_EVENT` is ``WATCHDOG_FIRED`` whatever its action."""
+    if event == WATCHDOG_EVENT:
+        return EventKind.WATCHDOG_FIRED
     if event == libvirt.VIR_DOMAIN_EVENT_STOPPED and detail in _CRASHED_STOPS:
         return EventKind.VM_CRASHED
     return _EVENTS.get(event)
+
+
+def superseded(kind: EventKind, before: InstanceState | None) -> bool:
+    """Whether an event of ``kind`` for an instance last seen ``before`` (None: never seen) is
+    not reported. QEMU starts a domain paused and then runs it, so libvirt reports RESUMED
+    (unpaused) just before STARTED: a RESUMED of an instance not last seen PAUSED is that
+    start's, and only its STARTED is reported. Pure."""
+    return kind is EventKind.VM_RESUMED and before is not InstanceState.PAUSED
+
+
+def event_detail(event: int, detail: int) -> str:
+    """The ``detail`` text of the event the driver publishes for ``(event, detail)``: the
+    watchdog's action in words (``hardware watchdog expired: action reset``), else the codes
+    (``libvirt lifecycle event 5/2``)."""
+    if event == WATCHDOG_EVENT:
+        return f"hardware watchdog expired: action {_WATCHDOG_ACTIONS.get(detail, str(detail))}"
+    return f"libvirt lifecycle event {event}/{detail}"
 
 
 def parse_metadata(text: str) -> tuple[str, str] | None:

@@ -99,10 +99,12 @@ from vnfha.bridge.drivers.libvirt_domains import (
     METADATA_NS,
     DomainSpec,
     domain_xml,
+    event_detail,
     event_kind,
     instance_state,
     parse_metadata,
     pick_copy,
+    superseded,
     write_test_hosts,
 )
 from vnfha.clock import Clock, SystemClock
@@ -568,12 +570,14 @@ class LibvirtDriver:
                 now, managed = None, name in self._managed  # gone already: trust what we saw
             if managed:
                 item = InfraEvent(kind, instance=name, host=host,
-                                  detail=f"libvirt lifecycle event {event}/{detail}")
+                                  detail=event_detail(event, detail))
                 self._loop.call_soon_threadsafe(self._deliver, item, now)
 
     def _deliver(self, item: InfraEvent, now: Instance | None) -> None:
-        """Publish a callback's event (on the loop) and release the action waiting for it."""
-        if self._closed:
+        """Publish a callback's event (on the loop) and release the action waiting for it;
+        drop a RESUMED that is part of a start (:func:`superseded`)."""
+        before = self._seen.on(item.host or "").get(item.instance or "")
+        if self._closed or superseded(item.kind, None if before is None else before.state):
             return
         if now is not None:
             self._seen.put(now)
