@@ -29,5 +29,7 @@ def test_server_policy_accepts_the_client_rate() -> None:
     client = dict(keepalive_options(1.0, server=False))
     server = dict(keepalive_options(1.0, server=True))
     assert client["grpc.keepalive_time_ms"] == 1000
+    # a ping after packet loss must time out as a keepalive does, not after gRPC's 60 s
+    assert client["grpc.http2.ping_timeout_ms"] == server["grpc.http2.ping_timeout_ms"] == 1000
     assert server["grpc.http2.min_recv_ping_interval_without_data_ms"] <= 1000 // 2
     assert server["grpc.http2.max_ping_strikes"] == 0

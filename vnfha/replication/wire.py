@@ -125,11 +125,15 @@ def keepalive_options(keepalive_s: float, *, server: bool) -> list[tuple[str, in
     ends ping; the server's policy accepts pings twice as often as the client sends them, with no
     strikes, so a compliant standby is never sent GOAWAY "too_many_pings" (gRPC's default policy
     allows one ping per 5 minutes without data, and the stream can be idle between heartbeats).
+    ``grpc.http2.ping_timeout_ms`` is set too: without it a ping sent after a spell of packet
+    loss waited gRPC's default 60 s for its ack, and the standby's end of a stream whose active
+    end was gone stayed open and silent that long (the fault matrix's 30 % loss row, issue 18).
     """
     ms = max(1, round(keepalive_s * 1000))
     options = [
         ("grpc.keepalive_time_ms", ms),
         ("grpc.keepalive_timeout_ms", ms),
+        ("grpc.http2.ping_timeout_ms", ms),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
     ]
