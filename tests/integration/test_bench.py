@@ -11,6 +11,7 @@ but I6 (which is judged at a deadline) unbroken.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from vnfha.apps.bench import BENCHMARKS
+from vnfha.testing.lab import REQUIRE_ENV, unavailable
 
 pytestmark = pytest.mark.etcd
 
@@ -168,6 +170,28 @@ def test_fleet() -> None:
     assert report["idle"]["etcd_revision_growth"] == 0
     assert report["projection_1000"]["groups"] == 1000
     assert_summary(report["alone"]["first_write_ms"])
+    assert_verdict(report["all_met"], code)
+
+
+def test_hosts() -> None:
+    reason = unavailable()
+    if reason is not None:
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{REQUIRE_ENV}=1 but {reason}")
+        pytest.skip(reason)
+    report, code = bench("hosts", "--trials", "1", script=True)
+    assert report["benchmark"] == "hosts" and report["trials"] == 1
+    assert report["paths"] == ["sigkill", "sigstop", "partition"]
+    assert set(report["results"]) == set(report["targets_p99_ms"]) == set(report["paths"])
+    for path, r in report["results"].items():
+        assert r["trials"] == 1 and r["failed_trials"] == 0, (path, r)
+        for figure in ("outage_ms", "takeover_ms", "first_reply_ms"):
+            assert_summary(r[figure])
+        # the checks that do not depend on timing: one active at a time, nothing lost
+        assert r["stale_replies"] == 0 and r["replies_from_elsewhere"] == 0, (path, r)
+        assert r["lost_increments"] == 0 and r["answered"] > 100, (path, r)
+        assert r["every_trial_checked"] is True, (path, r["problems"])
+        assert r["outage_ms"]["max"] < 3_000, (path, r)  # targets: 60 / 450 ms p99
     assert_verdict(report["all_met"], code)
 
 

@@ -12,6 +12,7 @@ reports "nothing lost" is known to be able to report a loss.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -72,6 +73,54 @@ def test_counter_client_outage_meter_keeps_the_longest_gap() -> None:
     assert meter.unix(100.31) == 1_000.31
 
 
+def test_counter_client_reports_a_reply_from_a_deposed_active() -> None:
+    check = counter_client.ReplyCheck()
+    assert check.reply(3, 1.0, "s", 1) and check.reply(3, 1.1, "s", 2)
+    assert check.reply(7, 2.0, "s", 3)  # the successor's first reply
+    assert not check.reply(3, 2.1, "s", 4)  # the deposed active, after it: stale
+    assert check.reply(7, 2.2, "s", 5)
+    assert check.stale_count == 1
+    assert check.stale == [{"epoch": 3, "after_epoch": 7, "session": "s", "seq": 4, "t": 2.1}]
+    assert check.by_epoch == {3: [3, 1.0, 2.1], 7: [2, 2.0, 2.2]}
+
+
+async def test_counter_client_takes_replies_from_the_target_only() -> None:
+    """A responder that answers every request twice, first from another port (a reply from
+    elsewhere: counted, not used) and then from the target, with epoch 5 until seq 3, then
+    epoch 9, and once more epoch 5 (a deposed active after its successor: stale)."""
+    loop = asyncio.get_running_loop()
+    seen: list[bytes] = []
+
+    class Responder(asyncio.DatagramProtocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport  # a datagram transport (not typed as one by asyncio)
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            seen.append(data)
+            session, seq = data.decode().split()
+            epoch = 5 if int(seq) <= 3 or int(seq) == 5 else 9
+            other.sendto(f"{session} {seq} 999 {epoch}".encode(), addr)
+            self.transport.sendto(f"{session} {seq} {seq} {epoch}".encode(), addr)
+
+    target, _ = await loop.create_datagram_endpoint(Responder, local_addr=("127.0.0.1", 0))
+    other, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                   local_addr=("127.0.0.1", 0))
+    try:
+        port = target.get_extra_info("sockname")[1]
+        report = await counter_client.run_client(counter_client.ClientOptions(
+            port=port, rate=200, sessions=1, duration_s=0.05, progress_s=None))
+    finally:
+        target.close()
+        other.close()
+    assert report.answered == report.sent == len(seen) >= 6
+    assert report.lost_increments == [] and report.double_increments == 0  # 999 not used
+    assert report.replies_from_elsewhere == report.sent
+    assert report.elsewhere_sources == [f"127.0.0.1:{other.get_extra_info('sockname')[1]}"]
+    assert report.stale_replies == 1 and report.stale_examples[0]["seq"] == 5
+    assert set(report.replies_by_epoch) == {"5", "9"}
+    assert report.ok is False
+
+
 def test_counter_member_counts_each_request_once() -> None:
     vnf = counter_vnf
     record = vnf.Record()
@@ -83,6 +132,7 @@ def test_counter_member_counts_each_request_once() -> None:
     assert vnf.Record.decode(record.encode()) == record
     assert vnf.parse_request(b"s1 7") == vnf.Request("s1", 7)
     assert vnf.parse_request(b"s1 7").reply(3) == b"s1 7 3"
+    assert vnf.parse_request(b"s1 7").reply(3, 12) == b"s1 7 3 12"  # the epoch answering
     for bad in (b"", b"a b c", b"s1 0", b"s1 x", b"\xff", b"x" * 65):
         assert vnf.parse_request(bad) is None, bad
 

@@ -12,7 +12,9 @@ def test_demo_help_comes_from_the_demo(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit) as e:
         main(["demo", "--help"])
     assert e.value.code == 0
-    assert "--kill {sigkill,sigstop,switchover}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "--kill {sigkill,sigstop,switchover,partition}" in out
+    assert "--hosts" in out
 
 
 def test_demo_refuses_a_bad_kill_mode(capsys: pytest.CaptureFixture[str]) -> None:
@@ -20,6 +22,13 @@ def test_demo_refuses_a_bad_kill_mode(capsys: pytest.CaptureFixture[str]) -> Non
         main(["demo", "--kill", "reboot"])
     assert e.value.code == 2
     assert "invalid choice: 'reboot'" in capsys.readouterr().err
+
+
+def test_a_partition_needs_the_hosts(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["demo", "--kill", "partition"])
+    assert e.value.code == 2
+    assert "--kill partition needs --hosts" in capsys.readouterr().err
 
 
 def test_demo_is_listed(capsys: pytest.CaptureFixture[str]) -> None:

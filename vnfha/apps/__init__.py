@@ -3,7 +3,8 @@
 asked to run one (``vnfha demo``, ``vnfha bench``).
 
 - :mod:`vnfha.apps.demo` (``vnfha demo``): a failover on this machine, from nothing, in about
-  five seconds; its pure part is :mod:`vnfha.apps.demo_timeline`.
+  five seconds; its pure part is :mod:`vnfha.apps.demo_timeline`; ``vnfha demo --hosts``
+  (:mod:`vnfha.apps.demo_hosts`, root) runs it across lab hosts through a service address.
 - :mod:`vnfha.apps.examples`: the example VNFs the demo runs, as importable code, so that
   ``vnfha demo`` works from an installed package (``examples/`` in a source checkout holds
   their READMEs and thin entry points).

@@ -17,10 +17,14 @@ Guarantees:
   caller's ``VNFHA_*`` variables away from them.
 - **No source checkout needed**: a member is ``python -m`` :data:`MEMBER_MODULE`, the
   udp_counter example shipped in the package.
+- **Where each member runs is a** :class:`Site`: by default both on this machine, serving
+  127.0.0.1 (host labels ``host-a``, ``host-b`` for the sim); :mod:`vnfha.apps.demo_hosts` puts
+  them on lab hosts, behind a service address, and adds the ``partition`` fault.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -29,9 +33,9 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import Protocol, TextIO, TypeVar
 
 from vnfha.admin import GroupStatus, group_status, request_switchover
 from vnfha.apps.demo_timeline import (
@@ -39,6 +43,7 @@ from vnfha.apps.demo_timeline import (
     MemberEvent,
     describe_bridge_event,
     describe_member_event,
+    find_takeover,
     format_roles,
     format_step,
     parse_member_line,
@@ -53,11 +58,16 @@ from vnfha.nfvi.wire import Caller
 from vnfha.store.etcd import EtcdStore
 from vnfha.testing.etcd import EtcdCluster
 
-__all__ = ["KEY_PREFIX", "KILL_MODES", "MEMBER_COMMAND", "MEMBER_MODULE", "DemoError",
-           "DemoOptions", "DemoRun", "MemberLog", "free_udp_port", "without_vnfha_env"]
+__all__ = ["ALL_KILL_MODES", "KEY_PREFIX", "KILL_MODES", "MEMBER_COMMAND", "MEMBER_MODULE",
+           "DemoError", "DemoOptions", "DemoRun", "MemberLog", "Partitioner", "Site",
+           "free_udp_port", "without_vnfha_env"]
 
 KILL_MODES = ("sigkill", "sigstop", "switchover")
 """The faults ``--kill`` injects into the active: a crash, a freeze, a graceful handover."""
+
+ALL_KILL_MODES = (*KILL_MODES, "partition")
+"""With the members on hosts of their own, also ``partition``: the active's host is cut off
+from every other host (the standby has the bridge fence it, as for a freeze)."""
 
 MEMBER_MODULE = "vnfha.apps.examples.udp_counter.vnf"
 """The example member the demo runs, as a module of the installed package."""
@@ -127,6 +137,31 @@ class DemoOptions:
                 raise ConfigError(name, getattr(self, name), "must be at least 1")
 
 
+@dataclass(frozen=True, slots=True)
+class Site:
+    """Where a member runs and serves: ``host``, the host label its VM is filed under in the
+    sim; ``prefix``, the command that starts a program on that host (``ip netns exec NS`` for a
+    lab host; empty: this machine); ``env``, the ``VNFHA_*`` settings it gets besides the
+    bridge's address; ``serve``, the member's options that say where it serves (none: the
+    default port's ``--host 127.0.0.1``); ``address``, the host's own address, for the story."""
+
+    host: str
+    prefix: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    serve: tuple[str, ...] = ()
+    address: str = ""
+
+
+class Partitioner(Protocol):
+    """Cuts a member's host off the network and heals it (the ``partition`` fault)."""
+
+    def cut(self, member: str) -> str:
+        """Drop every packet to and from ``member``'s host; says what was done."""
+
+    def heal(self, member: str) -> None:
+        """Undo :meth:`cut`."""
+
+
 def without_vnfha_env(argv: Sequence[str], environ: Mapping[str, str],
                       keep: Mapping[str, str]) -> list[str]:
     """``argv`` run through ``env -u`` so that the ``VNFHA_*`` variables of ``environ`` that are
@@ -184,7 +219,9 @@ class DemoRun:
     and store are set as they start; :func:`vnfha.apps.demo.run_demo` owns their cleanup.
     """
 
-    def __init__(self, out: TextIO, kill: str, options: DemoOptions, clock: Clock) -> None:
+    def __init__(self, out: TextIO, kill: str, options: DemoOptions, clock: Clock, *,
+                 sites: Mapping[str, Site] | None = None, service_host: str = "127.0.0.1",
+                 partitioner: Partitioner | None = None) -> None:
         self.out = out
         self.kill = kill
         self.o = options
@@ -196,6 +233,10 @@ class DemoRun:
         self.pids: list[int] = []
         self.logs: list[MemberLog] = []
         self.members = ("a", "b")
+        self.sites = dict(sites) if sites else {m: Site(f"host-{m}") for m in self.members}
+        self.service_host = service_host
+        """Where the pair serves: the client sends there."""
+        self.partitioner = partitioner
         self.driver: SimDriver | None = None
         self.bridge: BridgeServer | None = None
         self.store: EtcdStore | None = None
@@ -315,22 +356,37 @@ class DemoRun:
         self.say(f"etcd serving on {etcd.endpoints[0]} (1 member, pid {pid}, data in {root})")
         return etcd
 
-    async def launch_pair(self, etcd: EtcdCluster, port: int, log_dir: Path) -> None:
-        """The two members as simulated VMs, told the bridge's address through the env."""
+    async def launch_pair(self, endpoints: Sequence[str], port: int, log_dir: Path) -> None:
+        """The two members as simulated VMs on their sites, told the bridge's address through
+        the env."""
         assert self.driver is not None and self.bridge is not None
-        env = {"VNFHA_BRIDGE_ENDPOINT": self.bridge.address}
         for member in self.members:
+            site = self.sites[member]
+            env = {"VNFHA_BRIDGE_ENDPOINT": self.bridge.address, **site.env}
             argv = [*self.o.member_command, "--member", member, "--group", self.o.group,
-                    "--etcd", ",".join(etcd.endpoints), "--port", str(port), "--json"]
+                    "--etcd", ",".join(endpoints), "--port", str(port), *site.serve, "--json"]
             await self.driver.launch(f"vm-{member}", group=self.o.group, member=member,
-                                     host=f"host-{member}", argv=without_vnfha_env(
-                                         argv, os.environ, keep=env), env=env)
+                                     host=site.host, argv=[*site.prefix, *without_vnfha_env(
+                                         argv, os.environ, keep=env)], env=env)
             pid = self.driver.pid(f"vm-{member}")
             if pid is not None:
                 self.pids.append(pid)
             self.logs.append(MemberLog(member, log_dir / f"vm-{member}.log"))
-            self.say(f"launched member {member} as vm-{member} on host-{member} (pid {pid}): "
-                     f"udp_counter on 127.0.0.1:{port}, bridge {self.bridge.address}")
+            where = f" ({site.address})" if site.address else ""
+            self.say(f"launched member {member} as vm-{member} on {site.host}{where} (pid "
+                     f"{pid}): udp_counter on {self.service_host}:{port}, bridge "
+                     f"{self.bridge.address}")
+
+    def check_active(self, active: str, epoch: int) -> None:
+        """DemoError if another member than ``active`` has taken the role since ``epoch`` (a
+        false suspicion, on a machine too busy for the members' heartbeats): the fault would
+        hit the wrong member."""
+        self.poll_logs()
+        taken = find_takeover(self.events, active, epoch)
+        if taken is not None:
+            raise DemoError("inject the fault", f"the active changed before the fault: "
+                            f"{taken.member} took over at epoch {taken.fields.get('epoch')} "
+                            f"({taken.fields.get('reason')}); is the machine overloaded?")
 
     async def inject(self, active: str) -> float:
         """The fault, on the active member's VM; returns its time (seconds since the start).
@@ -340,7 +396,9 @@ class DemoRun:
         - ``sigstop``: the sim driver pauses the VM (SIGSTOP to its process group) and returns
           once ``/proc`` shows it stopped: a frozen VM that still holds its sockets;
         - ``switchover``: a request through etcd (:func:`vnfha.admin.request_switchover`),
-          which returns once the new active holds the key.
+          which returns once the new active holds the key;
+        - ``partition``: the :class:`Partitioner` cuts the active's host off from every other
+          host; the time is when that call returned (the rules are in force from then on).
         """
         assert self.driver is not None and self.store is not None
         vm = f"vm-{active}"
@@ -355,6 +413,14 @@ class DemoRun:
             at = self.now()
             await self.driver.pause(vm)
             self.say(f"FAULT: SIGSTOP to the active, member {active} ({vm}): frozen", t=at)
+        elif self.kill == "partition":
+            if self.partitioner is None:
+                raise DemoError("partition the active", "the members share one host")
+            asked = self.now()
+            what = await asyncio.to_thread(self.partitioner.cut, active)
+            at = self.now()  # the rules are in force from here on
+            self.say(f"FAULT: {what} (in force {(at - asked) * 1000:.1f} ms after the "
+                     "request)", t=at)
         else:
             at = self.now()
             self.say(f"switchover requested through etcd (active {active})", t=at)
@@ -368,8 +434,12 @@ class DemoRun:
         return at
 
     async def repair(self, member: str) -> None:
-        """Relaunch a fenced (or still frozen) member's VM, as the NFVI's repair would."""
+        """Relaunch a fenced (or still frozen) member's VM, as the NFVI's repair would; after a
+        partition, heal it first."""
         assert self.driver is not None
+        if self.kill == "partition" and self.partitioner is not None:
+            await asyncio.to_thread(self.partitioner.heal, member)
+            self.say(f"partition healed: {self.sites[member].host} is back on the network")
         vm = f"vm-{member}"
         await self.driver.reset(vm)
         pid = self.driver.pid(vm)

@@ -20,7 +20,8 @@ from vnfha.nfvi.model import BridgeEvent
 
 __all__ = ["Entry", "MemberEvent", "client_summary", "describe_bridge_event",
            "describe_member_event", "find_takeover", "format_client", "format_roles",
-           "format_step", "format_timeline", "judge", "pair_roles", "parse_member_line"]
+           "format_step", "format_timeline", "judge", "pair_roles", "parse_member_line",
+           "reply_epochs"]
 
 @dataclass(frozen=True, slots=True)
 class Entry:
@@ -130,17 +131,25 @@ def pair_roles(events: Iterable[MemberEvent], members: Sequence[str]) -> tuple[s
     return None
 
 
-def judge(takeover: MemberEvent | None, epoch_before: int, lost_increments: int) -> str:
+def judge(takeover: MemberEvent | None, epoch_before: int, lost_increments: int, *,
+          stale_replies: int = 0, replies_from_elsewhere: int = 0) -> str:
     """Why the demo failed, or ``""`` when the failover happened and nothing acknowledged was
     lost. The checks, in order: a takeover was seen, its epoch is above the one before (epochs
-    only grow, and each change of active raises it), and the client counted no reply below a
-    count it had already seen acknowledged."""
+    only grow, and each change of active raises it), the client counted no reply below a
+    count it had already seen acknowledged, no reply from a deposed active after its
+    successor's first one (two actives serving), and none from another address than the
+    service's."""
     if takeover is None:
         return "no other member took the active role"
     if int(takeover.fields.get("epoch", 0)) <= epoch_before:
         return f"the new active's epoch did not rise above {epoch_before}"
     if lost_increments:
         return f"the client lost {lost_increments} acknowledged increments"
+    if stale_replies:
+        return (f"the client got {stale_replies} replies from a deposed active after its "
+                "successor had answered")
+    if replies_from_elsewhere:
+        return f"the client got {replies_from_elsewhere} replies from another address"
     return ""
 
 
@@ -191,19 +200,43 @@ def format_client(c: Mapping[str, Any], threshold_s: float) -> list[str]:
             f"{c['lost']}, retransmissions {c['retransmissions']}",
             f"client: outage at the failover {at_fault}; longest of the run {longest}",
             f"client: acknowledged increments lost: {c['lost_increments']} "
-            f"(counted twice: {c['double_increments']})"]
+            f"(counted twice: {c['double_increments']})",
+            f"client: replies from the deposed active after its successor's first: "
+            f"{c.get('stale_replies', 0)}; from another address: "
+            f"{c.get('replies_from_elsewhere', 0)}"]
+
+
+def reply_epochs(report: Mapping[str, Any], wall_start: float, old: int,
+                 new: int) -> list[tuple[float, str]]:
+    """The client's last reply from epoch ``old`` and first from epoch ``new``, as (seconds
+    since the demo's start, text), from its ``replies_by_epoch``; those it did not get are
+    left out."""
+    epochs = report.get("replies_by_epoch") or {}
+    lines = []
+    if str(old) in epochs:
+        seen = epochs[str(old)]
+        lines.append((float(seen["last"]) - wall_start,
+                      f"last reply from epoch {old} ({int(seen['replies'])} in all)"))
+    if str(new) in epochs:
+        lines.append((float(epochs[str(new)]["first"]) - wall_start,
+                      f"first reply from epoch {new}"))
+    return lines
 
 
 def client_summary(report: Mapping[str, Any], wall_start: float, fault_at: float,
-                   serving_at: float) -> dict[str, Any]:
+                   serving_at: float, *, new_epoch: int | None = None) -> dict[str, Any]:
     """The client's JSON report reduced to its counts, with times in milliseconds after the
     fault. ``fault_outage_*``: the longest outage (gap between replies over the client's
     threshold) that overlaps the failover, from the fault to the new active serving at
-    ``serving_at``; None when no gap there reached the threshold. Times: seconds since the
+    ``serving_at``; None when no gap there reached the threshold. ``first_reply_ms``: the
+    first reply from ``new_epoch`` (None: none, or no epoch given). Times: seconds since the
     demo's start, which was ``wall_start`` in Unix time."""
     def after_fault(unix: float | None) -> float | None:
         return None if unix is None else round((unix - wall_start - fault_at) * 1000, 1)
 
+    epochs = report.get("replies_by_epoch") or {}
+    first = None if new_epoch is None or str(new_epoch) not in epochs else \
+        float(epochs[str(new_epoch)]["first"])
     window = ((wall_start + fault_at, wall_start + serving_at))
     overlapping = [o for o in report["outages"] if o["start"] <= window[1]
                    and o["end"] >= window[0]]
@@ -218,4 +251,7 @@ def client_summary(report: Mapping[str, Any], wall_start: float, fault_at: float
             "fault_outage_end_ms": None if worst is None else after_fault(worst["end"]),
             "latency_ms": report["latency_ms"],
             "lost_increments": len(report["lost_increments"]),
-            "double_increments": report["double_increments"]}
+            "double_increments": report["double_increments"],
+            "stale_replies": report.get("stale_replies", 0),
+            "replies_from_elsewhere": report.get("replies_from_elsewhere", 0),
+            "first_reply_ms": after_fault(first)}

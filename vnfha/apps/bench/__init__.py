@@ -10,6 +10,8 @@ its figures against DESIGN.md's targets.
   next to it the takeover on the bridge's VM_CRASHED report of the hung active's host failure.
 - ``fleet``: N groups of real members on one 3-member etcd, growing: etcd's load and CPU,
   keepalive round trips, lost leases, and a sample group's failover against the group alone.
+- ``hosts``: the pair on two hosts of a lab (root) behind a service address: the client's
+  outage through the address after SIGKILL, SIGSTOP and a partition of the active's host.
 
 Run one as ``vnfha bench NAME [OPTIONS]`` (or ``python benchmarks/NAME.py`` from a checkout);
 ``vnfha bench NAME --help`` says what it measures and its targets. Exit status 0 when every
@@ -33,6 +35,8 @@ BENCHMARKS: dict[str, str] = {
     "fence": "the hang path with an NFVI bridge: SIGSTOP, fence, takeover, against 600 ms; "
              "and the takeover on the bridge's VM_CRASHED report",
     "fleet": "N groups on one 3-member etcd: etcd load, lost leases, failover vs one group",
+    "hosts": "the pair on two lab hosts behind a service address (root): the client's outage "
+             "after SIGKILL, SIGSTOP and a partition, stale replies, lost increments",
 }
 """Each benchmark's name (its module in this package) and what it measures, in one line."""
 

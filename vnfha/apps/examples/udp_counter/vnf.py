@@ -2,15 +2,28 @@
 
     python -m vnfha.apps.examples.udp_counter.vnf --member a --etcd 127.0.0.1:2379 --port 5300
     python examples/udp_counter/vnf.py --member a ...     # the same, from a source checkout
+    python -m vnfha.apps.examples.udp_counter.vnf --member a --etcd 10.0.0.9:2379 \
+        --service-address 10.0.0.100/24                    # one host of a pair across hosts
 
 Run two (``--member a`` and ``--member b``); they form the 2N group ``udp-counter``. The
 protocol is one ASCII datagram each way:
 
-- ``<session>`` increments the session's counter and the reply is ``<session> <count>``.
+- ``<session>`` increments the session's counter and the reply is ``<session> <count>
+  <epoch>``.
 - ``<session> <seq>`` does the same at most once per ``seq`` (the client numbers its requests
-  1, 2, 3... per session); the reply is ``<session> <seq> <count>``. A retransmission of the
-  session's last ``seq`` is answered with the same count and no second increment; an older
-  ``seq`` is dropped. This is what makes client retries safe across a failover.
+  1, 2, 3... per session); the reply is ``<session> <seq> <count> <epoch>``. A retransmission
+  of the session's last ``seq`` is answered with the same count and no second increment; an
+  older ``seq`` is dropped. This is what makes client retries safe across a failover.
+- ``<epoch>`` is the epoch of the active that answered: a client can tell a deposed active's
+  reply (a lower epoch than one it has seen) from its successor's.
+
+Where it serves: ``--host``:``--port`` (default ``127.0.0.1:5300``: both members on one host).
+With ``--service-address ADDR/PREFIX`` (``Config.service_addresses``; repeatable) the members
+run on different hosts and the address follows the active: vnfha adds and announces it before
+``on_active`` and removes it when the role ends, and the member binds the first one (unless
+``--host`` says otherwise) in ``on_active``. So a client sends to that address only, and every
+reply comes from it. That needs CAP_NET_ADMIN and CAP_NET_RAW, and ``VNFHA_LISTEN`` on an
+address the peer can reach (the replication endpoint defaults to loopback).
 
 Guarantees (what to copy into your own VNF):
 
@@ -21,7 +34,9 @@ Guarantees (what to copy into your own VNF):
   it. A port shared silently would let another process (a leftover of another group) answer
   with state that is not this group's; a busy port is an outage you can see. A deposed active
   that is frozen (SIGSTOP) holds the port until it runs again and demotes itself (dropping
-  what reaches it meanwhile), or until the NFVI fences it.
+  what reaches it meanwhile), or until the NFVI fences it. With a service address the frozen
+  one holds it on its own host only: the successor binds the address on its host, and vnfha's
+  announcements send the clients there.
 - **A reply means the increment survives a failover.** The session's record (count and last
   seq) is checkpointed with ``Ack.ONE`` before the reply goes out: it is then on the in-sync
   standby, the only member that may take over. While no standby is in sync (the survivor of a
@@ -50,7 +65,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,10 +96,12 @@ class Request:
     session: str
     seq: int | None
 
-    def reply(self, count: int) -> bytes:
-        """The reply datagram: the request's words followed by the count."""
+    def reply(self, count: int, epoch: int | None = None) -> bytes:
+        """The reply datagram: the request's words followed by the count, and the epoch of the
+        active answering when given."""
         words = [self.session] if self.seq is None else [self.session, str(self.seq)]
-        return " ".join([*words, str(count)]).encode()
+        tail = [str(count)] if epoch is None else [str(count), str(epoch)]
+        return " ".join([*words, *tail]).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +188,8 @@ class SessionCounter(vnfha.Component):
         self._binder: asyncio.Task[None] | None = None
         self.answered = 0
         """Replies sent since start."""
+        self.epoch = 0
+        """The epoch this member last became active in: every reply carries it."""
         self._busy: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._simplex = False
@@ -179,6 +198,7 @@ class SessionCounter(vnfha.Component):
 
     async def on_active(self, a: vnfha.Assignment) -> None:
         member = self._member()
+        self.epoch = a.epoch  # the service addresses are on this host by now: bind them
         self.report("active", epoch=a.epoch, previous=a.previous_role.value,
                     sessions=member.checkpoint.count(SECTION), reason=a.reason)
         self._start_binding()
@@ -272,7 +292,7 @@ class SessionCounter(vnfha.Component):
             if record is None or not await self._save(request.session, record):
                 return
             if self.transport is not None:
-                self.transport.sendto(request.reply(record.count), addr)
+                self.transport.sendto(request.reply(record.count, self.epoch), addr)
                 self.answered += 1
         finally:
             self._busy.discard(request.session)
@@ -349,11 +369,25 @@ async def run_member(config: vnfha.Config, port: int, *, host: str = "127.0.0.1"
 
 
 def member_config(member: str, etcd: str, *, group: str = GROUP,
-                  config_file: str | None = None) -> vnfha.Config:
-    """A TWO_N Config: ``config_file`` (TOML) and ``VNFHA_*`` variables, then these values."""
+                  config_file: str | None = None,
+                  service_addresses: Sequence[str] = ()) -> vnfha.Config:
+    """A TWO_N Config: ``config_file`` (TOML) and ``VNFHA_*`` variables, then these values
+    (``service_addresses``, when given, replace the variables' and the file's)."""
     environ = {**os.environ, "VNFHA_GROUP": group, "VNFHA_MEMBER": member,
                "VNFHA_ETCD_ENDPOINTS": etcd, "VNFHA_REDUNDANCY": vnfha.Redundancy.TWO_N.value}
+    if service_addresses:
+        environ["VNFHA_SERVICE_ADDRESSES"] = ",".join(service_addresses)
     return vnfha.load_config(config_file, environ=environ)
+
+
+def service_host(config: vnfha.Config, host: str | None) -> str:
+    """Where the member binds: ``host`` when given, else the first service address, else
+    loopback."""
+    if host is not None:
+        return host
+    if config.service_addresses:
+        return str(config.service_addresses[0].interface.ip)
+    return "127.0.0.1"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -361,8 +395,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--member", required=True, help="this member's name, e.g. a or b")
     p.add_argument("--etcd", default="127.0.0.1:2379", help="comma-separated endpoints")
     p.add_argument("--group", default=GROUP)
-    p.add_argument("--host", default="127.0.0.1", help="service address (default: %(default)s)")
+    p.add_argument("--host", default=None, help="the address to serve on (default: the first "
+                   "--service-address, else 127.0.0.1)")
     p.add_argument("--port", type=int, default=5300, help="service UDP port (default: 5300)")
+    p.add_argument("--service-address", action="append", default=[], metavar="ADDR/PREFIX",
+                   help="an address that follows the active (e.g. 198.51.100.100/24, "
+                   "ADDR/PREFIX@DEVICE to name the device); repeatable. Needs CAP_NET_ADMIN and "
+                   "CAP_NET_RAW")
     p.add_argument("--config", default=None, help="a vnfha.toml with more settings")
     p.add_argument("--require-standby", action="store_true",
                    help="answer only once the record is on an in-sync standby (no simplex)")
@@ -373,15 +412,16 @@ def main(argv: list[str] | None = None) -> None:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         config = member_config(args.member, args.etcd, group=args.group,
-                               config_file=args.config)
+                               config_file=args.config, service_addresses=args.service_address)
     except vnfha.ConfigError as e:
         p.error(str(e))
+    host = service_host(config, args.host)
 
     async def run() -> None:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await run_member(config, args.port, host=args.host, stop=stop,
+        await run_member(config, args.port, host=host, stop=stop,
                          report=printer(args.member, json_lines=args.json),
                          require_standby=args.require_standby)
 
