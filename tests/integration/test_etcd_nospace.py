@@ -18,6 +18,7 @@ from vnfha.errors import StoreError
 from vnfha.metrics import MemberMetrics
 from vnfha.store.etcd import EtcdStore
 from vnfha.testing.etcd import EtcdCluster
+from vnfha.testing.waiting import until
 
 pytestmark = [pytest.mark.etcd, pytest.mark.timeout(180)]
 
@@ -46,6 +47,8 @@ async def test_nospace_keeps_roles_and_the_group_recovers_after_the_cure(
                 EtcdStore.connect(endpoints) as operator:
             await a.wait_for_role(Role.ACTIVE, 10)
             await b.wait_for_role(Role.STANDBY, 10)
+            # b counts for Ack.ONE once etcd lists it in sync: before the fill, or never
+            await until(lambda: a.checkpoint.in_sync == ("b",), 10, "b listed in sync")
             with pytest.raises(StoreError, match="database space exceeded"):
                 for n in range(10_000):
                     await operator.put(f"/fill/{n}", b"x" * 100_000)
