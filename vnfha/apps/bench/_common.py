@@ -37,6 +37,20 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_paths(p: argparse.ArgumentParser, choices: Sequence[str]) -> None:
+    """``--paths A,B``: which of ``choices`` to run (default: all, in their order); an unknown
+    one is a usage error naming it and the choices."""
+    def paths(text: str) -> list[str]:
+        chosen = text.split(",")
+        unknown = [x for x in chosen if x not in choices]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown paths {unknown}; choose from "
+                                             f"{','.join(choices)}")
+        return chosen
+    p.add_argument("--paths", type=paths, default=",".join(choices),
+                   help="comma-separated paths to run (default: %(default)s)")
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The nearest-rank ``q`` quantile (0 < q <= 1) of a non-empty sequence."""
     ordered = sorted(values)

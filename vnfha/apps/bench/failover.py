@@ -52,7 +52,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from vnfha.admin import request_switchover
-from vnfha.apps.bench._common import Event, is_role, parser, positive_int, report, summary
+from vnfha.apps.bench._common import (
+    Event,
+    add_paths,
+    is_role,
+    parser,
+    positive_int,
+    report,
+    summary,
+)
 from vnfha.store.etcd import EtcdStore
 from vnfha.testing.etcd import EtcdCluster
 from vnfha.testing.history import Fault, check, count
@@ -378,13 +386,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     p = parser(__doc__, prog)
     p.add_argument("--trials", type=positive_int, default=20,
                    help="faults injected per path (default: %(default)s)")
-    p.add_argument("--paths", default=",".join(PATHS),
-                   help="comma-separated paths to run (default: %(default)s)")
+    add_paths(p, PATHS)
     opts = p.parse_args(argv)
-    paths = opts.paths.split(",")
-    unknown = [x for x in paths if x not in PATHS]
-    if unknown:
-        p.error(f"unknown paths {unknown}; choose from {','.join(PATHS)}")
+    paths: list[str] = opts.paths
     # SIGTERM unwinds like Ctrl-C, so every finally runs: processes, namespaces, links
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:

@@ -46,7 +46,7 @@ from typing import Any, TypeVar
 
 from vnfha import Config, Member, Role, VnfhaError
 from vnfha.admin import GroupNotFound, group_history, group_status
-from vnfha.apps.bench._common import parser, positive_int, report, summary
+from vnfha.apps.bench._common import add_paths, parser, positive_int, report, summary
 from vnfha.bridge.drivers.sim import SimDriver
 from vnfha.bridge.server import BridgeServer
 from vnfha.member import MemberEvent, RoleChanged
@@ -332,12 +332,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     p = parser(__doc__, prog)
     p.add_argument("--trials", type=positive_int, default=20,
                    help="hangs injected per path, each in a fresh group (default: %(default)s)")
-    p.add_argument("--paths", default=",".join(PATHS),
-                   help="comma-separated paths to run (default: %(default)s)")
+    add_paths(p, PATHS)
     args = p.parse_args(argv)
-    paths = args.paths.split(",")
-    unknown = [x for x in paths if x not in PATHS]
-    if unknown:
-        p.error(f"unknown paths {unknown}; choose from {','.join(PATHS)}")
+    paths: list[str] = args.paths
     out = asyncio.run(main_async(args.trials, paths))
     return report(out, out["all_met"])

@@ -48,7 +48,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-from vnfha.apps.bench._common import parser, positive_int, report, summary
+from vnfha.apps.bench._common import add_paths, parser, positive_int, report, summary
 from vnfha.apps.demo import run_demo
 from vnfha.apps.demo_hosts import SERVICE_ADDRESS, Stage, open_stage, run_on_host, unavailable
 from vnfha.apps.demo_run import DemoOptions
@@ -148,8 +148,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     p = parser(__doc__, prog)
     p.add_argument("--trials", type=positive_int, default=20,
                    help="faults injected per path, each in a fresh group (default: %(default)s)")
-    p.add_argument("--paths", default=",".join(PATHS),
-                   help="comma-separated paths to run (default: %(default)s)")
+    add_paths(p, PATHS)
     p.add_argument("--rate", type=float, default=300.0,
                    help="client requests/s over all sessions (default: %(default)s)")
     p.add_argument("--sessions", type=positive_int, default=8,
@@ -165,10 +164,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     p.add_argument("--after-s", type=float, default=1.5,
                    help="traffic after the fault (default: %(default)s)")
     args = p.parse_args(argv)
-    paths = args.paths.split(",")
-    unknown = [x for x in paths if x not in PATHS]
-    if unknown:
-        p.error(f"unknown paths {unknown}; choose from {','.join(PATHS)}")
+    paths: list[str] = args.paths
     for name in ("rate", "retry_ms", "threshold_ms", "before_s", "after_s"):
         if not getattr(args, name) > 0:
             p.error(f"--{name.replace('_', '-')} {getattr(args, name)}: must be positive")
