@@ -94,6 +94,7 @@ class Probation:
     """This chain already rolled back once."""
 
     def as_json(self) -> dict[str, object]:
+        """The stored form (in the active key; :meth:`from_json` reads it back)."""
         return {"since": self.since, "first_failure": self.first_failure,
                 "failures": self.failures, "rolled_back": self.rolled_back}
 

@@ -208,6 +208,7 @@ class PingResult:
 
     @property
     def received(self) -> int:
+        """How many requests got a reply."""
         return len(self.rtts_ms)
 
     @property
@@ -217,6 +218,7 @@ class PingResult:
 
     @property
     def median_ms(self) -> float | None:
+        """The median round trip of the replies, in ms (None: no reply)."""
         return statistics.median(self.rtts_ms) if self.rtts_ms else None
 
 
