@@ -25,6 +25,13 @@ Guarantees:
 - :meth:`Libvirtd.kill` SIGKILLs only the daemon (its QEMUs keep running, as after a real
   libvirtd crash) and :meth:`Libvirtd.restart` starts it again on the same directory, where it
   finds its running domains again.
+
+**A reaper under each daemon.** QEMU daemonizes, so a QEMU that exits is reaped by whichever
+process adopts it, and libvirt counts a domain as stopped (``destroy`` returns, the ``stopped``
+event comes) only once its pid is gone. On a host with systemd as init that is at once; on a
+machine whose init reaps lazily (this one's reaps about every 1.5 s) every stop would take that
+long. So each daemon runs under a small Python reaper (``PR_SET_CHILD_SUBREAPER``) that adopts
+the daemon's QEMUs and virtlogd and reaps them as they exit; it exits once it has no child left.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import weakref
@@ -49,6 +57,29 @@ __all__ = ["Libvirtd", "LibvirtdError", "find_libvirtd", "sweep"]
 _PREFIX = "vnfha-libvirtd-"
 _NOBODY = 65534
 _LOG_TAIL_BYTES = 4000
+_PR_SET_CHILD_SUBREAPER = 36
+_REAPER = f"""
+import ctypes, os, sys
+if ctypes.CDLL(None, use_errno=True).prctl({_PR_SET_CHILD_SUBREAPER}, 1, 0, 0, 0) != 0:
+    sys.exit("vnfha reaper: prctl(PR_SET_CHILD_SUBREAPER): " + os.strerror(ctypes.get_errno()))
+uid = int(sys.argv[1])
+daemon = os.fork()
+if daemon == 0:
+    if uid >= 0:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    os.execv(sys.argv[2], sys.argv[2:])
+code = 0
+while True:
+    try:
+        pid, status = os.wait()
+    except ChildProcessError:
+        break
+    if pid == daemon:
+        code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
 _live: weakref.WeakSet[Libvirtd] = weakref.WeakSet()
 
 
@@ -124,6 +155,10 @@ class Libvirtd:
         self.root.chmod(0o755)
         self._as_nobody = os.geteuid() == 0
         self._proc: subprocess.Popen[bytes] | None = None
+        """The reaper of the running daemon."""
+        self._daemon_pid: int | None = None
+        self._reapers: list[subprocess.Popen[bytes]] = []
+        """Every reaper started, also those left with the QEMUs of a killed daemon."""
         _live.add(self)
 
     @property
@@ -139,7 +174,7 @@ class Libvirtd:
     @property
     def pid(self) -> int | None:
         """The daemon's pid while it runs (None before :meth:`start` and after :meth:`kill`)."""
-        return None if self._proc is None else self._proc.pid
+        return self._daemon_pid
 
     def shared_dir(self, name: str) -> Path:
         """A directory ``name`` in this daemon's tree that its QEMUs can read and write (for
@@ -166,12 +201,12 @@ class Libvirtd:
                "XDG_CONFIG_HOME": str(self.root / "config"),
                "XDG_CACHE_HOME": str(self.root / "cache"),
                "XDG_DATA_HOME": str(self.root / "data"), "LC_ALL": "C"}
-        ids: dict[str, object] = (
-            {"user": _NOBODY, "group": _NOBODY, "extra_groups": []} if self._as_nobody else {})
+        uid = _NOBODY if self._as_nobody else -1  # the reaper stays root: it only reaps
         with (self.root / "libvirtd.log").open("ab") as log:
-            self._proc = subprocess.Popen(  # type: ignore[call-overload]
-                [str(self.binary)], cwd=self.root, env=env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **ids)
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", _REAPER, str(uid), str(self.binary)], cwd=self.root,
+                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -179,6 +214,9 @@ class Libvirtd:
                                     f"at start: {self.log_tail()}")
             with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as probe:
                 probe.connect(str(self.socket_path))
+                self._reapers.append(self._proc)
+                self._daemon_pid = int(
+                    (self.root / "run/libvirt/libvirtd.pid").read_text().strip())
                 return self
             time.sleep(0.05)
         self.kill()
@@ -186,11 +224,18 @@ class Libvirtd:
                             f"{self.start_timeout_s} s: {self.log_tail()}")
 
     def kill(self) -> None:
-        """SIGKILL the daemon only (its QEMUs keep running); idempotent."""
+        """SIGKILL the daemon only (its QEMUs keep running, their reaper too); returns once it
+        is gone. Idempotent."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
+        pid, self._daemon_pid = self._daemon_pid, None
+        if pid is not None and _owned_by(pid, self.root):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10.0
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.005)  # until its reaper has reaped it
+        elif proc is not None and proc.poll() is None:  # killed while starting
             proc.kill()
-        if proc is not None:
             proc.wait()
 
     def restart(self) -> Self:
@@ -205,6 +250,12 @@ class Libvirtd:
             return
         _kill_tree(self.root)
         self.kill()
+        for reaper in self._reapers:  # they exit once their last child is reaped
+            try:
+                reaper.wait(timeout=5.0)
+            except subprocess.TimeoutExpired:
+                reaper.kill()
+                reaper.wait()
         shutil.rmtree(self.root, ignore_errors=True)
         _live.discard(self)
 
