@@ -14,6 +14,7 @@ from driver_rigs import require_libvirt
 
 libvirt = require_libvirt()
 
+from vnfha.bridge.drivers import libvirt_domains as domains  # noqa: E402
 from vnfha.bridge.drivers import libvirt_driver as lv  # noqa: E402 - only once libvirt is known present
 from vnfha.bridge.drivers.driver import (  # noqa: E402
     DriverError,
@@ -63,6 +64,18 @@ def test_instance_state(state: int, reason: int, expected: InstanceState) -> Non
 ])
 def test_event_kind(event: int, detail: int, expected: EventKind | None) -> None:
     assert lv.event_kind(event, detail) is expected
+
+
+def test_a_watchdog_halted_the_guest_only_for_reset_pause_and_poweroff() -> None:
+    halting = {libvirt.VIR_DOMAIN_EVENT_WATCHDOG_RESET, libvirt.VIR_DOMAIN_EVENT_WATCHDOG_PAUSE,
+               libvirt.VIR_DOMAIN_EVENT_WATCHDOG_POWEROFF}
+    others = {libvirt.VIR_DOMAIN_EVENT_WATCHDOG_NONE, libvirt.VIR_DOMAIN_EVENT_WATCHDOG_SHUTDOWN,
+              libvirt.VIR_DOMAIN_EVENT_WATCHDOG_DEBUG, libvirt.VIR_DOMAIN_EVENT_WATCHDOG_INJECTNMI}
+    assert all(domains.watchdog_halted(domains.WATCHDOG_EVENT, action) for action in halting)
+    assert not any(domains.watchdog_halted(domains.WATCHDOG_EVENT, action) for action in others)
+    # a lifecycle code that happens to equal an action's is not a watchdog event
+    assert not domains.watchdog_halted(libvirt.VIR_DOMAIN_EVENT_STOPPED,
+                                       libvirt.VIR_DOMAIN_EVENT_WATCHDOG_RESET)
 
 
 def test_metadata_round_trip_and_malformed() -> None:

@@ -15,7 +15,7 @@ from vnfha.bridge.drivers.driver import InfraEvent, Instance, InstanceState
 from vnfha.bridge.routing import EventRouter
 from vnfha.config import Config
 from vnfha.nfvi import wire
-from vnfha.nfvi.agent import NfviAgent, nfvi_proof
+from vnfha.nfvi.agent import RECEIVED_KEPT, NfviAgent, nfvi_proof
 from vnfha.nfvi.client import NoBridge
 from vnfha.nfvi.model import BridgeEvent, EventKind
 from vnfha.roles.history import Cause, cause_of
@@ -121,6 +121,10 @@ async def test_the_router_puts_the_active_epoch_on_crash_host_down_and_watchdog_
         (InfraEvent(EventKind.VM_STOPPED, instance="vm-a", host="h1"), None),
         (InfraEvent(EventKind.WATCHDOG_FIRED, instance="vm-b", host="h1"), 9),  # done
         (InfraEvent(EventKind.WATCHDOG_FIRED, instance="vm-b", host="h1"), 0),  # not done
+        # the guest's own hardware watchdog (from the driver: no epoch passed)
+        (InfraEvent(EventKind.WATCHDOG_FIRED, instance="vm-b", host="h1", halted=True), None),
+        (InfraEvent(EventKind.WATCHDOG_FIRED, instance="vm-b", host="h1"), None),  # e.g. NMI
+        (InfraEvent(EventKind.WATCHDOG_FIRED, instance="vm-c", host="h2", halted=True), None),
     ])
     assert [(e.kind, e.member, e.members, e.epoch) for e in events] == [
         (EventKind.VM_CRASHED, "a", (), 5),
@@ -130,6 +134,9 @@ async def test_the_router_puts_the_active_epoch_on_crash_host_down_and_watchdog_
         (EventKind.VM_STOPPED, "a", (), 0),
         (EventKind.WATCHDOG_FIRED, "b", (), 9),
         (EventKind.WATCHDOG_FIRED, "b", (), 0),
+        (EventKind.WATCHDOG_FIRED, "b", (), 9),
+        (EventKind.WATCHDOG_FIRED, "b", (), 0),
+        (EventKind.WATCHDOG_FIRED, "c", (), 0),  # never active
     ]
     other = await routed(router, [(InfraEvent(EventKind.HOST_DOWN, host="h1"), None)], "dns")
     assert other[0].epoch == 0  # another group's epochs are not this one's
@@ -183,5 +190,10 @@ async def test_the_agent_passes_only_proofs_to_the_standby_side() -> None:
         standby.state.active = None  # the key is gone: nothing is proof any more
         agent.handle(crashed())
         assert len(standby.gone) == 1
+        # every event is kept, proof or not, oldest first
+        assert list(agent.received) == [crashed(), *events, crashed()]
+        for _ in range(RECEIVED_KEPT):
+            agent.handle(host_down())
+        assert len(agent.received) == RECEIVED_KEPT and agent.received[0] == host_down()
     finally:
         await agent.close()

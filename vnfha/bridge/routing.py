@@ -11,9 +11,11 @@ the core reads the driver's inventory and hands each event over. Guarantees:
   for VM_CRASHED, the highest epoch the instance's member presented as active
   (:meth:`EventRouter.saw_active`: its Arm and Kick); for HOST_DOWN, the highest of those among
   the group's members on the host (a group has one active at a time, and only the latest
-  grant can still be current); for WATCHDOG_FIRED and ADDRESS_MOVED, what the core passes.
-  Anything else, or nothing seen: 0. These epochs live in memory: a restarted bridge learns
-  them again from the next Kick.
+  grant can still be current); for WATCHDOG_FIRED and ADDRESS_MOVED, what the core passes
+  (the bridge's own watchdog timers and MoveAddress); for a WATCHDOG_FIRED a driver reports
+  (the guest's hardware watchdog), as for VM_CRASHED when its action stopped the guest
+  (``InfraEvent.halted``), else 0. Anything else, or nothing seen: 0. These epochs live in
+  memory: a restarted bridge learns them again from the next Kick.
 - HOST_DOWN marks the host down until HOST_UP (:attr:`EventRouter.down`).
 - :meth:`EventRouter.host_status` tells, for GetPlacement, whether each host is up and its
   pending maintenance (the one a new stream would be sent), as of now.
@@ -97,7 +99,8 @@ class EventRouter:
               epoch: int | None = None) -> int:
         """Publish ``event`` to the groups it concerns (``instances``: the driver's inventory
         now; None if it could not be read: the event is only noted). ``epoch``: the event's
-        epoch for a WATCHDOG_FIRED or an ADDRESS_MOVED (None: 0). Returns the event's
+        epoch for a WATCHDOG_FIRED or an ADDRESS_MOVED the core itself publishes (None: the
+        driver's event, see the module docstring). Returns the event's
         sequence, 0 if no group was sent it."""
         if event.kind is EventKind.HOST_DOWN and event.host:
             self.down.add(event.host)
@@ -127,8 +130,9 @@ class EventRouter:
         else:
             owner = next((i for i in instances if i.name == event.instance), None)
             if owner is not None:
-                known = (epoch or 0) if event.kind in _EPOCH_GIVEN else (
-                    self.active_epoch(owner.name) if event.kind is EventKind.VM_CRASHED else 0)
+                halted = event.kind is EventKind.VM_CRASHED or event.halted
+                known = epoch if epoch is not None and event.kind in _EPOCH_GIVEN else (
+                    self.active_epoch(owner.name) if halted else 0)
                 by_group[owner.group] = replace(base, member=owner.member,
                                                 host=event.host or owner.host, epoch=known)
         if not by_group:

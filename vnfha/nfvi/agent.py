@@ -52,6 +52,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -79,6 +80,9 @@ log = logging.getLogger("vnfha.nfvi")
 
 _Op = tuple[Literal["arm", "kick", "disarm"], int]
 
+
+RECEIVED_KEPT = 64
+"""How many of the latest bridge events :attr:`NfviAgent.received` keeps."""
 
 PROOF_KINDS = frozenset({EventKind.VM_CRASHED, EventKind.WATCHDOG_FIRED})
 """The events that, about the current active, prove it cannot act (see :func:`nfvi_proof`).
@@ -177,6 +181,9 @@ class NfviAgent:
         self.fences = 0
         self.rearms = 0
         """Arms sent again because the first did not reach the bridge or it forgot it."""
+        self.received: deque[BridgeEvent] = deque(maxlen=RECEIVED_KEPT)
+        """The latest events of the group's WatchEvents stream, oldest first (at most
+        :data:`RECEIVED_KEPT`), each kept as it arrived, whatever it was about."""
 
     @property
     def settings(self) -> AgentSettings:
@@ -376,6 +383,7 @@ class NfviAgent:
         host; a planned maintenance is passed on when it concerns this member's host (the
         member decides whether to move)."""
         me = self._config.member
+        self.received.append(event)
         if event.kind in PROOF_KINDS:
             self._proof(event)
         if event.kind is EventKind.VM_MIGRATED and event.member == me:

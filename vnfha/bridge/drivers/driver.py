@@ -117,6 +117,11 @@ class InfraEvent:
     detail: str = ""
     deadline_unix_s: float | None = None
     address: str = ""
+    halted: bool = False
+    """For a ``WATCHDOG_FIRED`` a driver reports (the guest's own hardware watchdog): its action
+    stopped the guest as it fired (reset, power off, pause), so nothing that ran in the
+    instance before runs on. The bridge then gives the event the epoch the instance's member
+    last presented as active, as for ``VM_CRASHED``: proof for the standbys."""
 
 
 class DriverError(VnfhaError):

@@ -37,6 +37,7 @@ __all__ = [
     "parse_metadata",
     "pick_copy",
     "superseded",
+    "watchdog_halted",
     "write_test_hosts",
 ]
 
@@ -106,6 +107,18 @@ def event_kind(event: int, detail: int) -> EventKind | None:
     if event == libvirt.VIR_DOMAIN_EVENT_STOPPED and detail in _CRASHED_STOPS:
         return EventKind.VM_CRASHED
     return _EVENTS.get(event)
+
+
+_HALTING_ACTIONS = {libvirt.VIR_DOMAIN_EVENT_WATCHDOG_RESET,
+                    libvirt.VIR_DOMAIN_EVENT_WATCHDOG_PAUSE,
+                    libvirt.VIR_DOMAIN_EVENT_WATCHDOG_POWEROFF}
+
+
+def watchdog_halted(event: int, detail: int) -> bool:
+    """Whether ``(event, detail)`` is a watchdog event whose action stopped the guest as it
+    fired: reset, pause or power off (QEMU stops the vCPUs before libvirt hears of it), not
+    shutdown (the guest is only asked), debug, inject-nmi or none. Pure."""
+    return event == WATCHDOG_EVENT and detail in _HALTING_ACTIONS
 
 
 def superseded(kind: EventKind, before: InstanceState | None) -> bool:

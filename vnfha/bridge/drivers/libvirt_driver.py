@@ -105,6 +105,7 @@ from vnfha.bridge.drivers.libvirt_domains import (
     parse_metadata,
     pick_copy,
     superseded,
+    watchdog_halted,
     write_test_hosts,
 )
 from vnfha.clock import Clock, SystemClock
@@ -569,8 +570,8 @@ class LibvirtDriver:
             except libvirt.libvirtError:
                 now, managed = None, name in self._managed  # gone already: trust what we saw
             if managed:
-                item = InfraEvent(kind, instance=name, host=host,
-                                  detail=event_detail(event, detail))
+                item = InfraEvent(kind, instance=name, host=host, detail=event_detail(
+                    event, detail), halted=watchdog_halted(event, detail))
                 self._loop.call_soon_threadsafe(self._deliver, item, now)
 
     def _deliver(self, item: InfraEvent, now: Instance | None) -> None:
