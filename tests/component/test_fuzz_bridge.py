@@ -495,7 +495,11 @@ async def test_a_pause_watchdog_of_a_fenced_instance_fires_without_an_error(
             BridgeClient(bridge.address, group="vfw", member="vfw-b",
                          timeout_s=CALL_S) as vfw_b:
         fenced = await vfw_a.fence("vfw-b", 1, FenceMode.KILL, "test")
-        assert fenced.state is InstanceState.STOPPED
+        assert fenced.state is InstanceState.PAUSED  # confirmed by the pause: the power-off follows
+        async with asyncio.timeout(CALL_S):
+            while (await bridge.core.driver.get_instance("vm-b")).state is not \
+                    InstanceState.STOPPED:
+                await asyncio.sleep(0.01)
         events = vfw_a.watch_events(timeout_s=CALL_S)
         first = asyncio.ensure_future(fired(events, "vfw-b"))
         await until(lambda: bridge.core.event_watchers == 1, CALL_S, "the watch is open")

@@ -113,8 +113,9 @@ async def test_a_hung_active_is_fenced_and_replaced_without_waiting_for_its_leas
         assert took - hung < 1.2, took - hung
         assert b.epoch > first_epoch
         assert b.monitor is not None and not b.monitor.fence_failed
-        instance = await sim.get_instance(vm)
-        assert instance.state is InstanceState.STOPPED  # fence_mode kill: powered off
+        async with asyncio.timeout(5):  # fence_mode kill: confirmed by a pause, then powered off
+            while (await sim.get_instance(vm)).state is not InstanceState.STOPPED:
+                await asyncio.sleep(0.01)
         assert b.nfvi is not None and b.nfvi.fences == 1
 
 

@@ -63,6 +63,7 @@ from vnfha.bridge._fanout import Fanout, Subscription
 from vnfha.bridge.addresses import AddressMoves
 from vnfha.bridge.drivers.driver import Driver, DriverError, InfraEvent, Instance
 from vnfha.bridge.epochs import EpochTable
+from vnfha.bridge.fencing import fence_instance, power_off_fenced
 from vnfha.bridge.limits import BridgeLimits
 from vnfha.bridge.repairs import NoEvacuationHost, RepairPlacement
 from vnfha.bridge.routing import EventRouter, watcher_lagged
@@ -340,20 +341,16 @@ class BridgeCore:
 
     async def fence(self, caller: Caller, peer: str | None, target: str, mode: FenceMode,
                     reason: str) -> FenceResult:
-        """Make ``target``'s instance unable to act; returns once the driver confirms it."""
+        """Make ``target``'s instance unable to act; returns once the driver confirms it
+        (:mod:`vnfha.bridge.fencing`: a KILL is confirmed by a pause, the power-off follows)."""
         instance = await self._acting(caller, peer, target)
         name = instance.name
         async with self._lock(name):
             self._watchdogs.disarm(name)
-            applied: FenceMode | None = None
             try:
-                state = (await self.driver.get_instance(name)).state
-                if state is InstanceState.RUNNING or (
-                        state is InstanceState.PAUSED and mode is FenceMode.KILL):
-                    await (self.driver.power_off(name) if mode is FenceMode.KILL
-                           else self.driver.pause(name))
-                    applied = mode
-                after = await self.driver.get_instance(name)
+                applied, after = await fence_instance(
+                    self.driver, name, mode, power_off_later=lambda n: self._spawn(
+                        power_off_fenced(self.driver, n, self._lock(n)), name=f"off-{n}"))
             except DriverError as e:
                 raise Refused("INTERNAL", f"fencing {name!r} (member {target!r}) failed: "
                               f"{e}") from e
