@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -286,7 +287,8 @@ def address_keeper(config: Config, metrics: Metrics, clock: Clock, *, watch: Gro
     """The keeper of ``config.service_addresses`` (None: none), its claim gating ``on_active``
     in ``callbacks``; a failed claim reports a fault recommending a failover (``refuse``).
     The successor's probe tolerates the MACs the group's other members published. Under
-    ``service_address_mode = "nfvi"`` the bridge moves the addresses instead."""
+    ``service_address_mode = "nfvi"`` the bridge moves the addresses instead. Local addresses
+    live :func:`address_lifetime_s` past their last renewal."""
     if not config.service_addresses:
         return None
     me = config.member
@@ -311,6 +313,15 @@ def address_keeper(config: Config, metrics: Metrics, clock: Clock, *, watch: Gro
     keeper = AddressKeeper(me, config.service_addresses, clock=clock, metrics=metrics,
                            tolerate=tolerate, held_elsewhere=held_elsewhere,
                            refuse=lambda why: refuse(why, Recovery.FAILOVER),
-                           spawn=callbacks.adopt, mover=mover)
+                           spawn=callbacks.adopt, mover=mover,
+                           lifetime_s=address_lifetime_s(config.lease_ttl_s))
     callbacks.gates["on_active"] = lambda a: keeper.claim(a.epoch)
     return keeper
+
+
+def address_lifetime_s(lease_ttl_s: float) -> int:
+    """How long a service address outlives the active's last renewal: twice the lease TTL,
+    whole seconds, at least 2 (4 s with the default TTL). An active renews after confirmed
+    keepalives, which stop no later than its lease; an address therefore outlives a killed or
+    frozen active by at most this much, and one renewal late never drops it."""
+    return max(2, math.ceil(2 * lease_ttl_s))

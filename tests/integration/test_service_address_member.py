@@ -3,7 +3,8 @@ processes on hosts of their own, etcd on another, a client host looking on.
 
 - the active holds the address (and its record and ``vnfha status`` say so), the standby not;
 - after a SIGKILL of the active the standby takes the address and announces it: the client's
-  neighbour entry moves to the new holder's MAC without the client asking;
+  neighbour entry moves to the new holder's MAC without the client asking; the killed
+  active's host, which stays up, drops the address once its lifetime has run out;
 - a switchover moves it: the old active removes it, the new one holds it;
 - an active cut off from etcd removes it by itself at its lease deadline, as its writes stop;
 - an address another host (not a member) answers for is not taken: the member refuses the
@@ -87,6 +88,8 @@ def test_the_address_follows_the_active_through_a_crash(lab: HostLab) -> None:
     endpoints, a, b, first = pair(lab)
     host_a, host_b, client = lab.host("a"), lab.host("b"), lab.host("client")
     until(lambda: holds(host_a), 5, "a holds the address")
+    shown = host_a.run(["ip", "-4", "addr", "show", "dev", "eth0"]).stdout
+    assert "valid_lft 4sec" in shown or "valid_lft 3sec" in shown, shown  # renewed
     assert not holds(host_b)
     assert client.ping(ADDRESS, count=3).loss == 0
     assert neighbour_mac(client) == mac_of(host_a)
@@ -101,6 +104,12 @@ def test_the_address_follows_the_active_through_a_crash(lab: HostLab) -> None:
     until(lambda: neighbour_mac(client) == mac_of(host_b), 3, "the client's entry moved to b")
     assert client.ping(ADDRESS, count=3).loss == 0
     print(f"SIGKILL -> address on b: {(took - killed) * 1000:.0f} ms")
+    # a's host stays up, and nothing released a's address: its kernel drops it once its
+    # lifetime (twice the lease TTL: 4 s) has run out after a's last renewal
+    dropped = until(lambda: not holds(host_a), 8, "a's host dropped the address")
+    print(f"SIGKILL -> address off a's host: {(dropped - killed) * 1000:.0f} ms (lifetime 4 s)")
+    assert dropped - killed > 2.0  # the lifetime, not a release, removed it
+    assert holds(host_b) and client.ping(ADDRESS, count=3).loss == 0
 
 
 def test_a_switchover_moves_the_address(lab: HostLab) -> None:

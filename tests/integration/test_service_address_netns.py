@@ -44,7 +44,7 @@ COMMAND_TIMEOUT_S = 10.0
 AGENT = r"""
 import asyncio, json, sys, time
 from vnfha.net import (ServiceAddress, ServiceAddressError, add, announce, choose_device,
-                       held, list_links, parse_mac, remove)
+                       held, list_links, parse_mac, remove, renew)
 
 async def handle(cmd):
     address = ServiceAddress.parse(cmd["address"])
@@ -53,7 +53,10 @@ async def handle(cmd):
     if op == "add":
         tolerate = [parse_mac(m) for m in cmd.get("tolerate", [])]
         return device, await add(address, device, tolerate=tolerate,
-                                 probe_s=cmd.get("probe_s", 0.15))
+                                 probe_s=cmd.get("probe_s", 0.15),
+                                 lifetime_s=cmd.get("lifetime_s"))
+    if op == "renew":
+        return device, await renew(address, device, cmd["lifetime_s"])
     if op == "announce":
         return device, await announce(device, address, count=cmd.get("count", 3),
                                       interval_s=cmd.get("interval_s", 0.2))
@@ -294,6 +297,23 @@ def test_add_and_announce_moves_the_neighbours_and_a_move_follows(lab: Lab,
     assert c.call(op="remove", address=address)["result"] is False
     gone = c.call(op="remove", address=address, device="nosuch0")
     assert gone["ok"] and gone["result"] is False, gone
+
+
+@pytest.mark.parametrize("address", [OTHER_V4, OTHER_V6])
+def test_an_address_with_a_lifetime_goes_unless_renewed(lab: Lab, address: str) -> None:
+    a = lab.agent(A)
+    added = a.call(op="add", address=address, probe_s=0, lifetime_s=2)
+    assert added["ok"] and added["result"] is True, added
+    shown = sh("ip", "-n", A, "addr", "show", "dev", "eth0").stdout
+    assert "valid_lft 2sec" in shown or "valid_lft 1sec" in shown, shown
+    for _ in range(3):  # renewed every second for 3 s: it stays
+        time.sleep(1.0)
+        renewed = a.call(op="renew", address=address, lifetime_s=2)
+        assert renewed["ok"], renewed
+        assert a.call(op="held", address=address)["result"] is True
+    gone = wait_for(lambda: a.call(op="held", address=address)["result"] is False, 5.0,
+                    f"{address} to expire")
+    assert 1.0 < gone < 4.0, gone  # the lifetime, give or take the kernel's tick
 
 
 def test_a_named_device_that_does_not_exist_is_refused(lab: Lab) -> None:

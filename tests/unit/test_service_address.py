@@ -407,3 +407,12 @@ def test_frames_need_a_six_byte_mac() -> None:
     for build in (lambda: garp_frame(b"\x01" * 5, V4), lambda: unsolicited_na(V6, b"\x01" * 7)):
         with pytest.raises(ValueError, match="6 bytes"):
             build()
+
+
+@pytest.mark.parametrize("lifetime_s", [0, -1, 2**31])
+async def test_a_lifetime_out_of_range_is_refused_before_any_command(lifetime_s: int) -> None:
+    address = ServiceAddress.parse("198.51.100.100/24")
+    with pytest.raises(ValueError, match=f"not {lifetime_s}"):
+        await vnfha.net.add(address, "eth0", probe_s=0, lifetime_s=lifetime_s)
+    with pytest.raises(ValueError, match=f"not {lifetime_s}"):
+        await vnfha.net.renew(address, "eth0", lifetime_s)

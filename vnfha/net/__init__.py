@@ -12,7 +12,8 @@ iproute2's ``ip``:
 - :mod:`vnfha.net.announce`: the frames (pure builders) and the raw-socket senders:
   :func:`announce` after a move, :func:`probe` for another holder before one.
 - :mod:`vnfha.net.local`: the host's side: :func:`list_links`, :func:`add` (probe, then add),
-  :func:`remove`, :func:`held`; every command bounded in time, both changes idempotent.
+  :func:`remove`, :func:`held`, :func:`renew` (of an address added with a lifetime); every
+  command bounded in time, add and remove idempotent.
 
 Taking an address needs CAP_NET_ADMIN (to add and remove it) and CAP_NET_RAW (to probe and
 announce); without them every call says so in a :class:`ServiceAddressError`.
@@ -46,7 +47,7 @@ from vnfha.net.announce import (
     solicited_node,
     unsolicited_na,
 )
-from vnfha.net.local import COMMAND_TIMEOUT_S, PROBE_S, add, held, list_links, remove
+from vnfha.net.local import COMMAND_TIMEOUT_S, PROBE_S, add, held, list_links, remove, renew
 
 __all__ = [
     "ANNOUNCE_COUNT",
@@ -76,6 +77,7 @@ __all__ = [
     "probe",
     "read_mac",
     "remove",
+    "renew",
     "service_addresses",
     "solicited_node",
     "unsolicited_na",

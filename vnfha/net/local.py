@@ -46,7 +46,7 @@ from vnfha.net.address import (
 )
 from vnfha.net.announce import format_mac, probe
 
-__all__ = ["COMMAND_TIMEOUT_S", "PROBE_S", "add", "held", "list_links", "remove"]
+__all__ = ["COMMAND_TIMEOUT_S", "PROBE_S", "add", "held", "list_links", "remove", "renew"]
 
 COMMAND_TIMEOUT_S: Final = 2.0
 """The default bound of one ``ip`` command (they take milliseconds)."""
@@ -142,9 +142,19 @@ async def held(address: ServiceAddress, device: str, *, timeout_s: float = COMMA
                                   f"`ip {' '.join(args)}` printed no link listing: {e}") from e
 
 
+def _lifetime(lifetime_s: int | None) -> list[str]:
+    """``ip``'s lifetime arguments: none (forever) for None, else valid = preferred."""
+    if lifetime_s is None:
+        return []
+    if not 1 <= lifetime_s < 2**31:
+        raise ValueError(f"an address lifetime must be 1 to {2**31 - 1} seconds, not "
+                         f"{lifetime_s!r}")
+    return ["valid_lft", str(lifetime_s), "preferred_lft", str(lifetime_s)]
+
+
 async def add(address: ServiceAddress, device: str, *, tolerate: Collection[bytes] = (),
               probe_s: float = PROBE_S, timeout_s: float = COMMAND_TIMEOUT_S,
-              clock: Clock | None = None) -> bool:
+              clock: Clock | None = None, lifetime_s: int | None = None) -> bool:
     """Put ``address`` on ``device``; True if it was added, False if the device already held
     it (nothing is done then).
 
@@ -156,10 +166,13 @@ async def add(address: ServiceAddress, device: str, *, tolerate: Collection[byte
     refuse.
 
     IPv4 is added as ``ip addr add A/P brd + dev DEV``, IPv6 as ``ip -6 addr add A/P dev DEV
-    nodad``. ServiceAddressError :attr:`~Problem.NO_PERMISSION` without CAP_NET_ADMIN (or
+    nodad``. With ``lifetime_s`` the kernel removes the address that many seconds later unless
+    :func:`renew` pushes it on (``valid_lft`` = ``preferred_lft``; the kernel checks about
+    every second). ServiceAddressError :attr:`~Problem.NO_PERMISSION` without CAP_NET_ADMIN (or
     CAP_NET_RAW for the probe), :attr:`~Problem.NO_DEVICE`, :attr:`~Problem.TIMEOUT`,
     :attr:`~Problem.FAILED`. Does not announce: call :func:`~vnfha.net.announce.announce`
     next."""
+    lifetime = _lifetime(lifetime_s)
     clock = clock or SystemClock()
     if await held(address, device, timeout_s=timeout_s, clock=clock):
         return False
@@ -171,9 +184,9 @@ async def add(address: ServiceAddress, device: str, *, tolerate: Collection[byte
                                       f"in use by {mac}: another host answered for it, so "
                                       "this member does not take it", holder=mac)
     if address.version == 4:
-        args = ["-4", "addr", "add", address.cidr, "brd", "+", "dev", device]
+        args = ["-4", "addr", "add", address.cidr, "brd", "+", "dev", device, *lifetime]
     else:
-        args = ["-6", "addr", "add", address.cidr, "dev", device, "nodad"]
+        args = ["-6", "addr", "add", address.cidr, "dev", device, "nodad", *lifetime]
     status, _, err = await _ip(args, address, device, timeout_s, clock)
     if status == 0:
         return True
@@ -203,3 +216,20 @@ async def remove(address: ServiceAddress, device: str, *, timeout_s: float = COM
     if any(words in err.lower() for words in _ABSENT) or any(words in err for words in _NO_DEVICE):
         return False
     raise _refusal(address, device, "ip " + " ".join(args), err)
+
+
+async def renew(address: ServiceAddress, device: str, lifetime_s: int, *,
+                timeout_s: float = COMMAND_TIMEOUT_S, clock: Clock | None = None) -> None:
+    """Set ``address``'s lifetime on ``device`` to ``lifetime_s`` from now (``ip addr change``).
+    The kernel adds the address if it is not there (it expired: a renewal came too late), so
+    call it only while this host may hold the address. ServiceAddressError as :func:`add`."""
+    lifetime = _lifetime(lifetime_s)
+    _checked_device(address, device)
+    clock = clock or SystemClock()
+    if address.version == 4:
+        args = ["-4", "addr", "change", address.cidr, "brd", "+", "dev", device, *lifetime]
+    else:
+        args = ["-6", "addr", "change", address.cidr, "dev", device, "nodad", *lifetime]
+    status, _, err = await _ip(args, address, device, timeout_s, clock)
+    if status != 0:
+        raise _refusal(address, device, "ip " + " ".join(args), err)

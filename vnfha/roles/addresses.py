@@ -23,6 +23,13 @@ member's side, over the host primitives of :mod:`vnfha.net`.
   change that ends the active role (deposed, session lost at the lease deadline, standby lease
   lapsed, resigned): it stops a claim or announcement under way and removes every address in
   a task of its own, so the addresses leave with the same self-fencing that stops the writes.
+- **Gone with the process.** With ``lifetime_s``, each address is added with that lifetime
+  and renewed after confirmed lease keepalives (:meth:`AddressKeeper.keepalive_confirmed`, at
+  most every ``lifetime_s / 4``): an active that is killed, or frozen, and so cannot release
+  stops renewing, and its host's kernel removes the address ``lifetime_s`` after the last
+  renewal (within about a second more). A release stops the renewals, and waits for one under
+  way, before it removes the addresses. Without ``lifetime_s`` an address stays until it is
+  released, or until this member starts again on that host (:meth:`AddressKeeper.prepare`).
 - **Moved by the NFVI instead** (``service_address_mode = "nfvi"``, ``mover`` given): the claim
   asks the bridge to bind each address to this member's instance in the new epoch
   (``Network/MoveAddress``, epoch-fenced) and touches no interface; a refusal or failure refuses
@@ -59,6 +66,7 @@ from vnfha.net import (
     probe,
     read_mac,
     remove,
+    renew,
 )
 
 __all__ = ["AddressKeeper"]
@@ -66,7 +74,7 @@ __all__ = ["AddressKeeper"]
 log = logging.getLogger("vnfha.member")
 
 HOST = types.SimpleNamespace(add=add, remove=remove, announce=announce, list_links=list_links,
-                             read_mac=read_mac, probe=probe)
+                             read_mac=read_mac, probe=probe, renew=renew)
 """The host primitives the keeper uses (:mod:`vnfha.net`); a test may give stand-ins."""
 
 
@@ -74,15 +82,16 @@ class AddressKeeper:
     """The service addresses of member ``me`` (see the module docstring). ``tolerate`` gives
     the MACs (``aa:bb:...``) the group's other members published, ``held_elsewhere(address)``
     whether another member's record lists the address; ``refuse(reason)`` reports the fault
-    that a failed claim is; ``spawn`` owns a background task."""
+    that a failed claim is; ``spawn`` owns a background task; ``lifetime_s`` (None: forever)
+    bounds how long an address outlives the last renewal."""
 
     def __init__(self, me: str, addresses: Sequence[ServiceAddress], *, clock: Clock,
                  metrics: Metrics, tolerate: Callable[[], Collection[str]],
                  held_elsewhere: Callable[[str], bool], refuse: Callable[[str], None],
                  spawn: Callable[[asyncio.Task[Any]], None],
                  probe_s: float = PROBE_S, host: Any = HOST,
-                 mover: Callable[[ServiceAddress, int], Awaitable[object]] | None = None
-                 ) -> None:
+                 mover: Callable[[ServiceAddress, int], Awaitable[object]] | None = None,
+                 lifetime_s: int | None = None) -> None:
         self.me, self.addresses = me, tuple(addresses)
         self._clock, self._metrics, self._tolerate = clock, metrics, tolerate
         self._held_elsewhere = held_elsewhere
@@ -96,6 +105,11 @@ class AddressKeeper:
         """The addresses this member holds now, by text form, with their device."""
         self._generation = 0
         self._announcer: asyncio.Task[None] | None = None
+        self.lifetime_s = lifetime_s
+        self._renewer: asyncio.Task[None] | None = None
+        self._renewed_at = float("-inf")
+        self.renewals = 0
+        """Renewals that succeeded (one per address)."""
 
     async def prepare(self) -> None:
         """At start: choose each address's device and read its MAC (ServiceAddressError if an
@@ -137,7 +151,8 @@ class AddressKeeper:
                 moved.append(address)
             try:
                 await self._host.add(address, device, tolerate=tolerate,
-                                     probe_s=0.0 if address in moved else self._probe_s)
+                                     probe_s=0.0 if address in moved else self._probe_s,
+                                     lifetime_s=self.lifetime_s)
             except ServiceAddressError as e:
                 error = str(e)
                 break
@@ -176,13 +191,44 @@ class AddressKeeper:
         log.info("%s: the NFVI moved %s to it (epoch %d)", self.me, ", ".join(self.held), epoch)
         return True
 
+    def keepalive_confirmed(self) -> None:
+        """A lease keepalive was confirmed: renew the held addresses' lifetime if
+        ``lifetime_s / 4`` has passed since the last renewal and none is under way."""
+        if self.lifetime_s is None or not self.held or self._mover is not None or (
+                self._renewer is not None and not self._renewer.done()):
+            return
+        now = self._clock.monotonic()
+        if now - self._renewed_at < self.lifetime_s / 4:
+            return
+        self._renewed_at = now
+        self._renewer = asyncio.create_task(self._renew(self._generation),
+                                            name=f"{self.me}-addr-renew")
+        self._spawn(self._renewer)
+
+    async def _renew(self, generation: int) -> None:
+        assert self.lifetime_s is not None
+        for text, device in list(self.held.items()):
+            address = next(a for a in self.addresses if str(a) == text)
+            if generation != self._generation:
+                return
+            try:
+                await self._host.renew(address, device, self.lifetime_s)
+            except ServiceAddressError as e:
+                log.warning("%s: renewing %s failed (it goes %d s after the last renewal): "
+                            "%s", self.me, address, self.lifetime_s, e)
+            else:
+                self.renewals += 1
+
     def release(self, why: str) -> None:
-        """Stop holding every address now (synchronously stops the claim and announcements;
-        the removal runs in a task)."""
+        """Stop holding every address now (synchronously stops the claim, announcements and
+        renewals; the removal runs in a task, after any renewal under way has ended)."""
         self._generation += 1
         if self._announcer is not None:
             self._announcer.cancel()
             self._announcer = None
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            renewer.cancel()
         if not self.held:
             return
         gone = [a for a in self.addresses if str(a) in self.held]
@@ -191,7 +237,8 @@ class AddressKeeper:
         if self._mover is not None:
             return  # the next active's move takes them over
         log.info("%s: releasing %s (%s)", self.me, ", ".join(map(str, gone)), why)
-        self._spawn(asyncio.create_task(self._remove(gone), name=f"{self.me}-addr-release"))
+        self._spawn(asyncio.create_task(self._remove(gone, after=renewer),
+                                        name=f"{self.me}-addr-release"))
 
     def _hold(self, address: ServiceAddress, device: str) -> None:
         self.held[str(address)] = device
@@ -234,7 +281,10 @@ class AddressKeeper:
                     except ServiceAddressError as e:
                         log.warning("%s: announcing %s failed: %s", self.me, address, e)
 
-    async def _remove(self, addresses: Sequence[ServiceAddress]) -> None:
+    async def _remove(self, addresses: Sequence[ServiceAddress], *,
+                      after: asyncio.Task[None] | None = None) -> None:
+        if after is not None:  # a renewal re-adds an absent address: let it end first
+            await asyncio.wait([after])
         for address in addresses:
             try:
                 await self._host.remove(address, self.devices[address])

@@ -201,6 +201,9 @@ class RoleRuntime:
         if self._nfvi is not None:
             nfvi = self._nfvi
             session.add_ack_listener(lambda view: nfvi.keepalive_confirmed())
+        if self.addresses is not None:  # the service addresses' lifetime follows the lease
+            keeper = self.addresses
+            session.add_ack_listener(lambda view: keeper.keepalive_confirmed())
         self.records.new_session()
         self._grants.clear()  # a new lease: no key written before is this session's
         await self.publish()
