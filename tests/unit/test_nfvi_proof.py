@@ -142,6 +142,17 @@ async def test_the_router_puts_the_active_epoch_on_crash_host_down_and_watchdog_
     assert other[0].epoch == 0  # another group's epochs are not this one's
 
 
+async def test_the_router_forgets_the_epochs_of_instances_no_longer_listed() -> None:
+    router = EventRouter(clock=FakeClock(), wall_clock=lambda: 0.0, max_queued=10,
+                         max_pending_maintenance=10, lagged=RuntimeError)
+    router.saw_active("vm-a", 5)
+    router.saw_active("vm-gone", 7)  # deleted since
+    router.route(InfraEvent(EventKind.HOST_UP, host="h1"), None)  # inventory unreadable
+    assert router.active_epoch("vm-gone") == 7  # nothing is known: nothing forgotten
+    router.route(InfraEvent(EventKind.HOST_UP, host="h1"), INSTANCES)
+    assert (router.active_epoch("vm-a"), router.active_epoch("vm-gone")) == (5, 0)
+
+
 # -- the agent --------------------------------------------------------------------------------
 
 

@@ -15,7 +15,8 @@ the core reads the driver's inventory and hands each event over. Guarantees:
   (the bridge's own watchdog timers and MoveAddress); for a WATCHDOG_FIRED a driver reports
   (the guest's hardware watchdog), as for VM_CRASHED when its action stopped the guest
   (``InfraEvent.halted``), else 0. Anything else, or nothing seen: 0. These epochs live in
-  memory: a restarted bridge learns them again from the next Kick.
+  memory: a restarted bridge learns them again from the next Kick; an instance's is forgotten
+  once an event is routed while the driver no longer lists it.
 - HOST_DOWN marks the host down until HOST_UP (:attr:`EventRouter.down`).
 - :meth:`EventRouter.host_status` tells, for GetPlacement, whether each host is up and its
   pending maintenance (the one a new stream would be sent), as of now.
@@ -95,6 +96,14 @@ class EventRouter:
         """The highest epoch ``instance``'s member presented as active; 0 if none."""
         return self._active_epochs.get(instance, 0)
 
+    def _forget_gone(self, instances: Sequence[Instance]) -> None:
+        """Forget the active epochs of instances the driver no longer lists (deleted or
+        renamed): nothing can be routed to them, and the table would otherwise grow by one
+        entry per instance that ever armed a watchdog, for as long as the bridge runs."""
+        listed = {i.name for i in instances}
+        for name in [n for n in self._active_epochs if n not in listed]:
+            del self._active_epochs[name]
+
     def route(self, event: InfraEvent, instances: Sequence[Instance] | None, *,
               epoch: int | None = None) -> int:
         """Publish ``event`` to the groups it concerns (``instances``: the driver's inventory
@@ -110,6 +119,7 @@ class EventRouter:
             self.down.discard(event.host)
         if instances is None:
             return 0
+        self._forget_gone(instances)
         sequence = next(self._sequence)
         by_group: dict[str, BridgeEvent] = {}
         base = BridgeEvent(event.kind, event.instance or "", "", event.host or "", (),
