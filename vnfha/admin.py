@@ -513,11 +513,18 @@ class MemberLadder:
     rungs: tuple[RungCount, ...]
     last_fault_age_s: float | None
     problem: str | None = None
+    incarnation: int | None = None
+    """The member's latest incarnation that started (None: none recorded)."""
+    life: str | None = None
+    """How that incarnation stands: running, repairing or stopped (cleanly)."""
+    counted_epoch: int | None = None
+    """The highest old-active epoch whose crash failover its ladder counted."""
 
 
 async def ladder_state(store: Store, prefix: str, group: str) -> list[MemberLadder]:
     """Every member's stored ladder counters (:mod:`vnfha.health.counters`), by name, with the
-    probation windows its member stored with them. ConfigError for a bad name."""
+    probation windows its member stored with them and its incarnation record
+    (:mod:`vnfha.health.incarnation`). ConfigError for a bad name."""
     check_name("group", group)
     base = ladder_key(prefix, group, "")
     found = await store.range(base, prefix=True)
@@ -526,6 +533,7 @@ async def ladder_state(store: Store, prefix: str, group: str) -> list[MemberLadd
         member = kv.key[len(base):]
         try:
             history = from_bytes(kv.value, now, time.time())
+            life = stored_life(kv.value)
         except LadderStateError as e:
             out.append(MemberLadder(member, (), None, f"unreadable: {e.problem}"))
             continue
@@ -534,7 +542,10 @@ async def ladder_state(store: Store, prefix: str, group: str) -> list[MemberLadd
                                 *policy.get(rung.value, (None, None)))
                       for rung in LADDER if rung is not Rung.ALARM)
         last = history.last_fault_at
-        out.append(MemberLadder(member, rungs, None if last is None else now - last))
+        out.append(MemberLadder(member, rungs, None if last is None else now - last,
+                                incarnation=None if life is None else life.incarnation,
+                                life=None if life is None else life.state.value,
+                                counted_epoch=None if life is None else life.counted_epoch))
     return out
 
 

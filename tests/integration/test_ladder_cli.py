@@ -14,6 +14,7 @@ import pytest
 
 from vnfha import Config
 from vnfha.health.counters import LadderCounters, ladder_key
+from vnfha.health.incarnation import Life, LifeState
 from vnfha.health.ladder import LadderHistory, Rung, Use
 from vnfha.store.etcd import EtcdStore
 from vnfha.testing.etcd import EtcdCluster
@@ -39,7 +40,7 @@ def test_ladder_shows_counters_with_windows_and_resets_one_member(
             history = LadderHistory((Use(now - 30, Rung.RESTART), Use(now - 10, Rung.RESTART),
                                      Use(now - 5, Rung.FAILOVER)), now - 5)
             await LadderCounters(store, "/vnfha", group, "a", policy=policy).save(
-                history, now, time.time())
+                history, now, time.time(), Life(3, LifeState.RUNNING, 12))
             await store.put(ladder_key("/vnfha", group, "b"), b"{garbage")
     asyncio.run(store_counters())
 
@@ -50,11 +51,13 @@ def test_ladder_shows_counters_with_windows_and_resets_one_member(
     assert (a["member"], len(rungs["restart"]["ages_s"]), rungs["restart"]["max_count"],
             rungs["restart"]["probation_s"]) == ("a", 2, 5, 120.0)
     assert len(rungs["failover"]["ages_s"]) == 1 and rungs["reboot-vm"]["ages_s"] == []
+    assert (a["incarnation"], a["life"], a["counted_epoch"]) == (3, "running", 12)
     assert b["member"] == "b" and b["problem"].startswith("unreadable")
     text = vnfha(etcd3, "ladder", group).stdout.splitlines()
     assert text[0].split() == ["MEMBER", "RUNG", "USED", "MAX", "PROBATION", "LAST", "USE",
                                "LAST", "FAULT"]
     assert any(line.split()[:5] == ["a", "restart", "2", "5", "120"] for line in text)
+    assert "a: incarnation 3, running; crash failovers counted up to epoch 12" in text
 
     reset = vnfha(etcd3, "ladder", group, "--reset", "a")
     assert reset.returncode == 0 and "deleted" in reset.stdout

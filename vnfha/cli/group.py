@@ -229,7 +229,9 @@ def add_ladder(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                        description="Each member's escalation-ladder counters as stored in "
                        "etcd: per rung, its uses since its last reset against the member's "
                        "max_count, and the probation window after which a fault-free member's "
-                       "count resets. --reset MEMBER deletes that member's counters.")
+                       "count resets; then each member's latest incarnation and how it stands "
+                       "(running, repairing, stopped). --reset MEMBER deletes that member's "
+                       "counters.")
     p.add_argument("group")
     p.add_argument("--reset", metavar="MEMBER", help="delete this member's counters")
     p.add_argument("--json", action="store_true", help="print the counters as JSON")
@@ -266,6 +268,11 @@ def cmd_ladder(args: argparse.Namespace) -> int:
                              "-" if m.last_fault_age_s is None
                              else f"{m.last_fault_age_s:.0f} s ago"))
         print_table(rows)
+        for m in ladders:
+            if m.incarnation is not None:
+                counted = f"; crash failovers counted up to epoch {m.counted_epoch}" \
+                    if m.counted_epoch else ""
+                print(f"{m.member}: incarnation {m.incarnation}, {m.life}{counted}")
         return EXIT_OK
 
     return run_against_etcd(args, action)
