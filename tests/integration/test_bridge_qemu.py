@@ -15,6 +15,8 @@ stood in for by SIGSTOP.
   the standby takes over on it as proof, without waiting for anything else.
 - Placement is read from the real domains: anti-affinity holds while each member's domain is
   on its own host, and CheckPolicy names the host once both are on one.
+- ``vnfha bridge serve --driver libvirt``, one ``--libvirt-host`` per daemon, as an operator
+  runs it: it serves the domains, fences one, and stops on SIGTERM.
 
 Skipped without libvirt's binding, libvirtd or QEMU, unless ``VNFHA_REQUIRE_LIBVIRT=1`` /
 ``VNFHA_REQUIRE_QEMU=1`` (CI).
@@ -275,3 +277,46 @@ async def test_placement_is_read_from_the_real_domains(
         assert not report.satisfied
         (violation,) = report.violations
         assert (violation.host, violation.members) == ("host-a", ("a", "b"))
+
+
+async def test_vnfha_bridge_serve_runs_against_private_libvirtds(
+        group: str, daemons: dict[str, Any]) -> None:
+    """The operator's command of docs/nfvi-libvirt.md, one ``--libvirt-host`` per host: it
+    serves the real domains, fences one, and stops on SIGTERM leaving the domains to
+    libvirt."""
+    import libvirt  # noqa: PLC0415
+
+    from vnfha.nfvi.client import BridgeClient  # noqa: PLC0415
+    from vnfha.nfvi.model import FenceMode  # noqa: PLC0415
+
+    rig = Rig(daemons, None, None)
+    try:
+        rig.start("vm-a", group, "a", "host-a")
+        rig.start("vm-b", group, "b", "host-b")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vnfha", "bridge", "serve", "--driver", "libvirt",
+             "--listen", "127.0.0.1:0",
+             *(f"--libvirt-host={host}={daemons[host].uri}" for host in HOSTS)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            line = await asyncio.to_thread(proc.stdout.readline)
+            assert "(driver libvirt," in line, (line, proc.stderr and proc.stderr.read())
+            address = line.split("serving on ", 1)[1].split()[0]
+            async with BridgeClient(address, group=group, member="b", timeout_s=10) as b:
+                view = await b.placement()
+                assert [(m.member, m.host) for m in view.members] == [("a", "host-a"),
+                                                                      ("b", "host-b")]
+                fenced = await b.fence("a", 1, FenceMode.KILL, "silent")
+                assert (fenced.instance, fenced.host) == ("vm-a", "host-a")
+            await until(lambda: rig.state("host-a", "vm-a") == libvirt.VIR_DOMAIN_SHUTOFF,
+                        10, "vm-a powered off")
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(proc.wait, 30) == 0
+            assert rig.state("host-b", "vm-b") == libvirt.VIR_DOMAIN_RUNNING  # left running
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=30)
+    finally:
+        rig.close()
