@@ -6,6 +6,8 @@ watchdog, stops on request, and panics on request.
   subscribers as WATCHDOG_FIRED naming the instance and the host, and the guest runs again.
 - A guest that panics (pvpanic) is reported VM_CRASHED and is CRASHED afterwards.
 - A fence (``power_off``) of a booted guest returns only once its QEMU process is gone.
+- A listing while libvirt destroys a domain (it holds the domain's lock for at least 200 ms)
+  answers within the driver's ``list_timeout_s``, from what was last seen of that host.
 
 Skipped without libvirt's binding, libvirtd or QEMU, unless ``VNFHA_REQUIRE_LIBVIRT=1`` /
 ``VNFHA_REQUIRE_QEMU=1``. The measured times are printed (``-s``) for docs/nfvi-libvirt.md.
@@ -131,3 +133,44 @@ def _zombie(pid: int) -> bool:
     except FileNotFoundError:
         return True
 
+
+
+async def test_a_listing_during_a_destroy_answers_from_what_was_last_seen(
+        host: tuple[Any, Any]) -> None:
+    libvirt = require_libvirt()
+    from vnfha.bridge.drivers.libvirt_driver import LibvirtDriver  # noqa: PLC0415
+    from vnfha.testing.qemu_guest import domain_xml  # noqa: PLC0415
+
+    daemon, _ = host
+    conn = libvirt.open(daemon.uri)
+    domains = [conn.defineXML(domain_xml(name, None, serial=daemon.shared_dir("serial") /
+                                         f"{name}.sock", group="g", member=name[-1],
+                                         memory_mib=64)) for name in ("vm-x", "vm-y")]
+    for domain in domains:
+        domain.create()
+    driver = await LibvirtDriver.open({"host-a": daemon.uri}, list_timeout_s=0.05)
+    try:
+        assert {i.name for i in await driver.list_instances()} == {"vm-x", "vm-y"}
+        destroy = asyncio.create_task(driver.power_off("vm-x"))
+        slowest, seen = 0.0, []
+        while not destroy.done():
+            began = time.monotonic()
+            listed = await driver.list_instances()
+            slowest = max(slowest, time.monotonic() - began)
+            seen.append({i.name: i.state for i in listed})
+            await asyncio.sleep(0.01)
+        await destroy
+        print(f"\nlistings during a destroy: {len(seen)}, slowest {slowest * 1000:.0f} ms, "
+              f"{driver.late_listings} answered from what was last seen")
+        assert driver.late_listings >= 1  # libvirt held the lock for at least 200 ms
+        assert slowest < 0.05 + 0.1, slowest  # never the destroy's 200 ms
+        assert all(set(s) == {"vm-x", "vm-y"} for s in seen)  # nothing vanished meanwhile
+        states = {i.name: i.state for i in await driver.list_instances()}
+        assert states == {"vm-x": InstanceState.STOPPED, "vm-y": InstanceState.RUNNING}
+    finally:
+        await driver.close()
+        for domain in domains:
+            with contextlib.suppress(libvirt.libvirtError):
+                domain.destroy()
+            domain.undefine()
+        conn.close()

@@ -72,7 +72,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from vnfha.bridge._fanout import Fanout
@@ -108,6 +107,7 @@ from vnfha.bridge.drivers.libvirt_domains import (
     watchdog_halted,
     write_test_hosts,
 )
+from vnfha.bridge.drivers.libvirt_scan import LIST_TIMEOUT_S, Found, HostScans, pick
 from vnfha.clock import Clock, SystemClock
 
 __all__ = [
@@ -131,16 +131,6 @@ T = TypeVar("T")
 # -- the driver ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Found:
-    """One instance located on its host, with the domain handle the action will use and the
-    connection it came from (both None for a copy only remembered from a host that is down)."""
-
-    instance: Instance
-    domain: Any  # libvirt.virDomain (the binding ships no types)
-    via: Via | None
-
-
 _Waiter = tuple[str, str, EventKind, "asyncio.Future[None]"]
 
 
@@ -151,12 +141,14 @@ class LibvirtDriver:
     ``clock`` times the waits for lifecycle callbacks (``event_timeout_s`` per action) and the
     reconnects; ``max_queued_events`` bounds each :meth:`events` subscriber's backlog;
     ``policy`` sets keepalives and the reconnect backoff; ``opener`` opens a URI
-    (``libvirt.open``, replaceable for tests)."""
+    (``libvirt.open``, replaceable for tests); ``list_timeout_s`` bounds the wait for a host
+    in a listing (:mod:`~vnfha.bridge.drivers.libvirt_scan`)."""
 
     def __init__(self, hosts: Mapping[str, str], *, loop: asyncio.AbstractEventLoop,
                  clock: Clock | None = None, event_timeout_s: float = 10.0,
                  max_queued_events: int = 10_000, policy: ConnPolicy | None = None,
-                 opener: Callable[[str], Any] | None = None) -> None:
+                 opener: Callable[[str], Any] | None = None,
+                 list_timeout_s: float = LIST_TIMEOUT_S) -> None:
         self._loop = loop
         self._clock: Clock = clock or SystemClock()
         self._event_timeout_s = event_timeout_s
@@ -168,6 +160,8 @@ class LibvirtDriver:
                                 opener=opener or libvirt.open, lifecycle=self._on_lifecycle,
                                 on_down=self._host_down, on_up=self._host_up)
         self._seen = LastSeen()
+        self._scans = HostScans(lambda via: self._blocking(
+            "list_instances", None, lambda: self._scan_host(via)), timeout_s=list_timeout_s)
         self._waiters: list[_Waiter] = []
         self._managed: set[str] = set()  # names known to carry vnfha metadata
         self._closed = False
@@ -175,8 +169,8 @@ class LibvirtDriver:
     @classmethod
     async def open(cls, hosts: Mapping[str, str], *, clock: Clock | None = None,
                    event_timeout_s: float = 10.0, max_queued_events: int = 10_000,
-                   policy: ConnPolicy | None = None, opener: Callable[[str], Any] | None = None
-                   ) -> LibvirtDriver:
+                   policy: ConnPolicy | None = None, opener: Callable[[str], Any] | None = None,
+                   list_timeout_s: float = LIST_TIMEOUT_S) -> LibvirtDriver:
         """Connect to every host's URI (``{"host-a": "qemu:///system"}``), watch each connection
         and subscribe to its lifecycle events, and note which instances each host holds.
 
@@ -191,7 +185,7 @@ class LibvirtDriver:
         await asyncio.to_thread(ensure_event_loop)
         driver = cls(hosts, loop=asyncio.get_running_loop(), clock=clock,
                      event_timeout_s=event_timeout_s, max_queued_events=max_queued_events,
-                     policy=policy, opener=opener)
+                     policy=policy, opener=opener, list_timeout_s=list_timeout_s)
         try:
             await driver._links.open_all()
             up = driver._links.snapshot()[0]
@@ -205,6 +199,12 @@ class LibvirtDriver:
     def name(self) -> str:
         """``"libvirt"``."""
         return "libvirt"
+
+    @property
+    def late_listings(self) -> int:
+        """Hosts answered from what was last seen because they were slow to list (one per
+        host and listing; :mod:`~vnfha.bridge.drivers.libvirt_scan`)."""
+        return self._scans.late
 
     def connection(self, host: str) -> Any:
         """The driver's own ``virConnect`` for ``host`` (for tools and tests: a ``test:///``
@@ -221,9 +221,16 @@ class LibvirtDriver:
     async def list_instances(self) -> list[Instance]:
         """Every domain with vnfha metadata on every host, sorted by name. A host that is down
         contributes its instances as last seen, state included (the bridge routes its
-        ``HOST_DOWN`` to their groups); acting on them raises :class:`HostDown`."""
+        ``HOST_DOWN`` to their groups); acting on them raises :class:`HostDown`. So does a host
+        that does not answer within ``list_timeout_s`` (:mod:`~.libvirt_scan`)."""
         up, down = self._links.snapshot()
-        return await self._blocking("list_instances", None, lambda: self._scan(up, down))
+        scanned = await self._scans.within(up)
+        copies: dict[str, list[Found]] = {}
+        for host in [*(via.host for via in up), *down]:
+            found = scanned.get(host)
+            for f in self._remembered(host) if found is None else found:
+                copies.setdefault(f.instance.name, []).append(f)
+        return [pick(name, copies[name]).instance for name in sorted(copies)]
 
     async def get_instance(self, name: str) -> Instance:
         """One instance's current state; :class:`UnknownInstance` if there is none,
@@ -312,7 +319,7 @@ class LibvirtDriver:
                 "migrate", name, lambda: found.domain.XMLDesc(flags), found.via)
             domain = await self._blocking(
                 "migrate", name, lambda: target.conn.defineXML(definition), target)
-            moved = _Found(Instance(name, found.instance.group, found.instance.member, host,
+            moved = Found(Instance(name, found.instance.group, found.instance.member, host,
                                     InstanceState.STOPPED), domain, target)
         self._publish(EventKind.VM_MIGRATED, moved.instance, f"from {source} to {host}")
         try:
@@ -404,15 +411,15 @@ class LibvirtDriver:
         state, reason = domain.state()
         return Instance(name, identity[0], identity[1], host, instance_state(state, reason))
 
-    def _scan_host(self, via: Via) -> list[_Found] | None:
+    def _scan_host(self, via: Via) -> list[Found] | None:
         """Every instance on ``via``'s host, remembered as last seen; None if the connection
         turned out to be lost (reported)."""
-        found: list[_Found] = []
+        found: list[Found] = []
         try:
             for domain in via.conn.listAllDomains(0):
                 instance = self._instance(via.host, domain)
                 if instance is not None:
-                    found.append(_Found(instance, domain, via))
+                    found.append(Found(instance, domain, via))
         except libvirt.libvirtError as e:
             if self._links.check(via, e) is None:
                 raise
@@ -420,21 +427,10 @@ class LibvirtDriver:
         self._seen.replace(via.host, (f.instance for f in found))
         return found
 
-    def _scan(self, up: list[Via], down: dict[str, str]) -> list[Instance]:
-        copies: dict[str, list[_Found]] = {}
-        for via in up:
-            found = self._scan_host(via)
-            for f in self._remembered(via.host) if found is None else found:
-                copies.setdefault(f.instance.name, []).append(f)
-        for host in down:
-            for f in self._remembered(host):
-                copies.setdefault(f.instance.name, []).append(f)
-        return [_pick(name, copies[name]).instance for name in sorted(copies)]
+    def _remembered(self, host: str) -> list[Found]:
+        return [Found(i, None, None) for i in self._seen.on(host).values()]
 
-    def _remembered(self, host: str) -> list[_Found]:
-        return [_Found(i, None, None) for i in self._seen.on(host).values()]
-
-    def _lookup(self, via: Via, name: str) -> _Found | None:
+    def _lookup(self, via: Via, name: str) -> Found | None:
         try:
             domain = via.conn.lookupByName(name)
         except libvirt.libvirtError as e:
@@ -442,10 +438,10 @@ class LibvirtDriver:
                 return None
             raise
         instance = self._instance(via.host, domain)
-        return None if instance is None else _Found(instance, domain, via)
+        return None if instance is None else Found(instance, domain, via)
 
-    def _locate(self, name: str, operation: str, up: list[Via], down: dict[str, str]) -> _Found:
-        copies: list[_Found] = []
+    def _locate(self, name: str, operation: str, up: list[Via], down: dict[str, str]) -> Found:
+        copies: list[Found] = []
         down = dict(down)
         for via in up:
             try:
@@ -466,7 +462,7 @@ class LibvirtDriver:
         if not copies:
             raise UnknownInstance(name, operation=operation)
         try:
-            chosen = _pick(name, copies)
+            chosen = pick(name, copies)
         except DriverError as e:
             raise DriverError(f"{operation}: {e}", instance=name, operation=operation) from e
         if chosen.via is None:
@@ -474,7 +470,7 @@ class LibvirtDriver:
             raise HostDown(host, down[host], instance=name, operation=operation)
         return chosen
 
-    async def _find(self, name: str, operation: str) -> _Found:
+    async def _find(self, name: str, operation: str) -> Found:
         up, down = self._links.snapshot()
         return await self._blocking(operation, name,
                                     lambda: self._locate(name, operation, up, down))
@@ -510,7 +506,7 @@ class LibvirtDriver:
             raise DriverError(f"{operation} {name!r}: libvirt refused: {e.get_error_message()}",
                               instance=name, operation=operation) from e
 
-    async def _act(self, found: _Found, operation: str, method: str,
+    async def _act(self, found: Found, operation: str, method: str,
                    expect: EventKind | None) -> None:
         """Call ``domain.<method>()``; then wait until the lifecycle callback ``expect`` for it
         has been published (logged, not raised, if it does not come in time)."""
@@ -530,7 +526,7 @@ class LibvirtDriver:
         finally:
             self._waiters = [w for w in self._waiters if w[3] is not waiter]
 
-    async def _confirm(self, found: _Found, operation: str, *wanted: InstanceState) -> None:
+    async def _confirm(self, found: Found, operation: str, *wanted: InstanceState) -> None:
         """Read the domain's state back; :class:`DriverError` unless it is one of ``wanted``."""
         state, reason = await self._blocking(operation, found.instance.name, found.domain.state,
                                              found.via)
@@ -541,7 +537,7 @@ class LibvirtDriver:
                               instance=found.instance.name, operation=operation)
 
     @staticmethod
-    def _require(found: _Found, operation: str, *allowed: InstanceState) -> None:
+    def _require(found: Found, operation: str, *allowed: InstanceState) -> None:
         if found.instance.state not in allowed:
             raise DriverError(f"{operation} {found.instance.name!r}: it is "
                               f"{found.instance.state}, not {' or '.join(allowed)}",
@@ -592,9 +588,3 @@ class LibvirtDriver:
         self._events.publish(InfraEvent(kind, instance=instance.name, host=instance.host,
                                         detail=detail))
 
-
-def _pick(name: str, copies: list[_Found]) -> _Found:
-    host = pick_copy(name, [(c.instance.host, c.instance.state is not InstanceState.STOPPED
-                             and c.instance.state is not InstanceState.CRASHED)
-                            for c in copies])
-    return next(c for c in copies if c.instance.host == host)
