@@ -17,6 +17,8 @@ stood in for by SIGSTOP.
   on its own host, and CheckPolicy names the host once both are on one.
 - ``vnfha bridge serve --driver libvirt``, one ``--libvirt-host`` per daemon, as an operator
   runs it: it serves the domains, fences one, and stops on SIGTERM.
+- Repairs on real domains: a REBOOT resets the domain in place, an EVACUATE restarts it on the
+  other host; each ticket ends SUCCEEDED.
 
 Skipped without libvirt's binding, libvirtd or QEMU, unless ``VNFHA_REQUIRE_LIBVIRT=1`` /
 ``VNFHA_REQUIRE_QEMU=1`` (CI).
@@ -320,3 +322,38 @@ async def test_vnfha_bridge_serve_runs_against_private_libvirtds(
             proc.communicate(timeout=30)
     finally:
         rig.close()
+
+
+async def test_repairs_reboot_and_evacuate_real_domains(group: str, rig: Rig) -> None:
+    """The bridge's repairs on real domains: a REBOOT resets the domain in place (its QEMU
+    process stays, the guest restarts), an EVACUATE restarts it on the other host (a new QEMU
+    there, none left on the first); each ticket ends SUCCEEDED."""
+    import libvirt  # noqa: PLC0415
+
+    from vnfha.nfvi.client import BridgeClient  # noqa: PLC0415
+    from vnfha.nfvi.model import RepairAction, RepairState  # noqa: PLC0415
+
+    rig.start("vm-a", group, "a", "host-a")
+    rig.start("vm-b", group, "b", "host-b")
+    qemu_a = rig.qemu_pid("host-a", "vm-a")
+
+    async def repair(client: BridgeClient, key: str, action: RepairAction) -> Any:
+        ticket = await client.escalate(key, "test", action, 1, target_member="a")
+        seen = [ticket]
+        async for update in client.watch_repair(ticket.ticket_id, timeout_s=60):
+            seen.append(update)
+        return seen[-1]
+
+    async with BridgeClient(rig.server.address, group=group, member="b",
+                            timeout_s=10.0) as b:
+        rebooted = await repair(b, "reboot-1", RepairAction.REBOOT)
+        assert (rebooted.state, rebooted.action) == (RepairState.SUCCEEDED,
+                                                      RepairAction.REBOOT), rebooted
+        assert rig.state("host-a", "vm-a") == libvirt.VIR_DOMAIN_RUNNING
+        assert rig.qemu_pid("host-a", "vm-a") == qemu_a  # reset in place
+        evacuated = await repair(b, "evacuate-1", RepairAction.EVACUATE)
+        assert (evacuated.state, evacuated.action) == (RepairState.SUCCEEDED,
+                                                        RepairAction.EVACUATE), evacuated
+        assert rig.state("host-b", "vm-a") == libvirt.VIR_DOMAIN_RUNNING
+        assert not Path(f"/proc/{qemu_a}").exists()
+        assert (await b.placement()).host_of("a") == "host-b"
