@@ -10,15 +10,14 @@ KILL fence of a running instance pauses it, confirms, and powers it off right af
 
 Guarantees of :func:`fence_instance`:
 
-- It returns only once the driver reports the instance PAUSED, STOPPED or CRASHED; a driver
-  error is raised (nothing is confirmed).
-- STOP: a RUNNING instance is paused. KILL: a RUNNING instance is paused and its power-off is
-  asked of ``power_off_later`` (the core runs it under the instance's lock, after this
-  fence); if the
-  pause fails, it is powered off before returning. A PAUSED instance under KILL is powered off
-  before returning. Anything else is left as it is (``applied`` None).
-- The result's ``state`` is the driver's answer after the action: PAUSED for a KILL confirmed
-  by its pause, the power-off following within the driver's own time.
+- STOP: a RUNNING instance is paused. KILL: a RUNNING instance is paused and its power-off
+  is asked of ``power_off_later`` (the core runs it under the instance's lock, after this
+  fence); if the pause fails, it is powered off before returning. A PAUSED instance under KILL
+  is powered off before returning. Anything else is left as it is (``applied`` None).
+- It returns the driver's report of the instance after the action: PAUSED for a KILL
+  confirmed by its pause, the power-off following in the driver's own time. The core refuses
+  (INTERNAL) a fence after which the driver still reports it RUNNING.
+- A driver error is raised: nothing is confirmed.
 """
 
 from __future__ import annotations
