@@ -148,6 +148,24 @@ def test_fence() -> None:
     assert nfvi["every_takeover_by_report"] is True, nfvi
     assert_verdict(report["met"] and nfvi["met"], code)
     assert report["all_met"] == (report["met"] and nfvi["met"]), report
+    assert "qemu" not in report  # only when asked for
+
+
+def test_fence_on_real_qemu_domains() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "component"))
+    from driver_rigs import require_libvirt, require_qemu  # noqa: PLC0415
+
+    require_libvirt()
+    require_qemu()
+    report, code = bench("fence", "--trials", "2", "--paths", "qemu")
+    assert report["paths"] == ["qemu"] and "first_write_ms" not in report
+    qemu = report["qemu"]
+    assert_summary(qemu["on_active_ms"])
+    assert_summary(qemu["first_write_ms"])
+    assert qemu["acked_writes"] > 0 and qemu["lost_acked"] == 0, qemu
+    assert qemu["every_epoch_grew"] is True and qemu["every_takeover_fenced"] is True, qemu
+    assert_verdict(qemu["met"], code)
+    assert report["all_met"] == qemu["met"], report
 
 
 def test_fleet() -> None:

@@ -37,9 +37,10 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_paths(p: argparse.ArgumentParser, choices: Sequence[str]) -> None:
-    """``--paths A,B``: which of ``choices`` to run (default: all, in their order); an unknown
-    one is a usage error naming it and the choices."""
+def add_paths(p: argparse.ArgumentParser, choices: Sequence[str],
+              default: Sequence[str] | None = None) -> None:
+    """``--paths A,B``: which of ``choices`` to run (default: ``default``, else all, in their
+    order); an unknown one is a usage error naming it and the choices."""
     def paths(text: str) -> list[str]:
         chosen = text.split(",")
         unknown = [x for x in chosen if x not in choices]
@@ -47,7 +48,7 @@ def add_paths(p: argparse.ArgumentParser, choices: Sequence[str]) -> None:
             raise argparse.ArgumentTypeError(f"unknown paths {unknown}; choose from "
                                              f"{','.join(choices)}")
         return chosen
-    p.add_argument("--paths", type=paths, default=",".join(choices),
+    p.add_argument("--paths", type=paths, default=",".join(default or choices),
                    help="comma-separated paths to run (default: %(default)s)")
 
 

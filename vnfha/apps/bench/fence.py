@@ -23,7 +23,15 @@ active's state, and the epoch grew.
   standby's refused reconnect would race the report). Also checked: the new active's failover
   history record gives cause ``nfvi-event`` and the standby asked for no fence.
 
-    vnfha bench fence [--trials 20] [--paths fence,nfvi-report]
+- ``qemu`` (under ``"qemu"``; only when asked for, it needs QEMU and libvirtd): the fence path
+  on a real hypervisor. The bridge runs the libvirt driver over two private libvirt daemons
+  (:mod:`vnfha.testing.libvirtd`, standing in for two hosts); each member's "VM" is a real
+  QEMU domain (TCG, idle firmware) with vnfha's metadata, and the members run beside their
+  domains. The fault is SIGSTOP of the active's process; the standby has the bridge fence the
+  active's domain (KILL: confirmed by its pause, destroyed right after). Also checked: the
+  domain was fenced (not running) and the standby's fence did not fail.
+
+    vnfha bench fence [--trials 20] [--paths fence,nfvi-report,qemu]
 
 Prints one JSON object; exit 0 when every path run met the p99 budget (first write) and passed
 its checks (``all_met``); ``met`` is the fence path's verdict.
@@ -57,7 +65,8 @@ from vnfha.testing.etcd import EtcdCluster
 
 BUDGET_P99_MS = 600.0
 """The hang budget, for the first write of either path."""
-PATHS = ("fence", "nfvi-report")
+PATHS = ("fence", "nfvi-report", "qemu")
+DEFAULT_PATHS = ("fence", "nfvi-report")
 HANG_BEFORE_FAIL_S = 0.1
 """On the nfvi-report path: from the active's SIGSTOP to the host failure (below the standby's
 300 ms suspicion threshold, so no fence has started)."""
@@ -96,12 +105,22 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Lab:
-    """What every trial shares: the etcd, the sim driver, its bridge and the log directory."""
+    """What every trial shares: the etcd, the sim driver, its bridge and the log directory;
+    for the qemu path, the private libvirt daemons and the bridge over them instead."""
 
     etcd: EtcdCluster
     sim: SimDriver
     server: BridgeServer
     logs: Path
+    qemu: QemuHosts | None = None
+
+    async def place(self, name: str, group: str, member: str, host: str) -> None:
+        """Give member ``member`` of ``group`` a "VM" ``name`` on ``host``: a sleeper the sim
+        launched, or on the qemu path a running domain."""
+        if self.qemu is not None:
+            await asyncio.to_thread(self.qemu.start, name, group, member, host)
+        else:
+            await self.sim.launch(name, group=group, member=member, host=host, argv=SLEEPER)
 
     def active_argv(self, group: str) -> list[str]:
         """The command line of the active member ``a`` of ``group``."""
@@ -149,7 +168,7 @@ async def takeover(lab: Lab, group: str, log: Path, host: str, *,
     takeover and the first write, count the lost acknowledged writes; ``judge`` adds the path's
     own checks, before ``b`` stops."""
     vm_b = f"{group}-b"
-    await lab.sim.launch(vm_b, group=group, member="b", host=host, argv=SLEEPER)
+    await lab.place(vm_b, group, "b", host)
     roles: list[tuple[float, RoleChanged]] = []
 
     def record(event: MemberEvent) -> None:
@@ -190,7 +209,7 @@ async def takeover(lab: Lab, group: str, log: Path, host: str, *,
                 **await judge(b)}
     finally:
         await b.stop()
-        pid = lab.sim.pid(vm_b)
+        pid = None if lab.qemu is not None else lab.sim.pid(vm_b)
         if pid is not None:
             os.kill(pid, signal.SIGCONT)
 
@@ -265,6 +284,109 @@ async def report_trial(n: int, lab: Lab) -> dict[str, Any]:
         await active.wait()
 
 
+class QemuHosts:
+    """Two private libvirt daemons (``host-a``, ``host-b``) and domains on them."""
+
+    HOSTS = ("host-a", "host-b")
+
+    def __init__(self) -> None:
+        import libvirt  # noqa: PLC0415 - optional: only the qemu path needs it
+
+        from vnfha.testing.libvirtd import Libvirtd  # noqa: PLC0415
+
+        self._libvirt = libvirt
+        # short labels and names: QEMU's monitor socket lives under the daemon's directory,
+        # named after the domain, and a unix socket path has at most 107 bytes
+        self.daemons = {host: Libvirtd(f"b{host[-1]}") for host in self.HOSTS}
+        self.conns: dict[str, Any] = {}
+
+    def open(self) -> None:
+        """Start the daemons and connect to them."""
+        for host, daemon in self.daemons.items():
+            daemon.start()
+            self.conns[host] = self._libvirt.open(daemon.uri)
+
+    def start(self, name: str, group: str, member: str, host: str) -> None:
+        """Define and start an idle domain ``name`` for ``group``/``member`` on ``host``."""
+        from vnfha.testing.qemu_guest import domain_xml  # noqa: PLC0415
+
+        serial = self.daemons[host].shared_dir("serial") / f"{name}.sock"
+        self.conns[host].defineXML(domain_xml(name, None, serial=serial, group=group,
+                                              member=member, memory_mib=64)).create()
+
+    def running(self, host: str, name: str) -> bool:
+        """Whether domain ``name`` on ``host`` is running (not paused, not off)."""
+        state = self.conns[host].lookupByName(name).state()[0]
+        return bool(state == self._libvirt.VIR_DOMAIN_RUNNING)
+
+    def remove(self, prefix: str) -> None:
+        """Destroy and undefine every domain whose name starts with ``prefix``."""
+        for conn in self.conns.values():
+            for domain in conn.listAllDomains(0):
+                if domain.name().startswith(prefix):
+                    with contextlib.suppress(self._libvirt.libvirtError):
+                        domain.destroy()
+                    domain.undefine()
+
+    def close(self) -> None:
+        """Close the connections and stop the daemons (their QEMUs with them)."""
+        for conn in self.conns.values():
+            with contextlib.suppress(Exception):
+                conn.close()
+        for daemon in self.daemons.values():
+            daemon.stop()
+
+
+async def qemu_trial(n: int, lab: Lab) -> dict[str, Any]:
+    """The fence path on real domains: SIGSTOP the active, the standby fences its domain."""
+    qemu = lab.qemu
+    assert qemu is not None
+    group = f"q{n}"  # a fresh etcd per run: unique enough, and short (see QemuHosts)
+    vm_a = f"{group}-a"
+    await lab.place(vm_a, group, "a", "host-a")
+    log = lab.logs / f"{vm_a}.log"
+    with log.open("wb") as out:
+        active = await asyncio.create_subprocess_exec(
+            *lab.active_argv(group), stdin=asyncio.subprocess.DEVNULL, stdout=out,
+            stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+
+    async def hang() -> float:
+        active.send_signal(signal.SIGSTOP)
+        return time.monotonic()
+
+    async def fenced(b: Member) -> dict[str, Any]:
+        monitor = b.monitor
+        return {"fenced": not await asyncio.to_thread(qemu.running, "host-a", vm_a)
+                and monitor is not None and not monitor.fence_failed}
+
+    try:
+        return await takeover(lab, group, log, "host-b", fault=hang, judge=fenced)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            active.kill()
+        await active.wait()
+        await asyncio.to_thread(qemu.remove, f"{group}-")
+
+
+async def run_qemu(trials: int, etcd: EtcdCluster, sim: SimDriver,
+                   logs: Path) -> list[dict[str, Any]]:
+    """The qemu path's trials, on daemons and a bridge of their own."""
+    from vnfha.bridge.drivers.libvirt_driver import LibvirtDriver  # noqa: PLC0415
+
+    qemu = QemuHosts()
+    try:
+        await asyncio.to_thread(qemu.open)
+        driver = await LibvirtDriver.open({h: d.uri for h, d in qemu.daemons.items()})
+        try:
+            async with BridgeServer(driver) as server:
+                lab = Lab(etcd, sim, server, logs, qemu)
+                return [await qemu_trial(n, lab) for n in range(trials)]
+        finally:
+            await driver.close()
+    finally:
+        await asyncio.to_thread(qemu.close)
+
+
 TRIALS: dict[str, Callable[[int, Lab], Awaitable[dict[str, Any]]]] = {
     "fence": fence_trial, "nfvi-report": report_trial}
 
@@ -295,6 +417,9 @@ async def main_async(trials: int, paths: Sequence[str] = PATHS) -> dict[str, Any
             async with BridgeServer(sim) as server:
                 lab = Lab(etcd, sim, server, Path(tmp))
                 for path in paths:
+                    if path == "qemu":
+                        results[path] = await run_qemu(trials, etcd, sim, Path(tmp))
+                        continue
                     for n in range(trials):
                         results[path].append(await TRIALS[path](n, lab))
         finally:
@@ -320,8 +445,16 @@ async def main_async(trials: int, paths: Sequence[str] = PATHS) -> dict[str, Any
                     for r in rep)}
         part["met"] = verdict(part, "every_takeover_by_report")
         out["nfvi_report"] = part
-    verdicts: list[bool] = [part["met"] for part in (out, out.get("nfvi_report", {}))
-                            if "met" in part]
+    if "qemu" in results:
+        real = results["qemu"]
+        part = {"path": "hang with the libvirt driver over real QEMU domains (two private "
+                        "libvirt daemons): SIGSTOP, the domain fenced, then takeover",
+                **figures(real),
+                "every_takeover_fenced": all(r["fenced"] for r in real)}
+        part["met"] = verdict(part, "every_takeover_fenced")
+        out["qemu"] = part
+    verdicts: list[bool] = [part["met"] for part in (out, out.get("nfvi_report", {}),
+                                                     out.get("qemu", {})) if "met" in part]
     out["all_met"] = all(verdicts)
     return out
 
@@ -332,7 +465,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     p = parser(__doc__, prog)
     p.add_argument("--trials", type=positive_int, default=20,
                    help="hangs injected per path, each in a fresh group (default: %(default)s)")
-    add_paths(p, PATHS)
+    add_paths(p, PATHS, DEFAULT_PATHS)
     args = p.parse_args(argv)
     paths: list[str] = args.paths
     out = asyncio.run(main_async(args.trials, paths))
