@@ -157,7 +157,7 @@ def test_fence_on_real_qemu_domains() -> None:
 
     require_libvirt()
     require_qemu()
-    report, code = bench("fence", "--trials", "2", "--paths", "qemu")
+    report, code = bench("fence", "--trials", "1", "--paths", "qemu")
     assert report["paths"] == ["qemu"] and "first_write_ms" not in report
     qemu = report["qemu"]
     assert_summary(qemu["on_active_ms"])
