@@ -18,6 +18,9 @@ Guarantees of :func:`fence_instance`:
   confirmed by its pause, the power-off following in the driver's own time. The core refuses
   (INTERNAL) a fence after which the driver still reports it RUNNING.
 - A driver error is raised: nothing is confirmed.
+
+A power-off that fails after the pause, or never runs because the bridge stopped first, leaves
+the instance paused: still fenced, until a repair (a REBOOT resets it) or an operator.
 """
 
 from __future__ import annotations
