@@ -1,8 +1,13 @@
-"""What an ALARM does outside the log: the alarm as JSON, and the operator's notify command.
+"""What an ALARM does outside the log: the alarm as JSON, the operator's notify command, and
+the steps every alarm takes, whoever raises it (the supervisor's ladder, or the poison guard's
+hold).
 
 :func:`alarm_json` is the alarm as one JSON object (the fields of
 :class:`~vnfha.events.AlarmRaised` and ``"kind": "vnfha-alarm"``); :func:`run_alarm_command`
-runs ``Config.alarm_command`` with it on stdin. Guarantees of :func:`run_alarm_command`:
+runs ``Config.alarm_command`` with it on stdin. :func:`announce_alarm` takes an alarm's first
+two steps: the member's listeners, then the notify command in a task of its own;
+:func:`record_alarm` its last: a RECORDED ticket at the bridge. Neither raises (but a
+cancellation): an alarm is never a new fault. Guarantees of :func:`run_alarm_command`:
 
 - **No shell.** The argv is executed as given (``argv[0]`` looked up on ``PATH``); the JSON
   object, UTF-8, one line with a trailing newline, is written to its stdin, which is then
@@ -23,13 +28,19 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 from vnfha.clock import Clock
 from vnfha.events import AlarmRaised
+from vnfha.nfvi.model import RepairAction
 
-__all__ = ["ALARM_KIND", "MAX_STDERR_BYTES", "alarm_json", "run_alarm_command"]
+if TYPE_CHECKING:
+    from vnfha.nfvi.client import NfviPort
+    from vnfha.nfvi.model import RepairTicket
+
+__all__ = ["ALARM_KIND", "MAX_FAULT_CHARS", "MAX_STDERR_BYTES", "alarm_json", "announce_alarm",
+           "record_alarm", "run_alarm_command"]
 
 log = logging.getLogger("vnfha.health")
 
@@ -38,6 +49,50 @@ ALARM_KIND: Final = "vnfha-alarm"
 
 MAX_STDERR_BYTES: Final = 2048
 """How much of a failed command's stderr is quoted in the WARNING line."""
+
+MAX_FAULT_CHARS: Final = 1000
+"""An alarm's fault text sent to the bridge is cut here (the bridge takes 4 KiB of UTF-8)."""
+
+
+def announce_alarm(alarm: AlarmRaised, *, tell: Callable[[AlarmRaised], None] | None,
+                   command: Sequence[str] | None, timeout_s: float, clock: Clock,
+                   start: Callable[[Coroutine[Any, Any, Any], str], object] | None) -> None:
+    """An alarm's first two steps: ``tell(alarm)`` (the member's listeners; one that raises is
+    logged and skipped), then ``command`` (None: none) run by :func:`run_alarm_command` in a
+    task that ``start(coroutine, name)`` owns. ``start`` None means the caller is stopping: the
+    command is not run, and that is logged."""
+    if tell is not None:
+        try:
+            tell(alarm)
+        except Exception:
+            log.exception("%s: telling the listeners of the alarm failed", alarm.member)
+    if command is None:
+        return
+    if start is None:
+        log.warning("%s: alarm_command not run: the member is stopping", alarm.member)
+        return
+    start(run_alarm_command(command, alarm, clock=clock, timeout_s=timeout_s),
+          f"{alarm.member}-alarm-command")
+
+
+async def record_alarm(nfvi: NfviPort, key: str, alarm: AlarmRaised, epoch: int, *,
+                       tried: Iterable[RepairAction] = (),
+                       call_timeout_s: float | None = None) -> RepairTicket | Exception:
+    """An alarm's last step: the bridge records it as a ticket the member owns (Escalate with
+    NONE, idempotency ``key``: a retry gets the same ticket); its fault is ``ALARM: <reason>``
+    (at most :data:`MAX_FAULT_CHARS`). Returns the ticket, or the error that kept the bridge
+    from hearing of it (logged at WARNING); never raises but a cancellation."""
+    try:
+        ticket = await nfvi.escalate(key, f"ALARM: {alarm.reason}"[:MAX_FAULT_CHARS],
+                                     RepairAction.NONE, epoch, tried=tried,
+                                     call_timeout_s=call_timeout_s)
+    except Exception as e:  # never a new fault: that would raise the next alarm at once
+        log.warning("%s: the bridge was not told of the alarm: %s: %s", alarm.member,
+                    type(e).__name__, e)
+        return e
+    log.warning("%s: alarm recorded by the bridge: ticket %s (%s)", alarm.member,
+                ticket.ticket_id, ticket.state)
+    return ticket
 
 
 def alarm_json(alarm: AlarmRaised) -> bytes:

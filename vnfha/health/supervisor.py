@@ -75,7 +75,7 @@ from vnfha.clock import Clock
 from vnfha.config import CheckSpec
 from vnfha.errors import BridgeRequestError, NfviError, RepairInProgress, StoreError
 from vnfha.events import AlarmRaised
-from vnfha.health.alarm import run_alarm_command
+from vnfha.health.alarm import announce_alarm, record_alarm
 from vnfha.health.checks import from_spec
 from vnfha.health.counters import LadderCounters
 from vnfha.health.incarnation import Failover, LifeState, already_done
@@ -110,8 +110,6 @@ APP_CHECK: Final = "health_check"
 """The name the component's own ``health_check`` runs under (fault source ``check:<name>``)."""
 
 _REQUESTED: Final = {Rung.REBOOT_VM: RepairAction.REBOOT, Rung.EVACUATE_VM: RepairAction.EVACUATE}
-_MAX_FAULT_CHARS: Final = 1000
-"""An alarm's fault text sent to the bridge is cut here (the bridge takes 4 KiB of UTF-8)."""
 _TRIED: Final = {Rung.RESTART: RepairAction.RESTART_COMPONENT, Rung.FAILOVER: RepairAction.FAILOVER,
                  **_REQUESTED}
 
@@ -470,35 +468,21 @@ class Supervisor:
         c, settings = self._control, self._settings
         alarm = AlarmRaised(member=c.name, group=c.group, epoch=c.epoch or None,
                             reason=d.reason, fault=d.fault.describe(), at=self._wall_clock())
-        if self._on_alarm is not None:
-            try:
-                self._on_alarm(alarm)
-            except Exception:
-                log.exception("%s: telling the listeners of the alarm failed", c.name)
-        if settings.alarm_command is not None:
-            if self._tasks is None:  # stopping: no new task
-                log.warning("%s: alarm_command not run: the supervisor is stopping", c.name)
-            else:
-                self._tasks.create_task(
-                    run_alarm_command(settings.alarm_command, alarm, clock=self._clock,
-                                      timeout_s=settings.alarm_command_timeout_s),
-                    name=f"{c.name}-alarm-command")
+        tasks = self._tasks
+        announce_alarm(alarm, tell=self._on_alarm, command=settings.alarm_command,
+                       timeout_s=settings.alarm_command_timeout_s, clock=self._clock,
+                       start=None if tasks is None
+                       else lambda coro, name: tasks.create_task(coro, name=name))
         if not self._nfvi.configured:
             return Executed(self._clock.monotonic(), d, "alarm raised")
         key = escalation_key(c.group, c.name, c.epoch, d)
-        try:
-            ticket = await self._nfvi.escalate(
-                key, f"ALARM: {d.reason}"[:_MAX_FAULT_CHARS], RepairAction.NONE, c.epoch,
-                tried=tried_before(d), call_timeout_s=self._escalate_timeout_s)
-        except Exception as e:  # never a new fault: that would raise the next alarm at once
-            log.warning("%s: the bridge was not told of the alarm: %s: %s", c.name,
-                        type(e).__name__, e)
+        out = await record_alarm(self._nfvi, key, alarm, c.epoch, tried=tried_before(d),
+                                 call_timeout_s=self._escalate_timeout_s)
+        if isinstance(out, Exception):
             return Executed(self._clock.monotonic(), d, f"alarm raised; the bridge was not "
-                            f"told: {type(e).__name__}: {e}", key)
-        log.warning("%s: alarm recorded by the bridge: ticket %s (%s)", c.name,
-                    ticket.ticket_id, ticket.state)
-        return Executed(self._clock.monotonic(), d, f"alarm raised; ticket {ticket.ticket_id}: "
-                        f"{ticket.state}", key, ticket.ticket_id)
+                            f"told: {type(out).__name__}: {out}", key)
+        return Executed(self._clock.monotonic(), d, f"alarm raised; ticket {out.ticket_id}: "
+                        f"{out.state}", key, out.ticket_id)
 
     # -- following a repair ticket -----------------------------------------------------------
 

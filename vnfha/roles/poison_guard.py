@@ -32,12 +32,10 @@ from typing import Any
 
 from vnfha.clock import Clock
 from vnfha.config import Config
-from vnfha.errors import StoreError
 from vnfha.events import AlarmRaised, MemberEvent
-from vnfha.health.alarm import run_alarm_command
+from vnfha.health.alarm import announce_alarm, record_alarm
 from vnfha.model import Redundancy
 from vnfha.nfvi.client import NfviPort
-from vnfha.nfvi.model import RepairAction
 from vnfha.replication.state import Change, CheckpointData
 from vnfha.replication.undo import UndoLog
 from vnfha.roles.history import FailoverRecord, Timeline, write_record
@@ -157,14 +155,9 @@ class PoisonGuard:
         alarm = AlarmRaised(member=self.me, group=self.group, epoch=epoch, reason=reason,
                             fault=f"{timeline.from_member} failed in probation ({timeline.cause})",
                             at=self._wall())
-        try:
-            self._emit(alarm)
-        except Exception:
-            log.exception("%s: telling the listeners of the hold failed", self.me)
-        if self._command is not None:
-            spawn(asyncio.create_task(run_alarm_command(
-                self._command, alarm, clock=self._clock, timeout_s=self._command_timeout_s),
-                name=f"{self.me}-hold-alarm"))
+        announce_alarm(alarm, tell=self._emit, command=self._command,
+                       timeout_s=self._command_timeout_s, clock=self._clock,
+                       start=lambda coro, name: spawn(asyncio.create_task(coro, name=name)))
         spawn(asyncio.create_task(self._tell(alarm, res.revision, timeline),
                                   name=f"{self.me}-hold-{epoch}"))
 
@@ -174,17 +167,9 @@ class PoisonGuard:
             epoch=revision, to_member="", from_member=timeline.from_member,
             from_epoch=timeline.from_epoch, cause=timeline.cause.value, at=alarm.at,
             reason=f"HELD, no takeover: {alarm.reason}"[:200]))
-        if self._bridge is None or not self._bridge.configured:
-            return
-        try:
-            ticket = await self._bridge.escalate(
-                f"poison-hold/{self.group}/{timeline.from_epoch}",
-                f"ALARM: {alarm.reason}"[:500], RepairAction.NONE, timeline.from_epoch)
-        except (StoreError, Exception) as e:  # never fatal: the pause already holds
-            log.warning("%s: the bridge was not told of the hold: %s: %s", self.me,
-                        type(e).__name__, e)
-            return
-        log.warning("%s: hold recorded by the bridge: ticket %s", self.me, ticket.ticket_id)
+        if self._bridge is not None and self._bridge.configured:
+            await record_alarm(self._bridge, f"poison-hold/{self.group}/{timeline.from_epoch}",
+                               alarm, timeline.from_epoch)
 
 
 class Held(Exception):
