@@ -107,8 +107,10 @@ class HostScans:
     def _ended(self, host: str, scan: asyncio.Future[list[Found] | None]) -> None:
         if self._running.get(host) is scan:
             del self._running[host]
-        if id(scan) in self._warned:
-            self._warned.discard(id(scan))
-            if not scan.cancelled() and scan.exception() is not None:
-                log.warning("libvirt: the late listing of %s failed: %s", host,
-                            scan.exception())
+        late = id(scan) in self._warned
+        self._warned.discard(id(scan))
+        if scan.cancelled():
+            return
+        error = scan.exception()  # read here: an error nobody awaited is not reported at exit
+        if late and error is not None:
+            log.warning("libvirt: the late listing of %s failed: %s", host, error)
