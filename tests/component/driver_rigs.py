@@ -211,9 +211,28 @@ def _pid_of(daemon: Any, name: str) -> int | None:
         return None
 
 
+def _kill_and_undefine(daemon: Any, domain: Any) -> None:
+    """SIGKILL ``domain``'s QEMU (libvirt's destroy waits after its SIGTERM), wait until
+    libvirt has seen it die, and undefine it."""
+    pid = _pid_of(daemon, domain.name())
+    if pid is not None and domain.isActive():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for _ in range(400):  # until libvirt has seen it die (a few ms)
+        if not domain.isActive():
+            break
+        time.sleep(0.01)
+    else:
+        domain.destroy()
+    domain.undefine()
+
+
 async def qemu_rig(daemons: dict[str, Any]) -> AsyncIterator[Rig]:
-    """The ``qemu`` rig on ``daemons`` (host -> a started :class:`Libvirtd`), left clean: every
-    domain destroyed and undefined, every daemon running again."""
+    """The ``qemu`` rig on ``daemons`` (host -> a started :class:`Libvirtd`). The domains
+    outlive a test: at the start of the next, each host keeps those of :data:`LAYOUT` (and
+    ``plain``) that are as a fresh rig has them (running on their host; ``plain`` defined, not
+    running), kills and undefines every other one, and defines and starts what is missing (a
+    QEMU start is the rig's cost). Left with every daemon running again."""
     import asyncio  # noqa: PLC0415
 
     libvirt = require_libvirt()
@@ -223,16 +242,29 @@ async def qemu_rig(daemons: dict[str, Any]) -> AsyncIterator[Rig]:
     serial = daemons["host-a"].shared_dir("serial")
     own = {host: libvirt.open(d.uri) for host, d in daemons.items()}
     down: set[str] = set()
-    specs = [(name, group, member, host) for name, (group, member, host) in LAYOUT.items()]
+    wanted = {host: {name: (group, member) for name, (group, member, at) in LAYOUT.items()
+                     if at == host} for host in daemons}
+    wanted["host-a"]["plain"] = (None, None)
 
-    def define_and_start(name: str, group: str | None, member: str | None, host: str) -> None:
-        domain = own[host].defineXML(domain_xml(name, None, serial=serial / f"{name}.sock",
-                                                group=group, member=member, memory_mib=64))
-        if group is not None:
-            domain.create()
+    def ready(host: str) -> None:
+        """``host`` as a fresh rig has it (see the docstring)."""
+        conn, left = own[host], dict(wanted[host])
+        for domain in conn.listAllDomains(0):
+            name, state = domain.name(), domain.state()[0]
+            spec = left.pop(name, None)
+            if spec is not None and (state == libvirt.VIR_DOMAIN_RUNNING) == (
+                    spec[0] is not None):
+                continue  # as wanted: kept
+            _kill_and_undefine(daemons[host], domain)
+            if spec is not None:
+                left[name] = spec
+        for name, (group, member) in left.items():
+            domain = conn.defineXML(domain_xml(name, None, serial=serial / f"{name}.sock",
+                                               group=group, member=member, memory_mib=64))
+            if group is not None:
+                domain.create()
 
-    await asyncio.gather(*(asyncio.to_thread(define_and_start, *spec)
-                           for spec in [*specs, ("plain", None, None, "host-a")]))
+    await asyncio.gather(*(asyncio.to_thread(ready, host) for host in daemons))
     driver = await LibvirtDriver.open({host: d.uri for host, d in daemons.items()})
     executing = {libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED,
                  libvirt.VIR_DOMAIN_SHUTDOWN, libvirt.VIR_DOMAIN_NOSTATE}
@@ -262,28 +294,14 @@ async def qemu_rig(daemons: dict[str, Any]) -> AsyncIterator[Rig]:
             own[host].close()
             await asyncio.to_thread(daemons[host].kill)
 
-    def clean(host: str) -> None:
-        if host in down:
+    def back_up(host: str) -> None:
+        if host in down:  # its connection was closed as it went down
             daemons[host].restart()
-            own[host] = libvirt.open(daemons[host].uri)
-        domains = own[host].listAllDomains(0)
-        for domain in domains:  # SIGKILL: libvirt's destroy waits for QEMU after a SIGTERM
-            pid = _pid_of(daemons[host], domain.name())
-            if pid is not None and domain.isActive():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        for domain in domains:
-            for _ in range(400):  # until libvirt has seen it die (a few ms)
-                if not domain.isActive():
-                    break
-                time.sleep(0.01)
-            else:
-                domain.destroy()
-            domain.undefine()
-        own[host].close()
+        else:
+            own[host].close()
 
     try:
         yield Rig(driver, probe, stop_behind_back, take_host_down, DownInstances.UNKNOWN)
     finally:
         await driver.close()
-        await asyncio.gather(*(asyncio.to_thread(clean, host) for host in daemons))
+        await asyncio.gather(*(asyncio.to_thread(back_up, host) for host in daemons))

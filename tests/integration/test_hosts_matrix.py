@@ -532,8 +532,12 @@ def test_each_fault_fails_over_once_or_not_at_all(matrix: dict[str, Outcome], ro
             assert out.address_removed_ms is not None and out.address_added_ms is not None, out
             assert out.address_removed_ms < out.address_added_ms, out
         if row.bridge:  # the takeover followed the fence
+            # A KILL fence is confirmed by the pause (the frozen process is stopped already)
+            # and the power-off runs right after it, so the process dies within a few ms of
+            # the takeover, on either side (seen within 5 ms); nothing else kills it this
+            # early (the bridge's watchdog would fire 1.8 s after the last kick).
             assert out.fenced_ms is not None and out.takeover_ms is not None, out
-            assert out.fenced_ms <= out.takeover_ms + 10, out  # seen within 5 ms
+            assert out.fenced_ms <= out.takeover_ms + 100, out
         return
     assert out.address_added_ms is None and out.client_switch_ms is None, out
     if row.in_sync is not None:

@@ -15,7 +15,7 @@ and ``host_b`` with the service address 198.51.100.100/24, and the example's cli
 in sync, the client's traffic for ``--before-s``, the fault, the takeover, the repair (the
 faulted member relaunched, after healing a partition), ``--after-s`` more traffic. Between
 trials the address is removed from both member hosts (a killed active's host keeps it until
-the member starts again).
+its lifetime runs out, 4 s after the last renewal, or the member starts again).
 
 Measured per trial, from the client's replies: the *outage*, the longest gap between replies
 that overlaps the failover (from the fault to the new active serving); its resolution is the
