@@ -19,6 +19,8 @@ stood in for by SIGSTOP.
   runs it: it serves the domains, fences one, and stops on SIGTERM.
 - Repairs on real domains: a REBOOT resets the domain in place, an EVACUATE restarts it on the
   other host; each ticket ends SUCCEEDED.
+- The bridge's own watchdog on real domains: RESET resets the domain in place, PAUSE pauses
+  it, and each WATCHDOG_FIRED reaches the group's stream with the armed epoch.
 
 Skipped without libvirt's binding, libvirtd or QEMU, unless ``VNFHA_REQUIRE_LIBVIRT=1`` /
 ``VNFHA_REQUIRE_QEMU=1`` (CI).
@@ -357,3 +359,41 @@ async def test_repairs_reboot_and_evacuate_real_domains(group: str, rig: Rig) ->
         assert rig.state("host-b", "vm-a") == libvirt.VIR_DOMAIN_RUNNING
         assert not Path(f"/proc/{qemu_a}").exists()
         assert (await b.placement()).host_of("a") == "host-b"
+
+
+async def test_the_bridges_own_watchdog_acts_on_real_domains(group: str, rig: Rig) -> None:
+    """The bridge's watchdog (Arm, no Kick) on real domains: RESET resets the domain in place,
+    PAUSE pauses it; each WATCHDOG_FIRED reaches the group's stream with the armed epoch (the
+    action was done), next to the hardware watchdog's of docs/nfvi-libvirt.md."""
+    import libvirt  # noqa: PLC0415
+
+    from vnfha.nfvi.client import BridgeClient  # noqa: PLC0415
+    from vnfha.nfvi.model import WatchdogAction  # noqa: PLC0415
+
+    rig.start("vm-a", group, "a", "host-a")
+    rig.start("vm-b", group, "b", "host-b")
+    qemu_a = rig.qemu_pid("host-a", "vm-a")
+    async with BridgeClient(rig.server.address, group=group, member="a", timeout_s=10) as a, \
+            BridgeClient(rig.server.address, group=group, member="b", timeout_s=10) as b:
+        events = b.watch_events(timeout_s=60)
+
+        async def fired() -> Any:
+            async for event in events:
+                if event.kind is EventKind.WATCHDOG_FIRED:
+                    return event
+            raise AssertionError("the stream ended")
+
+        first = asyncio.ensure_future(fired())  # the stream opens as it is read
+        await until(lambda: rig.server.core.event_watchers == 1, 10, "b's watch open")
+        await a.arm_watchdog(0.5, WatchdogAction.RESET, 3)
+        reset = await asyncio.wait_for(first, 30)
+        assert (reset.member, reset.instance, reset.epoch) == ("a", "vm-a", 3), reset
+        assert reset.detail.startswith("reset after 0.5 s without a kick"), reset.detail
+        assert rig.state("host-a", "vm-a") == libvirt.VIR_DOMAIN_RUNNING
+        assert rig.qemu_pid("host-a", "vm-a") == qemu_a  # reset in place, not restarted
+
+        await a.arm_watchdog(0.5, WatchdogAction.PAUSE, 3)  # one-shot: armed again
+        paused = await asyncio.wait_for(fired(), 30)
+        assert (paused.instance, paused.epoch) == ("vm-a", 3), paused
+        assert rig.state("host-a", "vm-a") == libvirt.VIR_DOMAIN_PAUSED
+        await events.aclose()  # type: ignore[attr-defined]
