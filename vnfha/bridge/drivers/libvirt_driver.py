@@ -505,6 +505,9 @@ class LibvirtDriver:
                 raise UnknownInstance(name, operation=operation) from e
             raise DriverError(f"{operation} {name!r}: libvirt refused: {e.get_error_message()}",
                               instance=name, operation=operation) from e
+        finally:
+            if operation != "list_instances":  # it may have changed a host: see libvirt_scan
+                self._scans.changed()
 
     async def _act(self, found: Found, operation: str, method: str,
                    expect: EventKind | None) -> None:
@@ -573,6 +576,7 @@ class LibvirtDriver:
     def _deliver(self, item: InfraEvent, now: Instance | None) -> None:
         """Publish a callback's event (on the loop) and release the action waiting for it;
         drop a RESUMED that is part of a start (:func:`superseded`)."""
+        self._scans.changed()
         before = self._seen.on(item.host or "").get(item.instance or "")
         if self._closed or superseded(item.kind, None if before is None else before.state):
             return

@@ -11,8 +11,11 @@ watchdogs' timeout would have the bridge reset actives that did nothing wrong.
 
 Guarantees of :class:`HostScans`:
 
-- **One scan of a host at a time.** A listing that finds a scan of a host still running waits
-  for that one rather than starting another thread.
+- **One scan of a host at a time, unless something changed.** A listing that finds a scan of
+  a host still running waits for that one rather than starting another thread, provided
+  nothing changed since that scan began (:meth:`HostScans.changed`: the driver calls it after
+  each of its calls to libvirt and each lifecycle event); otherwise it starts a fresh scan, so
+  a listing never answers with what a host held before a change the caller already saw.
 - **Bounded.** :meth:`HostScans.within` returns within ``timeout_s`` (plus scheduling). A host
   whose scan has not ended by then is reported as late (None): the driver lists it as last
   seen (its last scan, and every lookup and lifecycle event since), and the scan runs on and
@@ -71,10 +74,15 @@ class HostScans:
 
     def __init__(self, scan: Scan, *, timeout_s: float = LIST_TIMEOUT_S) -> None:
         self._scan, self.timeout_s = scan, timeout_s
-        self._running: dict[str, asyncio.Future[list[Found] | None]] = {}
+        self._running: dict[str, tuple[int, asyncio.Future[list[Found] | None]]] = {}
+        self._generation = 0  # how many changes the driver reported
         self._warned: set[int] = set()  # the late scans already logged (by id)
         self.late = 0
         """Listings that answered a host from what was last seen (one per host and listing)."""
+
+    def changed(self) -> None:
+        """Something may have changed on a host: scans running now are not joined any more."""
+        self._generation += 1
 
     async def within(self, up: Sequence[Via]) -> dict[str, list[Found] | None]:
         """Each host's instances, None for one whose connection is lost or whose scan is
@@ -96,16 +104,16 @@ class HostScans:
         return out
 
     def _start(self, via: Via) -> asyncio.Future[list[Found] | None]:
-        running = self._running.get(via.host)
-        if running is not None and not running.done():
+        generation, running = self._running.get(via.host, (-1, None))
+        if running is not None and not running.done() and generation == self._generation:
             return running
         scan = asyncio.ensure_future(self._scan(via))
-        self._running[via.host] = scan
+        self._running[via.host] = (self._generation, scan)
         scan.add_done_callback(lambda done: self._ended(via.host, done))
         return scan
 
     def _ended(self, host: str, scan: asyncio.Future[list[Found] | None]) -> None:
-        if self._running.get(host) is scan:
+        if self._running.get(host, (0, None))[1] is scan:
             del self._running[host]
         late = id(scan) in self._warned
         self._warned.discard(id(scan))
