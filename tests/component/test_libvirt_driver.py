@@ -66,20 +66,6 @@ def test_event_kind(event: int, detail: int, expected: EventKind | None) -> None
     assert lv.event_kind(event, detail) is expected
 
 
-@pytest.mark.parametrize(("kind", "before", "dropped"), [
-    (EventKind.VM_RESUMED, None, True),  # part of a start
-    (EventKind.VM_RESUMED, S.RUNNING, True),
-    (EventKind.VM_RESUMED, S.PAUSED, False),
-    (EventKind.VM_CRASHED, S.CRASHED, True),  # a panic's second event: the same crash
-    (EventKind.VM_CRASHED, S.RUNNING, False),
-    (EventKind.VM_CRASHED, None, False),
-    (EventKind.VM_STARTED, S.CRASHED, False),
-])
-def test_events_that_are_part_of_one_already_reported(
-        kind: EventKind, before: InstanceState | None, dropped: bool) -> None:
-    assert domains.superseded(kind, before) is dropped
-
-
 def test_a_watchdog_halted_the_guest_only_for_reset_pause_and_poweroff() -> None:
     halting = {libvirt.VIR_DOMAIN_EVENT_WATCHDOG_RESET, libvirt.VIR_DOMAIN_EVENT_WATCHDOG_PAUSE,
                libvirt.VIR_DOMAIN_EVENT_WATCHDOG_POWEROFF}

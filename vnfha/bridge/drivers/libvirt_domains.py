@@ -123,14 +123,10 @@ def watchdog_halted(event: int, detail: int) -> bool:
 
 def superseded(kind: EventKind, before: InstanceState | None) -> bool:
     """Whether an event of ``kind`` for an instance last seen ``before`` (None: never seen) is
-    not reported, being part of one already reported. QEMU starts a domain paused and then runs
-    it, so libvirt reports RESUMED (unpaused) just before STARTED: a RESUMED of an instance not
-    last seen PAUSED is that start's, and only its STARTED is reported. A guest panic with
-    ``<on_crash>destroy</on_crash>`` is CRASHED/PANICKED, then STOPPED/CRASHED as QEMU goes: a
-    VM_CRASHED of an instance last seen CRASHED is the same crash (a new one would have been
-    started in between, and seen RUNNING). Pure."""
-    return (kind is EventKind.VM_RESUMED and before is not InstanceState.PAUSED) or (
-        kind is EventKind.VM_CRASHED and before is InstanceState.CRASHED)
+    not reported. QEMU starts a domain paused and then runs it, so libvirt reports RESUMED
+    (unpaused) just before STARTED: a RESUMED of an instance not last seen PAUSED is that
+    start's, and only its STARTED is reported. Pure."""
+    return kind is EventKind.VM_RESUMED and before is not InstanceState.PAUSED
 
 
 def event_detail(event: int, detail: int) -> str:
