@@ -89,3 +89,9 @@ async def test_a_scan_that_ended_in_time_raises_what_it_raised() -> None:
     s.release["host-a"].set()
     with pytest.raises(DriverError, match="refused: no"):
         await scans.within([A])
+
+
+@pytest.mark.parametrize("timeout_s", [0.0, -1.0, float("inf"), float("nan")])
+def test_a_timeout_that_is_not_a_positive_number_is_refused_naming_it(timeout_s: float) -> None:
+    with pytest.raises(ValueError, match=f"not {timeout_s!r}"):
+        HostScans(Scripted().scan, timeout_s=timeout_s)

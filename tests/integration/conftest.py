@@ -1,14 +1,16 @@
-"""Fixtures for integration tests: a fresh group name per test, and member processes on the
-shared 3-member etcd that are killed when the test ends."""
+"""Fixtures for integration tests: a fresh group name per test, member processes on the
+shared 3-member etcd that are killed when the test ends, and a sim bridge."""
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
+from vnfha.bridge.drivers.sim import SimDriver
+from vnfha.bridge.server import BridgeServer
 from vnfha.testing.etcd import EtcdCluster
 from vnfha.testing.member_proc import MemberProcess
 
@@ -37,3 +39,15 @@ def spawn(etcd3: EtcdCluster, group: str) -> Iterator[Spawn]:
         proc.kill()
 
 
+
+
+@pytest.fixture
+async def bridge() -> AsyncIterator[tuple[SimDriver, BridgeServer]]:
+    """An NFVI bridge over the sim driver, in the test's process, on 127.0.0.1:0; every
+    instance the test launched is killed at the end."""
+    sim = SimDriver()
+    async with BridgeServer(sim) as server:
+        try:
+            yield sim, server
+        finally:
+            await sim.close()

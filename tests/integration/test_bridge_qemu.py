@@ -43,12 +43,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "component"))
 from driver_rigs import require_libvirt, require_qemu
+from nfvi_rig import wait_active
 
 from vnfha import Config, Member, Role
-from vnfha.admin import GroupNotFound, group_status
 from vnfha.member import MemberEvent, RoleChanged
 from vnfha.nfvi.model import EventKind, PlacementPolicy
-from vnfha.store.etcd import EtcdOptions, EtcdStore
 from vnfha.testing.etcd import EtcdCluster
 from vnfha.testing.waiting import until
 
@@ -157,19 +156,6 @@ def config(group: str, member: str, etcd: EtcdCluster, rig: Rig, **extra: Any) -
                   bridge_endpoint=rig.server.address, **extra)
 
 
-async def wait_active(etcd: EtcdCluster, group: str, member: str) -> None:
-    store = EtcdStore(EtcdOptions(endpoints=etcd.endpoints))
-    try:
-        async with asyncio.timeout(30):
-            while True:
-                with contextlib.suppress(GroupNotFound):
-                    if (await group_status(store, "/vnfha", group)).active == member:
-                        return
-                await asyncio.sleep(0.05)
-    finally:
-        await store.close()
-
-
 def roles_of(member: Member) -> list[RoleChanged]:
     seen: list[RoleChanged] = []
 
@@ -190,7 +176,7 @@ async def test_a_standby_fences_the_real_domain_of_a_hung_active(
     active = subprocess.Popen([sys.executable, "-c", ACTIVE_SCRIPT, group, "a",
                                ",".join(etcd3.endpoints), rig.server.address])
     try:
-        await wait_active(etcd3, group, "a")
+        await wait_active(etcd3, group, "a", 30)
         async with Member(config(group, "b", etcd3, rig)) as b:
             roles = roles_of(b)
             await b.wait_for_role(Role.STANDBY, 30)

@@ -7,7 +7,6 @@ run in this process; their "VMs" are sleepers the sim driver owns."""
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -33,16 +32,6 @@ class Witness(Component):
 
     async def on_active(self, a: Assignment) -> None:
         self.seen.append((a.epoch, await self.sim.address_holder(ADDRESS)))
-
-
-@pytest.fixture
-async def bridge() -> AsyncIterator[tuple[SimDriver, BridgeServer]]:
-    sim = SimDriver()
-    async with BridgeServer(sim) as server:
-        try:
-            yield sim, server
-        finally:
-            await sim.close()
 
 
 async def test_the_nfvi_moves_the_address_to_each_new_active(

@@ -11,7 +11,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -23,16 +22,6 @@ from vnfha.testing.etcd import EtcdCluster
 from vnfha.testing.waiting import until
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
-
-
-@pytest.fixture
-async def bridge() -> AsyncIterator[tuple[SimDriver, BridgeServer]]:
-    sim = SimDriver()
-    async with BridgeServer(sim) as server:
-        try:
-            yield sim, server
-        finally:
-            await sim.close()
 
 
 async def test_a_crash_report_about_the_active_is_proof_enough(

@@ -12,22 +12,18 @@ etcd, and a standby member in this process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
 
-import pytest
+from nfvi_rig import wait_active
 
 from vnfha import Config, Member, Role
-from vnfha.admin import GroupNotFound, group_status
 from vnfha.bridge.drivers.driver import InstanceState
 from vnfha.bridge.drivers.sim import SimDriver
 from vnfha.bridge.server import BridgeServer
 from vnfha.member import MemberEvent, RoleChanged
-from vnfha.store.etcd import EtcdOptions, EtcdStore
 from vnfha.testing.etcd import EtcdCluster
 from vnfha.testing.waiting import until
 
@@ -48,16 +44,6 @@ asyncio.run(main())
 """
 
 
-@pytest.fixture
-async def bridge() -> AsyncIterator[tuple[SimDriver, BridgeServer]]:
-    sim = SimDriver()
-    async with BridgeServer(sim) as server:
-        try:
-            yield sim, server
-        finally:
-            await sim.close()
-
-
 async def launch(sim: SimDriver, server: BridgeServer, etcd: EtcdCluster, group: str,
                  member: str, host: str, priority: int = 100) -> str:
     name = f"vm-{member}"
@@ -65,19 +51,6 @@ async def launch(sim: SimDriver, server: BridgeServer, etcd: EtcdCluster, group:
                      argv=[sys.executable, "-c", ACTIVE_SCRIPT, group, member,
                            ",".join(etcd.endpoints), server.address, str(priority)])
     return name
-
-
-async def wait_active(etcd: EtcdCluster, group: str, member: str) -> None:
-    store = EtcdStore(EtcdOptions(endpoints=etcd.endpoints))
-    try:
-        async with asyncio.timeout(20):
-            while True:
-                with contextlib.suppress(GroupNotFound):
-                    if (await group_status(store, "/vnfha", group)).active == member:
-                        return
-                await asyncio.sleep(0.05)
-    finally:
-        await store.close()
 
 
 async def test_a_hung_active_is_fenced_and_replaced_without_waiting_for_its_lease(

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -28,16 +27,6 @@ from vnfha.testing.etcd import EtcdCluster
 from vnfha.testing.waiting import until
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
-
-
-@pytest.fixture
-async def bridge() -> AsyncIterator[tuple[SimDriver, BridgeServer]]:
-    sim = SimDriver()
-    async with BridgeServer(sim) as server:
-        try:
-            yield sim, server
-        finally:
-            await sim.close()
 
 
 async def test_a_violated_anti_affinity_refuses_or_warns(

@@ -72,9 +72,10 @@ async def fence_instance(driver: Driver, name: str, mode: FenceMode, *,
     """Fence instance ``name`` (see the module docstring): ``(the mode applied, or None if
     nothing was done; the instance as the driver reports it after)``.
     ``power_off_later(name)`` powers off, later, an instance this fence paused."""
-    plan = fence_plan((await driver.get_instance(name)).state, mode)
+    before = await driver.get_instance(name)
+    plan = fence_plan(before.state, mode)
     if plan.confirm is FenceStep.NOTHING:
-        return None, await driver.get_instance(name)
+        return None, before
     if plan.confirm is FenceStep.POWER_OFF:
         await driver.power_off(name)
     else:

@@ -29,7 +29,8 @@ active's state, and the epoch grew.
   QEMU domain (TCG, idle firmware) with vnfha's metadata, and the members run beside their
   domains. The fault is SIGSTOP of the active's process; the standby has the bridge fence the
   active's domain (KILL: confirmed by its pause, destroyed right after). Also checked: the
-  domain was fenced (not running) and the standby's fence did not fail.
+  domain was fenced (not running) and the standby's fence did not fail. Without libvirt's
+  binding, libvirtd or QEMU, ``--paths qemu`` is a usage error (exit 2) naming what is missing.
 
     vnfha bench fence [--trials 20] [--paths fence,nfvi-report,qemu]
 
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import os
 import signal
 import sys
@@ -126,6 +128,14 @@ class Lab:
         """The command line of the active member ``a`` of ``group``."""
         return [sys.executable, "-c", ACTIVE, group, ",".join(self.etcd.endpoints),
                 self.server.address]
+
+    async def start_active(self, group: str, log: Path) -> asyncio.subprocess.Process:
+        """The active member ``a`` of ``group`` as a process of this benchmark's own (not the
+        sim's), printing to ``log``."""
+        with log.open("wb") as out:
+            return await asyncio.create_subprocess_exec(
+                *self.active_argv(group), stdin=asyncio.subprocess.DEVNULL, stdout=out,
+                stderr=asyncio.subprocess.STDOUT, start_new_session=True)
 
     async def with_store(self, use: Callable[[EtcdStore], Awaitable[T]]) -> T:
         """Run ``use`` with a fresh client of the etcd, closed afterwards."""
@@ -248,10 +258,7 @@ async def report_trial(n: int, lab: Lab) -> dict[str, Any]:
     vm_a, host_a = f"{group}-a", f"report-a{n}"
     await lab.sim.launch(vm_a, group=group, member="a", host=host_a, argv=SLEEPER)
     log = lab.logs / f"{group}-member-a.log"
-    with log.open("wb") as out:
-        active = await asyncio.create_subprocess_exec(
-            *lab.active_argv(group), stdin=asyncio.subprocess.DEVNULL, stdout=out,
-            stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+    active = await lab.start_active(group, log)
 
     async def hang_then_fail_host() -> float:
         active.send_signal(signal.SIGSTOP)
@@ -337,6 +344,22 @@ class QemuHosts:
             daemon.stop()
 
 
+def qemu_missing() -> str | None:
+    """What the qemu path needs and this machine lacks, in words; None if nothing."""
+    import shutil  # noqa: PLC0415
+
+    from vnfha.testing.libvirtd import find_libvirtd  # noqa: PLC0415
+
+    missing = [what for what, there in (
+        ("libvirt's Python binding (pip install -e '.[libvirt]')",
+         importlib.util.find_spec("libvirt") is not None),
+        ("libvirtd (apt-get install libvirt-daemon libvirt-daemon-driver-qemu)",
+         find_libvirtd() is not None),
+        ("qemu-system-x86_64 (apt-get install qemu-system-x86)",
+         shutil.which("qemu-system-x86_64") is not None)) if not there]
+    return " and ".join(missing) or None
+
+
 async def qemu_trial(n: int, lab: Lab) -> dict[str, Any]:
     """The fence path on real domains: SIGSTOP the active, the standby fences its domain."""
     qemu = lab.qemu
@@ -345,10 +368,7 @@ async def qemu_trial(n: int, lab: Lab) -> dict[str, Any]:
     vm_a = f"{group}-a"
     await lab.place(vm_a, group, "a", "host-a")
     log = lab.logs / f"{vm_a}.log"
-    with log.open("wb") as out:
-        active = await asyncio.create_subprocess_exec(
-            *lab.active_argv(group), stdin=asyncio.subprocess.DEVNULL, stdout=out,
-            stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+    active = await lab.start_active(group, log)
 
     async def hang() -> float:
         active.send_signal(signal.SIGSTOP)
@@ -468,5 +488,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     add_paths(p, PATHS, DEFAULT_PATHS)
     args = p.parse_args(argv)
     paths: list[str] = args.paths
+    if "qemu" in paths and (missing := qemu_missing()):
+        p.error(f"--paths qemu needs {missing}")
     out = asyncio.run(main_async(args.trials, paths))
     return report(out, out["all_met"])

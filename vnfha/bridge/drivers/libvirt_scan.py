@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +74,9 @@ class HostScans:
     module docstring)."""
 
     def __init__(self, scan: Scan, *, timeout_s: float = LIST_TIMEOUT_S) -> None:
+        if not 0 < timeout_s < math.inf:
+            raise ValueError(f"list_timeout_s must be a positive number of seconds, not "
+                             f"{timeout_s!r}")
         self._scan, self.timeout_s = scan, timeout_s
         self._running: dict[str, tuple[int, asyncio.Future[list[Found] | None]]] = {}
         self._generation = 0  # how many changes the driver reported
